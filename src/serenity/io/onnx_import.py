@@ -1,0 +1,414 @@
+"""ONNX -> :class:`~serenity.ir.Problem`.
+
+Loading never touches the weights' bytes: the model is read with
+``load_external_data=False`` so that graphs whose external weight files are
+missing (as exported for analysis) still load. Shapes come from ONNX shape
+inference with data propagation, after the user has fixed any symbolic input
+dims. Control-flow ops (If, Loop, Scan) are opaque: the tensors their subgraphs
+read from the enclosing scope count as their inputs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from serenity.errors import CycleError, ModelError, UnknownShapeError, UsageError
+from serenity.ir import Problem
+
+#: Ops whose output may overwrite an input of the same size that dies there
+#: (element-wise ops, inference-form normalisation, reshape-like views).
+INPLACE_OPS = frozenset(
+    {
+        # unary element-wise
+        "Abs", "Acos", "Asin", "Atan", "Cast", "Ceil", "Celu", "Clip", "Cos", "Elu", "Erf",
+        "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity", "IsInf", "IsNaN",
+        "LeakyRelu", "Log", "Mish", "Neg", "Not", "Reciprocal", "Relu", "Round", "Selu",
+        "Sigmoid", "Sign", "Sin", "Softplus", "Softsign", "Sqrt", "Tan", "Tanh",
+        "ThresholdedRelu", "Dropout", "BatchNormalization", "PRelu",
+        # binary element-wise (the same-size operand is overwritten)
+        "Add", "And", "Div", "Max", "Min", "Mod", "Mul", "Or", "Pow", "Sub", "Sum", "Xor",
+        "Where",
+        # reshape-like views
+        "Flatten", "Reshape", "Squeeze", "Unsqueeze",
+    }
+)  # fmt: skip
+
+#: Reshape-like ops: only their data input (input 0) can be reused.
+_VIEW_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
+
+_SUB_BYTE_BITS = {
+    onnx.TensorProto.INT4: 4,
+    onnx.TensorProto.UINT4: 4,
+}
+if hasattr(onnx.TensorProto, "FLOAT4E2M1"):
+    _SUB_BYTE_BITS[onnx.TensorProto.FLOAT4E2M1] = 4
+
+
+@dataclass
+class OnnxModel:
+    """A loaded ONNX model and the scheduling problem it defines.
+
+    Attributes:
+        path: The file it came from.
+        proto: The model as read (external weights not loaded). Never modified.
+        problem: Its activation graph (ops in file order).
+        node_index: For each op id, the index of its node in ``proto.graph.node``.
+        input_shapes: Shapes the user fixed with ``--input-shape``.
+        external_weights: Names of initializers stored in external files.
+        missing_weights: Those whose external file does not exist.
+    """
+
+    path: Path
+    proto: onnx.ModelProto
+    problem: Problem
+    node_index: tuple[int, ...]
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    external_weights: list[str] = field(default_factory=list)
+    missing_weights: list[str] = field(default_factory=list)
+
+    @property
+    def num_nodes(self) -> int:
+        """All nodes of the main graph, scheduled or not."""
+        return len(self.proto.graph.node)
+
+
+def parse_input_shapes(specs: Iterable[str]) -> dict[str, tuple[int, ...]]:
+    """Parse ``NAME=1,3,224,224`` strings (the ``--input-shape`` option).
+
+    Raises:
+        UsageError: a spec is malformed or a dim is not a positive integer.
+    """
+    shapes: dict[str, tuple[int, ...]] = {}
+    for spec in specs:
+        name, sep, dims = spec.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(",")) if dims.strip() else ()
+        except ValueError:
+            shape = (-1,)
+        if not sep or not name or any(d <= 0 for d in shape):
+            raise UsageError(
+                f"bad --input-shape '{spec}': expected NAME=d0,d1,... with positive integer dims"
+            )
+        shapes[name] = shape
+    return shapes
+
+
+def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
+    """Read an ONNX file without its external data, with clear errors.
+
+    Raises:
+        ModelError: missing file, a directory, unreadable, or not an ONNX model.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model file not found: {p}")
+    if not p.is_file():
+        raise ModelError(f"not a file: {p}")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ModelError(f"cannot read {p}: {e.strerror}") from None
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{p} is not a valid ONNX model (protobuf parse failed: {e})") from None
+    if not data or model.ir_version <= 0 or not model.HasField("graph"):
+        raise ModelError(f"{p} is not an ONNX model (no IR version or no graph)")
+    if not model.graph.output:
+        raise ModelError(f"{p}: the graph declares no outputs (truncated or malformed model?)")
+    return model
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    graphs: list[onnx.GraphProto] = []
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            graphs.append(attr.g)
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            graphs.extend(attr.graphs)
+    return graphs
+
+
+def _outer_references(graph: onnx.GraphProto) -> list[str]:
+    """Names a subgraph (recursively) reads but does not define, in first-use order."""
+    defined = {i.name for i in graph.input}
+    defined |= {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    refs: dict[str, None] = {}
+    for node in graph.node:
+        reads = [x for x in node.input if x]
+        for sub in _subgraphs(node):
+            reads += _outer_references(sub)
+        refs.update((x, None) for x in reads if x not in defined)
+        defined.update(x for x in node.output if x)
+    refs.update((o.name, None) for o in graph.output if o.name not in defined)
+    return list(refs)
+
+
+def _node_inputs(node: onnx.NodeProto) -> list[str]:
+    """Every tensor ``node`` reads, outer-scope reads of its subgraphs included."""
+    names = [x for x in node.input if x]
+    for sub in _subgraphs(node):
+        names += _outer_references(sub)
+    return list(dict.fromkeys(names))
+
+
+def _display_names(nodes: Sequence[onnx.NodeProto]) -> list[str]:
+    """Unique, stable names: the node's own name, else ``OpType_<index>``."""
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n.name] = counts.get(n.name, 0) + 1
+    names = []
+    taken: set[str] = set()
+    for i, n in enumerate(nodes):
+        name = n.name if n.name and counts[n.name] == 1 else f"{n.op_type}_{i}"
+        while name in taken:
+            name = f"{name}#{i}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _node_order(graph: onnx.GraphProto, inputs: list[list[str]], names: list[str]) -> list[int]:
+    """Check every read is defined and return a topological order of all nodes.
+
+    Raises:
+        ModelError: a node reads a tensor nothing defines, or two nodes write one.
+        CycleError: the nodes form a cycle.
+    """
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    producer: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if not out:
+                continue
+            if out in producer or out in defined:
+                raise ModelError(f"tensor '{out}' is defined twice (second time by node '{names[i]}')")
+            producer[out] = i
+    for i, reads in enumerate(inputs):
+        for x in reads:
+            if x not in producer and x not in defined:
+                raise ModelError(
+                    f"node '{names[i]}' ({graph.node[i].op_type}) reads '{x}', which no node, graph "
+                    "input or initializer defines (truncated or malformed model?)"
+                )
+    for o in graph.output:
+        if o.name not in producer and o.name not in defined:
+            raise ModelError(f"graph output '{o.name}' is never produced (truncated or malformed model?)")
+    succs: list[list[int]] = [[] for _ in graph.node]
+    indeg = [0] * len(graph.node)
+    for i, reads in enumerate(inputs):
+        for u in sorted({producer[x] for x in reads if x in producer}):
+            succs[u].append(i)
+            indeg[i] += 1
+    heap = [i for i, d in enumerate(indeg) if d == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        u = heapq.heappop(heap)
+        order.append(u)
+        for w in succs[u]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                heapq.heappush(heap, w)
+    if len(order) < len(graph.node):
+        stuck = [names[i] for i, d in enumerate(indeg) if d > 0]
+        shown = ", ".join(f"'{x}'" for x in stuck[:5])
+        more = f" and {len(stuck) - 5} more" if len(stuck) > 5 else ""
+        raise CycleError(f"the graph has a cycle through or behind nodes {shown}{more}")
+    return order
+
+
+def _fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Write user-given dims into the graph inputs of ``model`` (a private copy)."""
+    inits = {t.name for t in model.graph.initializer}
+    by_name = {i.name: i for i in model.graph.input if i.name not in inits}
+    for name, dims in shapes.items():
+        if name not in by_name:
+            known = ", ".join(by_name) or "none"
+            raise UsageError(f"--input-shape names '{name}', which is not a graph input (inputs: {known})")
+        ttype = by_name[name].type.tensor_type
+        if ttype.HasField("shape") and len(ttype.shape.dim) != len(dims):
+            raise UsageError(
+                f"--input-shape {name}: the model's input has rank {len(ttype.shape.dim)}, "
+                f"got {len(dims)} dims"
+            )
+        for axis, (d, given) in enumerate(zip(ttype.shape.dim, dims, strict=False)):
+            if d.HasField("dim_value") and d.dim_value != given:
+                raise UsageError(
+                    f"--input-shape {name}: axis {axis} is fixed to {d.dim_value} in the model, "
+                    f"got {given}"
+                )
+        ttype.ClearField("shape")
+        for given in dims:
+            ttype.shape.dim.add().dim_value = given
+
+
+def _describe_type(t: onnx.TypeProto | None) -> str:
+    if t is None or not t.HasField("tensor_type"):
+        return "no type" if t is None else "not a tensor"
+    if not t.tensor_type.HasField("shape"):
+        return "no shape"
+    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in t.tensor_type.shape.dim]
+    return "[" + ",".join(dims) + "]"
+
+
+def tensor_bytes(t: onnx.TypeProto | None) -> int | None:
+    """Bytes of a statically shaped tensor type, ``None`` when unknown."""
+    if t is None or not t.HasField("tensor_type"):
+        return None
+    tt = t.tensor_type
+    if not tt.HasField("shape") or any(not d.HasField("dim_value") for d in tt.shape.dim):
+        return None
+    if tt.elem_type in _SUB_BYTE_BITS:
+        bits = _SUB_BYTE_BITS[tt.elem_type]
+    else:
+        try:
+            bits = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).itemsize * 8
+        except (KeyError, ValueError, TypeError):
+            return None
+        if tt.elem_type == onnx.TensorProto.STRING:
+            return None
+    elems = math.prod(d.dim_value for d in tt.shape.dim)
+    return (elems * bits + 7) // 8
+
+
+def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as e:  # onnx raises several unrelated types here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{path}: ONNX shape inference failed: {first}") from None
+
+
+def load_onnx(
+    path: str | os.PathLike[str],
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> OnnxModel:
+    """Load an ONNX model and build its scheduling problem.
+
+    Args:
+        path: The ``.onnx`` file. External weight files may be missing.
+        input_shapes: Dims for graph inputs, overriding symbolic dims.
+
+    Returns:
+        The model and its :class:`~serenity.ir.Problem`.
+
+    Raises:
+        ModelError: unreadable, truncated or malformed model.
+        CycleError: the graph is cyclic.
+        UnknownShapeError: some activation has no static shape; the message
+            lists every such tensor.
+        UsageError: ``input_shapes`` names a non-input or conflicts with it.
+
+    Example:
+        >>> import tempfile, os
+        >>> from serenity.zoo import build_example
+        >>> d = tempfile.mkdtemp(); f = os.path.join(d, "m.onnx")
+        >>> onnx.save(build_example(), f)
+        >>> load_onnx(f).problem.num_ops
+        14
+    """
+    p = Path(path)
+    proto = read_model(p)
+    graph = proto.graph
+    names = _display_names(graph.node)
+    inputs = [_node_inputs(n) for n in graph.node]
+    topo = _node_order(graph, inputs, names)
+
+    shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
+    analysis = onnx.ModelProto()
+    analysis.CopyFrom(proto)
+    _fix_input_shapes(analysis, shapes)
+    inferred = _infer(analysis, p).graph
+    types: dict[str, onnx.TypeProto] = {}
+    for vi in (*inferred.input, *inferred.value_info, *inferred.output):
+        if vi.HasField("type") and vi.name not in types:
+            types[vi.name] = vi.type
+
+    inits = {t.name for t in graph.initializer} | {t.values.name for t in graph.sparse_initializer}
+    act_inputs = [i.name for i in analysis.graph.input if i.name not in inits]
+    active = set(act_inputs)
+    scheduled = []
+    for i in topo:
+        if any(x in active for x in inputs[i]):
+            scheduled.append(i)
+            active.update(x for x in graph.node[i].output if x)
+    scheduled.sort()  # ops are numbered in file order
+
+    tensor_ids: dict[str, int] = {}
+
+    def tid(name: str) -> int:
+        if name not in tensor_ids:
+            tensor_ids[name] = len(tensor_ids)
+        return tensor_ids[name]
+
+    for name in act_inputs:
+        tid(name)
+    op_inputs, op_outputs = [], []
+    for i in scheduled:
+        op_inputs.append([tid(x) for x in inputs[i] if x in active])
+        op_outputs.append([tid(x) for x in graph.node[i].output if x])
+    tensor_names = list(tensor_ids)
+
+    sizes: list[int] = []
+    unknown: list[str] = []
+    for name in tensor_names:
+        size = tensor_bytes(types.get(name))
+        if size is None:
+            unknown.append(f"'{name}' {_describe_type(types.get(name))}")
+            size = 0
+        sizes.append(size)
+    if unknown:
+        inputs_desc = ", ".join(f"{n}{_describe_type(types.get(n))}" for n in act_inputs)
+        raise UnknownShapeError(
+            f"{p}: {len(unknown)} activation tensor(s) have no static size after shape inference: "
+            + ", ".join(unknown)
+            + f"; fix symbolic input dims with --input-shape NAME=d0,d1,... (graph inputs: {inputs_desc})"
+        )
+
+    inplace: list[list[int]] = []
+    for k, i in enumerate(scheduled):
+        node = graph.node[i]
+        outs = op_outputs[k]
+        cands: list[int] = []
+        if node.op_type in INPLACE_OPS and node.domain in ("", "ai.onnx") and len(outs) == 1:
+            data = [tid(node.input[0])] if node.op_type in _VIEW_OPS and node.input[0] in active else op_inputs[k]
+            cands = [t for t in data if sizes[t] == sizes[outs[0]]]
+        inplace.append(cands)
+
+    problem = Problem(
+        op_names=[names[i] for i in scheduled],
+        tensor_sizes=sizes,
+        op_inputs=op_inputs,
+        op_outputs=op_outputs,
+        graph_inputs=[tensor_ids[n] for n in act_inputs],
+        graph_outputs=[tensor_ids[o.name] for o in graph.output if o.name in active],
+        tensor_names=tensor_names,
+        op_types=[graph.node[i].op_type for i in scheduled],
+        inplace_inputs=inplace,
+        name=p.stem,
+    )
+    external, missing = _external_weights(proto, p.parent)
+    return OnnxModel(p, proto, problem, tuple(scheduled), shapes, external, missing)
+
+
+def _external_weights(model: onnx.ModelProto, base: Path) -> tuple[list[str], list[str]]:
+    external, missing = [], []
+    for t in model.graph.initializer:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            external.append(t.name)
+            location = next((e.value for e in t.external_data if e.key == "location"), "")
+            if not location or not (base / location).is_file():
+                missing.append(t.name)
+    return external, missing

@@ -1,0 +1,81 @@
+"""Engine registry: method name -> engine, and the one entry point :func:`schedule`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from serenity.errors import UsageError
+from serenity.ir import Problem
+from serenity.memory import simulate
+from serenity.schedule.heuristics import HEURISTICS
+from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
+
+Engine = Callable[[Problem, ScheduleOptions], ScheduleResult]
+
+
+def _heuristic_engine(name: str) -> Engine:
+    def run(problem: Problem, options: ScheduleOptions) -> ScheduleResult:
+        started = time.perf_counter()
+        order = HEURISTICS[name](problem, options.inplace)
+        return result_from_order(problem, order, name, options, started=started)
+
+    run.__doc__ = HEURISTICS[name].__doc__
+    return run
+
+
+def best_heuristic(problem: Problem, options: ScheduleOptions) -> ScheduleResult:
+    """Run every baseline heuristic and keep the lowest peak (first wins ties)."""
+    started = time.perf_counter()
+    peaks: dict[str, int] = {}
+    best: tuple[int, str, list[int]] | None = None
+    for name, heuristic in HEURISTICS.items():
+        order = heuristic(problem, options.inplace)
+        peaks[name] = simulate(problem, order, inplace=options.inplace).peak_bytes
+        if best is None or peaks[name] < best[0]:
+            best = (peaks[name], name, order)
+    assert best is not None  # HEURISTICS is never empty
+    return result_from_order(
+        problem,
+        best[2],
+        "best-heuristic",
+        options,
+        started=started,
+        stats={"chosen": best[1], "peaks": peaks},
+    )
+
+
+#: Every scheduling method the CLI and the API accept.
+ENGINES: dict[str, Engine] = {name: _heuristic_engine(name) for name in HEURISTICS}
+ENGINES["best-heuristic"] = best_heuristic
+
+DEFAULT_METHOD = "best-heuristic"
+
+
+def schedule(
+    problem: Problem,
+    method: str = DEFAULT_METHOD,
+    options: ScheduleOptions | None = None,
+) -> ScheduleResult:
+    """Find an operator order for ``problem`` with ``method``.
+
+    Args:
+        problem: The graph to schedule.
+        method: One of :data:`ENGINES` (``"best-heuristic"`` by default).
+        options: In-place model, time limit, progress output.
+
+    Raises:
+        UsageError: ``method`` is unknown.
+
+    Example:
+        >>> from serenity.ir import Problem
+        >>> p = Problem(["a", "b"], [4, 8, 2], [[0], [1]], [[1], [2]], [0], [2])
+        >>> schedule(p).peak_bytes
+        12
+    """
+    try:
+        engine = ENGINES[method]
+    except KeyError:
+        known = ", ".join(ENGINES)
+        raise UsageError(f"unknown method '{method}' (choose from: {known})") from None
+    return engine(problem, options or ScheduleOptions())

@@ -1,0 +1,150 @@
+"""Baseline schedulers: fast, deterministic, and not optimal in general.
+
+Each takes a :class:`~serenity.ir.Problem` and returns a topological order of
+op ids. They are the baselines the exact engines are measured against and the
+upper bounds that seed them. Ties always break on the smallest op id, so the
+same graph gives the same order every run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from serenity.ir import Problem
+from serenity.memory import inplace_saving
+
+Heuristic = Callable[[Problem, bool], list[int]]
+
+
+def file_order(problem: Problem, inplace: bool = False) -> list[int]:
+    """The order the model file lists its ops (made topological if it is not)."""
+    return problem.topological_order()
+
+
+def reverse_postorder(problem: Problem, inplace: bool = False) -> list[int]:
+    """Reverse post-order of a depth-first walk along the edges from the sources.
+
+    The classic compiler order: it keeps a chain together but starts every
+    branch of a fork before finishing any. Complexity: O(n + e).
+    """
+    n = problem.num_ops
+    seen = [False] * n
+    post: list[int] = []
+    for root in range(n):
+        if seen[root] or problem.preds[root]:
+            continue
+        seen[root] = True
+        stack = [(root, 0)]
+        while stack:
+            v, i = stack[-1]
+            succs = problem.succs[v]
+            if i < len(succs):
+                stack[-1] = (v, i + 1)
+                w = succs[i]
+                if not seen[w]:
+                    seen[w] = True
+                    stack.append((w, 0))
+            else:
+                stack.pop()
+                post.append(v)
+    return post[::-1]
+
+
+def dfs_from_outputs(problem: Problem, inplace: bool = False) -> list[int]:
+    """Post-order over operands, from the graph outputs back (XLA's DFS scheduler).
+
+    Each op is emitted as soon as all of its operands are, so a branch is
+    finished before the next one starts. Operands with more ancestors are
+    visited first: the heavier sub-computation runs while little else is live.
+    Complexity: O(n^2 / 64 + e log e) for the ancestor counts.
+    """
+    n = problem.num_ops
+    ancestors = [0] * n
+    for v in problem.topological_order():
+        acc = 0
+        for u in problem.preds[v]:
+            acc |= ancestors[u] | (1 << u)
+        ancestors[v] = acc
+    weight = [a.bit_count() for a in ancestors]
+    roots = [problem.producer[t] for t in problem.graph_outputs if problem.producer[t] >= 0]
+    roots += [v for v in range(n) if not problem.succs[v]]
+    seen = [False] * n
+    order: list[int] = []
+    for root in dict.fromkeys(roots):
+        if seen[root]:
+            continue
+        seen[root] = True
+        stack = [(root, sorted(problem.preds[root], key=lambda u: (-weight[u], u)), 0)]
+        while stack:
+            v, operands, i = stack[-1]
+            if i < len(operands):
+                stack[-1] = (v, operands, i + 1)
+                u = operands[i]
+                if not seen[u]:
+                    seen[u] = True
+                    stack.append((u, sorted(problem.preds[u], key=lambda w: (-weight[w], w)), 0))
+            else:
+                stack.pop()
+                order.append(v)
+    return order
+
+
+def _list_schedule(problem: Problem, inplace: bool, peak_first: bool) -> list[int]:
+    """Greedy list scheduling over the ready ops, one op per step.
+
+    With ``peak_first`` false the key is XLA's list scheduler's: most bytes
+    freed minus bytes allocated. With it true the key is PyTorch Inductor's
+    least-peak-memory-first: the smallest footprint while the op runs, then
+    most bytes freed minus allocated. Complexity: O(n * r * d) for r ready ops
+    and in/out degree d.
+    """
+    sizes = problem.tensor_sizes
+    is_out = problem.is_graph_output
+    remaining = [len(c) for c in problem.consumers]
+    indeg = [len(p) for p in problem.preds]
+    ready = [v for v in range(problem.num_ops) if indeg[v] == 0]
+    current = sum(sizes[t] for t in problem.graph_inputs)
+    order: list[int] = []
+
+    def key(v: int) -> tuple[int, int, int]:
+        outs = problem.op_outputs[v]
+        alloc = sum(sizes[t] for t in outs)
+        freed = sum(sizes[t] for t in problem.op_inputs[v] if remaining[t] == 1 and not is_out[t])
+        freed += sum(sizes[t] for t in outs if not problem.consumers[t] and not is_out[t])
+        saved = inplace_saving(problem, v, remaining)[0] if inplace else 0
+        during = current + alloc - saved
+        return (during if peak_first else 0, alloc - freed, v)
+
+    while ready:
+        v = min(ready, key=key)
+        ready.remove(v)
+        order.append(v)
+        k = key(v)
+        current += k[1]  # net change: allocated minus freed
+        for t in problem.op_inputs[v]:
+            remaining[t] -= 1
+        for w in problem.succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    return order
+
+
+def xla_list(problem: Problem, inplace: bool = False) -> list[int]:
+    """Greedy: the ready op that frees the most bytes net of what it allocates."""
+    return _list_schedule(problem, inplace, peak_first=False)
+
+
+def lpmf(problem: Problem, inplace: bool = False) -> list[int]:
+    """Greedy: the ready op whose step has the lowest footprint (Inductor's LPMF)."""
+    return _list_schedule(problem, inplace, peak_first=True)
+
+
+#: The baseline heuristics by method name, in the order best-heuristic tries them.
+HEURISTICS: dict[str, Heuristic] = {
+    "file": file_order,
+    "rpo": reverse_postorder,
+    "dfs": dfs_from_outputs,
+    "xla-list": xla_list,
+    "lpmf": lpmf,
+}

@@ -1,0 +1,103 @@
+"""The one result type every scheduling engine returns."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from serenity.ir import Problem
+from serenity.memory import lower_bound, simulate
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """Settings shared by all engines.
+
+    Attributes:
+        inplace: Use the in-place memory model (see :mod:`serenity.memory`).
+        time_limit: Seconds an engine may search before it returns its best
+            result so far (``None``: no limit). Heuristics ignore it.
+        progress: Print progress of long searches to stderr.
+    """
+
+    inplace: bool = False
+    time_limit: float | None = None
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleResult:
+    """An operator order and what is known about it.
+
+    Attributes:
+        order: Op names in execution order.
+        op_order: The same order as op ids of the :class:`~serenity.ir.Problem`.
+        peak_bytes: Peak activation memory of the order (simulated, exact).
+        lower_bound_bytes: A proven lower bound on the peak of *every* order.
+        optimal: True only when optimality is proven (the engine proved it, or
+            the peak equals the lower bound).
+        engine: Name of the engine that produced the order.
+        seconds: Wall-clock time the engine took.
+        inplace: Whether the in-place memory model was used.
+        stats: Engine-specific statistics (JSON-serialisable).
+    """
+
+    order: tuple[str, ...]
+    op_order: tuple[int, ...]
+    peak_bytes: int
+    lower_bound_bytes: int
+    optimal: bool
+    engine: str
+    seconds: float
+    inplace: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gap(self) -> float:
+        """Relative distance to the lower bound, ``peak / bound - 1`` (0 when proven)."""
+        if self.optimal or self.lower_bound_bytes <= 0:
+            return 0.0
+        return self.peak_bytes / self.lower_bound_bytes - 1.0
+
+
+def result_from_order(
+    problem: Problem,
+    order: Sequence[int],
+    engine: str,
+    options: ScheduleOptions,
+    *,
+    started: float,
+    bound: int | None = None,
+    proven: bool = False,
+    stats: dict[str, Any] | None = None,
+) -> ScheduleResult:
+    """Build a :class:`ScheduleResult` by simulating ``order``.
+
+    Args:
+        problem: The graph.
+        order: A topological order of all ops.
+        engine: The engine's name.
+        options: The options the engine ran with.
+        started: ``time.perf_counter()`` when the engine started.
+        bound: A lower bound the engine proved; the trivial bound is used when
+            it is larger (or when none is given).
+        proven: The engine proved ``order`` optimal.
+        stats: Engine statistics.
+    """
+    peak = simulate(problem, order, inplace=options.inplace).peak_bytes
+    lb = peak if proven else max(lower_bound(problem, inplace=options.inplace), bound or 0)
+    if lb > peak:  # a bound above a feasible peak means an engine is wrong
+        raise RuntimeError(f"{engine}: lower bound {lb} exceeds the peak {peak} of its own order")
+    return ScheduleResult(
+        order=tuple(problem.op_names[v] for v in order),
+        op_order=tuple(order),
+        peak_bytes=peak,
+        lower_bound_bytes=lb,
+        optimal=peak == lb,
+        engine=engine,
+        seconds=time.perf_counter() - started,
+        inplace=options.inplace,
+        stats=dict(stats or {}),
+    )
