@@ -154,7 +154,7 @@ def _outer_references(graph: onnx.GraphProto) -> list[str]:
     return list(refs)
 
 
-def _node_inputs(node: onnx.NodeProto) -> list[str]:
+def node_inputs(node: onnx.NodeProto) -> list[str]:
     """Every tensor ``node`` reads, outer-scope reads of its subgraphs included."""
     names = [x for x in node.input if x]
     for sub in _subgraphs(node):
@@ -193,7 +193,9 @@ def _node_order(graph: onnx.GraphProto, inputs: list[list[str]], names: list[str
             if not out:
                 continue
             if out in producer or out in defined:
-                raise ModelError(f"tensor '{out}' is defined twice (second time by node '{names[i]}')")
+                raise ModelError(
+                    f"tensor '{out}' is defined twice (second time by node '{names[i]}')"
+                )
             producer[out] = i
     for i, reads in enumerate(inputs):
         for x in reads:
@@ -204,7 +206,9 @@ def _node_order(graph: onnx.GraphProto, inputs: list[list[str]], names: list[str
                 )
     for o in graph.output:
         if o.name not in producer and o.name not in defined:
-            raise ModelError(f"graph output '{o.name}' is never produced (truncated or malformed model?)")
+            raise ModelError(
+                f"graph output '{o.name}' is never produced (truncated or malformed model?)"
+            )
     succs: list[list[int]] = [[] for _ in graph.node]
     indeg = [0] * len(graph.node)
     for i, reads in enumerate(inputs):
@@ -236,7 +240,9 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ..
     for name, dims in shapes.items():
         if name not in by_name:
             known = ", ".join(by_name) or "none"
-            raise UsageError(f"--input-shape names '{name}', which is not a graph input (inputs: {known})")
+            raise UsageError(
+                f"--input-shape names '{name}', which is not a graph input (inputs: {known})"
+            )
         ttype = by_name[name].type.tensor_type
         if ttype.HasField("shape") and len(ttype.shape.dim) != len(dims):
             raise UsageError(
@@ -259,7 +265,10 @@ def _describe_type(t: onnx.TypeProto | None) -> str:
         return "no type" if t is None else "not a tensor"
     if not t.tensor_type.HasField("shape"):
         return "no shape"
-    dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in t.tensor_type.shape.dim]
+    dims = [
+        str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in t.tensor_type.shape.dim
+    ]
     return "[" + ",".join(dims) + "]"
 
 
@@ -285,7 +294,9 @@ def tensor_bytes(t: onnx.TypeProto | None) -> int | None:
 
 def _infer(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        return onnx.shape_inference.infer_shapes(
+            model, check_type=False, strict_mode=False, data_prop=True
+        )
     except Exception as e:  # onnx raises several unrelated types here
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"{path}: ONNX shape inference failed: {first}") from None
@@ -317,13 +328,13 @@ def load_onnx(
         >>> d = tempfile.mkdtemp(); f = os.path.join(d, "m.onnx")
         >>> onnx.save(build_example(), f)
         >>> load_onnx(f).problem.num_ops
-        14
+        15
     """
     p = Path(path)
     proto = read_model(p)
     graph = proto.graph
     names = _display_names(graph.node)
-    inputs = [_node_inputs(n) for n in graph.node]
+    inputs = [node_inputs(n) for n in graph.node]
     topo = _node_order(graph, inputs, names)
 
     shapes = {k: tuple(int(d) for d in v) for k, v in (input_shapes or {}).items()}
@@ -383,7 +394,11 @@ def load_onnx(
         outs = op_outputs[k]
         cands: list[int] = []
         if node.op_type in INPLACE_OPS and node.domain in ("", "ai.onnx") and len(outs) == 1:
-            data = [tid(node.input[0])] if node.op_type in _VIEW_OPS and node.input[0] in active else op_inputs[k]
+            data = (
+                [tid(node.input[0])]
+                if node.op_type in _VIEW_OPS and node.input[0] in active
+                else op_inputs[k]
+            )
             cands = [t for t in data if sizes[t] == sizes[outs[0]]]
         inplace.append(cands)
 

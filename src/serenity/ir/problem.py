@@ -14,6 +14,7 @@ not counted and not scheduled.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from serenity.errors import CycleError, ModelError
 
 
@@ -87,9 +88,17 @@ class Problem:
         s(self, "op_outputs", tuple(tuple(dict.fromkeys(outs)) for outs in op_outputs))
         s(self, "graph_inputs", tuple(dict.fromkeys(graph_inputs)))
         s(self, "graph_outputs", tuple(dict.fromkeys(graph_outputs)))
-        s(self, "tensor_names", tuple(tensor_names) if tensor_names else tuple(f"t{i}" for i in range(m)))
+        s(
+            self,
+            "tensor_names",
+            tuple(tensor_names) if tensor_names else tuple(f"t{i}" for i in range(m)),
+        )
         s(self, "op_types", tuple(op_types) if op_types else ("Op",) * n)
-        s(self, "inplace_inputs", tuple(tuple(x) for x in inplace_inputs) if inplace_inputs else ((),) * n)
+        s(
+            self,
+            "inplace_inputs",
+            tuple(tuple(x) for x in inplace_inputs) if inplace_inputs else ((),) * n,
+        )
         s(self, "name", name)
         self._check_shapes(n, m)
 
@@ -143,7 +152,9 @@ class Problem:
     def _check_shapes(self, n: int, m: int) -> None:
         lists = (self.op_inputs, self.op_outputs, self.op_types, self.inplace_inputs)
         if any(len(x) != n for x in lists):
-            raise ModelError("op_inputs, op_outputs, op_types and inplace_inputs need one entry per op")
+            raise ModelError(
+                "op_inputs, op_outputs, op_types and inplace_inputs need one entry per op"
+            )
         if len(self.tensor_names) != m:
             raise ModelError("tensor_names needs one entry per tensor")
         if len(set(self.op_names)) != n:

@@ -35,7 +35,7 @@ def build_example(
         seed: Seed of the random weights.
 
     Returns:
-        A checked ONNX model (opset 17) with ``3 * branches + 2`` nodes.
+        A checked ONNX model (opset 17) with ``3 * branches + 3`` nodes.
 
     Example:
         >>> build_example().graph.node[0].op_type
@@ -47,26 +47,41 @@ def build_example(
 
     def weight(name: str, *shape: int) -> str:
         scale = 1.0 / np.sqrt(np.prod(shape[1:]))
-        inits.append(numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name))
+        inits.append(
+            numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+        )
         return name
 
     expand_nodes, relu_nodes, squeeze_nodes = [], [], []
     for b in range(branches):
         expand_nodes.append(
-            helper.make_node("Conv", ["x", weight(f"w_expand{b}", wide, c, 1, 1)], [f"expand{b}"], name=f"expand{b}")
+            helper.make_node(
+                "Conv",
+                ["x", weight(f"w_expand{b}", wide, c, 1, 1)],
+                [f"expand{b}"],
+                name=f"expand{b}",
+            )
         )
         relu_nodes.append(helper.make_node("Relu", [f"expand{b}"], [f"relu{b}"], name=f"relu{b}"))
         squeeze_nodes.append(
             helper.make_node(
                 "Conv",
-                [f"relu{b}", weight(f"w_squeeze{b}", narrow, wide, 3, 3), weight(f"b_squeeze{b}", narrow)],
+                [
+                    f"relu{b}",
+                    weight(f"w_squeeze{b}", narrow, wide, 3, 3),
+                    weight(f"b_squeeze{b}", narrow),
+                ],
                 [f"squeeze{b}"],
                 name=f"squeeze{b}",
                 pads=[1, 1, 1, 1],
             )
         )
-    concat = helper.make_node("Concat", [f"squeeze{b}" for b in range(branches)], ["cat"], name="concat", axis=1)
-    mix = helper.make_node("Conv", ["cat", weight("w_mix", c, narrow * branches, 1, 1)], ["mix"], name="mix")
+    concat = helper.make_node(
+        "Concat", [f"squeeze{b}" for b in range(branches)], ["cat"], name="concat", axis=1
+    )
+    mix = helper.make_node(
+        "Conv", ["cat", weight("w_mix", c, narrow * branches, 1, 1)], ["mix"], name="mix"
+    )
     add = helper.make_node("Add", ["mix", "x"], ["y"], name="residual")
     graph = helper.make_graph(
         [*expand_nodes, *relu_nodes, *squeeze_nodes, concat, mix, add],
@@ -75,7 +90,9 @@ def build_example(
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, size, size])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="serenity")
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="serenity"
+    )
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model

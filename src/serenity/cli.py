@@ -1,0 +1,227 @@
+"""The ``serenity`` command line: inspect, schedule, example.
+
+Exit status: 0 on success, 2 on bad input or usage (one line on stderr, no
+traceback, nothing written), 1 on an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from serenity import __version__
+from serenity.api import load_model, report_dict, save_model, schedule_model
+from serenity.errors import SerenityError, UsageError
+from serenity.io.onnx_import import OnnxModel, parse_input_shapes
+from serenity.schedule import DEFAULT_METHOD, ENGINES
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.1f}"
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the ONNX model (external weight files may be missing)")
+    p.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=D0,D1,...",
+        help="fix the dims of a graph input with symbolic dims (repeatable)",
+    )
+    p.add_argument(
+        "--inplace",
+        action="store_true",
+        help="memory model with in-place reuse: element-wise and reshape-like ops write "
+        "over an input that dies there (not the default)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="serenity",
+        description="Find the operator order with the lowest peak activation memory.",
+    )
+    parser.add_argument("--version", action="version", version=f"serenity {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="show the model's memory profile")
+    _add_model_args(p)
+    p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
+
+    p = sub.add_parser("schedule", help="reorder a model for the lowest peak memory")
+    _add_model_args(p)
+    p.add_argument(
+        "-o", "--output", required=True, metavar="OUT.onnx", help="where to write the model"
+    )
+    p.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=list(ENGINES),
+        help=f"scheduling method (default: {DEFAULT_METHOD})",
+    )
+    p.add_argument("--json", metavar="REPORT.json", help="write the report as JSON")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the original and the new model in onnxruntime on seeded random inputs "
+        "and fail unless every output is bitwise equal",
+    )
+
+    p = sub.add_parser("example", help="write the bundled example model")
+    p.add_argument("output", metavar="OUT.onnx", help="where to write it")
+    return parser
+
+
+def _write_json(path: str, data: dict[str, Any]) -> None:
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _load(args: argparse.Namespace) -> OnnxModel:
+    return load_model(args.model, parse_input_shapes(args.input_shape))
+
+
+def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
+    model = _load(args)
+    p = model.problem
+    base = schedule_model(model, "file", inplace=args.inplace)
+    best = schedule_model(model, "best-heuristic", inplace=args.inplace)
+    largest = max(range(p.num_tensors), key=lambda t: (p.tensor_sizes[t], -t), default=None)
+    table = Table(title=f"{model.path.name}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_column()
+    table.add_row("nodes", f"{model.num_nodes:,}", f"{p.num_ops:,} scheduled")
+    table.add_row("activation tensors", f"{p.num_tensors:,}", "")
+    if largest is not None:
+        table.add_row("largest tensor", f"{p.tensor_sizes[largest]:,} B", p.tensor_names[largest])
+    table.add_row("file-order peak", f"{base.peak_bytes:,} B", f"{_kib(base.peak_bytes)} KiB")
+    table.add_row(
+        "lower bound", f"{best.lower_bound_bytes:,} B", f"{_kib(best.lower_bound_bytes)} KiB"
+    )
+    table.add_row(
+        "best heuristic peak",
+        f"{best.peak_bytes:,} B",
+        f"{_kib(best.peak_bytes)} KiB, {best.stats['chosen']}"
+        + (", optimal" if best.optimal else ""),
+    )
+    if model.missing_weights:
+        table.add_row("weights", "missing", f"{len(model.missing_weights)} external initializers")
+    out.print(table)
+    if args.json:
+        _write_json(
+            args.json,
+            {
+                "model": str(model.path),
+                "nodes": model.num_nodes,
+                "scheduled_ops": p.num_ops,
+                "activation_tensors": p.num_tensors,
+                "largest_tensor": p.tensor_names[largest] if largest is not None else None,
+                "largest_tensor_bytes": p.tensor_sizes[largest] if largest is not None else 0,
+                "baseline_peak_bytes": base.peak_bytes,
+                "lower_bound_bytes": best.lower_bound_bytes,
+                "best_heuristic_peak_bytes": best.peak_bytes,
+                "best_heuristic": best.stats["chosen"],
+                "inplace": args.inplace,
+            },
+        )
+    return 0
+
+
+def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
+    model = _load(args)
+    base = schedule_model(model, "file", inplace=args.inplace)
+    result = schedule_model(model, args.method, inplace=args.inplace)
+    saved = save_model(model, result, args.output, verify=args.verify)
+
+    table = Table(
+        title=f"{model.path.name}: {model.num_nodes} nodes, {model.problem.num_ops} scheduled"
+    )
+    table.add_column("order")
+    table.add_column("peak bytes", justify="right")
+    table.add_column("KiB", justify="right")
+    table.add_column("vs file order", justify="right")
+    table.add_row("file order", f"{base.peak_bytes:,}", _kib(base.peak_bytes), "1.00x")
+    ratio = base.peak_bytes / result.peak_bytes if result.peak_bytes else 1.0
+    table.add_row(
+        result.engine, f"{result.peak_bytes:,}", _kib(result.peak_bytes), f"{ratio:.2f}x lower"
+    )
+    table.add_row(
+        "lower bound", f"{result.lower_bound_bytes:,}", _kib(result.lower_bound_bytes), ""
+    )
+    out.print(table)
+    proof = "yes (proven)" if result.optimal else f"not proven (gap to bound {result.gap:.1%})"
+    out.print(
+        f"optimal: {proof}   time: {result.seconds:.3f} s   memory model: "
+        + ("in-place" if args.inplace else "default")
+    )
+    out.print(f"wrote {', '.join(str(p) for p in saved.paths)}")
+    if saved.verify is not None:
+        v = saved.verify
+        note = (
+            f", {v.filled_weights} missing weights filled with seeded random values"
+            if v.filled_weights
+            else ""
+        )
+        out.print(
+            f"verified: {len(v.outputs)} output(s) bitwise equal in onnxruntime (seed {v.seed}{note})"
+        )
+        for line in v.notes:
+            out.print(f"warning: {line}")
+    if model.missing_weights and not args.verify:
+        out.print(
+            f"note: {len(model.missing_weights)} initializers point at external files that do not exist; "
+            "the output keeps the same references"
+        )
+    if args.json:
+        _write_json(
+            args.json, report_dict(model, base, result, args.method, args.output, saved.verify)
+        )
+    return 0
+
+
+def _cmd_example(args: argparse.Namespace, out: Console) -> int:
+    import onnx
+
+    from serenity.zoo import build_example
+
+    target = Path(args.output)
+    if not target.parent.exists():
+        raise UsageError(f"output directory {target.parent} does not exist")
+    onnx.save(build_example(), str(target))
+    out.print(f"wrote {target} (the bundled example: 4 branches, 15 nodes, with weights)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``serenity`` command."""
+    args = _parser().parse_args(argv)
+    out = Console(highlight=False)
+    err = Console(stderr=True, highlight=False)
+    commands = {"inspect": _cmd_inspect, "schedule": _cmd_schedule, "example": _cmd_example}
+    try:
+        return commands[args.command](args, out)
+    except SerenityError as e:
+        err.print(f"serenity: error: {e}", markup=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err.print("serenity: interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
