@@ -91,11 +91,33 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
 
 
+def _check_json_path(args: argparse.Namespace) -> None:
+    """Refuse a ``--json`` path that would overwrite the model or be unwritable.
+
+    Checked before anything is written, so a bad path leaves no files behind.
+    """
+    if not args.json:
+        return
+    target = Path(args.json)
+    taken = [Path(args.model)]
+    output = getattr(args, "output", None)
+    if output:
+        taken += [Path(output), Path(output).with_name(Path(output).name + ".data")]
+    for other in taken:
+        if target.resolve() == other.resolve():
+            raise UsageError(f"--json {target} would overwrite {other}; choose another path")
+    if target.is_dir():
+        raise UsageError(f"--json {target} is a directory; give a file name")
+    if not target.parent.exists():
+        raise UsageError(f"--json directory {target.parent} does not exist")
+
+
 def _load(args: argparse.Namespace) -> OnnxModel:
     return load_model(args.model, parse_input_shapes(args.input_shape))
 
 
 def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
+    _check_json_path(args)
     model = _load(args)
     p = model.problem
     base = schedule_model(model, "file", inplace=args.inplace)
@@ -143,6 +165,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
+    _check_json_path(args)
     model = _load(args)
     base = schedule_model(model, "file", inplace=args.inplace)
     result = schedule_model(model, args.method, inplace=args.inplace)

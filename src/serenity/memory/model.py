@@ -37,6 +37,7 @@ class Timeline:
             wins ties.
         initial_bytes: Footprint before the first op (the graph inputs).
         step_bytes: Footprint while each op of the order runs.
+        after_bytes: Footprint after each op, once its dead tensors are freed.
         live_at_peak: Tensor ids held at the peak, ascending.
     """
 
@@ -44,6 +45,7 @@ class Timeline:
     peak_step: int
     initial_bytes: int
     step_bytes: tuple[int, ...]
+    after_bytes: tuple[int, ...]
     live_at_peak: tuple[int, ...]
 
 
@@ -87,6 +89,7 @@ def simulate(problem: Problem, order: Sequence[int], *, inplace: bool = False) -
     current = sum(sizes[t] for t in live)
     initial = current
     steps: list[int] = []
+    afters: list[int] = []
     peak, peak_step, peak_live = initial, -1, sorted(live)
     for i, v in enumerate(order):
         outs = problem.op_outputs[v]
@@ -105,7 +108,8 @@ def simulate(problem: Problem, order: Sequence[int], *, inplace: bool = False) -
             if t in live and remaining[t] == 0 and not is_out[t]:
                 live.remove(t)
                 current -= sizes[t]
-    return Timeline(peak, peak_step, initial, tuple(steps), tuple(peak_live))
+        afters.append(current)
+    return Timeline(peak, peak_step, initial, tuple(steps), tuple(afters), tuple(peak_live))
 
 
 def peak_bytes(problem: Problem, order: Sequence[int], *, inplace: bool = False) -> int:

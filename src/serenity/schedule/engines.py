@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from serenity.errors import UsageError
 from serenity.ir import Problem
-from serenity.memory import simulate
-from serenity.schedule.heuristics import HEURISTICS
+from serenity.schedule.exact import exact
+from serenity.schedule.heuristics import HEURISTICS, best_heuristic_order
 from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
 
 Engine = Callable[[Problem, ScheduleOptions], ScheduleResult]
@@ -27,29 +27,33 @@ def _heuristic_engine(name: str) -> Engine:
 def best_heuristic(problem: Problem, options: ScheduleOptions) -> ScheduleResult:
     """Run every baseline heuristic and keep the lowest peak (first wins ties)."""
     started = time.perf_counter()
-    peaks: dict[str, int] = {}
-    best: tuple[int, str, list[int]] | None = None
-    for name, heuristic in HEURISTICS.items():
-        order = heuristic(problem, options.inplace)
-        peaks[name] = simulate(problem, order, inplace=options.inplace).peak_bytes
-        if best is None or peaks[name] < best[0]:
-            best = (peaks[name], name, order)
-    assert best is not None  # HEURISTICS is never empty
+    order, chosen, peaks = best_heuristic_order(problem, options.inplace)
     return result_from_order(
         problem,
-        best[2],
+        order,
         "best-heuristic",
         options,
         started=started,
-        stats={"chosen": best[1], "peaks": peaks},
+        stats={"chosen": chosen, "peaks": peaks},
     )
+
+
+def auto(problem: Problem, options: ScheduleOptions) -> ScheduleResult:
+    """The exact engine under a time limit (default 60 s): optimal where it finishes."""
+    if options.time_limit is None:
+        options = ScheduleOptions(options.inplace, AUTO_TIME_LIMIT, options.progress)
+    return exact(problem, options)
 
 
 #: Every scheduling method the CLI and the API accept.
 ENGINES: dict[str, Engine] = {name: _heuristic_engine(name) for name in HEURISTICS}
 ENGINES["best-heuristic"] = best_heuristic
+ENGINES["exact"] = exact
+ENGINES["auto"] = auto
 
-DEFAULT_METHOD = "best-heuristic"
+DEFAULT_METHOD = "auto"
+#: Seconds ``auto`` searches when no time limit is given.
+AUTO_TIME_LIMIT = 60.0
 
 
 def schedule(
@@ -61,7 +65,7 @@ def schedule(
 
     Args:
         problem: The graph to schedule.
-        method: One of :data:`ENGINES` (``"best-heuristic"`` by default).
+        method: One of :data:`ENGINES` (``"auto"`` by default).
         options: In-place model, time limit, progress output.
 
     Raises:

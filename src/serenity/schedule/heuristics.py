@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from serenity.ir import Problem
-from serenity.memory import inplace_saving
+from serenity.memory import inplace_saving, simulate
 
 Heuristic = Callable[[Problem, bool], list[int]]
 
@@ -148,3 +148,21 @@ HEURISTICS: dict[str, Heuristic] = {
     "xla-list": xla_list,
     "lpmf": lpmf,
 }
+
+
+def best_heuristic_order(
+    problem: Problem, inplace: bool = False
+) -> tuple[list[int], str, dict[str, int]]:
+    """Run every heuristic; return the lowest-peak order, its name and all peaks.
+
+    The first heuristic in :data:`HEURISTICS` order wins ties.
+    """
+    peaks: dict[str, int] = {}
+    best: tuple[int, str, list[int]] | None = None
+    for name, heuristic in HEURISTICS.items():
+        order = heuristic(problem, inplace)
+        peaks[name] = simulate(problem, order, inplace=inplace).peak_bytes
+        if best is None or peaks[name] < best[0]:
+            best = (peaks[name], name, order)
+    assert best is not None  # HEURISTICS is never empty
+    return best[2], best[1], peaks
