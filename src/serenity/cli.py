@@ -181,7 +181,10 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     table.add_row("file order", f"{base.peak_bytes:,}", _kib(base.peak_bytes), "1.00x")
     ratio = base.peak_bytes / result.peak_bytes if result.peak_bytes else 1.0
     table.add_row(
-        result.engine, f"{result.peak_bytes:,}", _kib(result.peak_bytes), f"{ratio:.2f}x lower"
+        result.engine,
+        f"{result.peak_bytes:,}",
+        _kib(result.peak_bytes),
+        f"{ratio:.2f}x lower" if ratio > 1 else f"{ratio:.2f}x",
     )
     table.add_row(
         "lower bound", f"{result.lower_bound_bytes:,}", _kib(result.lower_bound_bytes), ""

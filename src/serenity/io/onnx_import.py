@@ -20,7 +20,13 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from serenity.errors import CycleError, ModelError, UnknownShapeError, UsageError
+from serenity.errors import (
+    CycleError,
+    ModelError,
+    UnknownShapeError,
+    UnsupportedModelError,
+    UsageError,
+)
 from serenity.ir import Problem
 
 #: Ops whose output may overwrite an input of the same size that dies there
@@ -44,7 +50,7 @@ INPLACE_OPS = frozenset(
 #: Reshape-like ops: only their data input (input 0) can be reused.
 _VIEW_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
 
-_SUB_BYTE_BITS = {
+_SUB_BYTE_BITS: dict[int, int] = {
     onnx.TensorProto.INT4: 4,
     onnx.TensorProto.UINT4: 4,
 }
@@ -262,9 +268,9 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ..
 
 def _describe_type(t: onnx.TypeProto | None) -> str:
     if t is None or not t.HasField("tensor_type"):
-        return "no type" if t is None else "not a tensor"
+        return " (no type)" if t is None else " (not a tensor)"
     if not t.tensor_type.HasField("shape"):
-        return "no shape"
+        return " (no shape)"
     dims = [
         str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
         for d in t.tensor_type.shape.dim
@@ -375,9 +381,17 @@ def load_onnx(
     sizes: list[int] = []
     unknown: list[str] = []
     for name in tensor_names:
-        size = tensor_bytes(types.get(name))
+        t = types.get(name)
+        if t is not None and (
+            not t.HasField("tensor_type") or t.tensor_type.elem_type == onnx.TensorProto.STRING
+        ):
+            raise UnsupportedModelError(
+                f"{p}: activation '{name}' is not a numeric tensor (sequence, map, optional or "
+                "string values have no static byte size); serenity schedules tensor graphs only"
+            )
+        size = tensor_bytes(t)
         if size is None:
-            unknown.append(f"'{name}' {_describe_type(types.get(name))}")
+            unknown.append(f"'{name}'{_describe_type(t)}")
             size = 0
         sizes.append(size)
     if unknown:
@@ -385,7 +399,8 @@ def load_onnx(
         raise UnknownShapeError(
             f"{p}: {len(unknown)} activation tensor(s) have no static size after shape inference: "
             + ", ".join(unknown)
-            + f"; fix symbolic input dims with --input-shape NAME=d0,d1,... (graph inputs: {inputs_desc})"
+            + "; fix symbolic input dims with --input-shape NAME=d0,d1,... "
+            + f"(graph inputs: {inputs_desc})"
         )
 
     inplace: list[list[int]] = []

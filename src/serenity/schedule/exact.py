@@ -318,9 +318,7 @@ def exact(
         moves += search.free_moves
         segments[k] = seg_order
         bound = max(bound, peak)
-    stats.update(
-        segments=len(segments), searched=searched, expanded=expanded, free_moves=moves
-    )
+    stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
     final = [v for seg in segments for v in seg]
     return result_from_order(
         problem, final, "exact", options, started=started, bound=bound, proven=proven, stats=stats

@@ -1,0 +1,486 @@
+"""The ``serenity`` command line: results, the JSON contract, and bad input.
+
+Bad input must give exit status 2, one line on stderr starting with
+``serenity: error:``, no traceback, and no file written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import onnx
+import onnx_models
+import pytest
+
+import serenity
+from serenity.cli import main
+from serenity.schedule import DEFAULT_METHOD
+
+#: Keys of the ``schedule --json`` report that later tools rely on.
+REPORT_KEYS = {
+    "model",
+    "nodes",
+    "baseline_peak_bytes",
+    "peak_bytes",
+    "lower_bound_bytes",
+    "optimal",
+    "method",
+    "schedule",
+    "seconds",
+}
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run ``serenity ARGS`` in-process; argparse's exits become return codes."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_clean_error(code: int, err: str, *unwritten: Path) -> str:
+    """Exit 2, a single ``serenity: error:`` line, no traceback, nothing written."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("serenity: error: "), err
+    for path in unwritten:
+        assert not path.exists(), f"{path} was written"
+    return lines[0]
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich wraps at 80 columns when not on a terminal; long tmp paths would break."""
+    monkeypatch.setenv("COLUMNS", "400")
+
+
+@pytest.fixture
+def design(tmp_path: Path) -> Path:
+    path = tmp_path / "design.onnx"
+    onnx.save(onnx_models.design_example(), str(path))
+    return path
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def test_example_writes_a_runnable_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "example.onnx"
+    code, stdout, _ = run(capsys, "example", out)
+    assert code == 0
+    assert f"wrote {out}" in stdout
+    onnx.checker.check_model(str(out), full_check=True)
+    assert serenity.load_model(out).problem.num_ops == 15
+
+    missing = tmp_path / "no" / "such" / "dir" / "example.onnx"
+    code, _, err = run(capsys, "example", missing)
+    assert "does not exist" in assert_clean_error(code, err, missing)
+
+
+def test_inspect(design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "inspect.json"
+    before = design.read_bytes()
+    code, stdout, err = run(capsys, "inspect", design, "--json", report)
+    assert code == 0, err
+    assert "34,816 B" in stdout  # file-order peak
+    assert "13,312 B" in stdout  # best heuristic
+    data = json.loads(report.read_text())
+    assert data["nodes"] == 10 and data["scheduled_ops"] == 10
+    assert data["baseline_peak_bytes"] == 34_816
+    assert data["best_heuristic_peak_bytes"] == 13_312
+    assert data["lower_bound_bytes"] <= 13_312
+    assert data["largest_tensor_bytes"] == 8192
+    assert design.read_bytes() == before
+
+
+def test_schedule_report_contract(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / "out.onnx", tmp_path / "report.json"
+    before = design.read_bytes()
+    code, stdout, err = run(capsys, "schedule", design, "-o", out, "--json", report, "--verify")
+    assert code == 0, err
+    assert err == ""
+    assert "verified: 1 output(s) bitwise equal" in stdout
+    assert f"wrote {out}" in stdout
+    assert design.read_bytes() == before
+
+    data = json.loads(report.read_text())
+    assert set(data) >= REPORT_KEYS
+    model = serenity.load_model(design)
+    assert data["model"] == str(design)
+    assert data["nodes"] == model.num_nodes == 10
+    assert data["method"] == DEFAULT_METHOD
+    assert isinstance(data["optimal"], bool)
+    assert isinstance(data["seconds"], float) and data["seconds"] >= 0
+    assert len(data["schedule"]) == data["scheduled_ops"] == model.problem.num_ops
+    assert sorted(data["schedule"]) == sorted(model.problem.op_names)
+    assert data["baseline_peak_bytes"] == 34_816
+    assert data["peak_bytes"] == 13_312
+    assert data["lower_bound_bytes"] <= data["peak_bytes"] <= data["baseline_peak_bytes"]
+    assert data["output"] == str(out)
+    assert data["verified"]["bitwise_equal"] is True
+    assert data["verified"]["outputs"] == ["y"]
+    assert data["verified"]["random_weights"] == 0
+
+    written = serenity.load_model(out)
+    assert list(written.problem.op_names) == data["schedule"]
+    assert serenity.schedule_model(written, "file").peak_bytes == data["peak_bytes"]
+
+
+@pytest.mark.parametrize("method", list(serenity.ENGINES))
+def test_schedule_every_method(
+    method: str, design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / f"{method}.onnx", tmp_path / f"{method}.json"
+    code, _, err = run(
+        capsys, "schedule", design, "-o", out, "--json", report, "--verify", "--method", method
+    )
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["method"] == method
+    assert len(data["schedule"]) == 10
+    assert data["peak_bytes"] <= data["baseline_peak_bytes"] == 34_816
+    assert data["lower_bound_bytes"] <= data["peak_bytes"]
+    expected = serenity.schedule_model(serenity.load_model(design), method)
+    assert data["peak_bytes"] == expected.peak_bytes
+    assert data["schedule"] == list(expected.order)
+
+
+def test_schedule_with_input_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = tmp_path / "sym.onnx", tmp_path / "sym.opt.onnx"
+    onnx.save(onnx_models.symbolic_batch(), str(src))
+    code, _, err = run(capsys, "schedule", src, "-o", out, "--verify", "--input-shape", "x=1,3,8,8")
+    assert code == 0, err
+    dim0 = onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim[0]
+    assert dim0.dim_param == "N"
+
+
+def test_schedule_with_external_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out = tmp_path / "cell.onnx", tmp_path / "cell.opt.onnx"
+    onnx.save_model(
+        onnx_models.residual_cell(),
+        str(src),
+        save_as_external_data=True,
+        location="cell.onnx.data",
+        size_threshold=0,
+    )
+    code, stdout, err = run(capsys, "schedule", src, "-o", out, "--verify")
+    assert code == 0, err
+    assert f"wrote {out}, {out}.data" in stdout
+    assert Path(f"{out}.data").stat().st_size > 0
+
+
+def test_schedule_with_missing_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out, report = tmp_path / "cell.onnx", tmp_path / "cell.opt.onnx", tmp_path / "r.json"
+    onnx.save_model(
+        onnx_models.residual_cell(),
+        str(src),
+        save_as_external_data=True,
+        location="cell.onnx.data",
+        size_threshold=0,
+    )
+    (tmp_path / "cell.onnx.data").unlink()
+
+    code, stdout, err = run(capsys, "inspect", src)
+    assert code == 0, err
+    assert "missing" in stdout
+
+    code, stdout, err = run(capsys, "schedule", src, "-o", out, "--json", report, "--verify")
+    assert code == 0, err
+    assert "missing weights filled with seeded random values" in stdout
+    data = json.loads(report.read_text())
+    assert data["verified"]["bitwise_equal"] is True
+    assert data["verified"]["random_weights"] > 0
+    assert data["peak_bytes"] < data["baseline_peak_bytes"]
+
+    code, stdout, err = run(capsys, "schedule", src, "-o", tmp_path / "noverify.onnx")
+    assert code == 0, err
+    assert "do not exist" in stdout  # the note about missing external files
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _missing(tmp_path: Path) -> list[str]:
+    return [str(tmp_path / "nope.onnx")]
+
+
+def _text(tmp_path: Path) -> list[str]:
+    path = tmp_path / "notes.onnx"
+    path.write_text("this is not an ONNX model\n" * 20)
+    return [str(path)]
+
+
+def _empty(tmp_path: Path) -> list[str]:
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    return [str(path)]
+
+
+def _directory(tmp_path: Path) -> list[str]:
+    path = tmp_path / "adir.onnx"
+    path.mkdir()
+    return [str(path)]
+
+
+def _cyclic(tmp_path: Path) -> list[str]:
+    path = tmp_path / "cyclic.onnx"
+    onnx.save(onnx_models.cyclic(), str(path))
+    return [str(path)]
+
+
+def _symbolic(tmp_path: Path) -> list[str]:
+    path = tmp_path / "sym.onnx"
+    onnx.save(onnx_models.symbolic_batch(), str(path))
+    return [str(path)]
+
+
+def _not_an_input(tmp_path: Path) -> list[str]:
+    return [*_symbolic(tmp_path), "--input-shape", "c0=1,4,8,8"]
+
+
+def _bad_shape_spec(tmp_path: Path) -> list[str]:
+    return [*_symbolic(tmp_path), "--input-shape", "x=1,three,8,8"]
+
+
+def _wrong_rank(tmp_path: Path) -> list[str]:
+    return [*_symbolic(tmp_path), "--input-shape", "x=1,3,8"]
+
+
+def _conflicting_dim(tmp_path: Path) -> list[str]:
+    return [*_symbolic(tmp_path), "--input-shape", "x=1,4,8,8"]
+
+
+BAD_MODELS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "missing file": (_missing, "not found"),
+    "text file": (_text, "ONNX model"),
+    "empty file": (_empty, "not an ONNX model"),
+    "directory": (_directory, "not a file"),
+    "cyclic graph": (_cyclic, "cycle"),
+    "unknown dims": (_symbolic, "--input-shape"),
+    "input-shape names a non-input": (_not_an_input, "'c0', which is not a graph input"),
+    "malformed input-shape": (_bad_shape_spec, "bad --input-shape"),
+    "input-shape of the wrong rank": (_wrong_rank, "rank 4"),
+    "input-shape conflicts with a fixed dim": (_conflicting_dim, "axis 1 is fixed to 3"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_MODELS))
+@pytest.mark.parametrize("command", ["schedule", "inspect"])
+def test_bad_input(
+    case: str, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, expected = BAD_MODELS[case]
+    model_args = make(tmp_path)
+    out, report = tmp_path / "out.onnx", tmp_path / "report.json"
+    if command == "schedule":
+        args = ["schedule", *model_args, "-o", str(out), "--json", str(report), "--verify"]
+    else:
+        args = ["inspect", *model_args, "--json", str(report)]
+    code, _, err = run(capsys, *args)
+    message = assert_clean_error(code, err, out, report)
+    assert expected in message
+
+
+def test_cyclic_graph_message_names_the_nodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "inspect", *_cyclic(tmp_path))
+    message = assert_clean_error(code, err)
+    assert "'first'" in message and "'second'" in message
+
+
+def test_unknown_dims_message_names_the_tensors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "inspect", *_symbolic(tmp_path))
+    message = assert_clean_error(code, err)
+    assert "'x' [N,3,8,8]" in message and "'y' [N,2,8,8]" in message
+
+
+def test_output_equal_to_input_is_refused(
+    design: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = design.read_bytes()
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    report = tmp_path / "report.json"
+    for spelling in (str(design), "design.onnx", "./sub/../design.onnx", "sub/../design.onnx"):
+        code, _, err = run(capsys, "schedule", design, "-o", spelling, "--json", report)
+        assert "overwrite" in assert_clean_error(code, err, report)
+        code, _, err = run(capsys, "schedule", "./sub/../design.onnx", "-o", spelling)
+        assert "overwrite" in assert_clean_error(code, err)
+    assert design.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["design.onnx", "sub"]
+
+
+def test_output_over_external_weights_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "cell.onnx"
+    onnx.save_model(
+        onnx_models.residual_cell(),
+        str(src),
+        save_as_external_data=True,
+        location="weights.bin",
+        size_threshold=0,
+    )
+    data = (tmp_path / "weights.bin").read_bytes()
+    code, _, err = run(capsys, "schedule", src, "-o", tmp_path / "weights.bin")
+    assert "overwrite" in assert_clean_error(code, err)
+    assert (tmp_path / "weights.bin").read_bytes() == data
+
+
+def test_json_path_clashes_are_refused(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--json`` over the input model (or the output) once silently replaced it."""
+    before = design.read_bytes()
+    out = tmp_path / "out.onnx"
+    for command in (["inspect", design], ["schedule", design, "-o", out]):
+        code, _, err = run(capsys, *command, "--json", design)
+        assert "overwrite" in assert_clean_error(code, err, out)
+        assert design.read_bytes() == before
+    code, _, err = run(capsys, "schedule", design, "-o", out, "--json", out)
+    assert "overwrite" in assert_clean_error(code, err, out)
+    missing_dir = tmp_path / "no" / "report.json"
+    code, _, err = run(capsys, "schedule", design, "-o", out, "--json", missing_dir)
+    assert "does not exist" in assert_clean_error(code, err, out, missing_dir)
+    code, _, err = run(capsys, "schedule", design, "-o", out, "--json", tmp_path)
+    assert "directory" in assert_clean_error(code, err, out)
+
+
+def test_output_in_missing_directory(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "no" / "out.onnx"
+    report = tmp_path / "report.json"
+    code, _, err = run(capsys, "schedule", design, "-o", out, "--json", report)
+    assert "does not exist" in assert_clean_error(code, err, out, report)
+    code, _, err = run(capsys, "schedule", design, "-o", tmp_path, "--json", report)
+    assert "directory" in assert_clean_error(code, err, report)
+
+
+def test_unknown_method(design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, report = tmp_path / "out.onnx", tmp_path / "report.json"
+    code, _, err = run(capsys, "schedule", design, "-o", out, "--json", report, "--method", "magic")
+    assert code == 2  # argparse's usage error
+    assert "Traceback" not in err
+    assert "magic" in err
+    assert not out.exists() and not report.exists()
+
+
+def _top_level_boundaries(model: onnx.ModelProto) -> set[int]:
+    """Byte offsets where a top-level field of the serialized model ends.
+
+    Cutting there leaves a file that still parses (into a smaller model).
+    """
+    data = model.SerializeToString()
+    cuts = set()
+    partial = onnx.ModelProto()
+    partial.CopyFrom(model)
+    for field in ("metadata_props", "opset_import", "graph", "producer_name", "ir_version"):
+        partial.ClearField(field)
+        prefix = partial.SerializeToString()
+        if data.startswith(prefix):
+            cuts.add(len(prefix))
+    return cuts
+
+
+@pytest.mark.parametrize("builder", [onnx_models.tiny, onnx_models.if_outer_scope])
+def test_truncated_models(
+    builder: Callable[[], onnx.ModelProto], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every truncation is a clean exit 2, or (if it still parses) exit 0."""
+    model = builder()
+    data = model.SerializeToString()
+    cuts = _top_level_boundaries(model)
+    assert len(cuts) >= 3  # after metadata_props, opset_import, graph
+    src, out, report = tmp_path / "cut.onnx", tmp_path / "out.onnx", tmp_path / "report.json"
+    outcomes = {0: 0, 2: 0}
+    for cut in sorted({*range(0, len(data), 7), *cuts, len(data) - 1}):
+        src.write_bytes(data[:cut])
+        try:
+            code, _, err = run(capsys, "schedule", src, "-o", out, "--json", report, "--verify")
+        except Exception as e:  # an internal error: the CLI would exit 1
+            raise AssertionError(f"cut at byte {cut}/{len(data)} raised {e!r}") from e
+        assert code in (0, 2), f"cut at byte {cut}: exit {code}: {err}"
+        if code == 2:
+            assert_clean_error(code, err, out, report)
+        else:
+            assert out.exists() and report.exists()
+            out.unlink()
+            report.unlink()
+        outcomes[code] += 1
+    assert outcomes[2] > 0
+
+
+# --------------------------------------------------------------------------- subprocess
+
+
+def _cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "serenity.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_module_entry_point(design: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "out.onnx", tmp_path / "report.json"
+    done = _cli("schedule", design, "-o", out, "--json", report, "--verify", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "13,312" in done.stdout
+    assert json.loads(report.read_text())["peak_bytes"] == 13_312
+
+    cyclic = _cyclic(tmp_path)[0]
+    out2 = tmp_path / "out2.onnx"
+    done = _cli("schedule", cyclic, "-o", out2, cwd=tmp_path)
+    assert done.returncode == 2
+    assert_clean_error(done.returncode, done.stderr, out2)
+
+    text = _text(tmp_path)[0]
+    done = _cli("inspect", text, cwd=tmp_path)
+    assert_clean_error(done.returncode, done.stderr)
+
+
+def test_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("serenity")
+    if not script.exists():
+        pytest.skip("the serenity console script is not installed next to the interpreter")
+    out = tmp_path / "example.onnx"
+    done = subprocess.run(
+        [str(script), "example", str(out)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [str(script), "inspect", str(out)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "file-order peak" in done.stdout
+    done = subprocess.run(
+        [str(script), "inspect", str(tmp_path / "missing.onnx")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "not found" in assert_clean_error(done.returncode, done.stderr)
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and serenity.__version__ in done.stdout

@@ -1,0 +1,274 @@
+"""Schedulers and the memory model against oracles written here, on random DAGs.
+
+The oracles are deliberately naive and share no code with the package:
+``naive_peak`` recomputes the live set from the definitions at every step, and
+``brute_force`` enumerates every topological order.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from serenity import Problem, ScheduleOptions, lower_bound, schedule, simulate
+from serenity.errors import CycleError, ModelError, UsageError
+from serenity.schedule import ENGINES, HEURISTICS
+from serenity.schedule.exact import cut_ops, exact
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def problems(draw: st.DrawFn, max_ops: int = 8, inplace: bool = False) -> Problem:
+    """Random DAGs: random sizes, fan-in and fan-out, graph inputs and outputs,
+    dead outputs, graph inputs nobody reads, ops with several outputs."""
+    n_inputs = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(0, 64)) for _ in range(n_inputs)]
+    n_ops = draw(st.integers(1, max_ops))
+    op_inputs, op_outputs, inplace_inputs = [], [], []
+    for _ in range(n_ops):
+        k = draw(st.integers(0, min(3, len(sizes))))
+        ins = draw(st.lists(st.integers(0, len(sizes) - 1), min_size=k, max_size=k, unique=True))
+        n_out = draw(st.integers(1, 2))
+        outs = list(range(len(sizes), len(sizes) + n_out))
+        for _ in outs:
+            # Often copy an input's size, so that in-place reuse has candidates.
+            if ins and draw(st.booleans()):
+                sizes.append(sizes[draw(st.sampled_from(ins))])
+            else:
+                sizes.append(draw(st.integers(0, 64)))
+        op_inputs.append(ins)
+        op_outputs.append(outs)
+        cands = [t for t in ins if n_out == 1 and sizes[t] == sizes[outs[0]]]
+        inplace_inputs.append(cands if inplace else [])
+    m = len(sizes)
+    produced = {t for outs in op_outputs for t in outs}
+    graph_outputs = draw(st.lists(st.integers(0, m - 1), max_size=3, unique=True))
+    # Make sure sinks are not all dead: the last op's first output is an output.
+    graph_outputs.append(op_outputs[-1][0])
+    return Problem(
+        [f"op{i}" for i in range(n_ops)],
+        sizes,
+        op_inputs,
+        op_outputs,
+        [t for t in range(m) if t not in produced],
+        graph_outputs,
+        inplace_inputs=inplace_inputs,
+    )
+
+
+def naive_peak(p: Problem, order: list[int], inplace: bool = False) -> int:
+    """Peak by the definitions of DESIGN.md, recomputed from scratch at each step."""
+    n_outputs = set(p.graph_outputs)
+
+    def live_after(executed: set[int]) -> set[int]:
+        live = set()
+        for t in range(p.num_tensors):
+            prod = p.producer[t]
+            exists = prod == -1 or prod in executed
+            if not exists:
+                continue
+            consumers = [v for v in range(p.num_ops) if t in p.op_inputs[v]]
+            if (
+                t in n_outputs
+                or (prod == -1 and not consumers)
+                or any(c not in executed for c in consumers)
+            ):
+                live.add(t)
+        return live
+
+    executed: set[int] = set()
+    peak = sum(p.tensor_sizes[t] for t in live_after(executed))
+    for v in order:
+        before = live_after(executed)
+        step = sum(p.tensor_sizes[t] for t in before | set(p.op_outputs[v]))
+        if inplace:
+            after = executed | {v}
+            reusable = [
+                p.tensor_sizes[t]
+                for t in p.inplace_inputs[v]
+                if t not in n_outputs
+                and all(c in after for c in range(p.num_ops) if t in p.op_inputs[c])
+            ]
+            step -= max(reusable, default=0)
+        peak = max(peak, step)
+        executed.add(v)
+    return peak
+
+
+def all_orders(p: Problem, limit: int = 20000) -> list[list[int]]:
+    """Every topological order (at most ``limit``)."""
+    orders: list[list[int]] = []
+
+    def extend(prefix: list[int], done: set[int]) -> None:
+        if len(orders) >= limit:
+            return
+        if len(prefix) == p.num_ops:
+            orders.append(list(prefix))
+            return
+        for v in range(p.num_ops):
+            if v not in done and all(u in done for u in p.preds[v]):
+                prefix.append(v)
+                done.add(v)
+                extend(prefix, done)
+                prefix.pop()
+                done.remove(v)
+
+    extend([], set())
+    return orders
+
+
+def brute_force(p: Problem, inplace: bool = False) -> int:
+    orders = all_orders(p)
+    assume(len(orders) < 20000)  # enumerated completely
+    return min(naive_peak(p, o, inplace) for o in orders)
+
+
+@SETTINGS
+@given(problems())
+def test_every_engine_returns_a_valid_order_and_its_true_peak(p: Problem) -> None:
+    for method in ENGINES:
+        r = schedule(p, method)
+        assert p.is_topological(r.op_order), method
+        assert r.order == tuple(p.op_names[v] for v in r.op_order)
+        assert r.peak_bytes == naive_peak(p, list(r.op_order)), method
+        assert r.lower_bound_bytes <= r.peak_bytes
+
+
+@SETTINGS
+@given(problems(inplace=True), st.booleans())
+def test_simulator_agrees_with_naive_simulation(p: Problem, inplace: bool) -> None:
+    for order in all_orders(p, limit=50):
+        t = simulate(p, order, inplace=inplace)
+        assert t.peak_bytes == naive_peak(p, order, inplace)
+        assert len(t.step_bytes) == p.num_ops
+        assert t.peak_bytes == max(t.initial_bytes, *t.step_bytes)
+        at_peak = t.initial_bytes if t.peak_step < 0 else t.step_bytes[t.peak_step]
+        assert at_peak == t.peak_bytes
+        if not inplace:
+            assert sum(p.tensor_sizes[x] for x in t.live_at_peak) == t.peak_bytes
+
+
+@SETTINGS
+@given(problems(max_ops=9))
+def test_brute_force_optimum_bounds_heuristics_and_lower_bound(p: Problem) -> None:
+    best = brute_force(p)
+    assert lower_bound(p) <= best
+    for name, heuristic in HEURISTICS.items():
+        assert naive_peak(p, heuristic(p)) >= best, name
+
+
+@SETTINGS
+@given(problems(max_ops=10, inplace=True), st.booleans())
+def test_exact_equals_brute_force(p: Problem, inplace: bool) -> None:
+    best = brute_force(p, inplace)
+    r = exact(p, ScheduleOptions(inplace=inplace))
+    assert r.optimal
+    assert r.peak_bytes == best == r.lower_bound_bytes
+    assert r.peak_bytes == naive_peak(p, list(r.op_order), inplace)
+
+
+@SETTINGS
+@given(problems(max_ops=10, inplace=True), st.booleans())
+def test_decomposition_and_free_moves_never_change_the_optimum(p: Problem, inplace: bool) -> None:
+    options = ScheduleOptions(inplace=inplace)
+    full = exact(p, options).peak_bytes
+    for decompose, free in [(False, False), (True, False), (False, True)]:
+        assert exact(p, options, decompose=decompose, free_moves=free).peak_bytes == full
+
+
+@SETTINGS
+@given(problems(max_ops=10))
+def test_cut_ops_are_ordered_against_every_other_op(p: Problem) -> None:
+    cuts = set(cut_ops(p))
+    for order in all_orders(p, limit=200):
+        pos = {v: i for i, v in enumerate(order)}
+        for c in cuts:
+            before = {v for v in range(p.num_ops) if pos[v] < pos[c]}
+            for other in all_orders(p, limit=20):
+                opos = {v: i for i, v in enumerate(other)}
+                assert before == {v for v in range(p.num_ops) if opos[v] < opos[c]}
+
+
+def fan_out(width: int, big: int = 100, small: int = 1) -> Problem:
+    """x feeds ``width`` branches a_i (big output) -> b_i (small output) -> concat."""
+    sizes = [2] + [big] * width + [small] * width + [small * width]
+    ops = [f"a{i}" for i in range(width)] + [f"b{i}" for i in range(width)] + ["cat"]
+    ins = [[0]] * width + [[1 + i] for i in range(width)] + [[1 + width + i for i in range(width)]]
+    outs = (
+        [[1 + i] for i in range(width)]
+        + [[1 + width + i] for i in range(width)]
+        + [[len(sizes) - 1]]
+    )
+    return Problem(ops, sizes, ins, outs, [0], [len(sizes) - 1])
+
+
+def test_design_worked_example() -> None:
+    # DESIGN.md: x 2 KiB, a_i 8 KiB, b_i 1 KiB, concat, a final conv.
+    k = 1024
+    sizes = [2 * k] + [8 * k] * 4 + [k] * 4 + [4 * k, k]
+    ops = [f"a{i}" for i in range(4)] + [f"b{i}" for i in range(4)] + ["cat", "fin"]
+    ins = [[0]] * 4 + [[1 + i] for i in range(4)] + [[5, 6, 7, 8], [9]]
+    outs = [[1 + i] for i in range(4)] + [[5 + i] for i in range(4)] + [[9], [10]]
+    p = Problem(ops, sizes, ins, outs, [0], [10])
+    assert schedule(p, "file").peak_bytes == 34_816
+    r = schedule(p, "exact")
+    assert (r.peak_bytes, r.optimal) == (13_312, True)
+
+
+def test_time_limit_returns_valid_order_and_sound_bound() -> None:
+    p = fan_out(12)
+    true_opt = exact(p, ScheduleOptions()).peak_bytes
+    r = exact(p, ScheduleOptions(time_limit=0.0))
+    assert p.is_topological(r.op_order)
+    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    assert r.peak_bytes <= schedule(p, "best-heuristic").peak_bytes
+    if r.peak_bytes != r.lower_bound_bytes:
+        assert not r.optimal
+
+
+@SETTINGS
+@given(problems(max_ops=10))
+def test_time_limited_search_is_sound_on_random_graphs(p: Problem) -> None:
+    true_opt = exact(p, ScheduleOptions()).peak_bytes
+    r = exact(p, ScheduleOptions(time_limit=0.0))
+    assert p.is_topological(r.op_order)
+    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    assert r.optimal == (r.peak_bytes == r.lower_bound_bytes)
+
+
+def test_cycle_and_bad_problems_are_rejected() -> None:
+    with pytest.raises(CycleError):
+        Problem(["a", "b"], [1, 1, 1], [[0, 2], [1]], [[1], [2]], [0], [2])
+    with pytest.raises(ModelError, match="produced by both"):
+        Problem(["a", "b"], [1, 1], [[0], [0]], [[1], [1]], [0], [1])
+    with pytest.raises(ModelError, match="no producer"):
+        Problem(["a"], [1, 1, 1], [[0, 2]], [[1]], [0], [1])
+    with pytest.raises(UsageError, match="unknown method"):
+        schedule(fan_out(2), "nope")
+
+
+def test_same_input_gives_same_schedule() -> None:
+    p = fan_out(6)
+    for method in ENGINES:
+        assert schedule(p, method).order == schedule(p, method).order
+
+
+@pytest.mark.parametrize("width", [2, 5, 8])
+def test_fan_out_optimum_runs_branches_one_at_a_time(width: int) -> None:
+    p = fan_out(width)
+    r = exact(p, ScheduleOptions())
+    # One big tensor at a time, plus x and the small results so far.
+    assert r.peak_bytes == 2 + 100 + (width - 1) * 1
+    assert r.optimal
+    assert schedule(p, "file").peak_bytes == 2 + 100 * width
+
+
+def test_orders_are_checked() -> None:
+    p = fan_out(2)
+    with pytest.raises(ValueError):
+        simulate(p, [0, 0, 1, 2, 3])
+    assert not p.is_topological(list(itertools.chain([2], [0, 1, 3, 4])))
