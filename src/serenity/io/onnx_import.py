@@ -268,9 +268,9 @@ def _fix_input_shapes(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ..
 
 def _describe_type(t: onnx.TypeProto | None) -> str:
     if t is None or not t.HasField("tensor_type"):
-        return " (no type)" if t is None else " (not a tensor)"
+        return "(no type)" if t is None else "(not a tensor)"
     if not t.tensor_type.HasField("shape"):
-        return " (no shape)"
+        return "(no shape)"
     dims = [
         str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
         for d in t.tensor_type.shape.dim
@@ -391,11 +391,11 @@ def load_onnx(
             )
         size = tensor_bytes(t)
         if size is None:
-            unknown.append(f"'{name}'{_describe_type(t)}")
+            unknown.append(f"'{name}' {_describe_type(t)}")
             size = 0
         sizes.append(size)
     if unknown:
-        inputs_desc = ", ".join(f"{n}{_describe_type(types.get(n))}" for n in act_inputs)
+        inputs_desc = ", ".join(f"{n} {_describe_type(types.get(n))}" for n in act_inputs)
         raise UnknownShapeError(
             f"{p}: {len(unknown)} activation tensor(s) have no static size after shape inference: "
             + ", ".join(unknown)
