@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import serenity
+import serenity.zoo
 from serenity.io import load_onnx
 from serenity.ir import Problem
 from serenity.schedule import ScheduleOptions, schedule
