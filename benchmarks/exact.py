@@ -18,9 +18,12 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import onnx
 
 import serenity
 import serenity.zoo
@@ -111,12 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     rows: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    jobs: list[tuple[str, int, Problem]] = []
     for path in _models(args.paths or [DEFAULT_DIR]):
         model = load_onnx(path)
+        jobs.append((path.stem, model.num_nodes, model.problem))
+    # The benchmark zoo (serenity.zoo.BENCHMARKS: name -> builder) joins once it exists.
+    for name, build in getattr(serenity.zoo, "BENCHMARKS", {}).items():
+        with tempfile.TemporaryDirectory() as tmp:
+            f = Path(tmp) / f"{name}.onnx"
+            onnx.save(build(), str(f))
+            model = load_onnx(f)
+        jobs.append((name, model.num_nodes, model.problem))
+    for name, nodes, problem in jobs:
         for inplace in (False, True):
-            row = bench_problem(
-                path.stem, model.num_nodes, model.problem, args.runs, args.time_limit, inplace
-            )
+            row = bench_problem(name, nodes, problem, args.runs, args.time_limit, inplace)
             rows[inplace].append(row)
             print(
                 f"{row['model']:24s} inplace={inplace!s:5s} file {row['file_peak']:>12,}  "
