@@ -484,3 +484,37 @@ def test_console_script(tmp_path: Path) -> None:
     assert "not found" in assert_clean_error(done.returncode, done.stderr)
     done = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0 and serenity.__version__ in done.stdout
+
+
+# --------------------------------------------------------------------------- time limit
+
+
+def test_time_limit_zero_still_writes_a_valid_schedule(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, report = tmp_path / "o.onnx", tmp_path / "r.json"
+    code, _, err = run(
+        capsys,
+        "schedule",
+        design,
+        "-o",
+        out,
+        "--method",
+        "exact",
+        "--time-limit",
+        "0",
+        "--json",
+        report,
+    )
+    assert code == 0, err
+    r = json.loads(report.read_text())
+    assert r["lower_bound_bytes"] <= 13_312 <= r["peak_bytes"] <= r["baseline_peak_bytes"]
+    assert r["optimal"] == (r["peak_bytes"] == r["lower_bound_bytes"])
+
+
+def test_negative_time_limit_is_refused(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o.onnx"
+    code, _, err = run(capsys, "schedule", design, "-o", out, "--time-limit", "-1")
+    assert_clean_error(code, err, out)

@@ -214,6 +214,29 @@ class Problem:
             pos[v] = i
         return all(pos[u] < pos[v] for v in range(self.num_ops) for u in self.preds[v])
 
+    def ancestor_masks(self) -> list[int]:
+        """Per op, the bitset of its ancestors (bit ``u`` set when ``u`` must run first).
+
+        Complexity: O(n^2 / w) with w-bit words.
+        """
+        masks = [0] * self.num_ops
+        for v in self.topological_order():
+            acc = 0
+            for u in self.preds[v]:
+                acc |= masks[u] | (1 << u)
+            masks[v] = acc
+        return masks
+
+    def descendant_masks(self) -> list[int]:
+        """Per op, the bitset of its descendants. Complexity: O(n^2 / w)."""
+        masks = [0] * self.num_ops
+        for v in reversed(self.topological_order()):
+            acc = 0
+            for w in self.succs[v]:
+                acc |= masks[w] | (1 << w)
+            masks[v] = acc
+        return masks
+
     def op_index(self) -> dict[str, int]:
         """Map from op name to op id."""
         return {name: i for i, name in enumerate(self.op_names)}

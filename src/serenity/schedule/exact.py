@@ -104,21 +104,11 @@ def cut_ops(problem: Problem) -> list[int]:
 
     Complexity: O(n^2 / w) with w-bit words, for the ancestor and descendant sets.
     """
-    n = problem.num_ops
-    order = problem.topological_order()
-    anc = [0] * n
-    for v in order:
-        a = 0
-        for u in problem.preds[v]:
-            a |= anc[u] | (1 << u)
-        anc[v] = a
-    desc = [0] * n
-    for v in reversed(order):
-        d = 0
-        for w in problem.succs[v]:
-            d |= desc[w] | (1 << w)
-        desc[v] = d
-    return [v for v in order if anc[v].bit_count() + desc[v].bit_count() == n - 1]
+    anc, desc = problem.ancestor_masks(), problem.descendant_masks()
+    last = problem.num_ops - 1
+    return [
+        v for v in problem.topological_order() if anc[v].bit_count() + desc[v].bit_count() == last
+    ]
 
 
 class _Timeout(Exception):
@@ -138,13 +128,14 @@ class _Search:
         upper: int,
         deadline: float | None,
         tick: Callable[[], None],
+        free_moves: bool = True,
     ) -> None:
         self.ops, self.start, self.goal, self.start_mem = ops, start, goal, start_mem
         self.bound, self.upper, self.deadline, self.tick = bound, upper, deadline, tick
         self.expanded = 0
         self.free_moves = 0
         self.level = bound  # the f of the last state expanded: a proven bound
-        self.use_free_moves = True
+        self.use_free_moves = free_moves
 
     def _ready(self, done: int) -> list[int]:
         ops = self.ops
@@ -303,9 +294,8 @@ def exact(
         searched += 1
         goal = done_before[k] | sum(1 << v for v in segments[k])
         search = _Search(
-            ops, done_before[k], goal, mem_before[k], bound, seg_peak[k], deadline, tick
+            ops, done_before[k], goal, mem_before[k], bound, seg_peak[k], deadline, tick, free_moves
         )
-        search.use_free_moves = free_moves
         try:
             seg_order, peak = search.run()
         except _Timeout:

@@ -59,13 +59,7 @@ def dfs_from_outputs(problem: Problem, inplace: bool = False) -> list[int]:
     Complexity: O(n^2 / 64 + e log e) for the ancestor counts.
     """
     n = problem.num_ops
-    ancestors = [0] * n
-    for v in problem.topological_order():
-        acc = 0
-        for u in problem.preds[v]:
-            acc |= ancestors[u] | (1 << u)
-        ancestors[v] = acc
-    weight = [a.bit_count() for a in ancestors]
+    weight = [a.bit_count() for a in problem.ancestor_masks()]
     roots = [problem.producer[t] for t in problem.graph_outputs if problem.producer[t] >= 0]
     roots += [v for v in range(n) if not problem.succs[v]]
     seen = [False] * n
