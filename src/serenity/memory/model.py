@@ -39,6 +39,9 @@ class Timeline:
         step_bytes: Footprint while each op of the order runs.
         after_bytes: Footprint after each op, once its dead tensors are freed.
         live_at_peak: Tensor ids held at the peak, ascending.
+        reused: Per step, the tensor id the op overwrites in place (its output
+            takes that input's buffer), or ``-1``; all ``-1`` without the
+            in-place option.
     """
 
     peak_bytes: int
@@ -47,6 +50,7 @@ class Timeline:
     step_bytes: tuple[int, ...]
     after_bytes: tuple[int, ...]
     live_at_peak: tuple[int, ...]
+    reused: tuple[int, ...] = ()
 
 
 def inplace_saving(problem: Problem, v: int, remaining: Sequence[int]) -> tuple[int, int]:
@@ -90,12 +94,14 @@ def simulate(problem: Problem, order: Sequence[int], *, inplace: bool = False) -
     initial = current
     steps: list[int] = []
     afters: list[int] = []
+    reuses: list[int] = []
     peak, peak_step, peak_live = initial, -1, sorted(live)
     for i, v in enumerate(order):
         outs = problem.op_outputs[v]
         saved, reused = inplace_saving(problem, v, remaining) if inplace else (0, -1)
         during = current + sum(sizes[t] for t in outs) - saved
         steps.append(during)
+        reuses.append(reused)
         if during > peak:
             peak, peak_step = during, i
             peak_live = sorted((live - {reused}) | set(outs))
@@ -109,7 +115,15 @@ def simulate(problem: Problem, order: Sequence[int], *, inplace: bool = False) -
                 live.remove(t)
                 current -= sizes[t]
         afters.append(current)
-    return Timeline(peak, peak_step, initial, tuple(steps), tuple(afters), tuple(peak_live))
+    return Timeline(
+        peak,
+        peak_step,
+        initial,
+        tuple(steps),
+        tuple(afters),
+        tuple(peak_live),
+        tuple(reuses),
+    )
 
 
 def peak_bytes(problem: Problem, order: Sequence[int], *, inplace: bool = False) -> int:
