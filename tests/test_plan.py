@@ -10,12 +10,19 @@ optimal plan by offset: first fit never puts one higher than that plan does).
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import onnx
+import onnx_models
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serenity import Problem, simulate
+from serenity.cli import main
 from serenity.errors import UsageError
 from serenity.plan import (
     PLANNERS,
@@ -323,3 +330,174 @@ def test_inplace_chain_merges_into_one_buffer() -> None:
     (buf,) = lifetimes(p, [0, 1], inplace=True)
     assert (buf.size, buf.first_step, buf.last_step, buf.name) == (16, -1, 1, "x+r1+r2")
     assert len(lifetimes(p, [0, 1])) == 3
+
+
+# --------------------------------------------------------------------------- CLI
+
+PLAN_KEYS = {
+    "arena_bytes",
+    "peak_bytes",
+    "lower_bound_bytes",
+    "alignment",
+    "planner",
+    "optimal",
+    "tensors",
+}
+TENSOR_KEYS = {"name", "offset", "size", "first_step", "last_step"}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run ``serenity ARGS`` in-process; argparse's exits become return codes."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+
+
+def plan_is_valid(plan_json: dict[str, Any]) -> None:
+    """Rebuild buffers from the JSON (tensors with one offset share a buffer) and check."""
+    assert set(plan_json) >= PLAN_KEYS
+    rows = plan_json["tensors"]
+    assert rows and all(set(r) >= TENSOR_KEYS for r in rows)
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r.get("buffer", len(groups)), []).append(r)
+    bufs = [
+        Buffer(
+            max(r["size"] for r in g),
+            min(r["first_step"] for r in g),
+            max(r["last_step"] for r in g),
+            name=g[0]["name"],
+        )
+        for g in groups.values()
+    ]
+    offsets = tuple(g[0]["offset"] for g in groups.values())
+    assert all(r["offset"] == g[0]["offset"] for g in groups.values() for r in g)
+    arena = ArenaPlan(
+        offsets,
+        plan_json["arena_bytes"],
+        plan_json["lower_bound_bytes"],
+        plan_json["alignment"],
+        plan_json["planner"],
+        plan_json["optimal"],
+    )
+    check_plan(bufs, arena)
+    assert max_live_bytes(bufs, plan_json["alignment"]) == plan_json["lower_bound_bytes"]
+    assert max_live_bytes(bufs) == plan_json["peak_bytes"]
+
+
+def test_cli_schedule_plan_then_plan_from_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "design.onnx"
+    onnx.save(onnx_models.design_example(), str(model))
+    report, plan1, plan2 = tmp_path / "r.json", tmp_path / "p1.json", tmp_path / "p2.json"
+    code, out, err = cli(
+        capsys, "schedule", model, "-o", tmp_path / "o.onnx", "--json", report, "--plan", plan1
+    )
+    assert code == 0, err
+    first = json.loads(plan1.read_text())
+    plan_is_valid(first)
+    # DESIGN.md's worked example: the best order peaks at 13,312 bytes, and the
+    # arena realises it (every size is a multiple of 16).
+    assert first["peak_bytes"] == first["arena_bytes"] == 13312 and first["optimal"]
+    assert f"arena: {13312:,} bytes (equals the lower bound: optimal)" in out
+    assert first["schedule"] == json.loads(report.read_text())["schedule"]
+
+    code, out, err = cli(
+        capsys,
+        "plan",
+        model,
+        "--schedule",
+        report,
+        "--planner",
+        "greedy-order",
+        "--alignment",
+        "64",
+        "--json",
+        plan2,
+        "--chart",
+    )
+    assert code == 0, err
+    second = json.loads(plan2.read_text())
+    plan_is_valid(second)
+    assert (second["planner"], second["alignment"]) == ("greedy-order", 64)
+    assert second["schedule"] == first["schedule"]
+    assert "step | address 0.." in out and "lower bound (alignment 64)" in out
+    assert len([line for line in out.splitlines() if " | " in line]) >= 11  # steps -1..9 + head
+
+
+def test_cli_plan_schedules_first_and_merges_inplace_buffers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = tmp_path / "cell.onnx"
+    onnx.save(onnx_models.residual_cell(), str(model))
+    out_json = tmp_path / "p.json"
+    code, _, err = cli(capsys, "plan", model, "--inplace", "--json", out_json)
+    assert code == 0, err
+    data = json.loads(out_json.read_text())
+    plan_is_valid(data)
+    assert data["inplace"] and data["arena_bytes"] == data["lower_bound_bytes"]
+    by_name = {r["name"]: r for r in data["tensors"]}
+    # Every Relu overwrites its expansion: same buffer, same offset.
+    for i in range(3):
+        assert by_name[f"r{i}"]["buffer"] == by_name[f"e{i}"]["buffer"]
+        assert by_name[f"r{i}"]["offset"] == by_name[f"e{i}"]["offset"]
+    code, _, err = cli(capsys, "plan", model, "--json", out_json)
+    assert code == 0, err
+    assert len({r["buffer"] for r in json.loads(out_json.read_text())["tensors"]}) == len(by_name)
+
+
+def _report(tmp_path: Path, names: list[str]) -> list[str]:
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"schedule": names}))
+    return ["--schedule", str(path)]
+
+
+def _empty_json(tmp_path: Path) -> str:
+    (tmp_path / "empty.json").write_text("{}")
+    return str(tmp_path / "empty.json")
+
+
+BAD_PLAN_ARGS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "unknown node": (lambda d: _report(d, ["a0", "zz"]), "not scheduled in the model: 'zz'"),
+    "missing node": (lambda d: _report(d, DESIGN_ORDER[:-1]), "1 node(s) missing, e.g. 'y'"),
+    "repeated node": (lambda d: _report(d, [*DESIGN_ORDER, "a0"]), "'a0' listed twice"),
+    "wrong order": (lambda d: _report(d, DESIGN_ORDER[::-1]), "'y' comes before its input's"),
+    "not a report": (lambda d: ["--schedule", str(d / "m.onnx")], "is not JSON"),
+    "no schedule key": (lambda d: _report(d, [])[:1] + [_empty_json(d)], "no 'schedule' list"),
+    "missing report": (lambda d: ["--schedule", str(d / "none.json")], "cannot read"),
+    "alignment": (lambda d: ["--alignment", "0"], "--alignment must be >= 1"),
+    "time limit": (lambda d: ["--time-limit", "-1"], "--time-limit must be >= 0"),
+}
+DESIGN_ORDER = ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "cat", "y"]
+
+
+@pytest.mark.parametrize("case", list(BAD_PLAN_ARGS))
+def test_cli_plan_bad_input(case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.onnx"
+    onnx.save(onnx_models.design_example(), str(model))
+    make, message = BAD_PLAN_ARGS[case]
+    out_json = tmp_path / "p.json"
+    code, _, err = cli(capsys, "plan", model, *make(tmp_path), "--json", out_json)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("serenity: error: "), err
+    assert message in lines[0]
+    assert not out_json.exists()
+
+
+def test_cli_schedule_plan_path_clash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "m.onnx"
+    onnx.save(onnx_models.design_example(), str(model))
+    out = tmp_path / "o.onnx"
+    code, _, err = cli(capsys, "schedule", model, "-o", out, "--plan", model)
+    assert code == 2 and "--plan" in err and "would overwrite" in err
+    assert not out.exists()

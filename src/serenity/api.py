@@ -17,17 +17,37 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from serenity import __version__
+from serenity.errors import UsageError
 from serenity.io.onnx_export import check_output_path, reordered_proto, write_model
 from serenity.io.onnx_import import OnnxModel, load_onnx
 from serenity.io.verify import VerifyReport, verify_same_outputs
-from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
+from serenity.plan import (
+    DEFAULT_ALIGNMENT,
+    DEFAULT_PLANNER,
+    DEFAULT_TIME_LIMIT,
+    ArenaPlan,
+    Buffer,
+    check_plan,
+    lifetimes,
+    plan,
+    tensor_lifetimes,
+)
+from serenity.schedule import (
+    DEFAULT_METHOD,
+    ScheduleOptions,
+    ScheduleResult,
+    result_from_order,
+    schedule,
+)
 
 
 def load_model(
@@ -121,3 +141,141 @@ def report_dict(
             "random_weights": verify.filled_weights,
         }
     return report
+
+
+def read_schedule(
+    model: OnnxModel, report: str | os.PathLike[str], *, inplace: bool = False
+) -> ScheduleResult:
+    """The schedule of a ``serenity schedule --json`` report, checked against ``model``.
+
+    The report's ``schedule`` (node names in order) must name every scheduled
+    node of ``model`` exactly once, in an order that respects the graph. The
+    peak is recomputed under the chosen memory model.
+
+    Raises:
+        UsageError: the report is missing, not JSON, has no ``schedule`` list,
+            or its names or order do not match the model.
+
+    Complexity: O(n + e).
+    """
+    started = time.perf_counter()
+    path = Path(report)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as e:
+        raise UsageError(f"cannot read schedule report {path}: {e.strerror}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"schedule report {path} is not JSON: {e}") from None
+    names = data.get("schedule") if isinstance(data, dict) else None
+    if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+        raise UsageError(
+            f"schedule report {path} has no 'schedule' list of node names "
+            "(write one with: serenity schedule MODEL -o OUT.onnx --json REPORT.json)"
+        )
+    problem = model.problem
+    ids = {name: v for v, name in enumerate(problem.op_names)}
+    unknown = [x for x in dict.fromkeys(names) if x not in ids]
+    if unknown:
+        shown = ", ".join(f"'{x}'" for x in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise UsageError(
+            f"schedule report {path} does not match {model.path.name}: "
+            f"{len(unknown)} node(s) not scheduled in the model: {shown}"
+        )
+    order = [ids[x] for x in names]
+    if len(set(order)) != len(order) or len(order) != problem.num_ops:
+        listed = set(order)
+        missing = [problem.op_names[v] for v in range(problem.num_ops) if v not in listed]
+        repeated = sorted({x for x in names if names.count(x) > 1})
+        what = (
+            f"{len(missing)} node(s) missing, e.g. '{missing[0]}'"
+            if missing
+            else f"node '{repeated[0]}' listed twice"
+        )
+        raise UsageError(f"schedule report {path} does not match {model.path.name}: {what}")
+    if not problem.is_topological(order):
+        pos = {v: i for i, v in enumerate(order)}
+        v = next(v for v in order if any(pos[u] > pos[v] for u in problem.preds[v]))
+        u = next(u for u in problem.preds[v] if pos[u] > pos[v])
+        raise UsageError(
+            f"schedule report {path} does not match {model.path.name}: node "
+            f"'{problem.op_names[v]}' comes before its input's producer '{problem.op_names[u]}'"
+        )
+    options = ScheduleOptions(inplace=inplace)
+    return result_from_order(problem, order, "report", options, started=started)
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """The arena plan of one schedule: its buffers and their offsets."""
+
+    buffers: tuple[Buffer, ...]
+    plan: ArenaPlan
+    schedule: ScheduleResult
+
+
+def plan_schedule(
+    model: OnnxModel,
+    result: ScheduleResult,
+    planner: str = DEFAULT_PLANNER,
+    *,
+    alignment: int = DEFAULT_ALIGNMENT,
+    time_limit: float | None = DEFAULT_TIME_LIMIT,
+) -> PlanOutcome:
+    """Place the activations of ``result``'s order in one arena (see :mod:`serenity.plan`).
+
+    The buffers follow the memory model the schedule was made with (in-place
+    or not). The plan is checked before it is returned.
+
+    Raises:
+        UsageError: unknown planner, alignment below 1, negative time limit.
+    """
+    buffers = tuple(lifetimes(model.problem, result.op_order, inplace=result.inplace))
+    arena = plan(buffers, planner, alignment, time_limit)
+    check_plan(buffers, arena)
+    return PlanOutcome(buffers, arena, result)
+
+
+def plan_dict(model: OnnxModel, outcome: PlanOutcome) -> dict[str, Any]:
+    """The plan as JSON (a contract; keys are only ever added).
+
+    ``tensors`` lists every activation tensor by id: its ``offset``, ``size``
+    (bytes before alignment), ``first_step`` and ``last_step`` (``-1`` is the
+    state before the first op; step ``i`` runs ``schedule[i]``), and its
+    ``buffer``: tensors share one only with the in-place model, where an
+    output overwrites its input.
+    """
+    p, result, problem = outcome.plan, outcome.schedule, model.problem
+    spans = tensor_lifetimes(problem, result.op_order)
+    rows: list[dict[str, Any]] = []
+    for k, b in enumerate(outcome.buffers):
+        for t in b.tensors:
+            rows.append(
+                {
+                    "id": t,
+                    "name": problem.tensor_names[t],
+                    "offset": p.offsets[k],
+                    "size": problem.tensor_sizes[t],
+                    "first_step": spans[t][0],
+                    "last_step": spans[t][1],
+                    "buffer": k,
+                }
+            )
+    rows.sort(key=lambda r: r["id"])
+    for r in rows:
+        del r["id"]
+    return {
+        "model": str(model.path),
+        "arena_bytes": p.arena_bytes,
+        "peak_bytes": result.peak_bytes,
+        "lower_bound_bytes": p.lower_bound_bytes,
+        "alignment": p.alignment,
+        "planner": p.planner,
+        "optimal": p.optimal,
+        "inplace": result.inplace,
+        "schedule_engine": result.engine,
+        "schedule": list(result.order),
+        "seconds": round(p.seconds, 6),
+        "stats": p.stats,
+        "tensors": rows,
+        "serenity_version": __version__,
+    }

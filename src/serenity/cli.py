@@ -1,4 +1,4 @@
-"""The ``serenity`` command line: inspect, schedule, example.
+"""The ``serenity`` command line: inspect, schedule, plan, example.
 
 Exit status: 0 on success, 2 on bad input or usage (one line on stderr, no
 traceback, nothing written), 1 on an internal error.
@@ -18,10 +18,26 @@ from rich.console import Console
 from rich.table import Table
 
 from serenity import __version__
-from serenity.api import load_model, report_dict, save_model, schedule_model
+from serenity.api import (
+    PlanOutcome,
+    load_model,
+    plan_dict,
+    plan_schedule,
+    read_schedule,
+    report_dict,
+    save_model,
+    schedule_model,
+)
 from serenity.errors import SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, parse_input_shapes
-from serenity.schedule import DEFAULT_METHOD, ENGINES
+from serenity.plan import (
+    DEFAULT_ALIGNMENT,
+    DEFAULT_PLANNER,
+    DEFAULT_TIME_LIMIT,
+    PLANNERS,
+    ascii_chart,
+)
+from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 
 
 def _kib(n: int) -> str:
@@ -82,6 +98,43 @@ def _parser() -> argparse.ArgumentParser:
         help="run the original and the new model in onnxruntime on seeded random inputs "
         "and fail unless every output is bitwise equal",
     )
+    p.add_argument(
+        "--plan",
+        metavar="PLAN.json",
+        help=f"also plan the arena of the chosen schedule ({DEFAULT_PLANNER} planner, "
+        f"alignment {DEFAULT_ALIGNMENT}) and write it as JSON",
+    )
+
+    p = sub.add_parser("plan", help="byte offsets of every activation in one arena")
+    _add_model_args(p)
+    p.add_argument(
+        "--schedule",
+        metavar="REPORT.json",
+        help="use the order of a 'serenity schedule --json' report (default: schedule the "
+        f"model with the {DEFAULT_METHOD} method first)",
+    )
+    p.add_argument(
+        "--planner",
+        default=DEFAULT_PLANNER,
+        choices=list(PLANNERS),
+        help=f"placement method (default: {DEFAULT_PLANNER})",
+    )
+    p.add_argument(
+        "--alignment",
+        type=int,
+        default=DEFAULT_ALIGNMENT,
+        metavar="BYTES",
+        help=f"round every offset and size up to a multiple (default: {DEFAULT_ALIGNMENT})",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help=f"seconds for the planner's exact search (default: {DEFAULT_TIME_LIMIT:g}) and, "
+        "without --schedule, for the scheduling search",
+    )
+    p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
+    p.add_argument("--chart", action="store_true", help="print a time x address chart")
 
     p = sub.add_parser("example", help="write the bundled example model")
     p.add_argument("output", metavar="OUT.onnx", help="where to write it")
@@ -117,6 +170,23 @@ def _check_json_path(args: argparse.Namespace) -> None:
         raise UsageError(f"--json {target} is a directory; give a file name")
     if not target.parent.exists():
         raise UsageError(f"--json directory {target.parent} does not exist")
+
+
+def _check_plan_path(args: argparse.Namespace) -> None:
+    """Refuse a ``--plan`` path that would overwrite the model, the output or the report."""
+    if not args.plan:
+        return
+    target = Path(args.plan)
+    taken = [Path(args.model), Path(args.output), Path(args.output + ".data")]
+    if args.json:
+        taken.append(Path(args.json))
+    for other in taken:
+        if target.resolve() == other.resolve():
+            raise UsageError(f"--plan {target} would overwrite {other}; choose another path")
+    if target.is_dir():
+        raise UsageError(f"--plan {target} is a directory; give a file name")
+    if not target.parent.exists():
+        raise UsageError(f"--plan directory {target.parent} does not exist")
 
 
 def _load(args: argparse.Namespace) -> OnnxModel:
@@ -173,6 +243,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 
 def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     _check_json_path(args)
+    _check_plan_path(args)
     model = _load(args)
     base = schedule_model(model, "file", inplace=args.inplace)
     if args.time_limit is not None and args.time_limit < 0:
@@ -228,6 +299,69 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         _write_json(
             args.json, report_dict(model, base, result, args.method, args.output, saved.verify)
         )
+    if args.plan:
+        planned = plan_schedule(model, result)
+        _print_plan_summary(planned, out)
+        _write_json(args.plan, plan_dict(model, planned))
+        out.print(f"wrote {args.plan}")
+    return 0
+
+
+def _print_plan_summary(planned: PlanOutcome, out: Console) -> None:
+    p = planned.plan
+    if p.reaches_bound:
+        verdict = "equals the lower bound: optimal"
+    elif p.optimal:
+        verdict = "proven optimal by CP-SAT, above the lower bound"
+    else:
+        verdict = f"{p.arena_bytes / max(p.lower_bound_bytes, 1) - 1:.1%} above the lower bound"
+    out.print(f"arena: {p.arena_bytes:,} bytes ({verdict})")
+
+
+def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
+    _check_json_path(args)
+    if args.alignment < 1:
+        raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
+    if args.time_limit is not None and args.time_limit < 0:
+        raise UsageError("--time-limit must be >= 0 seconds")
+    model = _load(args)
+    result: ScheduleResult
+    if args.schedule:
+        result = read_schedule(model, args.schedule, inplace=args.inplace)
+    else:
+        result = schedule_model(
+            model, DEFAULT_METHOD, inplace=args.inplace, time_limit=args.time_limit, progress=True
+        )
+    limit = DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit
+    planned = plan_schedule(model, result, args.planner, alignment=args.alignment, time_limit=limit)
+    p = planned.plan
+    source = f"from {args.schedule}" if args.schedule else f"by {result.engine}"
+    table = Table(
+        title=f"{model.path.name}: {model.problem.num_ops} ops scheduled ({source}), "
+        f"{len(planned.buffers)} buffers"
+    )
+    table.add_column("")
+    table.add_column("bytes", justify="right")
+    table.add_column("KiB", justify="right")
+    table.add_column("vs peak", justify="right")
+    peak = max(result.peak_bytes, 1)
+    rows = [
+        ("schedule peak", result.peak_bytes),
+        (f"lower bound (alignment {p.alignment})", p.lower_bound_bytes),
+        (f"arena ({p.planner})", p.arena_bytes),
+    ]
+    for label, n in rows:
+        table.add_row(label, f"{n:,}", _kib(n), f"{n / peak:.3f}x")
+    out.print(table)
+    _print_plan_summary(planned, out)
+    out.print(
+        f"time: {p.seconds:.3f} s   memory model: " + ("in-place" if args.inplace else "default")
+    )
+    if args.chart:
+        out.print(ascii_chart(planned.buffers, p), markup=False, highlight=False, soft_wrap=True)
+    if args.json:
+        _write_json(args.json, plan_dict(model, planned))
+        out.print(f"wrote {args.json}")
     return 0
 
 
@@ -249,7 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    commands = {"inspect": _cmd_inspect, "schedule": _cmd_schedule, "example": _cmd_example}
+    commands = {
+        "inspect": _cmd_inspect,
+        "schedule": _cmd_schedule,
+        "plan": _cmd_plan,
+        "example": _cmd_example,
+    }
     try:
         return commands[args.command](args, out)
     except SerenityError as e:
