@@ -38,9 +38,11 @@ from serenity.plan.lifetimes import Buffer, align_up, max_live_bytes
 DEFAULT_PLANNER = "best"
 DEFAULT_ALIGNMENT = 16
 DEFAULT_TIME_LIMIT = 10.0
-#: Moves of the local improvement in ``best`` (an iteration cap, not a clock,
-#: keeps the result deterministic).
+#: Most moves of the local improvement in ``best`` (a move count, not a clock,
+#: keeps the result deterministic) ...
 IMPROVE_ITERATIONS = 300
+#: ... fewer on large instances: moves x conflicting pairs stays below this.
+IMPROVE_WORK = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -233,20 +235,23 @@ def greedy_order(buffers: Sequence[Buffer], alignment: int = DEFAULT_ALIGNMENT) 
 
 
 def _improve(
-    inst: _Instance, order: list[int], arena: int, bound: int, iterations: int, deadline: float
+    inst: _Instance, order: list[int], arena: int, bound: int, iterations: int
 ) -> tuple[list[int], int, int]:
     """Iterated greedy: move a buffer that touches the arena's top earlier in the
     order, or one it sits on later, and keep the move unless the arena grows.
 
-    A heuristic local search with a seeded generator (deterministic). Stops at
-    the bound, after ``iterations`` moves, or at ``deadline``. Returns the
-    order, its arena and the moves made. Complexity: O(iterations x placement).
+    A heuristic local search. Its generator is seeded and it stops after a
+    number of moves, never on a clock, so the result is deterministic. Stops at
+    the bound or after ``iterations`` moves. Returns the order, its arena and
+    the moves made.
+
+    Complexity: O(iterations x placement).
     """
     rng = random.Random(0)
     offsets, _ = inst.place(order)
     moves = 0
     for moves in range(1, iterations + 1):  # noqa: B007 - the count is reported
-        if arena <= bound or time.perf_counter() > deadline:
+        if arena <= bound:
             break
         top = [i for i in order if inst.sizes[i] and offsets[i] + inst.sizes[i] == arena]
         c = top[rng.randrange(len(top))]
@@ -283,8 +288,9 @@ def best(
     Args:
         buffers: The buffers.
         alignment: Offsets and sizes are multiples of it.
-        time_limit: Seconds for the local improvement and CP-SAT together
-            (``None``: no limit on CP-SAT).
+        time_limit: Seconds from the start after which CP-SAT stops
+            (``None``: no limit). The heuristic part is bounded by a move
+            count, not a clock.
         exact: Run CP-SAT when the heuristics miss the bound.
 
     Complexity: O(orders x placement + iterations x placement) plus CP-SAT's
@@ -307,12 +313,15 @@ def best(
     }
     if arena > bound:
         first_fit = min((r for r in tried if not r[4]), key=lambda r: r[:2])
+        pairs = max(1, sum(len(c) for c in inst.conflicts))
+        iterations = max(20, min(IMPROVE_ITERATIONS, IMPROVE_WORK // pairs))
         new_order, new_arena, moves = _improve(
-            inst, list(first_fit[3]), first_fit[0], bound, IMPROVE_ITERATIONS, deadline
+            inst, list(first_fit[3]), first_fit[0], bound, iterations
         )
         stats["improve_moves"] = moves
         if new_arena < arena:
             arena, order, best_fit = new_arena, new_order, False
+            stats["improved_from"] = f"{first_fit[2]}/first-fit"
             stats["improved_arena"] = arena
     offsets, arena = inst.place(order, best_fit)
     proven = False
