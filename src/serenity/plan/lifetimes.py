@@ -16,7 +16,9 @@ footprint :func:`serenity.memory.simulate` reports (``initial_bytes`` at step
 With the in-place option an op writes its output over the input it reuses
 (:attr:`serenity.memory.Timeline.reused`): the two tensors must share one
 address, so they become one :class:`Buffer` (the union of their intervals, the
-larger size). Chains of in-place ops merge transitively.
+larger size). Chains of in-place ops merge transitively. The per-step sums
+still equal the simulated footprints because an in-place output has the size
+of the input it reuses (how :mod:`serenity.io` fills ``inplace_inputs``).
 """
 
 from __future__ import annotations
