@@ -13,7 +13,16 @@ Example:
 
 __version__ = "0.1.0"
 
-from serenity.api import SaveOutcome, load_model, report_dict, save_model, schedule_model  # noqa: E402
+from serenity.api import (  # noqa: E402
+    SaveOutcome,
+    load_model,
+    plan_dict,
+    plan_schedule,
+    read_schedule,
+    report_dict,
+    save_model,
+    schedule_model,
+)
 from serenity.errors import (  # noqa: E402
     CycleError,
     ModelError,
@@ -43,6 +52,9 @@ __all__ = [
     "build_example",
     "load_model",
     "lower_bound",
+    "plan_dict",
+    "plan_schedule",
+    "read_schedule",
     "report_dict",
     "save_model",
     "schedule",
