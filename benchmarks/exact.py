@@ -13,7 +13,6 @@ Zoo networks (``serenity.zoo``) are added automatically once they exist.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from _common import model_paths, parser
 
 import serenity
 import serenity.zoo
@@ -32,7 +32,6 @@ from serenity.ir import Problem
 from serenity.schedule import ScheduleOptions, schedule
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DIR = HERE.parent.parent / "shared" / "models" / "onnx"
 
 
 def _median_run(
@@ -74,18 +73,6 @@ def bench_problem(
     }
 
 
-def _models(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found += sorted(p.glob("*.onnx"))
-        elif p.is_file():
-            found.append(p)
-        else:
-            print(f"skipping {p}: not found", file=sys.stderr)
-    return found
-
-
 def _table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| model | nodes | file order | best heuristic | exact | proven | lower bound "
@@ -102,12 +89,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "paths", nargs="*", type=Path, help=f"models or directories (default {DEFAULT_DIR})"
-    )
+    ap = parser(__doc__)
     ap.add_argument("--runs", type=int, default=5, help="runs per engine for the median time")
     ap.add_argument("--time-limit", type=float, default=600.0, help="seconds per exact search")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-exact.md")
@@ -115,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     jobs: list[tuple[str, int, Problem]] = []
-    for path in _models(args.paths or [DEFAULT_DIR]):
+    for path in model_paths(args.paths):
         model = load_onnx(path)
         jobs.append((path.stem, model.num_nodes, model.problem))
     # The benchmark zoo (serenity.zoo.BENCHMARKS: name -> builder) joins once it exists.

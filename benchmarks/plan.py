@@ -17,7 +17,6 @@ medians of ``--runs`` runs (noisy on shared machines). Zoo networks
 
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from _common import model_paths, parser
 
 import serenity
 import serenity.zoo
@@ -35,7 +35,6 @@ from serenity.io.onnx_import import OnnxModel
 from serenity.plan import ArenaPlan, Buffer, check_plan, lifetimes, plan
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DIR = HERE.parent.parent / "shared" / "models" / "onnx"
 PLANNERS = ("greedy-size", "greedy-order", "best")
 
 
@@ -87,18 +86,6 @@ def _how(p: ArenaPlan) -> str:
     return p.stats.get("greedy", "")
 
 
-def _models(paths: list[Path]) -> list[Path]:
-    found: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            found += sorted(p.glob("*.onnx"))
-        elif p.is_file():
-            found.append(p)
-        else:
-            print(f"skipping {p}: not found", file=sys.stderr)
-    return found
-
-
 def _table(rows: list[dict[str, Any]], alignment: int) -> str:
     head = (
         f"| model | ops | buffers | peak | lower bound (align {alignment}) | greedy-size "
@@ -122,12 +109,7 @@ def _table(rows: list[dict[str, Any]], alignment: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "paths", nargs="*", type=Path, help=f"models or directories (default {DEFAULT_DIR})"
-    )
+    ap = parser(__doc__)
     ap.add_argument("--runs", type=int, default=3, help="runs per planner for the median time")
     ap.add_argument("--alignment", type=int, default=16)
     ap.add_argument("--time-limit", type=float, default=60.0, help="seconds per planner run")
@@ -135,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     jobs: list[tuple[str, OnnxModel]] = []
-    for path in _models(args.paths or [DEFAULT_DIR]):
+    for path in model_paths(args.paths):
         jobs.append((path.stem, load_onnx(path)))
     for name, build in getattr(serenity.zoo, "BENCHMARKS", {}).items():
         with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,6 @@ and the peak of its file order must equal the reported peak. Writes
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -22,13 +21,13 @@ import time
 from pathlib import Path
 
 import onnx
+from _common import model_paths, parser
 
 import serenity
 from serenity.cli import main as cli_main
 from serenity.io.verify import _with_weights, materialize_weights
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DIR = HERE.parent.parent / "shared" / "models" / "onnx"
 
 
 def check(model: Path, work: Path) -> dict[str, object]:
@@ -58,15 +57,10 @@ def check(model: Path, work: Path) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("paths", nargs="*", type=Path)
+    ap = parser(__doc__)
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-roundtrip.md")
     args = ap.parse_args(argv)
-    models: list[Path] = []
-    for p in args.paths or [DEFAULT_DIR]:
-        models += sorted(p.glob("*.onnx")) if p.is_dir() else [p]
+    models = model_paths(args.paths)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for m in models:

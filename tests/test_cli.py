@@ -15,9 +15,9 @@ from pathlib import Path
 import onnx
 import onnx_models
 import pytest
+from helpers import run_cli as run
 
 import serenity
-from serenity.cli import main
 from serenity.schedule import DEFAULT_METHOD
 
 #: Keys of the ``schedule --json`` report that later tools rely on.
@@ -34,16 +34,6 @@ REPORT_KEYS = {
 }
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run ``serenity ARGS`` in-process; argparse's exits become return codes."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def assert_clean_error(code: int, err: str, *unwritten: Path) -> str:
     """Exit 2, a single ``serenity: error:`` line, no traceback, nothing written."""
     assert code == 2, err
@@ -54,12 +44,6 @@ def assert_clean_error(code: int, err: str, *unwritten: Path) -> str:
     for path in unwritten:
         assert not path.exists(), f"{path} was written"
     return lines[0]
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    """rich wraps at 80 columns when not on a terminal; long tmp paths would break."""
-    monkeypatch.setenv("COLUMNS", "400")
 
 
 @pytest.fixture

@@ -18,11 +18,12 @@ from typing import Any
 import onnx
 import onnx_models
 import pytest
+from helpers import problems
+from helpers import run_cli as cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serenity import Problem, simulate
-from serenity.cli import main
 from serenity.errors import UsageError
 from serenity.plan import (
     PLANNERS,
@@ -228,44 +229,6 @@ def test_exact_planners_equal_brute_force(bufs: list[Buffer]) -> None:
 
 
 @st.composite
-def problems(draw: st.DrawFn, max_ops: int = 8, inplace: bool = False) -> Problem:
-    """Random DAGs (the idea of tests/test_scheduling.py): random sizes and fan-in,
-    graph inputs nobody reads, dead outputs, ops with two outputs, and in-place
-    candidates of the same size as the output."""
-    n_inputs = draw(st.integers(1, 3))
-    sizes = [draw(st.integers(0, 64)) for _ in range(n_inputs)]
-    n_ops = draw(st.integers(1, max_ops))
-    op_inputs, op_outputs, inplace_inputs = [], [], []
-    for _ in range(n_ops):
-        k = draw(st.integers(0, min(3, len(sizes))))
-        ins = draw(st.lists(st.integers(0, len(sizes) - 1), min_size=k, max_size=k, unique=True))
-        n_out = draw(st.integers(1, 2))
-        outs = list(range(len(sizes), len(sizes) + n_out))
-        for _ in outs:
-            if ins and draw(st.booleans()):
-                sizes.append(sizes[draw(st.sampled_from(ins))])
-            else:
-                sizes.append(draw(st.integers(0, 64)))
-        op_inputs.append(ins)
-        op_outputs.append(outs)
-        cands = [t for t in ins if n_out == 1 and sizes[t] == sizes[outs[0]]]
-        inplace_inputs.append(cands if inplace else [])
-    m = len(sizes)
-    produced = {t for outs in op_outputs for t in outs}
-    graph_outputs = draw(st.lists(st.integers(0, m - 1), max_size=3, unique=True))
-    graph_outputs.append(op_outputs[-1][0])
-    return Problem(
-        [f"op{i}" for i in range(n_ops)],
-        sizes,
-        op_inputs,
-        op_outputs,
-        [t for t in range(m) if t not in produced],
-        graph_outputs,
-        inplace_inputs=inplace_inputs,
-    )
-
-
-@st.composite
 def problem_and_order(draw: st.DrawFn) -> tuple[Problem, list[int]]:
     p = draw(problems(inplace=True))
     order: list[int] = []
@@ -344,21 +307,6 @@ PLAN_KEYS = {
     "tensors",
 }
 TENSOR_KEYS = {"name", "offset", "size", "first_step", "last_step"}
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    """Run ``serenity ARGS`` in-process; argparse's exits become return codes."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-@pytest.fixture(autouse=True)
-def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "400")
 
 
 def plan_is_valid(plan_json: dict[str, Any]) -> None:

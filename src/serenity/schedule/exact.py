@@ -64,7 +64,6 @@ class _Ops:
     out_bytes: list[int]
     dead_bytes: list[int]  # outputs nobody reads: freed right after the op
     pred_mask: list[int]
-    succs: tuple[tuple[int, ...], ...]
     # Per op: (size, consumer mask, is graph output) for every input tensor.
     ins: list[list[tuple[int, int, bool]]]
     # Per op: (size, consumer mask) of the inputs it may overwrite in place.
@@ -96,7 +95,7 @@ def _compile(problem: Problem, inplace: bool) -> _Ops:
             if inplace
             else []
         )
-    return _Ops(out_bytes, dead_bytes, pred_mask, problem.succs, ins, inp)
+    return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp)
 
 
 def cut_ops(problem: Problem) -> list[int]:

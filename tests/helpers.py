@@ -1,0 +1,60 @@
+"""Helpers shared by the test modules: a random-DAG strategy and an in-process CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import strategies as st
+
+from serenity import Problem
+from serenity.cli import main
+
+
+@st.composite
+def problems(draw: st.DrawFn, max_ops: int = 8, inplace: bool = False) -> Problem:
+    """Random DAGs: random sizes, fan-in and fan-out, graph inputs and outputs,
+    dead outputs, graph inputs nobody reads, ops with several outputs."""
+    n_inputs = draw(st.integers(1, 3))
+    sizes = [draw(st.integers(0, 64)) for _ in range(n_inputs)]
+    n_ops = draw(st.integers(1, max_ops))
+    op_inputs, op_outputs, inplace_inputs = [], [], []
+    for _ in range(n_ops):
+        k = draw(st.integers(0, min(3, len(sizes))))
+        ins = draw(st.lists(st.integers(0, len(sizes) - 1), min_size=k, max_size=k, unique=True))
+        n_out = draw(st.integers(1, 2))
+        outs = list(range(len(sizes), len(sizes) + n_out))
+        for _ in outs:
+            # Often copy an input's size, so that in-place reuse has candidates.
+            if ins and draw(st.booleans()):
+                sizes.append(sizes[draw(st.sampled_from(ins))])
+            else:
+                sizes.append(draw(st.integers(0, 64)))
+        op_inputs.append(ins)
+        op_outputs.append(outs)
+        cands = [t for t in ins if n_out == 1 and sizes[t] == sizes[outs[0]]]
+        inplace_inputs.append(cands if inplace else [])
+    m = len(sizes)
+    produced = {t for outs in op_outputs for t in outs}
+    graph_outputs = draw(st.lists(st.integers(0, m - 1), max_size=3, unique=True))
+    # Make sure sinks are not all dead: the last op's first output is an output.
+    graph_outputs.append(op_outputs[-1][0])
+    return Problem(
+        [f"op{i}" for i in range(n_ops)],
+        sizes,
+        op_inputs,
+        op_outputs,
+        [t for t in range(m) if t not in produced],
+        graph_outputs,
+        inplace_inputs=inplace_inputs,
+    )
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    """Run ``serenity ARGS`` in-process; argparse's exits become return codes."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
