@@ -1,4 +1,4 @@
-"""The ``serenity`` command line: inspect, schedule, plan, example.
+"""The ``serenity`` command line: inspect, schedule, plan, bench, example.
 
 Exit status: 0 on success, 2 on bad input or usage (one line on stderr, no
 traceback, nothing written), 1 on an internal error.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -136,15 +137,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
     p.add_argument("--chart", action="store_true", help="print a time x address chart")
 
+    p = sub.add_parser(
+        "bench",
+        help="the SERENITY evaluation: file order vs heuristics vs optimal, per network",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        metavar="MODEL_OR_DIR",
+        help=".onnx files or directories of them (default: the zoo networks)",
+    )
+    p.add_argument("--zoo", action="store_true", help="also benchmark the zoo networks")
+    p.add_argument("--out", metavar="RESULTS.md", help="write the table as markdown")
+    p.add_argument("--json", metavar="RESULTS.json", help="write the numbers as JSON")
+    p.add_argument("--notes", metavar="NOTES.md", help="append this markdown file's text to --out")
+    p.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=list(ENGINES),
+        help=f"scheduling method compared with file order (default: {DEFAULT_METHOD})",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="seconds per network for the method (auto: 60 s by default)",
+    )
+    p.add_argument("--inplace", action="store_true", help="use the in-place memory model")
+
     p = sub.add_parser("example", help="write the bundled example model")
     p.add_argument("output", metavar="OUT.onnx", help="where to write it")
     return parser
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + rename)."""
     tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -378,9 +412,81 @@ def _cmd_example(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
+    from serenity import bench
+
+    if args.time_limit is not None and args.time_limit < 0:
+        raise UsageError("--time-limit must be >= 0 seconds")
+    targets = [Path(x) for x in (args.out, args.json) if x]
+    for target in targets:
+        if target.suffix == ".onnx" or target.is_dir() or not target.parent.exists():
+            raise UsageError(f"cannot write results to {target}: give a new .md/.json file name")
+    notes = ""
+    if args.notes:
+        try:
+            notes = Path(args.notes).read_text()
+        except OSError as e:
+            raise UsageError(f"cannot read --notes {args.notes}: {e.strerror}") from None
+    sources: list[tuple[str, Any]] = list(bench.path_sources(args.paths))
+    if args.zoo or not args.paths:
+        sources = bench.zoo_sources() + sources
+    if not sources:
+        raise UsageError("nothing to benchmark: name models or directories, or use --zoo")
+    report = bench.run_bench(
+        sources, method=args.method, time_limit=args.time_limit, inplace=args.inplace
+    )
+    table = Table(title=f"serenity bench ({report.method}, peaks in KiB)")
+    for col in ("network", "ops", "file order", "best heuristic", "scheduled", "proven", "s", "x"):
+        table.add_column(col, justify="left" if col == "network" else "right")
+    has_rewrite = any(r.rewritten_peak is not None for r in report.rows)
+    if has_rewrite:
+        table.add_column("rewritten", justify="right")
+        table.add_column("x", justify="right")
+    for r in report.rows:
+        cells = [
+            r.name,
+            f"{r.ops:,}",
+            _kib(r.file_peak),
+            _kib(r.heuristic_peak),
+            _kib(r.peak),
+            "yes" if r.optimal else "no",
+            f"{r.seconds:.2f}",
+            f"{r.reduction('scheduled') or 0:.2f}x",
+        ]
+        if has_rewrite:
+            rw = r.rewritten_peak
+            cells += ["-" if rw is None else _kib(rw), f"{r.reduction('rewritten') or 0:.2f}x"]
+        table.add_row(*cells)
+    out.print(table)
+    means = ", ".join(
+        f"{label} {g:.2f}x"
+        for label, g in (
+            ("heuristic", report.geomean("heuristic")),
+            ("scheduling", report.geomean("scheduled")),
+            ("rewriting", report.geomean("rewritten")),
+        )
+        if g
+    )
+    out.print(
+        f"geometric mean reduction vs file order: {means} "
+        f"(paper: {bench.PAPER['geomean_scheduling']:.2f}x scheduling, "
+        f"{bench.PAPER['geomean_rewriting']:.2f}x with rewriting)"
+    )
+    command = "serenity " + shlex.join(args.argv)
+    if args.out:
+        _write_text(args.out, bench.markdown(report, command, notes))
+        out.print(f"wrote {args.out}")
+    if args.json:
+        _write_json(args.json, report.to_json())
+        out.print(f"wrote {args.json}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``serenity`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.argv = argv
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
     commands = {
@@ -388,6 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "schedule": _cmd_schedule,
         "plan": _cmd_plan,
         "example": _cmd_example,
+        "bench": _cmd_bench,
     }
     try:
         return commands[args.command](args, out)

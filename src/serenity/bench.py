@@ -1,0 +1,347 @@
+"""``serenity bench``: the SERENITY evaluation, reproduced side by side with our numbers.
+
+For each network (the zoo's builders and/or ``.onnx`` files) it measures:
+
+- the **file-order** peak: the order the exporter wrote, our stand-in for
+  TensorFlow Lite's order (TFLite runs operators in the order of its flatbuffer);
+- the **best heuristic** peak (the lowest of the baseline list schedulers);
+- the peak of the chosen method (``auto`` by default: the exact engine under a
+  time limit), its proven lower bound and whether it is proven optimal;
+- scheduling time; weights and MACs of the network (so a reader can check our
+  zoo networks are the size the paper's table says).
+
+and the geometric means of the reductions against file order, next to the
+paper's reported figures (:data:`PAPER`). The markdown table and the JSON file
+carry the same numbers; peaks are exact bytes (and KiB, as the paper reports KB).
+
+Example:
+    >>> from serenity.zoo import build_example
+    >>> report = run_bench([("example", build_example)], progress=False)
+    >>> row = report.rows[0]
+    >>> row.file_peak, row.peak, row.optimal
+    (172032, 86016, True)
+    >>> round(report.geomean("scheduled"), 2)
+    2.0
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from serenity import __version__
+from serenity.errors import UsageError
+from serenity.io.onnx_import import OnnxModel, load_onnx
+from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, schedule
+
+#: What the SERENITY paper (Ahn et al., MLSys 2020) reports, for the side-by-side.
+PAPER: dict[str, Any] = {
+    "geomean_scheduling": 1.68,  # peak reduction vs TensorFlow Lite, scheduling alone
+    "geomean_rewriting": 1.86,  # ... with identity graph rewriting
+    "scheduling_time": "under one minute",
+    # The paper's benchmark table: network -> (MACs, weights).
+    "networks": {
+        "darts_imagenet": (574.0e6, 4.7e6),
+        "swiftnet_hpd": (57.4e6, 249.7e3),
+        "randwire_cifar10": (111.0e6, 1.2e6),
+        "randwire_cifar100": (160.0e6, 4.7e6),
+    },
+}
+
+Builder = Callable[[], onnx.ModelProto]
+
+
+@dataclass
+class BenchRow:
+    """One network's measurements (bytes unless named otherwise)."""
+
+    name: str
+    source: str
+    nodes: int
+    ops: int
+    weights: int | None
+    macs: int | None
+    file_peak: int
+    heuristic_peak: int
+    heuristic: str
+    peak: int
+    lower_bound: int
+    optimal: bool
+    engine: str
+    seconds: float
+    rewritten_peak: int | None = None
+    rewritten_optimal: bool | None = None
+    rewrites: int | None = None
+    rewrite_seconds: float | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def reduction(self, which: str) -> float | None:
+        """File-order peak divided by the ``heuristic``, ``scheduled`` or ``rewritten`` peak."""
+        peak = {"heuristic": self.heuristic_peak, "scheduled": self.peak}.get(
+            which, self.rewritten_peak
+        )
+        return self.file_peak / peak if peak else None
+
+
+@dataclass
+class BenchReport:
+    """All rows plus how they were made."""
+
+    rows: list[BenchRow]
+    method: str
+    time_limit: float | None
+    inplace: bool
+
+    def geomean(self, which: str) -> float | None:
+        """Geometric mean of :meth:`BenchRow.reduction` over the rows that have it."""
+        values = [r for r in (row.reduction(which) for row in self.rows) if r]
+        if not values:
+            return None
+        return math.exp(sum(math.log(v) for v in values) / len(values))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document ``serenity bench --json`` writes."""
+        return {
+            "serenity_version": __version__,
+            "python": platform.python_version(),
+            "method": self.method,
+            "time_limit": self.time_limit,
+            "memory_model": "in-place" if self.inplace else "default",
+            "rows": [asdict(r) for r in self.rows],
+            "geomean": {k: self.geomean(k) for k in ("heuristic", "scheduled", "rewritten")},
+            "paper": PAPER,
+        }
+
+
+def zoo_sources() -> list[tuple[str, Builder]]:
+    """The full-size zoo networks (``serenity.zoo.BENCHMARKS``), in their listed order."""
+    import serenity.zoo as zoo
+
+    benchmarks: dict[str, Builder] = getattr(zoo, "BENCHMARKS", {})
+    return list(benchmarks.items())
+
+
+def path_sources(paths: Iterable[str | Path]) -> list[tuple[str, Path]]:
+    """``.onnx`` files named, or found (sorted) in the directories named.
+
+    Raises:
+        UsageError: a path does not exist, or a directory holds no ``.onnx`` file.
+    """
+    found: list[tuple[str, Path]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(p.glob("*.onnx"))
+            if not files:
+                raise UsageError(f"{p}: no .onnx files in this directory")
+            found += [(f.stem, f) for f in files]
+        elif p.is_file():
+            found.append((p.stem, p))
+        else:
+            raise UsageError(f"{p}: no such file or directory")
+    return found
+
+
+def _weights_and_macs(proto: onnx.ModelProto) -> tuple[int | None, int | None]:
+    try:
+        from serenity.zoo.stats import count_weights_and_macs
+    except ImportError:  # the zoo's counter is optional for bench
+        return None, None
+    weights, macs = count_weights_and_macs(proto)
+    return int(weights), int(macs)
+
+
+def bench_model(
+    name: str,
+    model: OnnxModel,
+    *,
+    method: str = DEFAULT_METHOD,
+    time_limit: float | None = None,
+    inplace: bool = False,
+    source: str = "",
+) -> BenchRow:
+    """Measure one loaded model (see the module docstring for the columns)."""
+    options = ScheduleOptions(inplace=inplace, time_limit=time_limit)
+    file_r = schedule(model.problem, "file", options)
+    heur = schedule(model.problem, "best-heuristic", options)
+    started = time.perf_counter()
+    result = schedule(model.problem, method, options)
+    seconds = time.perf_counter() - started
+    weights, macs = _weights_and_macs(model.proto)
+    return BenchRow(
+        name=name,
+        source=source or str(model.path),
+        nodes=model.num_nodes,
+        ops=model.problem.num_ops,
+        weights=weights,
+        macs=macs,
+        file_peak=file_r.peak_bytes,
+        heuristic_peak=heur.peak_bytes,
+        heuristic=str(heur.stats.get("chosen", "")),
+        peak=result.peak_bytes,
+        lower_bound=result.lower_bound_bytes,
+        optimal=result.optimal,
+        engine=result.engine,
+        seconds=seconds,
+        stats={k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))},
+    )
+
+
+def run_bench(
+    sources: Sequence[tuple[str, Builder | str | Path]],
+    *,
+    method: str = DEFAULT_METHOD,
+    time_limit: float | None = None,
+    inplace: bool = False,
+    progress: bool = True,
+) -> BenchReport:
+    """Benchmark every source: a zoo builder (called, saved to a temporary file
+    and loaded like any model) or a path to an ``.onnx`` file.
+
+    Args:
+        sources: ``(name, builder or path)`` pairs, benchmarked in this order.
+        method: The scheduling method measured against file order.
+        time_limit: Seconds per network for the method (``auto``: 60 s if None).
+        inplace: Use the in-place memory model.
+        progress: Print one line per network to stderr.
+    """
+    rows: list[BenchRow] = []
+    with tempfile.TemporaryDirectory(prefix="serenity-bench-") as tmp:
+        for k, (name, src) in enumerate(sources, 1):
+            if progress:
+                print(f"[{k}/{len(sources)}] {name} ...", file=sys.stderr, flush=True)
+            if isinstance(src, (str, Path)):
+                path, label = Path(src), str(src)
+            else:
+                path, label = Path(tmp) / f"{name}.onnx", "serenity.zoo"
+                onnx.save(src(), str(path))
+            row = bench_model(
+                name,
+                load_onnx(path),
+                method=method,
+                time_limit=time_limit,
+                inplace=inplace,
+                source=label,
+            )
+            rows.append(row)
+            if progress:
+                proof = "optimal" if row.optimal else f"bound {row.lower_bound:,}"
+                print(
+                    f"    file {row.file_peak:,} B -> {row.peak:,} B ({proof}) "
+                    f"in {row.seconds:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return BenchReport(rows, method, time_limit, inplace)
+
+
+def _num(n: float | None, unit: str = "") -> str:
+    if n is None:
+        return "-"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f}{suffix}{unit}"
+    return f"{n:.0f}{unit}"
+
+
+def _kib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1024:,.1f}"
+
+
+def _x(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
+    """The results as a markdown document: the table, geometric means, the paper's figures."""
+    lines = ["# serenity bench: peak activation memory", ""]
+    if command:
+        lines += [f"Regenerate with `{command}`.", ""]
+    limit = "60 s (auto's default)" if report.time_limit is None else f"{report.time_limit:g} s"
+    model = "in-place" if report.inplace else "default (DESIGN.md)"
+    lines += [
+        f"Method `{report.method}`, time limit {limit} per network, memory model {model}, "
+        f"serenity {__version__}, Python {platform.python_version()}. Peaks are exact bytes "
+        '(KiB = 1024 B); "file order" is the order the model file lists, our stand-in for '
+        "TensorFlow Lite's order. Reductions are file-order peak / peak.",
+        "",
+    ]
+    has_rewrite = any(r.rewritten_peak is not None for r in report.rows)
+    head = [
+        "network", "ops", "weights", "MACs", "file order B", "file KiB", "best heuristic B",
+        "scheduled B", "scheduled KiB", "lower bound B", "proven", "sched. s",
+        "heuristic x", "scheduled x",
+    ]  # fmt: skip
+    if has_rewrite:
+        head += ["rewritten B", "rewritten KiB", "rewrites", "rewritten x"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in report.rows:
+        cells = [
+            r.name,
+            f"{r.ops:,}",
+            _num(r.weights),
+            _num(r.macs),
+            f"{r.file_peak:,}",
+            _kib(r.file_peak),
+            f"{r.heuristic_peak:,} ({r.heuristic})",
+            f"{r.peak:,}",
+            _kib(r.peak),
+            f"{r.lower_bound:,}",
+            "yes" if r.optimal else "no",
+            f"{r.seconds:.2f}",
+            _x(r.reduction("heuristic")),
+            _x(r.reduction("scheduled")),
+        ]
+        if has_rewrite:
+            cells += [
+                "-" if r.rewritten_peak is None else f"{r.rewritten_peak:,}",
+                _kib(r.rewritten_peak),
+                "-" if r.rewrites is None else str(r.rewrites),
+                _x(r.reduction("rewritten")),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Geometric means against file order, and the paper",
+        "",
+        "| | ours | SERENITY paper (vs TensorFlow Lite) |",
+        "|---|---|---|",
+        f"| best heuristic | {_x(report.geomean('heuristic'))} | - |",
+        f"| scheduling | {_x(report.geomean('scheduled'))} | {PAPER['geomean_scheduling']:.2f}x |",
+        f"| scheduling + rewriting | {_x(report.geomean('rewritten'))} | "
+        f"{PAPER['geomean_rewriting']:.2f}x |",
+        f"| slowest scheduling | {max((r.seconds for r in report.rows), default=0):.2f} s | "
+        f"{PAPER['scheduling_time']} |",
+        "",
+    ]
+    sized = [r for r in report.rows if r.name in PAPER["networks"]]
+    if sized:
+        lines += [
+            "## Network sizes against the paper's table",
+            "",
+            "| network | MACs (ours) | MACs (paper) | weights (ours) | weights (paper) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in sized:
+            macs, weights = PAPER["networks"][r.name]
+            lines.append(
+                f"| {r.name} | {_num(r.macs)} | {_num(macs)} ({_pct(r.macs, macs)}) | "
+                f"{_num(r.weights)} | {_num(weights)} ({_pct(r.weights, weights)}) |"
+            )
+        lines.append("")
+    if notes:
+        lines += [notes.rstrip(), ""]
+    return "\n".join(lines)
+
+
+def _pct(ours: int | None, paper: float) -> str:
+    return "-" if ours is None else f"ours {ours / paper - 1:+.1%}"
