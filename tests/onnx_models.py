@@ -273,3 +273,265 @@ ROUNDTRIP_MODELS = {
     "residual_cell": residual_cell,
     "if_outer_scope": if_outer_scope,
 }
+
+
+# --------------------------------------------------------------------------- rewrite patterns
+
+
+def branches_concat(
+    w: Weights, x: str, cin: int, widths: Sequence[int], axis: int = 1
+) -> list[onnx.NodeProto]:
+    """One 3x3 conv per width from ``x``, concatenated as ``cat``."""
+    nodes = [conv(w, f"br{i}", x, cin, c, 3) for i, c in enumerate(widths)]
+    nodes.append(
+        helper.make_node(
+            "Concat", [f"br{i}" for i in range(len(widths))], ["cat"], name="cat", axis=axis
+        )
+    )
+    return nodes
+
+
+def concat_conv(
+    seed: int = 10, *, group: int = 1, axis: int = 1, stride: int = 2, dilation: int = 1
+) -> onnx.ModelProto:
+    """Three branches -> Concat -> 3x3 Conv with bias (stride, dilation, pads).
+
+    With ``group=1`` and ``axis=1`` (12 channels) it is channel-partitionable;
+    ``group=2`` (grouped, not depthwise) or ``axis=2`` (wrong axis: branches of
+    4 channels stacked on height) are not.
+    """
+    w = Weights(seed)
+    widths = [4, 2, 6] if axis == 1 else [4, 4, 4]
+    nodes = branches_concat(w, "x", 3, widths, axis)
+    cin = sum(widths) if axis == 1 else 4
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            ["cat", w("y.w", 6, cin // group, 3, 3), w("y.b", 6)],
+            ["y"],
+            name="y",
+            pads=[dilation] * 4,
+            strides=[stride, stride],
+            dilations=[dilation, dilation],
+            group=group,
+        )
+    )
+    size = 4 if stride == 2 else 8
+    yshape = [1, 6, size, size] if axis == 1 else [1, 6, 12, 4]
+    return make_model(
+        nodes, [tensor("x", [1, 3, 8, 8])], [tensor("y", yshape)], w.initializers, "concat_conv"
+    )
+
+
+def concat_matmul(seed: int = 11, *, gemm: bool = False, trans_b: int = 0) -> onnx.ModelProto:
+    """x [2, 5] -> two MatMuls -> Concat on the last axis -> MatMul (or Gemm with bias)."""
+    w = Weights(seed)
+    nodes = [
+        helper.make_node("MatMul", ["x", w("a.w", 5, 3)], ["a"], name="a"),
+        helper.make_node("MatMul", ["x", w("b.w", 5, 4)], ["b"], name="b"),
+        helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=-1),
+    ]
+    if gemm:
+        wshape = (6, 7) if trans_b else (7, 6)
+        nodes.append(
+            helper.make_node(
+                "Gemm",
+                ["cat", w("y.w", *wshape), w("y.c", 6)],
+                ["y"],
+                name="y",
+                transB=trans_b,
+                alpha=0.5,
+                beta=2.0,
+            )
+        )
+    else:
+        nodes.append(helper.make_node("MatMul", ["cat", w("y.w", 7, 6)], ["y"], name="y"))
+    return make_model(
+        nodes, [tensor("x", [2, 5])], [tensor("y", [2, 6])], w.initializers, "concat_matmul"
+    )
+
+
+def concat_depthwise(
+    seed: int = 12, *, multiplier: int = 2, group: int | None = None
+) -> onnx.ModelProto:
+    """Branches (4 + 2 channels) -> Concat -> depthwise 3x3 conv (``group`` 6) with bias.
+
+    ``group=2`` makes it a grouped, non-depthwise conv.
+    """
+    w = Weights(seed)
+    nodes = branches_concat(w, "x", 3, [4, 2])
+    g = 6 if group is None else group
+    cout = 6 * multiplier
+    nodes.append(
+        helper.make_node(
+            "Conv",
+            ["cat", w("dw.w", cout, 6 // g, 3, 3), w("dw.b", cout)],
+            ["y"],
+            name="dw",
+            group=g,
+            pads=[1, 1, 1, 1],
+            strides=[2, 2],
+        )
+    )
+    return make_model(
+        nodes,
+        [tensor("x", [1, 3, 8, 8])],
+        [tensor("y", [1, cout, 4, 4])],
+        w.initializers,
+        "concat_depthwise",
+    )
+
+
+def concat_elementwise(seed: int = 13, *, cat_is_output: bool = False) -> onnx.ModelProto:
+    """Concat -> BatchNormalization -> Relu -> Mul(per-channel) -> Clip -> 1x1 Conv, plus a
+    second consumer (LeakyRelu -> graph output). With ``cat_is_output`` the concat is also a
+    graph output and must be left alone."""
+    w = Weights(seed)
+    rng = np.random.default_rng(seed)
+    nodes = branches_concat(w, "x", 3, [4, 2, 2])
+    bn = [
+        numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "bn.scale"),
+        numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "bn.bias"),
+        numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "bn.mean"),
+        numpy_helper.from_array((rng.random(8) + 0.5).astype(np.float32), "bn.var"),
+        numpy_helper.from_array(rng.standard_normal((8, 1, 1)).astype(np.float32), "scale"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "lo"),
+        numpy_helper.from_array(np.array(6.0, dtype=np.float32), "hi"),
+    ]
+    nodes += [
+        helper.make_node(
+            "BatchNormalization",
+            ["cat", "bn.scale", "bn.bias", "bn.mean", "bn.var"],
+            ["bn"],
+            name="bn",
+        ),
+        helper.make_node("Relu", ["bn"], ["relu"], name="relu"),
+        helper.make_node("Mul", ["relu", "scale"], ["mul"], name="mul"),
+        helper.make_node("Clip", ["mul", "lo", "hi"], ["clip"], name="clip"),
+        conv(w, "y", "clip", 8, 3, 1),
+        helper.make_node("LeakyRelu", ["cat"], ["z"], name="leaky", alpha=0.2),
+    ]
+    outputs = [tensor("y", [1, 3, 8, 8]), tensor("z", [1, 8, 8, 8])]
+    if cat_is_output:
+        outputs.append(tensor("cat", [1, 8, 8, 8]))
+    return make_model(
+        nodes, [tensor("x", [1, 3, 8, 8])], outputs, [*w.initializers, *bn], "concat_elementwise"
+    )
+
+
+def pad_pools(seed: int = 14, *, crop_other_axis: bool = False) -> onnx.ModelProto:
+    """The NASNet stem pads: Pad(-inf) -> MaxPool 3x3/2, Pad(0) -> AvgPool 3x3/2
+    (count_include_pad=0), Pad(-1,+1) -> AvgPool 1x1/2; their sum is the output.
+    With ``crop_other_axis`` the last Pad also pads the channels (left alone)."""
+    w = Weights(seed)
+    pads = {
+        "p_max": [0, 0, 1, 1, 0, 0, 1, 1],
+        "p_avg": [0, 0, 1, 1, 0, 0, 1, 1],
+        "p_shift": [0, 1 if crop_other_axis else 0, -1, -1, 0, 0, 1, 1],
+    }
+    consts = [numpy_helper.from_array(np.array(v, dtype=np.int64), k) for k, v in pads.items()]
+    consts += [
+        numpy_helper.from_array(np.array(-np.inf, dtype=np.float32), "ninf"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+    ]
+    cout = 5 if crop_other_axis else 4
+    nodes = [
+        conv(w, "s", "x", 3, 4, 3),
+        helper.make_node("Relu", ["s"], ["r"], name="r"),
+        helper.make_node("Pad", ["r", "p_max", "ninf"], ["pm"], name="pad_max", mode="constant"),
+        helper.make_node(
+            "MaxPool", ["pm"], ["mp"], name="maxpool", kernel_shape=[3, 3], strides=[2, 2]
+        ),
+        helper.make_node("Pad", ["r", "p_avg", "zero"], ["pa"], name="pad_avg", mode="constant"),
+        helper.make_node(
+            "AveragePool",
+            ["pa"],
+            ["ap"],
+            name="avgpool",
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            count_include_pad=0,
+        ),
+        helper.make_node(
+            "Pad", ["r", "p_shift", "zero"], ["ps"], name="pad_shift", mode="constant"
+        ),
+        helper.make_node(
+            "AveragePool", ["ps"], ["sp"], name="shiftpool", kernel_shape=[1, 1], strides=[2, 2]
+        ),
+        conv(w, "spc", "sp", cout, 4, 1),
+        helper.make_node("Add", ["mp", "ap"], ["s1"], name="s1"),
+        helper.make_node("Add", ["s1", "spc"], ["y"], name="y"),
+    ]
+    return make_model(
+        nodes,
+        [tensor("x", [1, 3, 9, 9])],
+        [tensor("y", [1, 4, 5, 5])],
+        [*w.initializers, *consts],
+        "pad_pools",
+    )
+
+
+def nasnet_like(
+    seed: int = 15, cells: int = 3, width: int = 8, branches: int = 4
+) -> onnx.ModelProto:
+    """NASNet-like cells: ``branches`` wide 3x3 convs -> Concat -> Relu -> 1x1 Conv -> BN.
+
+    Each cell widens ``width`` channels to ``branches * 2 * width`` and squeezes
+    them back, so the concat (and its ReLU) sets the peak; partitioned, each
+    branch dies into the accumulator.
+    """
+    w = Weights(seed)
+    rng = np.random.default_rng(seed)
+    nodes: list[onnx.NodeProto] = []
+    inits: list[TensorProto] = []
+    x = "x"
+    for c in range(cells):
+        parts = []
+        for b in range(branches):
+            nodes.append(conv(w, f"c{c}.b{b}", x, width, 2 * width, 3))
+            parts.append(f"c{c}.b{b}")
+        nodes.append(helper.make_node("Concat", parts, [f"c{c}.cat"], name=f"c{c}.cat", axis=1))
+        nodes.append(helper.make_node("Relu", [f"c{c}.cat"], [f"c{c}.relu"], name=f"c{c}.relu"))
+        nodes.append(conv(w, f"c{c}.proj", f"c{c}.relu", branches * 2 * width, width, 1))
+        names = [f"c{c}.bn.{k}" for k in ("scale", "bias", "mean", "var")]
+        values = [
+            rng.standard_normal(width),
+            rng.standard_normal(width),
+            rng.standard_normal(width),
+            rng.random(width) + 0.5,
+        ]
+        inits += [
+            numpy_helper.from_array(v.astype(np.float32), n)
+            for n, v in zip(names, values, strict=True)
+        ]
+        out = "y" if c == cells - 1 else f"c{c}.out"
+        nodes.append(
+            helper.make_node("BatchNormalization", [f"c{c}.proj", *names], [out], name=f"c{c}.bn")
+        )
+        x = out
+    return make_model(
+        nodes,
+        [tensor("x", [1, width, 8, 8])],
+        [tensor("y", [1, width, 8, 8])],
+        [*w.initializers, *inits],
+        "nasnet_like",
+    )
+
+
+def widening_concat(seed: int = 16) -> onnx.ModelProto:
+    """Two 1-channel convs -> Concat -> 1x1 conv to 32 channels: partitioning only adds
+    output-sized accumulators, so the driver must leave it alone."""
+    w = Weights(seed)
+    nodes = [
+        conv(w, "a", "x", 2, 1, 1),
+        conv(w, "b", "x", 2, 1, 1),
+        helper.make_node("Concat", ["a", "b"], ["cat"], name="cat", axis=1),
+        conv(w, "y", "cat", 2, 32, 1),
+    ]
+    return make_model(
+        nodes,
+        [tensor("x", [1, 2, 8, 8])],
+        [tensor("y", [1, 32, 8, 8])],
+        w.initializers,
+        "widening_concat",
+    )

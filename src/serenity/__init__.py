@@ -20,7 +20,9 @@ from serenity.api import (  # noqa: E402
     plan_schedule,
     read_schedule,
     report_dict,
+    rewrite_model,
     save_model,
+    save_rewritten,
     schedule_model,
 )
 from serenity.errors import (  # noqa: E402
@@ -56,7 +58,9 @@ __all__ = [
     "plan_schedule",
     "read_schedule",
     "report_dict",
+    "rewrite_model",
     "save_model",
+    "save_rewritten",
     "schedule",
     "schedule_model",
     "simulate",

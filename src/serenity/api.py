@@ -41,6 +41,7 @@ from serenity.plan import (
     plan,
     tensor_lifetimes,
 )
+from serenity.rewrite.driver import RewriteResult, rewrite_for_memory
 from serenity.schedule import (
     DEFAULT_METHOD,
     ScheduleOptions,
@@ -105,6 +106,90 @@ def save_model(
     return SaveOutcome(tuple(write_model(model, proto, out)), report)
 
 
+def rewrite_model(
+    model: OnnxModel,
+    method: str = DEFAULT_METHOD,
+    *,
+    inplace: bool = False,
+    time_limit: float | None = None,
+    max_rounds: int = 100,
+) -> RewriteResult:
+    """Rewrite ``model`` where an identity rewrite lowers the peak ``method`` finds.
+
+    See :mod:`serenity.rewrite`. The result holds the rewritten model, its
+    schedule (``after``), the rewrites applied and the peaks before and after
+    under both memory models. ``time_limit`` bounds each schedule of the
+    search (default 10 s).
+    """
+    return rewrite_for_memory(
+        model, method, inplace=inplace, time_limit=time_limit, max_rounds=max_rounds
+    )
+
+
+def save_rewritten(
+    model: OnnxModel,
+    rewritten: RewriteResult,
+    out: str | os.PathLike[str],
+    *,
+    verify: bool = False,
+    seed: int = 0,
+) -> SaveOutcome:
+    """Write the rewritten model of :func:`rewrite_model`, nodes in its schedule's order.
+
+    With ``verify``, the original and the rewritten model run in onnxruntime
+    on seeded random inputs (missing weights filled with the same seeded
+    values) and every output must match within rtol 1e-4 / atol 1e-5: the
+    partial sums change the floating-point summation order, so bitwise
+    equality is not expected. Nothing is written if they differ.
+
+    Raises:
+        UsageError: ``out`` would overwrite the input model or its weights.
+        VerificationError: the outputs differ.
+    """
+    check_output_path(model, out)
+    proto = reordered_proto(rewritten.model, rewritten.after.op_order)
+    report = None
+    if verify:
+        report = verify_same_outputs(
+            model.proto,
+            proto,
+            model.path.parent,
+            model.input_shapes,
+            seed=seed,
+            exact=not rewritten.rewrites,
+            rtol=1e-4,
+            atol=1e-5,
+        )
+    return SaveOutcome(tuple(write_model(rewritten.model, proto, out)), report)
+
+
+def rewrite_dict(rewritten: RewriteResult) -> dict[str, Any]:
+    """The ``rewrite`` block of the JSON report: peaks under both models, rewrites applied."""
+    peaks = rewritten.peaks()
+    by_model = {
+        False: (rewritten.other_before, rewritten.other_after) if rewritten.inplace else (rewritten.before, rewritten.after),
+        True: (rewritten.before, rewritten.after) if rewritten.inplace else (rewritten.other_before, rewritten.other_after),
+    }
+    return {
+        "inplace": rewritten.inplace,
+        "default_model": {
+            "peak_bytes_before": peaks["default_before"],
+            "peak_bytes_after": peaks["default_after"],
+            "optimal_before": by_model[False][0].optimal,
+            "optimal_after": by_model[False][1].optimal,
+        },
+        "inplace_model": {
+            "peak_bytes_before": peaks["inplace_before"],
+            "peak_bytes_after": peaks["inplace_after"],
+            "optimal_before": by_model[True][0].optimal,
+            "optimal_after": by_model[True][1].optimal,
+        },
+        "rewrites": [r.as_dict() for r in rewritten.rewrites],
+        "trials": rewritten.trials,
+        "seconds": round(rewritten.seconds, 6),
+    }
+
+
 def report_dict(
     model: OnnxModel,
     baseline: ScheduleResult,
@@ -112,8 +197,17 @@ def report_dict(
     method: str,
     output: str | os.PathLike[str] | None = None,
     verify: VerifyReport | None = None,
+    rewrite: RewriteResult | None = None,
 ) -> dict[str, Any]:
-    """The JSON report (a contract later tools read; keys are only ever added)."""
+    """The JSON report (a contract later tools read; keys are only ever added).
+
+    With ``rewrite``, ``result`` is the rewritten model's schedule (``schedule``
+    names its nodes, ``peak_bytes`` is its peak, both as written) and the
+    report adds ``unrewritten_peak_bytes`` (the best peak without rewriting),
+    ``rewritten_peak_bytes``, ``rewritten_peak_bytes_default`` and
+    ``rewritten_peak_bytes_inplace`` (both memory models), and ``rewrite``
+    (see :func:`rewrite_dict`).
+    """
     report: dict[str, Any] = {
         "model": str(model.path),
         "nodes": model.num_nodes,
@@ -140,6 +234,17 @@ def report_dict(
             "seed": verify.seed,
             "random_weights": verify.filled_weights,
         }
+        if not verify.exact:
+            report["verified"]["max_abs_diff"] = verify.max_abs_diff
+    if rewrite is not None:
+        peaks = rewrite.peaks()
+        report["scheduled_ops"] = rewrite.model.problem.num_ops
+        report["activation_tensors"] = rewrite.model.problem.num_tensors
+        report["unrewritten_peak_bytes"] = rewrite.before.peak_bytes
+        report["rewritten_peak_bytes"] = rewrite.after.peak_bytes
+        report["rewritten_peak_bytes_default"] = peaks["default_after"]
+        report["rewritten_peak_bytes_inplace"] = peaks["inplace_after"]
+        report["rewrite"] = rewrite_dict(rewrite)
     return report
 
 

@@ -337,7 +337,26 @@ def load_onnx(
         15
     """
     p = Path(path)
-    proto = read_model(p)
+    return load_proto(read_model(p), p, input_shapes)
+
+
+def load_proto(
+    proto: onnx.ModelProto,
+    path: str | os.PathLike[str],
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+) -> OnnxModel:
+    """Build the scheduling problem of an in-memory model (see :func:`load_onnx`).
+
+    Args:
+        proto: The model (external weights need not be loaded). Kept, never modified.
+        path: Where the model lives or will live: its stem names the problem,
+            its directory is where external weight files are looked up.
+        input_shapes: Dims for graph inputs, overriding symbolic dims.
+
+    Raises:
+        ModelError, CycleError, UnknownShapeError, UsageError: as :func:`load_onnx`.
+    """
+    p = Path(path)
     graph = proto.graph
     names = _display_names(graph.node)
     inputs = [node_inputs(n) for n in graph.node]

@@ -1,0 +1,296 @@
+"""Apply rewrites where the scheduler says they lower the peak, and nowhere else.
+
+A rewrite changes the graph, so whether it helps is a scheduling question:
+splitting a concat that is not live at the peak changes nothing, and an
+accumulator can cost more than the concat it replaces. The driver therefore
+asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
+
+1. schedule the graph (``auto``: the exact engine) and simulate the order;
+2. collect the *sites* touching a tensor live at the peak: a ``Concat`` whose
+   output, inputs, or a distributable op's output downstream of it is live
+   there (rewritten as a whole: distribute, then partition every Conv /
+   MatMul / Gemm reached), and a ``Pad`` folded into its pool;
+3. try each site in graph order on a fresh copy, re-schedule, and keep the
+   first whose peak is strictly lower; go back to 1;
+4. stop when no site lowers the peak (or after ``max_rounds``).
+
+Each trial is a full import and schedule, O(sites x rounds) of them; the peak
+is the optimal one where the engine proves it, else the best found.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+
+from serenity.io.onnx_import import OnnxModel, load_proto
+from serenity.ir import Problem
+from serenity.memory.model import inplace_saving
+from serenity.rewrite._graph import Editor, Rewrite, consumers, to_ir, to_proto
+from serenity.rewrite.channel_partition import partition_channels
+from serenity.rewrite.distribute import distributable, distribute
+from serenity.rewrite.kernel_partition import partition_kernels
+from serenity.rewrite.pad_pool import _site as _pad_site
+from serenity.rewrite.pad_pool import fold_pad
+from serenity.schedule import ScheduleOptions, ScheduleResult, schedule
+
+#: Seconds each trial schedule may search when the caller gives no limit.
+TRIAL_TIME_LIMIT = 10.0
+
+
+@dataclass
+class RewriteResult:
+    """What :func:`rewrite_for_memory` did.
+
+    Attributes:
+        proto: The rewritten model (the input proto itself when nothing was applied).
+        model: ``proto`` loaded, with the original's path and input shapes.
+        rewrites: The rewrites applied, in order.
+        before: The original graph's schedule under the chosen memory model.
+        after: The rewritten graph's schedule under the chosen memory model.
+        inplace: The chosen memory model (``True``: in-place).
+        other_before: The original's schedule under the other memory model.
+        other_after: The rewritten graph's schedule under the other model.
+        trials: How many candidate graphs were scheduled.
+        seconds: Wall-clock time of the whole search.
+    """
+
+    proto: onnx.ModelProto
+    model: OnnxModel
+    rewrites: list[Rewrite]
+    before: ScheduleResult
+    after: ScheduleResult
+    inplace: bool
+    other_before: ScheduleResult
+    other_after: ScheduleResult
+    trials: int = 0
+    seconds: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def peaks(self) -> dict[str, int]:
+        """Peaks before and after, under the default and the in-place model."""
+        default = (
+            (self.other_before, self.other_after) if self.inplace else (self.before, self.after)
+        )
+        inplace = (
+            (self.before, self.after) if self.inplace else (self.other_before, self.other_after)
+        )
+        return {
+            "default_before": default[0].peak_bytes,
+            "default_after": default[1].peak_bytes,
+            "inplace_before": inplace[0].peak_bytes,
+            "inplace_after": inplace[1].peak_bytes,
+        }
+
+
+def rewrite_concat(editor: Editor, concat: ir.Node) -> list[Rewrite]:
+    """Rewrite around one concat: distribute ops over it, then partition convs.
+
+    Follows the concat down: each distributable consumer is moved onto the
+    parts (its result is a new concat, followed in turn); each Conv / MatMul /
+    Gemm over the channels is partitioned; each depthwise conv is split per
+    part (its result is a new concat, followed in turn). The concat stays
+    only if some consumer still needs it.
+
+    Complexity: O(rewritten nodes x parts).
+    """
+    done: list[Rewrite] = []
+    work = [concat]
+    while work:
+        cat = work.pop(0)
+        for node in consumers(cat.outputs[0]):
+            if cat.graph is None:
+                break
+            if distributable(editor, cat, node):
+                moved = distribute(editor, cat, node)
+                if moved is not None:
+                    done.append(moved[0])
+                    work.append(moved[1])
+                continue
+            partial = partition_channels(editor, cat, node)
+            if partial is not None:
+                done.append(partial)
+                continue
+            split = partition_kernels(editor, cat, node)
+            if split is not None:
+                done.append(split[0])
+                work.append(split[1])
+    return done
+
+
+def _name_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose nodes all have unique names (sites are found by name)."""
+    names = [n.name for n in proto.graph.node]
+    if all(names) and len(set(names)) == len(names):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    taken: set[str] = set()
+    for i, node in enumerate(out.graph.node):
+        name = node.name if node.name and node.name not in taken else f"{node.op_type}_{i}"
+        while name in taken:
+            name += "_"
+        node.name = name
+        taken.add(name)
+    return out
+
+
+def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]:
+    """Output names of a concat and of the distributable / partitionable ops below it."""
+    names: set[str] = set()
+    frontier = [node]
+    for _ in range(depth):
+        nxt = []
+        for cat in frontier:
+            names.add(cat.outputs[0].name or "")
+            for user in consumers(cat.outputs[0]):
+                names.update(v.name or "" for v in user.outputs)
+                if user.op_type != "Concat" and distributable(editor, cat, user):
+                    nxt.append(user)
+        frontier = nxt
+    return names
+
+
+def _sites(model: ir.Model, live: set[str]) -> list[str]:
+    """Names of the Concat and Pad nodes whose rewrite touches a tensor in ``live``."""
+    editor = Editor(model.graph)
+    found = []
+    for node in model.graph:
+        if node.op_type == "Pad":
+            pool = _pad_site(node)
+            touched = {node.outputs[0].name}
+            if pool is not None:
+                touched.update(v.name for v in pool[0].outputs)
+                if node.inputs[0] is not None:
+                    touched.add(node.inputs[0].name)
+                if touched & live:
+                    found.append(node.name or "")
+        elif node.op_type == "Concat":
+            touched = {x.name for x in node.inputs if x is not None}
+            touched |= _downstream_names(node, editor)
+            if touched & live:
+                found.append(node.name or "")
+    return found
+
+
+def _apply(proto: onnx.ModelProto, sites: list[str]) -> tuple[onnx.ModelProto, list[Rewrite]]:
+    """Rewrite every named site (skipping those an earlier one removed) on a fresh copy."""
+    model = to_ir(proto)
+    editor = Editor(model.graph)
+    rewrites: list[Rewrite] = []
+    for site in sites:
+        node = next((n for n in model.graph if n.name == site), None)
+        if node is None:
+            continue
+        if node.op_type == "Pad":
+            done = fold_pad(editor, node)
+            rewrites += [done] if done is not None else []
+        else:
+            rewrites += rewrite_concat(editor, node)
+    return (to_proto(model), rewrites) if rewrites else (proto, [])
+
+
+def live_at_peaks(problem: Problem, order: list[int] | tuple[int, ...], inplace: bool) -> set[int]:
+    """Tensors live at *any* step whose footprint equals the peak (not only the first).
+
+    Several steps often tie at the peak; a rewrite that removes one of them
+    changes nothing unless the others go too.
+
+    Complexity: O(n + e) plus the size of the live sets at those steps.
+    """
+    sizes, is_out = problem.tensor_sizes, problem.is_graph_output
+    remaining = [len(c) for c in problem.consumers]
+    live = set(problem.graph_inputs)
+    current = sum(sizes[t] for t in live)
+    steps: list[tuple[int, set[int]]] = [(current, set(live))]
+    peak = current
+    for v in order:
+        outs = problem.op_outputs[v]
+        saved, reused = inplace_saving(problem, v, remaining) if inplace else (0, -1)
+        during = current + sum(sizes[t] for t in outs) - saved
+        if during >= peak:
+            peak = during
+            steps.append((during, (live - {reused}) | set(outs)))
+        for t in outs:
+            live.add(t)
+            current += sizes[t]
+        for t in problem.op_inputs[v]:
+            remaining[t] -= 1
+        for t in (*problem.op_inputs[v], *outs):
+            if t in live and remaining[t] == 0 and not is_out[t]:
+                live.remove(t)
+                current -= sizes[t]
+    return {t for during, ts in steps if during == peak for t in ts}
+
+
+def rewrite_for_memory(
+    model: OnnxModel,
+    method: str = "auto",
+    *,
+    inplace: bool = False,
+    time_limit: float | None = None,
+    max_rounds: int = 100,
+) -> RewriteResult:
+    """Rewrite ``model`` where it lowers the peak found by ``method``.
+
+    Args:
+        model: The loaded model (external weights may be missing).
+        method: The scheduling method that judges each candidate graph.
+        inplace: Judge under the in-place memory model instead of the default.
+        time_limit: Seconds per schedule (default :data:`TRIAL_TIME_LIMIT`).
+        max_rounds: At most this many rewrites are accepted.
+
+    Returns:
+        The rewritten model and the peaks before and after under both models.
+    """
+    started = time.perf_counter()
+    limit = TRIAL_TIME_LIMIT if time_limit is None else time_limit
+    options = ScheduleOptions(inplace=inplace, time_limit=limit)
+    shapes = dict(model.input_shapes)
+    before = schedule(model.problem, method, options)
+    current_proto, current_model, current = _name_nodes(model.proto), model, before
+    applied: list[Rewrite] = []
+    trials = 0
+    for _ in range(max_rounds):
+        problem = current_model.problem
+        peak_live = live_at_peaks(problem, current.op_order, inplace)
+        live = {problem.tensor_names[t] for t in peak_live}
+        sites = _sites(to_ir(current_proto), live)
+        # Each site alone first; then all together, for peaks that tie at several steps.
+        candidates = [[site] for site in sites] + ([sites] if len(sites) > 1 else [])
+        accepted = False
+        for group in candidates:
+            proto, rewrites = _apply(current_proto, group)
+            if not rewrites:
+                continue
+            trials += 1
+            candidate = load_proto(proto, model.path, shapes)
+            result = schedule(candidate.problem, method, options)
+            if result.peak_bytes < current.peak_bytes:
+                current_proto, current_model, current = proto, candidate, result
+                applied.extend(rewrites)
+                accepted = True
+                break
+        if not accepted:
+            break
+    if not applied:
+        current_proto, current_model = model.proto, model
+    other = ScheduleOptions(inplace=not inplace, time_limit=limit)
+    other_before = schedule(model.problem, method, other)
+    other_after = schedule(current_model.problem, method, other) if applied else other_before
+    return RewriteResult(
+        proto=current_proto,
+        model=current_model,
+        rewrites=applied,
+        before=before,
+        after=current,
+        inplace=inplace,
+        other_before=other_before,
+        other_after=other_after,
+        trials=trials,
+        seconds=time.perf_counter() - started,
+    )

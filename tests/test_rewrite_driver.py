@@ -1,0 +1,84 @@
+"""The driver applies rewrites only where the scheduler finds a lower peak."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import onnx_models
+import pytest
+from helpers import run_cli as run
+from test_rewrite_common import assert_equivalent, signature
+
+import serenity
+
+
+def _load(tmp_path: Path, proto: onnx.ModelProto, name: str) -> serenity.io.OnnxModel:
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(proto, str(path))
+    return serenity.load_model(path)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_lowers_the_optimal_peak_of_nasnet_like_cells(tmp_path: Path, inplace: bool) -> None:
+    model = _load(tmp_path, onnx_models.nasnet_like(), "nasnet_like")
+    result = serenity.rewrite_model(model, inplace=inplace)
+    assert result.before.optimal and result.after.optimal
+    assert result.after.peak_bytes < result.before.peak_bytes
+    passes = {r.pass_name for r in result.rewrites}
+    assert passes == {"distribute", "channel_partition"}
+    peaks = result.peaks()
+    chosen = "inplace" if inplace else "default"
+    assert peaks[f"{chosen}_after"] == result.after.peak_bytes
+    assert peaks[f"{chosen}_before"] == result.before.peak_bytes
+    # Both models are reported whichever was optimised.
+    assert peaks["default_before"] == serenity.schedule_model(model).peak_bytes
+    assert peaks["inplace_before"] == serenity.schedule_model(model, inplace=True).peak_bytes
+    assert signature(result.proto) == signature(model.proto)
+    assert_equivalent(model.proto, result.proto)
+
+
+@pytest.mark.parametrize("build", [onnx_models.widening_concat, onnx_models.residual_cell])
+def test_leaves_a_graph_without_gain_unchanged(tmp_path: Path, build) -> None:  # type: ignore[no-untyped-def]
+    model = _load(tmp_path, build(), build.__name__)
+    result = serenity.rewrite_model(model)
+    assert result.rewrites == []
+    assert result.proto is model.proto and result.model is model
+    assert result.after.peak_bytes == result.before.peak_bytes
+
+
+def test_cli_rewrite_verify_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, out, report = tmp_path / "cells.onnx", tmp_path / "cells.opt.onnx", tmp_path / "r.json"
+    onnx.save(onnx_models.nasnet_like(), str(src))
+    code, stdout, err = run(
+        capsys, "schedule", src, "-o", out, "--rewrite", "--verify", "--json", report
+    )
+    assert code == 0, err
+    assert "equal within rtol 1e-4, atol 1e-5" in stdout
+    assert "rewrites:" in stdout
+    data = json.loads(report.read_text())
+    assert data["rewritten_peak_bytes"] == data["peak_bytes"] < data["unrewritten_peak_bytes"]
+    block = data["rewrite"]
+    assert block["default_model"]["peak_bytes_after"] == data["rewritten_peak_bytes_default"]
+    assert block["inplace_model"]["peak_bytes_after"] == data["rewritten_peak_bytes_inplace"]
+    assert block["rewrites"] and {"pass", "nodes", "parts"} <= set(block["rewrites"][0])
+    assert data["verified"]["bitwise_equal"] is False
+    written = serenity.load_model(out)
+    assert list(written.problem.op_names) == data["schedule"]
+    assert serenity.schedule_model(written, "file").peak_bytes == data["peak_bytes"]
+    onnx.checker.check_model(str(out), full_check=True)
+
+
+def test_cli_rewrite_without_gain_is_bitwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out, report = tmp_path / "w.onnx", tmp_path / "w.opt.onnx", tmp_path / "w.json"
+    onnx.save(onnx_models.widening_concat(), str(src))
+    code, stdout, err = run(
+        capsys, "schedule", src, "-o", out, "--rewrite", "--verify", "--json", report
+    )
+    assert code == 0, err
+    data = json.loads(report.read_text())
+    assert data["rewrite"]["rewrites"] == [] and data["verified"]["bitwise_equal"] is True
+    assert data["rewritten_peak_bytes"] == data["unrewritten_peak_bytes"]
