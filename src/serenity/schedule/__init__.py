@@ -1,15 +1,20 @@
 """Scheduling engines and their common result type."""
 
 from serenity.schedule.engines import DEFAULT_METHOD, ENGINES, schedule
+from serenity.schedule.fusion import Fusion, fuse
 from serenity.schedule.heuristics import HEURISTICS
+from serenity.schedule.ilp import ilp
 from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
 
 __all__ = [
     "DEFAULT_METHOD",
     "ENGINES",
+    "Fusion",
     "HEURISTICS",
     "ScheduleOptions",
     "ScheduleResult",
+    "fuse",
+    "ilp",
     "result_from_order",
     "schedule",
 ]

@@ -9,6 +9,7 @@ from serenity.errors import UsageError
 from serenity.ir import Problem
 from serenity.schedule.exact import exact
 from serenity.schedule.heuristics import HEURISTICS, best_heuristic_order
+from serenity.schedule.ilp import ilp
 from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
 
 Engine = Callable[[Problem, ScheduleOptions], ScheduleResult]
@@ -49,6 +50,7 @@ def auto(problem: Problem, options: ScheduleOptions) -> ScheduleResult:
 ENGINES: dict[str, Engine] = {name: _heuristic_engine(name) for name in HEURISTICS}
 ENGINES["best-heuristic"] = best_heuristic
 ENGINES["exact"] = exact
+ENGINES["ilp"] = ilp
 ENGINES["auto"] = auto
 
 DEFAULT_METHOD = "auto"
