@@ -150,7 +150,13 @@ class TimeIndexedModel:
 
 
 def build_model(
-    problem: Problem, inplace: bool, hint_order: list[int], upper: int, lower: int
+    problem: Problem,
+    inplace: bool,
+    hint_order: list[int],
+    upper: int,
+    lower: int,
+    *,
+    prune: bool = True,
 ) -> TimeIndexedModel:
     """Build the pruned time-indexed model for ``problem`` (module docstring).
 
@@ -160,14 +166,16 @@ def build_model(
         hint_order: A topological order: the warm start.
         upper: A peak some order reaches (at most the hint's); bounds the objective.
         lower: A proven lower bound on the peak.
+        prune: Restrict windows by topology (off only to measure what it buys:
+            every op may then take any position, every tensor be freed any time).
 
     Complexity: O(W * d + sum of tensor windows) for ``W`` window variables.
     """
     n = problem.num_ops
     sizes = problem.tensor_sizes
     anc, desc = problem.ancestor_masks(), problem.descendant_masks()
-    lo = [anc[v].bit_count() for v in range(n)]
-    hi = [n - 1 - desc[v].bit_count() for v in range(n)]
+    lo = [anc[v].bit_count() if prune else 0 for v in range(n)]
+    hi = [n - 1 - desc[v].bit_count() if prune else n - 1 for v in range(n)]
     g = math.gcd(*sizes, upper, lower) or 1
     m = TimeIndexedModel(n=n, scale=g, lo=lo, hi=hi)
     pos = [0] * n
@@ -204,7 +212,8 @@ def build_model(
         need = 0
         for c in readers:
             need |= anc[c] | (1 << c)
-        z_lo[t], z_hi[t] = need.bit_count() - 1, max(hi[c] for c in readers)
+        z_lo[t] = need.bit_count() - 1 if prune else 0
+        z_hi[t] = max(hi[c] for c in readers)
         z_vars[t] = {}
         for q in range(z_lo[t], z_hi[t]):
             var = m.new_var(f"z_{t}_{q}")
@@ -379,6 +388,7 @@ def ilp(
     *,
     solver: str = "cp-sat",
     use_fusion: bool = True,
+    prune: bool = True,
 ) -> ScheduleResult:
     """The memory-optimal order by the pruned time-indexed ILP (module docstring).
 
@@ -391,6 +401,7 @@ def ilp(
         options: Memory model, time limit (for the whole engine), progress.
         solver: ``"cp-sat"`` (the only one; see the module docstring for HiGHS).
         use_fusion: Fuse first (default model only; switch off to compare).
+        prune: Prune variables by topology (switch off to compare).
 
     Raises:
         UsageError: ``solver`` is unknown.
@@ -413,7 +424,7 @@ def ilp(
     hint = _fused_hint(fusion, base_order, inplace) if fusion else base_order
     hint_peak = simulate(target, hint, inplace=inplace).peak_bytes
     stats["hint_peak"] = hint_peak
-    model = build_model(target, inplace, hint, min(hint_peak, base_peak), trivial)
+    model = build_model(target, inplace, hint, min(hint_peak, base_peak), trivial, prune=prune)
     stats.update(model.size)
     stats["build_seconds"] = round(time.perf_counter() - started, 3)
     remaining = None
