@@ -21,10 +21,12 @@ from serenity.schedule import ScheduleOptions, schedule
 from serenity.zoo import (
     BENCHMARKS,
     DARTS_V2,
+    NASNET_A,
     RANDWIRE_CIFAR10,
     RANDWIRE_CIFAR100,
     RandWireConfig,
     build_darts_imagenet,
+    build_nasnet_a_imagenet,
     build_randwire,
     build_randwire_cifar10,
     build_swiftnet_hpd,
@@ -111,6 +113,19 @@ def test_darts_full_size_matches_the_paper_weights() -> None:
     assert abs(weights / 4.7e6 - 1) < 0.02
     # The paper's 574M counts more than conv/fc MACs (quark0/darts issue #46: 523M).
     assert 0.9 < macs / 574e6 < 1.0
+
+
+def test_nasnet_a_small_is_valid_and_follows_its_genotype() -> None:
+    model = build_nasnet_a_imagenet(channels=8, layers=3, resolution=32, classes=5)
+    assert_valid(model, 5)
+    assert model.graph.name == "nasnet_a_imagenet"
+    normal, reduce = ops(model, "cell0/"), ops(model, "cell1/")  # cell 1 reduces
+    assert normal["Add"] == reduce["Add"] == 5
+    assert normal["AveragePool"] == 3
+    assert reduce["MaxPool"] == 2 and reduce["AveragePool"] == 2
+    names = {n.name for n in model.graph.node}
+    assert {"cell0/node5/avg_pool_3x3_from0", "cell0/node5/avg_pool_3x3_from0_2"} <= names
+    assert len(NASNET_A.normal) == 10
 
 
 # -- RandWire ------------------------------------------------------------------
@@ -248,6 +263,7 @@ def test_benchmarks_registry() -> None:
         "randwire_cifar10",
         "randwire_cifar100",
         "swiftnet_hpd",
+        "nasnet_a_imagenet",
     }
     assert all(callable(b) for b in BENCHMARKS.values())
 

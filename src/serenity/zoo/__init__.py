@@ -3,7 +3,8 @@
 The benchmark zoo (:data:`BENCHMARKS`) rebuilds the irregularly wired networks
 SERENITY (Ahn et al., MLSys 2020) evaluates on, as runnable ONNX models with
 seeded random weights: DARTS (ImageNet), RandWire (CIFAR-10 and CIFAR-100)
-and a SwiftNet-like network for human presence detection. Each module's
+and a SwiftNet-like network for human presence detection; plus NASNet-A
+cells in the DARTS ImageNet network. Each module's
 docstring says what follows the source and what had to be assumed;
 :func:`count_weights_and_macs` compares them with the paper's sizes.
 """
@@ -12,7 +13,13 @@ from collections.abc import Callable
 
 import onnx
 
-from serenity.zoo.darts import DARTS_V2, Genotype, build_darts_imagenet
+from serenity.zoo.darts import (
+    DARTS_V2,
+    NASNET_A,
+    Genotype,
+    build_darts_imagenet,
+    build_nasnet_a_imagenet,
+)
 from serenity.zoo.example import build_example
 from serenity.zoo.randwire import (
     RANDWIRE_CIFAR10,
@@ -34,6 +41,7 @@ BENCHMARKS: dict[str, Callable[[], onnx.ModelProto]] = {
     "randwire_cifar10": build_randwire_cifar10,
     "randwire_cifar100": build_randwire_cifar100,
     "swiftnet_hpd": build_swiftnet_hpd,
+    "nasnet_a_imagenet": build_nasnet_a_imagenet,
 }
 
 #: The sizes SERENITY's paper lists for them: name -> (weights, MACs).
@@ -42,11 +50,14 @@ PAPER_SIZES: dict[str, tuple[float, float]] = {
     "randwire_cifar10": (1.2e6, 111.0e6),
     "randwire_cifar100": (4.7e6, 160.0e6),
     "swiftnet_hpd": (249.7e3, 57.4e6),
+    # Not in SERENITY's table: NASNet-A (mobile) as published by Zoph et al.
+    "nasnet_a_imagenet": (5.3e6, 564.0e6),
 }
 
 __all__ = [
     "BENCHMARKS",
     "DARTS_V2",
+    "NASNET_A",
     "PAPER_SIZES",
     "RANDWIRE_CIFAR10",
     "RANDWIRE_CIFAR100",
@@ -55,6 +66,7 @@ __all__ = [
     "StageGraph",
     "build_darts_imagenet",
     "build_example",
+    "build_nasnet_a_imagenet",
     "build_randwire",
     "build_randwire_cifar10",
     "build_randwire_cifar100",
