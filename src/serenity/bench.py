@@ -82,6 +82,9 @@ class BenchRow:
     rewritten_optimal: bool | None = None
     rewrites: int | None = None
     rewrite_seconds: float | None = None
+    rewrite_passes: dict[str, int] | None = None
+    verified: bool | None = None
+    max_abs_diff: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
 
     def reduction(self, which: str) -> float | None:
@@ -100,6 +103,8 @@ class BenchReport:
     method: str
     time_limit: float | None
     inplace: bool
+    rewrite: bool = False
+    verify: bool = False
 
     def geomean(self, which: str, names: Iterable[str] | None = None) -> float | None:
         """Geometric mean of :meth:`BenchRow.reduction` over the rows that have it
@@ -170,9 +175,20 @@ def bench_model(
     method: str = DEFAULT_METHOD,
     time_limit: float | None = None,
     inplace: bool = False,
+    rewrite: bool = False,
+    verify: bool = False,
     source: str = "",
 ) -> BenchRow:
-    """Measure one loaded model (see the module docstring for the columns)."""
+    """Measure one loaded model (see the module docstring for the columns).
+
+    With ``rewrite``, the rewriting driver (:mod:`serenity.rewrite`) runs with
+    the same method and time limit per trial schedule; with ``verify`` as
+    well, the rewritten model must match the original in onnxruntime (rtol
+    1e-4, atol 1e-5; missing weights filled with the same seeded values).
+
+    Raises:
+        VerificationError: a rewritten model's outputs differ.
+    """
     options = ScheduleOptions(inplace=inplace, time_limit=time_limit)
     file_r = schedule(model.problem, "file", options)
     heur = schedule(model.problem, "best-heuristic", options)
@@ -180,7 +196,7 @@ def bench_model(
     result = schedule(model.problem, method, options)
     seconds = time.perf_counter() - started
     weights, macs = _weights_and_macs(model.proto)
-    return BenchRow(
+    row = BenchRow(
         name=name,
         source=source or str(model.path),
         nodes=model.num_nodes,
@@ -197,6 +213,35 @@ def bench_model(
         seconds=seconds,
         stats={k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))},
     )
+    if rewrite:
+        _rewrite_columns(row, model, method, options, verify)
+    return row
+
+
+def _rewrite_columns(
+    row: BenchRow, model: OnnxModel, method: str, options: ScheduleOptions, verify: bool
+) -> None:
+    from serenity.io.onnx_export import reordered_proto
+    from serenity.io.verify import verify_same_outputs
+    from serenity.rewrite.driver import rewrite_for_memory
+
+    rw = rewrite_for_memory(model, method, inplace=options.inplace, time_limit=options.time_limit)
+    row.rewrites = len(rw.rewrites)
+    row.rewrite_seconds = rw.seconds
+    passes: dict[str, int] = {}
+    for r in rw.rewrites:
+        passes[r.pass_name] = passes.get(r.pass_name, 0) + 1
+    row.rewrite_passes = dict(sorted(passes.items()))
+    if not rw.rewrites:  # the graph is unchanged: its schedule is the one measured above
+        row.rewritten_peak, row.rewritten_optimal = row.peak, row.optimal
+        return
+    row.rewritten_peak, row.rewritten_optimal = rw.after.peak_bytes, rw.after.optimal
+    if verify:
+        proto = reordered_proto(rw.model, rw.after.op_order)
+        report = verify_same_outputs(
+            model.proto, proto, model.path.parent, model.input_shapes, exact=False
+        )
+        row.verified, row.max_abs_diff = True, report.max_abs_diff
 
 
 def run_bench(
@@ -205,6 +250,8 @@ def run_bench(
     method: str = DEFAULT_METHOD,
     time_limit: float | None = None,
     inplace: bool = False,
+    rewrite: bool = False,
+    verify: bool = False,
     progress: bool = True,
 ) -> BenchReport:
     """Benchmark every source: a zoo builder (called, saved to a temporary file
@@ -215,6 +262,8 @@ def run_bench(
         method: The scheduling method measured against file order.
         time_limit: Seconds per network for the method (``auto``: 60 s if None).
         inplace: Use the in-place memory model.
+        rewrite: Also run the rewriting driver (the rewriting columns).
+        verify: Check every rewritten model in onnxruntime.
         progress: Print one line per network to stderr.
     """
     rows: list[BenchRow] = []
@@ -233,18 +282,25 @@ def run_bench(
                 method=method,
                 time_limit=time_limit,
                 inplace=inplace,
+                rewrite=rewrite,
+                verify=verify,
                 source=label,
             )
             rows.append(row)
             if progress:
                 proof = "optimal" if row.optimal else f"bound {row.lower_bound:,}"
+                rewritten = (
+                    ""
+                    if row.rewritten_peak is None
+                    else f", rewritten {row.rewritten_peak:,} B ({row.rewrites} rewrites)"
+                )
                 print(
                     f"    file {row.file_peak:,} B -> {row.peak:,} B ({proof}) "
-                    f"in {row.seconds:.2f} s",
+                    f"in {row.seconds:.2f} s{rewritten}",
                     file=sys.stderr,
                     flush=True,
                 )
-    return BenchReport(rows, method, time_limit, inplace)
+    return BenchReport(rows, method, time_limit, inplace, rewrite, verify)
 
 
 def _num(n: float | None, unit: str = "") -> str:
@@ -285,7 +341,9 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
         "heuristic x", "scheduled x",
     ]  # fmt: skip
     if has_rewrite:
-        head += ["rewritten B", "rewritten KiB", "rewrites", "rewritten x"]
+        head += ["rewritten B", "rewritten KiB", "proven", "rewrites", "rewritten x"]
+        if report.verify:
+            head.append("verified")
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report.rows:
         cells = [
@@ -308,9 +366,18 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
             cells += [
                 "-" if r.rewritten_peak is None else f"{r.rewritten_peak:,}",
                 _kib(r.rewritten_peak),
-                "-" if r.rewrites is None else str(r.rewrites),
+                {None: "-", True: "yes", False: "no"}[r.rewritten_optimal],
+                _passes(r),
                 _x(r.reduction("rewritten")),
             ]
+            if report.verify:
+                cells.append(
+                    "no rewrite"
+                    if not r.rewrites
+                    else f"yes ({r.max_abs_diff:.1g})"
+                    if r.verified
+                    else "no"
+                )
         lines.append("| " + " | ".join(cells) + " |")
     sized = [r for r in report.rows if r.name in PAPER["networks"]]
     groups: list[tuple[str, list[str] | None]] = [("all networks", None)]
@@ -354,6 +421,13 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines)
+
+
+def _passes(r: BenchRow) -> str:
+    if r.rewrites is None:
+        return "-"
+    detail = ", ".join(f"{k} {v}" for k, v in (r.rewrite_passes or {}).items())
+    return f"{r.rewrites} ({detail})" if detail else str(r.rewrites)
 
 
 def _pct(ours: int | None, paper: float) -> str:

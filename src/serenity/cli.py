@@ -172,6 +172,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds per network for the method (auto: 60 s by default)",
     )
     p.add_argument("--inplace", action="store_true", help="use the in-place memory model")
+    p.add_argument(
+        "--no-rewrite",
+        dest="rewrite",
+        action="store_false",
+        help="skip the identity-rewriting columns (faster)",
+    )
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run every rewritten model against the original in onnxruntime "
+        "(rtol 1e-4, atol 1e-5)",
+    )
 
     p = sub.add_parser("example", help="write the bundled example model")
     p.add_argument("output", metavar="OUT.onnx", help="where to write it")
@@ -465,7 +477,12 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     if not sources:
         raise UsageError("nothing to benchmark: name models or directories, or use --zoo")
     report = bench.run_bench(
-        sources, method=args.method, time_limit=args.time_limit, inplace=args.inplace
+        sources,
+        method=args.method,
+        time_limit=args.time_limit,
+        inplace=args.inplace,
+        rewrite=args.rewrite,
+        verify=args.verify,
     )
     table = Table(title=f"serenity bench ({report.method}, peaks in KiB)")
     for col in ("network", "ops", "file order", "best heuristic", "scheduled", "proven", "s", "x"):
