@@ -535,3 +535,156 @@ def widening_concat(seed: int = 16) -> onnx.ModelProto:
         w.initializers,
         "widening_concat",
     )
+
+
+def bn_params(w: Weights, name: str, c: int) -> list[str]:
+    """Scale, bias, mean and (positive) variance initializers of an inference BN."""
+    rng = w.rng
+    arrays = {
+        "scale": rng.uniform(0.5, 1.5, c),
+        "bias": rng.standard_normal(c) * 0.1,
+        "mean": rng.standard_normal(c) * 0.1,
+        "var": rng.uniform(0.5, 1.5, c),
+    }
+    names = []
+    for key, data in arrays.items():
+        w.initializers.append(numpy_helper.from_array(data.astype(np.float32), f"{name}.{key}"))
+        names.append(f"{name}.{key}")
+    return names
+
+
+def conv_bn(seed: int = 17, *, variant: str = "plain") -> onnx.ModelProto:
+    """x [1,2,8,8] -> 3x3 conv to 16 channels -> BN -> 1x1 conv (no bias) to 2 -> BN.
+
+    The BN after the wide conv holds two 4 KiB tensors at once: the default
+    peak. Variants: ``relu`` (a ReLU after the first BN: it holds the same two
+    tensors, as in DARTS' stem), near misses ``second_consumer``
+    (the conv output is also read by a ReLU that is a graph output),
+    ``training`` (the first BN has ``training_mode=1`` and its running
+    statistics are graph outputs), ``not_conv`` (a MaxPool between conv and
+    BN), ``graph_output`` (the conv output is a graph output), ``gemm``
+    (``Flatten -> Gemm(transB) -> BN`` on a 2-D tensor, with a Gemm
+    ``beta``) and ``conv_transpose`` (a 2x2 stride-2 ConvTranspose -> BN).
+    """
+    w = Weights(seed)
+    outputs = [tensor("y", [1, 2, 8, 8])]
+    nodes: list[onnx.NodeProto] = []
+    post: list[onnx.NodeProto] = []
+    first = "c"
+    if variant == "conv_transpose":
+        nodes.append(
+            helper.make_node(
+                "ConvTranspose",
+                ["x", w("c.w", 2, 16, 2, 2), w("c.b", 16)],
+                ["c"],
+                name="c",
+                strides=[2, 2],
+            )
+        )
+        post.append(
+            helper.make_node(
+                "MaxPool", ["bn"], ["bnp"], name="p", kernel_shape=[2, 2], strides=[2, 2]
+            )
+        )
+    elif variant == "gemm":
+        nodes.append(helper.make_node("Flatten", ["x"], ["flat"], name="flat"))
+        nodes.append(
+            helper.make_node(
+                "Gemm",
+                ["flat", w("c.w", 1024, 128), w("c.b", 1024)],
+                ["c"],
+                name="c",
+                transB=1,
+                beta=0.5,
+            )
+        )
+        post.append(helper.make_node("Reshape", ["bn", "shape"], ["bnp"], name="unflat"))
+        w.initializers.append(
+            numpy_helper.from_array(np.array([1, 16, 8, 8], dtype=np.int64), "shape")
+        )
+    else:
+        nodes.append(conv(w, "c", "x", 2, 16, 3))
+    if variant == "not_conv":
+        nodes.append(helper.make_node("MaxPool", ["c"], ["cp"], name="cp", kernel_shape=[1, 1]))
+        first = "cp"
+    bn_outputs = ["bn"]
+    channels = 1024 if variant == "gemm" else 16
+    if variant == "training":
+        bn_outputs += ["running_mean", "running_var"]
+        outputs += [tensor("running_mean", [channels]), tensor("running_var", [channels])]
+    nodes.append(
+        helper.make_node(
+            "BatchNormalization",
+            [first, *bn_params(w, "bn", channels)],
+            bn_outputs,
+            name="bn",
+            epsilon=1e-3,
+            **({"training_mode": 1} if variant == "training" else {}),
+        )
+    )
+    nodes += post
+    if variant == "second_consumer":
+        nodes.append(helper.make_node("Relu", ["c"], ["side"], name="side"))
+        outputs.append(tensor("side", [1, 16, 8, 8]))
+    if variant == "graph_output":
+        outputs.append(tensor("c", [1, 16, 8, 8]))
+    mid = "bnp" if variant in ("gemm", "conv_transpose") else "bn"
+    if variant == "relu":
+        nodes.append(helper.make_node("Relu", [mid], ["r"], name="r"))
+        mid = "r"
+    nodes.append(helper.make_node("Conv", [mid, w("d.w", 2, 16, 1, 1)], ["d"], name="d"))
+    nodes.append(
+        helper.make_node("BatchNormalization", ["d", *bn_params(w, "bn2", 2)], ["y"], name="bn2")
+    )
+    xshape = [1, 2, 4, 4] if variant == "conv_transpose" else [1, 2, 8, 8]
+    if variant == "conv_transpose":
+        outputs[0] = tensor("y", [1, 2, 4, 4])
+    return make_model(nodes, [tensor("x", xshape)], outputs, w.initializers, f"conv_bn_{variant}")
+
+
+def late_sum(seed: int = 18, *, terms: int = 4, variant: str = "chain") -> onnx.ModelProto:
+    """A backbone ``h1 .. hk`` of 3x3 convs (8 channels, 2 KiB each) from ``x``, a 1x1
+    conv tap ``t_i`` of each, and the sum of the taps listed last-first:
+    ``((t_k + t_{k-1}) + ...) + t_1``. The file's chain keeps every tap live
+    until ``h_k`` exists; summed in production order each dies at once.
+
+    Variants: ``sum`` (one ``Sum`` node over the taps, same order),
+    ``tree`` (``(t_k + t_{k-1}) + (t_{k-2} + ... )``, balanced),
+    ``shared`` (the first partial sum is also a graph output ``partial``).
+    """
+    w = Weights(seed)
+    nodes = [conv(w, "h1", "x", 4, 8, 3)]
+    for i in range(2, terms + 1):
+        nodes.append(conv(w, f"h{i}", f"h{i - 1}", 8, 8, 3))
+    for i in range(1, terms + 1):
+        nodes.append(conv(w, f"t{i}", f"h{i}", 8, 8, 1))
+    taps = [f"t{i}" for i in range(terms, 0, -1)]
+    outputs = [tensor("y", [1, 8, 8, 8])]
+    if variant == "sum":
+        nodes.append(helper.make_node("Sum", taps, ["s"], name="s"))
+    elif variant == "tree":
+        half = len(taps) // 2
+        left, right = taps[:half], taps[half:]
+
+        def chain(parts: list[str], name: str) -> str:
+            acc = parts[0]
+            for k, p in enumerate(parts[1:]):
+                out = f"{name}{k}"
+                nodes.append(helper.make_node("Add", [acc, p], [out], name=out))
+                acc = out
+            return acc
+
+        a, b = chain(left, "left"), chain(right, "right")
+        nodes.append(helper.make_node("Add", [a, b], ["s"], name="s"))
+    else:
+        acc = taps[0]
+        for k, p in enumerate(taps[1:]):
+            out = "s" if k == len(taps) - 2 else f"acc{k}"
+            nodes.append(helper.make_node("Add", [acc, p], [out], name=out))
+            acc = out
+        if variant == "shared":
+            outputs.append(tensor("acc0", [1, 8, 8, 8]))
+    nodes.append(helper.make_node("Relu", ["s"], ["y"], name="y"))
+    return make_model(
+        nodes, [tensor("x", [1, 4, 8, 8])], outputs, w.initializers, f"late_sum_{variant}"
+    )

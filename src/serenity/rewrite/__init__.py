@@ -16,6 +16,19 @@ each over an :class:`onnx_ir.Model` and each a function on one site plus an
 * :mod:`~serenity.rewrite.pad_pool` (not in the paper): a constant Pad folded
   into the pool that reads it; it removes the full-size padded copy that
   sets the optimal peak of timm's NASNet and PNASNet stems;
+* :mod:`~serenity.rewrite.bn_fold` (not in the paper): an inference
+  BatchNormalization folded into the Conv (ConvTranspose, Gemm) feeding it,
+  ``W' = W * s``, ``b' = (b - mean) * s + beta``, ``s = scale / sqrt(var +
+  eps)``; the folded weights are weight-only nodes. It helps the *default*
+  model only: there the BN step holds the conv output and the BN output at
+  once. Under the in-place model BN already overwrites its input, so the
+  fold changes no footprint;
+* :mod:`~serenity.rewrite.reassociate` (not in the paper): a sum of ≥ 3
+  terms (a chain or tree of ``Add``, or a ``Sum``) rebuilt as a chain in the
+  order the current schedule makes its terms available, so each term is
+  added, and can die, as soon as it exists (RandWire's weighted
+  aggregation). It helps under *both* models wherever terms wait for their
+  turn at the peak; results are equal within rounding, not bitwise;
 * :mod:`~serenity.rewrite.driver`: applies a rewrite only where re-scheduling
   shows a strictly lower peak.
 
@@ -48,23 +61,29 @@ the other.
 """
 
 from serenity.rewrite._graph import Rewrite, to_ir, to_proto
+from serenity.rewrite.bn_fold import BnFoldPass, fold_bn
 from serenity.rewrite.channel_partition import ChannelPartitionPass, partition_channels
 from serenity.rewrite.distribute import DistributePass, distribute
 from serenity.rewrite.driver import RewriteResult, rewrite_concat, rewrite_for_memory
 from serenity.rewrite.kernel_partition import KernelPartitionPass, partition_kernels
 from serenity.rewrite.pad_pool import PadPoolPass, fold_pad
+from serenity.rewrite.reassociate import ReassociatePass, reassociate
 
 __all__ = [
+    "BnFoldPass",
     "ChannelPartitionPass",
     "DistributePass",
     "KernelPartitionPass",
     "PadPoolPass",
+    "ReassociatePass",
     "Rewrite",
     "RewriteResult",
     "distribute",
+    "fold_bn",
     "fold_pad",
     "partition_channels",
     "partition_kernels",
+    "reassociate",
     "rewrite_concat",
     "rewrite_for_memory",
     "to_ir",

@@ -9,7 +9,11 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
 2. collect the *sites* touching a tensor live at the peak: a ``Concat`` whose
    output, inputs, or a distributable op's output downstream of it is live
    there (rewritten as a whole: distribute, then partition every Conv /
-   MatMul / Gemm reached), and a ``Pad`` folded into its pool;
+   MatMul / Gemm reached), a ``Pad`` folded into its pool, a
+   ``BatchNormalization`` whose input or output is live there (folded into
+   its Conv / Gemm), and a sum of ≥ 3 terms with a term or partial sum live
+   there (re-associated in the order the current schedule makes its terms
+   available: :func:`term_ranks`);
 3. try each site in graph order on a fresh copy, re-schedule, and keep the
    first whose peak is strictly lower; go back to 1;
 4. stop when no site lowers the peak (or after ``max_rounds``).
@@ -31,11 +35,14 @@ from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
 from serenity.memory.model import inplace_saving
 from serenity.rewrite._graph import Editor, Rewrite, consumers, to_ir, to_proto
+from serenity.rewrite.bn_fold import fold_bn
+from serenity.rewrite.bn_fold import site as _bn_site
 from serenity.rewrite.channel_partition import partition_channels
 from serenity.rewrite.distribute import distributable, distribute
 from serenity.rewrite.kernel_partition import partition_kernels
 from serenity.rewrite.pad_pool import _site as _pad_site
 from serenity.rewrite.pad_pool import fold_pad
+from serenity.rewrite.reassociate import is_root, reassociate, sum_terms
 from serenity.schedule import ScheduleOptions, ScheduleResult, schedule
 
 #: Seconds each trial schedule may search when the caller gives no limit.
@@ -156,11 +163,21 @@ def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]
 
 
 def _sites(model: ir.Model, live: set[str]) -> list[str]:
-    """Names of the Concat and Pad nodes whose rewrite touches a tensor in ``live``."""
+    """Names of the Concat, Pad, BN and sum-root nodes whose rewrite touches ``live``."""
     editor = Editor(model.graph)
     found = []
     for node in model.graph:
-        if node.op_type == "Pad":
+        if node.op_type == "BatchNormalization":
+            touched = {v.name for v in (node.inputs[0], node.outputs[0]) if v is not None}
+            if touched & live and _bn_site(editor, node) is not None:
+                found.append(node.name or "")
+        elif node.op_type in ("Add", "Sum") and is_root(node):
+            terms = sum_terms(node)
+            if terms is not None:
+                touched = {t.name for t in terms[0]} | {n.outputs[0].name for n in terms[1]}
+                if touched & live:
+                    found.append(node.name or "")
+        elif node.op_type == "Pad":
             pool = _pad_site(node)
             touched = {node.outputs[0].name}
             if pool is not None:
@@ -177,8 +194,13 @@ def _sites(model: ir.Model, live: set[str]) -> list[str]:
     return found
 
 
-def _apply(proto: onnx.ModelProto, sites: list[str]) -> tuple[onnx.ModelProto, list[Rewrite]]:
-    """Rewrite every named site (skipping those an earlier one removed) on a fresh copy."""
+def _apply(
+    proto: onnx.ModelProto, sites: list[str], rank: dict[str, float] | None = None
+) -> tuple[onnx.ModelProto, list[Rewrite]]:
+    """Rewrite every named site (skipping those an earlier one removed) on a fresh copy.
+
+    ``rank`` orders the terms of re-associated sums (:func:`term_ranks`).
+    """
     model = to_ir(proto)
     editor = Editor(model.graph)
     rewrites: list[Rewrite] = []
@@ -189,9 +211,42 @@ def _apply(proto: onnx.ModelProto, sites: list[str]) -> tuple[onnx.ModelProto, l
         if node.op_type == "Pad":
             done = fold_pad(editor, node)
             rewrites += [done] if done is not None else []
+        elif node.op_type == "BatchNormalization":
+            done = fold_bn(editor, node)
+            rewrites += [done] if done is not None else []
+        elif node.op_type in ("Add", "Sum"):
+            done = reassociate(editor, node, rank)
+            rewrites += [done] if done is not None else []
         else:
             rewrites += rewrite_concat(editor, node)
     return (to_proto(model), rewrites) if rewrites else (proto, [])
+
+
+def term_ranks(problem: Problem, order: list[int] | tuple[int, ...]) -> dict[str, float]:
+    """When each tensor becomes available in ``order``: a rank per tensor name.
+
+    The rank of an op's output is the step after which the op *could* run
+    (the latest step producing one of its inputs; -1 for graph inputs), ties
+    broken by the step where it does run. A term ``Mul(x, w)`` thus ranks at
+    ``x``'s production, not where the schedule put the Mul (a fixed sum order
+    makes a schedule delay such ops to their turn, which is what
+    re-association undoes).
+
+    Complexity: O(n + e).
+    """
+    step: dict[int, int] = {}
+    for i, v in enumerate(order):
+        for t in problem.op_outputs[v]:
+            step[t] = i
+    n = max(len(order), 1)
+    ranks: dict[str, float] = {}
+    for i, v in enumerate(order):
+        ready = max((step.get(t, -1) for t in problem.op_inputs[v]), default=-1)
+        for t in problem.op_outputs[v]:
+            ranks[problem.tensor_names[t]] = ready + i / n
+    for t in problem.graph_inputs:
+        ranks[problem.tensor_names[t]] = -1.0
+    return ranks
 
 
 def live_at_peaks(problem: Problem, order: list[int] | tuple[int, ...], inplace: bool) -> set[int]:
@@ -260,11 +315,12 @@ def rewrite_for_memory(
         peak_live = live_at_peaks(problem, current.op_order, inplace)
         live = {problem.tensor_names[t] for t in peak_live}
         sites = _sites(to_ir(current_proto), live)
+        rank = term_ranks(problem, current.op_order)
         # Each site alone first; then all together, for peaks that tie at several steps.
         candidates = [[site] for site in sites] + ([sites] if len(sites) > 1 else [])
         accepted = False
         for group in candidates:
-            proto, rewrites = _apply(current_proto, group)
+            proto, rewrites = _apply(current_proto, group, rank)
             if not rewrites:
                 continue
             trials += 1
