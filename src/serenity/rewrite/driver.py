@@ -162,15 +162,24 @@ def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]
     return names
 
 
-def _sites(model: ir.Model, live: set[str]) -> list[str]:
-    """Names of the Concat, Pad, BN and sum-root nodes whose rewrite touches ``live``."""
+def _sites(model: ir.Model, live: set[str]) -> tuple[list[str], set[str]]:
+    """Names of the Concat, Pad, BN and sum-root nodes whose rewrite touches ``live``.
+
+    The second set holds the sites tried only together with all the others:
+    a BN whose output is live at the peak but not its input (the fold
+    removes the input, so alone it cannot lower those steps; RandWire has a
+    dozen such node outputs live at once, each trial a full schedule).
+    """
     editor = Editor(model.graph)
     found = []
+    group_only: set[str] = set()
     for node in model.graph:
         if node.op_type == "BatchNormalization":
-            touched = {v.name for v in (node.inputs[0], node.outputs[0]) if v is not None}
-            if touched & live and _bn_site(editor, node) is not None:
+            x, y = node.inputs[0], node.outputs[0]
+            if {x.name if x else None, y.name} & live and _bn_site(editor, node) is not None:
                 found.append(node.name or "")
+                if x is None or x.name not in live:
+                    group_only.add(node.name or "")
         elif node.op_type in ("Add", "Sum") and is_root(node):
             terms = sum_terms(node)
             if terms is not None:
@@ -191,7 +200,7 @@ def _sites(model: ir.Model, live: set[str]) -> list[str]:
             touched |= _downstream_names(node, editor)
             if touched & live:
                 found.append(node.name or "")
-    return found
+    return found, group_only
 
 
 def _apply(
@@ -314,10 +323,11 @@ def rewrite_for_memory(
         problem = current_model.problem
         peak_live = live_at_peaks(problem, current.op_order, inplace)
         live = {problem.tensor_names[t] for t in peak_live}
-        sites = _sites(to_ir(current_proto), live)
+        sites, group_only = _sites(to_ir(current_proto), live)
         rank = term_ranks(problem, current.op_order)
         # Each site alone first; then all together, for peaks that tie at several steps.
-        candidates = [[site] for site in sites] + ([sites] if len(sites) > 1 else [])
+        solo = [[site] for site in sites if site not in group_only]
+        candidates = solo + ([sites] if len(sites) > 1 or not solo else [])
         accepted = False
         for group in candidates:
             proto, rewrites = _apply(current_proto, group, rank)
