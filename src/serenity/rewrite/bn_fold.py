@@ -81,6 +81,9 @@ def site(editor: Editor, bn: ir.Node) -> ir.Node | None:
     weights = list(producer.inputs[1:])
     if not weights or weights[0] is None or not all(editor.is_weight(w) for w in weights):
         return None
+    dtypes = {v.dtype for v in (*bn.inputs[1:], *weights) if v is not None and v.dtype}
+    if len(dtypes) > 1:
+        return None  # BN-15 allows other parameter types than X's: not folded
     if producer.op_type == "ConvTranspose" and int_attr(producer, "group", 1) != 1:
         return None
     if producer.op_type == "Gemm":
