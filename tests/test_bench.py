@@ -11,7 +11,7 @@ import pytest
 from helpers import run_cli as run
 from test_cli import assert_clean_error
 
-from serenity import bench
+from serenity import bench, zoo
 from serenity.zoo import build_example
 
 #: Every column of the markdown table (rewriting columns appear once rewriting ran).
@@ -78,6 +78,31 @@ def test_rewriting_columns_are_verified() -> None:
     assert cells == [*COLUMNS, "rewritten B", "rewritten KiB", "proven", "rewrites",
                      "rewritten x", "verified"]  # fmt: skip
     assert report.geomean("rewritten") > report.geomean("scheduled")
+
+
+def test_small_zoo_bench_has_every_column(capsys: pytest.CaptureFixture[str]) -> None:
+    """Small versions of the paper's four networks, with rewriting: every column filled."""
+    small: list[tuple[str, bench.Builder]] = [
+        ("darts_imagenet", lambda: zoo.build_darts_imagenet(channels=8, layers=3, resolution=32)),
+        ("randwire_cifar10", lambda: zoo.build_randwire_cifar10(channels=8, nodes=6, resolution=16)),
+        ("randwire_cifar100", lambda: zoo.build_randwire_cifar100(channels=8, nodes=6, resolution=16)),
+        ("swiftnet_hpd", lambda: zoo.build_swiftnet_hpd(widths=(8, 8, 16, 16, 32), resolution=32, cells=4)),
+    ]  # fmt: skip
+    report = bench.run_bench(small, rewrite=True, time_limit=5)
+    assert "[4/4] swiftnet_hpd" in capsys.readouterr().err
+    text = bench.markdown(report)
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| network"))
+    width = header.count("|")
+    for r in report.rows:
+        assert r.weights and r.macs and r.file_peak >= r.peak >= r.lower_bound > 0
+        assert r.rewritten_peak is not None and r.rewritten_peak <= r.peak
+        (line,) = [x for x in lines if x.startswith(f"| {r.name} |") and x.count("|") == width]
+        assert " - |" not in line  # every column has a value
+    # Sizes and the geometric means are compared with the paper.
+    assert "## Network sizes against the published ones" in text
+    assert "| darts_imagenet | " in text.split("## Network sizes")[1]
+    assert "1.68x" in text and "1.86x" in text
 
 
 def test_cli_bench_writes_markdown_and_json(
