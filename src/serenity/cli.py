@@ -181,8 +181,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verify",
         action="store_true",
-        help="run every rewritten model against the original in onnxruntime "
-        "(rtol 1e-4, atol 1e-5)",
+        help="run every rewritten model against the original in onnxruntime (rtol 1e-4, atol 1e-5)",
+    )
+    p.add_argument(
+        "--trial-time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="seconds per trial schedule of the rewriting search (default 10); the rewritten "
+        "graph is then scheduled once with --time-limit",
     )
 
     p = sub.add_parser("example", help="write the bundled example model")
@@ -353,7 +359,9 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             else ""
         )
         how = "bitwise equal" if v.exact else "equal within rtol 1e-4, atol 1e-5"
-        out.print(f"verified: {len(v.outputs)} output(s) {how} in onnxruntime (seed {v.seed}{note})")
+        out.print(
+            f"verified: {len(v.outputs)} output(s) {how} in onnxruntime (seed {v.seed}{note})"
+        )
         for line in v.notes:
             out.print(f"warning: {line}")
     if model.missing_weights and not args.verify:
@@ -459,8 +467,9 @@ def _cmd_example(args: argparse.Namespace, out: Console) -> int:
 def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     from serenity import bench
 
-    if args.time_limit is not None and args.time_limit < 0:
-        raise UsageError("--time-limit must be >= 0 seconds")
+    for flag in ("time_limit", "trial_time_limit"):
+        if (getattr(args, flag) or 0) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0 seconds")
     targets = [Path(x) for x in (args.out, args.json) if x]
     for target in targets:
         if target.suffix == ".onnx" or target.is_dir() or not target.parent.exists():
@@ -483,6 +492,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         inplace=args.inplace,
         rewrite=args.rewrite,
         verify=args.verify,
+        trial_time_limit=args.trial_time_limit,
     )
     table = Table(title=f"serenity bench ({report.method}, peaks in KiB)")
     for col in ("network", "ops", "file order", "best heuristic", "scheduled", "proven", "s", "x"):
