@@ -14,8 +14,10 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
    its Conv / Gemm), and a sum of ≥ 3 terms with a term or partial sum live
    there (re-associated in the order the current schedule makes its terms
    available: :func:`term_ranks`);
-3. try each site in graph order on a fresh copy, re-schedule, and keep the
-   first whose peak is strictly lower; go back to 1;
+3. try each site in graph order on a fresh copy, then all of them together,
+   re-schedule, and keep the first whose peak is strictly lower; go back to
+   1 (a BN whose input is not live at the peak is tried only in the
+   all-together candidate: alone its fold cannot lower those steps);
 4. stop when no site lowers the peak (or after ``max_rounds``).
 
 Each trial is a full import and schedule, O(sites x rounds) of them; the peak
