@@ -39,6 +39,20 @@ def test_lowers_the_optimal_peak_of_nasnet_like_cells(tmp_path: Path, inplace: b
     assert_equivalent(model.proto, result.proto)
 
 
+def test_baseline_schedule_is_what_a_rewrite_must_beat(tmp_path: Path) -> None:
+    from serenity.rewrite import rewrite_for_memory
+
+    model = _load(tmp_path, onnx_models.nasnet_like(), "nasnet_like")
+    best = serenity.schedule_model(model)
+    result = rewrite_for_memory(model, baseline=best)
+    assert result.before is best and result.after.peak_bytes < best.peak_bytes
+    # A baseline at the rewritten peak (as if a longer search had found it) leaves nothing to gain.
+    better = serenity.ScheduleResult(**{**best.__dict__, "peak_bytes": result.after.peak_bytes})
+    assert rewrite_for_memory(model, baseline=better).rewrites == []
+    with pytest.raises(serenity.SerenityError, match="other memory model"):
+        rewrite_for_memory(model, inplace=True, baseline=best)
+
+
 @pytest.mark.parametrize("build", [onnx_models.widening_concat, onnx_models.residual_cell])
 def test_leaves_a_graph_without_gain_unchanged(tmp_path: Path, build) -> None:  # type: ignore[no-untyped-def]
     model = _load(tmp_path, build(), build.__name__)

@@ -41,7 +41,7 @@ import onnx
 from serenity import __version__
 from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_onnx
-from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, schedule
+from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
 
 #: What the SERENITY paper (Ahn et al., MLSys 2020) reports, for the side-by-side.
 PAPER: dict[str, Any] = {
@@ -215,7 +215,7 @@ def bench_model(
         stats={k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))},
     )
     if rewrite:
-        _rewrite_columns(row, model, method, options, verify, trial_time_limit)
+        _rewrite_columns(row, model, method, options, verify, trial_time_limit, result)
     return row
 
 
@@ -226,14 +226,19 @@ def _rewrite_columns(
     options: ScheduleOptions,
     verify: bool,
     trial_time_limit: float | None,
+    baseline: ScheduleResult,
 ) -> None:
-    """Run the rewriting driver, then schedule the rewritten graph once more with
-    the full time limit (the driver's trials use ``trial_time_limit``)."""
+    """Run the rewriting driver from ``baseline`` (the unchanged graph's schedule
+    under the full limit: a rewrite must beat it), then schedule the rewritten
+    graph once more with the full limit (the driver's trials use
+    ``trial_time_limit``)."""
     from serenity.io.onnx_export import reordered_proto
     from serenity.io.verify import verify_same_outputs
     from serenity.rewrite.driver import rewrite_for_memory
 
-    rw = rewrite_for_memory(model, method, inplace=options.inplace, time_limit=trial_time_limit)
+    rw = rewrite_for_memory(
+        model, method, inplace=options.inplace, time_limit=trial_time_limit, baseline=baseline
+    )
     row.rewrites = len(rw.rewrites)
     row.rewrite_seconds = rw.seconds
     passes: dict[str, int] = {}

@@ -33,6 +33,7 @@ from typing import Any
 import onnx
 import onnx_ir as ir
 
+from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
 from serenity.memory.model import inplace_saving
@@ -300,6 +301,7 @@ def rewrite_for_memory(
     inplace: bool = False,
     time_limit: float | None = None,
     max_rounds: int = 100,
+    baseline: ScheduleResult | None = None,
 ) -> RewriteResult:
     """Rewrite ``model`` where it lowers the peak found by ``method``.
 
@@ -309,6 +311,13 @@ def rewrite_for_memory(
         inplace: Judge under the in-place memory model instead of the default.
         time_limit: Seconds per schedule (default :data:`TRIAL_TIME_LIMIT`).
         max_rounds: At most this many rewrites are accepted.
+        baseline: A schedule of ``model`` already found under the same memory
+            model (say, by a longer search); the first rewrite must beat its
+            peak, so a rewrite is never credited with what a longer search of
+            the unchanged graph finds. Default: schedule ``model`` here.
+
+    Raises:
+        UsageError: ``baseline`` was made under the other memory model.
 
     Returns:
         The rewritten model and the peaks before and after under both models.
@@ -317,7 +326,9 @@ def rewrite_for_memory(
     limit = TRIAL_TIME_LIMIT if time_limit is None else time_limit
     options = ScheduleOptions(inplace=inplace, time_limit=limit)
     shapes = dict(model.input_shapes)
-    before = schedule(model.problem, method, options)
+    if baseline is not None and baseline.inplace != inplace:
+        raise UsageError("the baseline schedule uses the other memory model")
+    before = baseline if baseline is not None else schedule(model.problem, method, options)
     current_proto, current_model, current = _name_nodes(model.proto), model, before
     applied: list[Rewrite] = []
     trials = 0
