@@ -78,6 +78,8 @@ def test_rewriting_columns_are_verified() -> None:
     assert cells == [*COLUMNS, "rewritten B", "rewritten KiB", "proven", "rewrites",
                      "rewritten x", "verified"]  # fmt: skip
     assert report.geomean("rewritten") > report.geomean("scheduled")
+    again = bench.report_from_json(json.loads(json.dumps(report.to_json())))
+    assert bench.markdown(again) == text
 
 
 def test_small_zoo_bench_has_every_column(capsys: pytest.CaptureFixture[str]) -> None:

@@ -120,12 +120,26 @@ class BenchReport:
             "method": self.method,
             "time_limit": self.time_limit,
             "rewrite": self.rewrite,
+            "verify": self.verify,
             "trial_time_limit": self.trial_time_limit,
             "memory_model": "in-place" if self.inplace else "default",
             "rows": [asdict(r) for r in self.rows],
             "geomean": {k: self.geomean(k) for k in ("heuristic", "scheduled", "rewritten")},
             "paper": PAPER,
         }
+
+
+def report_from_json(data: dict[str, Any]) -> BenchReport:
+    """Rebuild a :class:`BenchReport` from :meth:`BenchReport.to_json` (to re-render it)."""
+    return BenchReport(
+        rows=[BenchRow(**row) for row in data["rows"]],
+        method=data["method"],
+        time_limit=data["time_limit"],
+        inplace=data["memory_model"] == "in-place",
+        rewrite=data.get("rewrite", False),
+        verify=data.get("verify", False),
+        trial_time_limit=data.get("trial_time_limit"),
+    )
 
 
 def zoo_sources() -> list[tuple[str, Builder]]:
