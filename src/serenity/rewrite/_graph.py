@@ -8,7 +8,7 @@ can be chained without re-inferring.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -291,3 +291,42 @@ def replace_output(graph: ir.Graph, old: ir.Node, new_nodes: list[ir.Node], new:
     downstream names are unchanged.
     """
     ir.convenience.replace_nodes_and_values(graph, old, [old], new_nodes, [old.outputs[0]], [new])
+
+
+class SitePass(ir.passes.InPlacePass):
+    """An onnx-ir pass that applies a one-site rewrite wherever it qualifies.
+
+    Subclasses say where to look (:meth:`sites`) and how to rewrite one site
+    (:meth:`rewrite_site`, ``None`` when the site does not qualify); the pass
+    records every rewrite in :attr:`rewrites`. Sites are generated lazily, so
+    a site can see the edits made at the sites before it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rewrites: list[Rewrite] = []
+
+    def sites(self, graph: ir.Graph) -> Iterator[tuple[ir.Node, ...]]:
+        raise NotImplementedError
+
+    def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
+        raise NotImplementedError
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        editor = Editor(model.graph)
+        modified = False
+        for site in self.sites(model.graph):
+            done = self.rewrite_site(editor, *site)
+            if done is not None:
+                self.rewrites.append(done)
+                modified = True
+        return ir.passes.PassResult(model, modified)
+
+
+def concat_consumer_sites(graph: ir.Graph) -> Iterator[tuple[ir.Node, ir.Node]]:
+    """Every (concat, consumer) pair, skipping a concat once a rewrite removed it."""
+    for concat in [n for n in graph if n.op_type == "Concat"]:
+        for node in consumers(concat.outputs[0]):
+            if concat.graph is None:
+                break
+            yield concat, node

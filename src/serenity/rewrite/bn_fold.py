@@ -31,12 +31,15 @@ and the BN's four parameters are weights (no graph input reaches them).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import onnx_ir as ir
 
 from serenity.rewrite._graph import (
     Editor,
     Rewrite,
+    SitePass,
     consumers,
     copy_attributes,
     int_attr,
@@ -201,19 +204,11 @@ def fold_bn(editor: Editor, bn: ir.Node) -> Rewrite | None:
     return record
 
 
-class BnFoldPass(ir.passes.InPlacePass):
+class BnFoldPass(SitePass):
     """Fold every qualifying inference BatchNormalization into its producer."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rewrites: list[Rewrite] = []
+    def sites(self, graph: ir.Graph) -> Iterator[tuple[ir.Node, ...]]:
+        return ((n,) for n in list(graph) if n.op_type == "BatchNormalization")
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        editor = Editor(model.graph)
-        modified = False
-        for node in [n for n in model.graph if n.op_type == "BatchNormalization"]:
-            done = fold_bn(editor, node)
-            if done is not None:
-                self.rewrites.append(done)
-                modified = True
-        return ir.passes.PassResult(model, modified)
+    def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
+        return fold_bn(editor, *site)

@@ -28,8 +28,9 @@ import onnx_ir as ir
 from serenity.rewrite._graph import (
     Editor,
     Rewrite,
+    SitePass,
+    concat_consumer_sites,
     concat_parts,
-    consumers,
     copy_attributes,
     dim,
     int_attr,
@@ -136,22 +137,10 @@ def partition_channels(editor: Editor, concat: ir.Node, node: ir.Node) -> Rewrit
     return record
 
 
-class ChannelPartitionPass(ir.passes.InPlacePass):
+class ChannelPartitionPass(SitePass):
     """Partition every qualifying Conv / MatMul / Gemm that reads a concat."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rewrites: list[Rewrite] = []
+    sites = staticmethod(concat_consumer_sites)
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        editor = Editor(model.graph)
-        modified = False
-        for concat in [n for n in model.graph if n.op_type == "Concat"]:
-            for node in consumers(concat.outputs[0]):
-                if concat.graph is None:
-                    break
-                done = partition_channels(editor, concat, node)
-                if done is not None:
-                    self.rewrites.append(done)
-                    modified = True
-        return ir.passes.PassResult(model, modified)
+    def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
+        return partition_channels(editor, *site)

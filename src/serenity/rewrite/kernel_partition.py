@@ -19,8 +19,9 @@ import onnx_ir as ir
 from serenity.rewrite._graph import (
     Editor,
     Rewrite,
+    SitePass,
+    concat_consumer_sites,
     concat_parts,
-    consumers,
     copy_attributes,
     dim,
     int_attr,
@@ -111,22 +112,11 @@ def partition_kernels(
     return record, new_cat
 
 
-class KernelPartitionPass(ir.passes.InPlacePass):
+class KernelPartitionPass(SitePass):
     """Partition every depthwise conv that reads a channel concat."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rewrites: list[Rewrite] = []
+    sites = staticmethod(concat_consumer_sites)
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        editor = Editor(model.graph)
-        modified = False
-        for concat in [n for n in model.graph if n.op_type == "Concat"]:
-            for node in consumers(concat.outputs[0]):
-                if concat.graph is None:
-                    break
-                done = partition_kernels(editor, concat, node)
-                if done is not None:
-                    self.rewrites.append(done[0])
-                    modified = True
-        return ir.passes.PassResult(model, modified)
+    def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
+        done = partition_kernels(editor, *site)
+        return None if done is None else done[0]

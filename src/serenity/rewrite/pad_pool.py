@@ -23,6 +23,7 @@ Only spatial axes may be padded; the pad values must be constants.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import onnx_ir as ir
@@ -30,6 +31,7 @@ import onnx_ir as ir
 from serenity.rewrite._graph import (
     Editor,
     Rewrite,
+    SitePass,
     const_array,
     consumers,
     copy_attributes,
@@ -220,19 +222,11 @@ def fold_pad(editor: Editor, pad: ir.Node) -> Rewrite | None:
     return record
 
 
-class PadPoolPass(ir.passes.InPlacePass):
+class PadPoolPass(SitePass):
     """Fold every qualifying constant Pad into the pool that reads it."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.rewrites: list[Rewrite] = []
+    def sites(self, graph: ir.Graph) -> Iterator[tuple[ir.Node, ...]]:
+        return ((n,) for n in list(graph) if n.op_type == "Pad")
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        editor = Editor(model.graph)
-        modified = False
-        for node in [n for n in model.graph if n.op_type == "Pad"]:
-            done = fold_pad(editor, node)
-            if done is not None:
-                self.rewrites.append(done)
-                modified = True
-        return ir.passes.PassResult(model, modified)
+    def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
+        return fold_pad(editor, *site)

@@ -38,11 +38,11 @@ both models wherever terms are live at the peak while waiting their turn.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import onnx_ir as ir
 
-from serenity.rewrite._graph import Editor, Rewrite, consumers, static_shape
+from serenity.rewrite._graph import Editor, Rewrite, SitePass, consumers, static_shape
 
 
 def _is_add(node: ir.Node | None) -> bool:
@@ -194,20 +194,16 @@ def reassociate(
     return record
 
 
-class ReassociatePass(ir.passes.InPlacePass):
+class ReassociatePass(SitePass):
     """Re-associate every sum of ≥ 3 terms in ``rank`` order (see the module docstring)."""
 
     def __init__(self, rank: Mapping[str, float] | None = None) -> None:
         super().__init__()
         self.rank = dict(rank or {})
-        self.rewrites: list[Rewrite] = []
 
-    def call(self, model: ir.Model) -> ir.passes.PassResult:
-        editor = Editor(model.graph)
-        modified = False
-        for node in [n for n in model.graph if is_root(n)]:
-            done = reassociate(editor, node, self.rank)
-            if done is not None:
-                self.rewrites.append(done)
-                modified = True
-        return ir.passes.PassResult(model, modified)
+    def sites(self, graph: ir.Graph) -> Iterator[tuple[ir.Node, ...]]:
+        return ((n,) for n in list(graph) if is_root(n))
+
+    def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
+        (node,) = site
+        return reassociate(editor, node, self.rank)
