@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from serenity import Problem, ScheduleOptions, lower_bound, schedule, simulate
 from serenity.errors import CycleError, ModelError, UsageError
+from serenity.memory import live_at_peak_steps
 from serenity.schedule import ENGINES, HEURISTICS
 from serenity.schedule.exact import cut_ops, exact
 
@@ -112,6 +113,12 @@ def test_simulator_agrees_with_naive_simulation(p: Problem, inplace: bool) -> No
         assert at_peak == t.peak_bytes
         if not inplace:
             assert sum(p.tensor_sizes[x] for x in t.live_at_peak) == t.peak_bytes
+        # Every step tied at the peak contributes its live set; the first is Timeline's.
+        tied = live_at_peak_steps(p, order, inplace=inplace)
+        assert set(t.live_at_peak) <= tied
+        ties = [t.initial_bytes, *t.step_bytes].count(t.peak_bytes)
+        if ties == 1:
+            assert tied == set(t.live_at_peak)
 
 
 @SETTINGS

@@ -1,5 +1,19 @@
 """The memory model: simulate an order, lower bounds."""
 
-from serenity.memory.model import Timeline, inplace_saving, lower_bound, peak_bytes, simulate
+from serenity.memory.model import (
+    Timeline,
+    inplace_saving,
+    live_at_peak_steps,
+    lower_bound,
+    peak_bytes,
+    simulate,
+)
 
-__all__ = ["Timeline", "inplace_saving", "lower_bound", "peak_bytes", "simulate"]
+__all__ = [
+    "Timeline",
+    "inplace_saving",
+    "live_at_peak_steps",
+    "lower_bound",
+    "peak_bytes",
+    "simulate",
+]

@@ -20,7 +20,7 @@ largest eligible input is reused.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from serenity.ir import Problem
@@ -86,35 +86,18 @@ def simulate(problem: Problem, order: Sequence[int], *, inplace: bool = False) -
     """
     if not problem.is_topological(order):
         raise ValueError("order is not a topological order of all ops")
-    sizes = problem.tensor_sizes
-    remaining = [len(c) for c in problem.consumers]
-    is_out = problem.is_graph_output
-    live = set(problem.graph_inputs)
-    current = sum(sizes[t] for t in live)
-    initial = current
+    initial = sum(problem.tensor_sizes[t] for t in problem.graph_inputs)
     steps: list[int] = []
     afters: list[int] = []
     reuses: list[int] = []
-    peak, peak_step, peak_live = initial, -1, sorted(live)
-    for i, v in enumerate(order):
-        outs = problem.op_outputs[v]
-        saved, reused = inplace_saving(problem, v, remaining) if inplace else (0, -1)
-        during = current + sum(sizes[t] for t in outs) - saved
+    peak, peak_step, peak_live = initial, -1, sorted(problem.graph_inputs)
+    for i, (during, reused, after, live_during) in enumerate(_walk(problem, order, inplace)):
         steps.append(during)
         reuses.append(reused)
         if during > peak:
             peak, peak_step = during, i
-            peak_live = sorted((live - {reused}) | set(outs))
-        for t in outs:
-            live.add(t)
-            current += sizes[t]
-        for t in problem.op_inputs[v]:
-            remaining[t] -= 1
-        for t in (*problem.op_inputs[v], *outs):
-            if t in live and remaining[t] == 0 and not is_out[t]:
-                live.remove(t)
-                current -= sizes[t]
-        afters.append(current)
+            peak_live = sorted(live_during())
+        afters.append(after)
     return Timeline(
         peak,
         peak_step,
@@ -124,6 +107,64 @@ def simulate(problem: Problem, order: Sequence[int], *, inplace: bool = False) -
         tuple(peak_live),
         tuple(reuses),
     )
+
+
+def _walk(
+    problem: Problem, order: Sequence[int], inplace: bool
+) -> Iterator[tuple[int, int, int, Callable[[], set[int]]]]:
+    """The one pass over ``order`` behind :func:`simulate` and :func:`live_at_peak_steps`.
+
+    Yields per step ``(during, reused, after, live_during)``: the footprint
+    while the op runs, the input it overwrites (-1: none), the footprint
+    after it, and a function giving the tensors live while it ran (valid
+    until the next step; built only on demand, so the walk stays O(n + e)).
+    """
+    sizes = problem.tensor_sizes
+    remaining = [len(c) for c in problem.consumers]
+    is_out = problem.is_graph_output
+    live = set(problem.graph_inputs)
+    current = sum(sizes[t] for t in live)
+    for v in order:
+        outs = problem.op_outputs[v]
+        saved, reused = inplace_saving(problem, v, remaining) if inplace else (0, -1)
+        during = current + sum(sizes[t] for t in outs) - saved
+        for t in outs:
+            live.add(t)
+            current += sizes[t]
+        for t in problem.op_inputs[v]:
+            remaining[t] -= 1
+        freed = []
+        for t in (*problem.op_inputs[v], *outs):
+            if t in live and remaining[t] == 0 and not is_out[t]:
+                live.remove(t)
+                freed.append(t)
+                current -= sizes[t]
+
+        def live_during(f: list[int] = freed, r: int = reused) -> set[int]:
+            # While v ran: everything live before it plus its outputs = live now plus freed.
+            return (live | set(f)) - {r}
+
+        yield during, reused, current, live_during
+
+
+def live_at_peak_steps(
+    problem: Problem, order: Sequence[int], *, inplace: bool = False
+) -> set[int]:
+    """Tensors live at *any* step whose footprint equals the peak.
+
+    Several steps often tie at the peak (the start, before any op, included);
+    :attr:`Timeline.live_at_peak` gives only the first.
+
+    Complexity: O(n + e) plus the sizes of the live sets at the steps that
+    reach the running maximum.
+    """
+    peak = sum(problem.tensor_sizes[t] for t in problem.graph_inputs)
+    tied: list[tuple[int, set[int]]] = [(peak, set(problem.graph_inputs))]
+    for during, _reused, _after, live_during in _walk(problem, order, inplace):
+        if during >= peak:
+            peak = during
+            tied.append((during, live_during()))
+    return {t for during, ts in tied if during == peak for t in ts}
 
 
 def peak_bytes(problem: Problem, order: Sequence[int], *, inplace: bool = False) -> int:

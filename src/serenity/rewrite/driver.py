@@ -36,7 +36,7 @@ import onnx_ir as ir
 from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
-from serenity.memory.model import inplace_saving
+from serenity.memory.model import live_at_peak_steps
 from serenity.rewrite._graph import Editor, Rewrite, consumers, to_ir, to_proto
 from serenity.rewrite.bn_fold import fold_bn
 from serenity.rewrite.bn_fold import site as _bn_site
@@ -261,39 +261,6 @@ def term_ranks(problem: Problem, order: list[int] | tuple[int, ...]) -> dict[str
     return ranks
 
 
-def live_at_peaks(problem: Problem, order: list[int] | tuple[int, ...], inplace: bool) -> set[int]:
-    """Tensors live at *any* step whose footprint equals the peak (not only the first).
-
-    Several steps often tie at the peak; a rewrite that removes one of them
-    changes nothing unless the others go too.
-
-    Complexity: O(n + e) plus the size of the live sets at those steps.
-    """
-    sizes, is_out = problem.tensor_sizes, problem.is_graph_output
-    remaining = [len(c) for c in problem.consumers]
-    live = set(problem.graph_inputs)
-    current = sum(sizes[t] for t in live)
-    steps: list[tuple[int, set[int]]] = [(current, set(live))]
-    peak = current
-    for v in order:
-        outs = problem.op_outputs[v]
-        saved, reused = inplace_saving(problem, v, remaining) if inplace else (0, -1)
-        during = current + sum(sizes[t] for t in outs) - saved
-        if during >= peak:
-            peak = during
-            steps.append((during, (live - {reused}) | set(outs)))
-        for t in outs:
-            live.add(t)
-            current += sizes[t]
-        for t in problem.op_inputs[v]:
-            remaining[t] -= 1
-        for t in (*problem.op_inputs[v], *outs):
-            if t in live and remaining[t] == 0 and not is_out[t]:
-                live.remove(t)
-                current -= sizes[t]
-    return {t for during, ts in steps if during == peak for t in ts}
-
-
 def rewrite_for_memory(
     model: OnnxModel,
     method: str = "auto",
@@ -334,7 +301,7 @@ def rewrite_for_memory(
     trials = 0
     for _ in range(max_rounds):
         problem = current_model.problem
-        peak_live = live_at_peaks(problem, current.op_order, inplace)
+        peak_live = live_at_peak_steps(problem, current.op_order, inplace=inplace)
         live = {problem.tensor_names[t] for t in peak_live}
         sites, group_only = _sites(to_ir(current_proto), live)
         rank = term_ranks(problem, current.op_order)
