@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,7 @@ def bench_model(
     verify: bool = False,
     trial_time_limit: float | None = None,
     source: str = "",
+    progress: bool = False,
 ) -> BenchRow:
     """Measure one loaded model (see the module docstring for the columns).
 
@@ -208,7 +209,8 @@ def bench_model(
     file_r = schedule(model.problem, "file", options)
     heur = schedule(model.problem, "best-heuristic", options)
     started = time.perf_counter()
-    result = schedule(model.problem, method, options)
+    # Long searches report their progress on stderr (the engines print after a second).
+    result = schedule(model.problem, method, replace(options, progress=progress))
     seconds = time.perf_counter() - started
     weights, macs = _weights_and_macs(model.proto)
     row = BenchRow(
@@ -321,6 +323,7 @@ def run_bench(
                 verify=verify,
                 trial_time_limit=trial_time_limit,
                 source=label,
+                progress=progress,
             )
             rows.append(row)
             if progress:
