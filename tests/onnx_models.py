@@ -688,3 +688,42 @@ def late_sum(seed: int = 18, *, terms: int = 4, variant: str = "chain") -> onnx.
     return make_model(
         nodes, [tensor("x", [1, 4, 8, 8])], outputs, w.initializers, f"late_sum_{variant}"
     )
+
+
+def conv_stem(seed: int = 19, *, variant: str = "plain") -> onnx.ModelProto:
+    """DARTS' ImageNet stem in small: x [1,4,16,16] (4 KiB) -> 3x3/2 conv ``c1`` to 24
+    channels (6 KiB) -> BN -> ReLU -> 3x3/2 conv ``c2`` to 8 channels -> BN -> y.
+
+    The BN and ReLU steps each hold two 6 KiB tensors: the default peak
+    (12 KiB). Near misses for splitting ``c1`` by output channels:
+    ``grouped`` (``c1`` has ``group=2``), ``depthwise`` (``group=4``, a
+    channel multiplier of 6) and ``graph_output`` (``c1`` is also a graph
+    output).
+    """
+    w = Weights(seed)
+    group = {"grouped": 2, "depthwise": 4}.get(variant, 1)
+    nodes = [
+        helper.make_node(
+            "Conv",
+            ["x", w("c1.w", 24, 4 // group, 3, 3), w("c1.b", 24)],
+            ["c1"],
+            name="c1",
+            pads=[1] * 4,
+            strides=[2, 2],
+            group=group,
+        ),
+        helper.make_node(
+            "BatchNormalization", ["c1", *bn_params(w, "bn1", 24)], ["bn1"], name="bn1"
+        ),
+        helper.make_node("Relu", ["bn1"], ["r"], name="r"),
+        helper.make_node(
+            "Conv", ["r", w("c2.w", 8, 24, 3, 3)], ["c2"], name="c2", pads=[1] * 4, strides=[2, 2]
+        ),
+        helper.make_node("BatchNormalization", ["c2", *bn_params(w, "bn2", 8)], ["y"], name="bn2"),
+    ]
+    outputs = [tensor("y", [1, 8, 4, 4])]
+    if variant == "graph_output":
+        outputs.append(tensor("c1", [1, 24, 8, 8]))
+    return make_model(
+        nodes, [tensor("x", [1, 4, 16, 16])], outputs, w.initializers, f"conv_stem_{variant}"
+    )

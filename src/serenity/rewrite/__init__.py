@@ -29,6 +29,12 @@ each over an :class:`onnx_ir.Model` and each a function on one site plus an
   added, and can die, as soon as it exists (RandWire's weighted
   aggregation). It helps under *both* models wherever terms wait for their
   turn at the peak; results are equal within rounding, not bitwise;
+* :mod:`~serenity.rewrite.output_split` (not in the paper): a group-1 conv
+  split into convs on output-channel slices of its weight, joined by a
+  concat. Alone it never lowers the peak; the driver follows it with the
+  per-concat rewrite (distribute, then partition the next conv), so a wide
+  conv output and its BN / ReLU chain are never whole (DARTS' ImageNet
+  stem). Opt-in: ``rewrite_for_memory(..., split_outputs=True)``;
 * :mod:`~serenity.rewrite.driver`: applies a rewrite only where re-scheduling
   shows a strictly lower peak.
 
@@ -66,6 +72,7 @@ from serenity.rewrite.channel_partition import ChannelPartitionPass, partition_c
 from serenity.rewrite.distribute import DistributePass, distribute
 from serenity.rewrite.driver import RewriteResult, rewrite_concat, rewrite_for_memory
 from serenity.rewrite.kernel_partition import KernelPartitionPass, partition_kernels
+from serenity.rewrite.output_split import OutputSplitPass, split_output
 from serenity.rewrite.pad_pool import PadPoolPass, fold_pad
 from serenity.rewrite.reassociate import ReassociatePass, reassociate
 
@@ -74,6 +81,7 @@ __all__ = [
     "ChannelPartitionPass",
     "DistributePass",
     "KernelPartitionPass",
+    "OutputSplitPass",
     "PadPoolPass",
     "ReassociatePass",
     "Rewrite",
@@ -86,6 +94,7 @@ __all__ = [
     "reassociate",
     "rewrite_concat",
     "rewrite_for_memory",
+    "split_output",
     "to_ir",
     "to_proto",
 ]

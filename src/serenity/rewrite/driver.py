@@ -13,11 +13,17 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
    ``BatchNormalization`` whose input or output is live there (folded into
    its Conv / Gemm), and a sum of ≥ 3 terms with a term or partial sum live
    there (re-associated in the order the current schedule makes its terms
-   available: :func:`term_ranks`);
+   available: :func:`term_ranks`); with ``split_outputs``, also a group-1
+   ``Conv`` whose output, or the output of the distributable ops right
+   after it, is read or written by an op at a peak step and whose chain reaches a conv that
+   channel partitioning takes (:func:`split_sites`: split into two
+   output-channel halves, then the new concat rewritten as a whole);
 3. try each site in graph order on a fresh copy, then all of them together,
-   re-schedule, and keep the first whose peak is strictly lower; go back to
-   1 (a BN whose input is not live at the peak is tried only in the
-   all-together candidate: alone its fold cannot lower those steps);
+   then each conv split alone, re-schedule, and keep the first whose peak is
+   strictly lower; go back to 1 (a BN whose input is not live at the peak
+   is tried only in the all-together candidate: alone its fold cannot lower
+   those steps; a split is never part of the all-together candidate, so it
+   only adds trials where nothing else helps);
 4. stop when no site lowers the peak (or after ``max_rounds``).
 
 Each trial is a full import and schedule, O(sites x rounds) of them; the peak
@@ -26,7 +32,9 @@ is the optimal one where the engine proves it, else the best found.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,13 +44,20 @@ import onnx_ir as ir
 from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
-from serenity.memory.model import live_at_peak_steps
+from serenity.memory.model import live_at_peak_steps, simulate
 from serenity.rewrite._graph import Editor, Rewrite, consumers, to_ir, to_proto
 from serenity.rewrite.bn_fold import fold_bn
 from serenity.rewrite.bn_fold import site as _bn_site
 from serenity.rewrite.channel_partition import partition_channels
-from serenity.rewrite.distribute import distributable, distribute
+from serenity.rewrite.distribute import (
+    BINARY_OPS,
+    CHANNELWISE_OPS,
+    UNARY_OPS,
+    distributable,
+    distribute,
+)
 from serenity.rewrite.kernel_partition import partition_kernels
+from serenity.rewrite.output_split import split_output, splittable
 from serenity.rewrite.pad_pool import _site as _pad_site
 from serenity.rewrite.pad_pool import fold_pad
 from serenity.rewrite.reassociate import is_root, reassociate, sum_terms
@@ -206,6 +221,98 @@ def _sites(model: ir.Model, live: set[str]) -> tuple[list[str], set[str]]:
     return found, group_only
 
 
+#: Ops a split conv's chain may pass through on its way to the next conv
+#: (a first filter; the trial rewrite in :func:`split_sites` decides).
+_CHAIN_OPS = UNARY_OPS | BINARY_OPS | CHANNELWISE_OPS
+
+
+def _chain_names(conv: ir.Node, depth: int = 4) -> set[str]:
+    """Output names of ``conv`` and of the channel-wise ops right below it."""
+    names = {conv.outputs[0].name or ""}
+    frontier = [conv.outputs[0]]
+    for _ in range(depth):
+        nxt = []
+        for value in frontier:
+            for user in consumers(value):
+                if user.op_type in _CHAIN_OPS and user.domain == "" and user.outputs:
+                    names.add(user.outputs[0].name or "")
+                    nxt.append(user.outputs[0])
+        frontier = nxt
+    return names
+
+
+def _split_and_rewrite(editor: Editor, conv: ir.Node) -> list[Rewrite]:
+    """Split ``conv`` in two, then rewrite the new concat as a whole (:func:`rewrite_concat`)."""
+    done = split_output(editor, conv)
+    if done is None:
+        return []
+    return [done[0], *rewrite_concat(editor, done[1])]
+
+
+def split_sites(proto: onnx.ModelProto, live: set[str]) -> list[str]:
+    """Names of the Conv nodes worth splitting by output channels.
+
+    A site is a group-1 conv whose output, or a channel-wise op's output
+    right below it, is in ``live`` (the driver passes the tensors of the ops
+    at the peak steps: :func:`peak_step_tensors`), and whose split, followed by
+    :func:`rewrite_concat` on the new concat, channel-partitions some conv:
+    only then can the wide tensor stop existing as a whole. The test is the
+    rewrite itself, on a scratch copy of the graph (made only when some
+    conv passes the first filter).
+
+    Complexity: O(nodes) for the filter, plus one conversion of ``proto``
+    and O(chain) edits per candidate.
+    """
+    model = to_ir(proto)
+    editor = Editor(model.graph)
+    candidates = [
+        node.name or ""
+        for node in model.graph
+        if node.op_type == "Conv" and splittable(editor, node) and _chain_names(node) & live
+    ]
+    found: list[str] = []
+    scratch: tuple[ir.Model, Editor] | None = None
+    for name in candidates:
+        node = None if scratch is None else _find(scratch[0], name)
+        if scratch is None or node is None:  # an earlier trial rewrote it: a fresh copy
+            fresh = to_ir(proto)
+            scratch = fresh, Editor(fresh.graph)
+            node = _find(fresh, name)
+        if node is None:
+            continue
+        rewrites = _split_and_rewrite(scratch[1], node)
+        if any(r.pass_name == "channel_partition" for r in rewrites):
+            found.append(name)
+    return found
+
+
+def peak_step_tensors(problem: Problem, order: tuple[int, ...], *, inplace: bool) -> set[str]:
+    """Names of the tensors the ops at the peak steps read or write.
+
+    A split only shortens the steps of its own chain: a conv output that is
+    merely live at the peak, waiting while other ops run, is no site (on
+    NASNet such trials cost the full time limit each and never gain).
+    """
+    timeline = simulate(problem, order, inplace=inplace)
+    names: set[str] = set()
+    for v, during in zip(order, timeline.step_bytes, strict=True):
+        if during == timeline.peak_bytes:
+            for t in (*problem.op_inputs[v], *problem.op_outputs[v]):
+                names.add(problem.tensor_names[t])
+    return names
+
+
+def _solo_splits(
+    proto: onnx.ModelProto, problem: Problem, order: tuple[int, ...], inplace: bool
+) -> Iterator[list[str]]:
+    touched = peak_step_tensors(problem, order, inplace=inplace)
+    yield from ([site] for site in split_sites(proto, touched))
+
+
+def _find(model: ir.Model, name: str) -> ir.Node | None:
+    return next((n for n in model.graph if n.name == name), None)
+
+
 def _apply(
     proto: onnx.ModelProto, sites: list[str], rank: dict[str, float] | None = None
 ) -> tuple[onnx.ModelProto, list[Rewrite]]:
@@ -217,7 +324,7 @@ def _apply(
     editor = Editor(model.graph)
     rewrites: list[Rewrite] = []
     for site in sites:
-        node = next((n for n in model.graph if n.name == site), None)
+        node = _find(model, site)
         if node is None:
             continue
         if node.op_type == "Pad":
@@ -229,6 +336,8 @@ def _apply(
         elif node.op_type in ("Add", "Sum"):
             done = reassociate(editor, node, rank)
             rewrites += [done] if done is not None else []
+        elif node.op_type == "Conv":
+            rewrites += _split_and_rewrite(editor, node)
         else:
             rewrites += rewrite_concat(editor, node)
     return (to_proto(model), rewrites) if rewrites else (proto, [])
@@ -269,6 +378,7 @@ def rewrite_for_memory(
     time_limit: float | None = None,
     max_rounds: int = 100,
     baseline: ScheduleResult | None = None,
+    split_outputs: bool = False,
 ) -> RewriteResult:
     """Rewrite ``model`` where it lowers the peak found by ``method``.
 
@@ -282,6 +392,9 @@ def rewrite_for_memory(
             model (say, by a longer search); the first rewrite must beat its
             peak, so a rewrite is never credited with what a longer search of
             the unchanged graph finds. Default: schedule ``model`` here.
+        split_outputs: Also try splitting a conv by output channels where
+            its chain reaches a conv to partition (:func:`split_sites`;
+            DARTS' ImageNet stem). Off by default.
 
     Raises:
         UsageError: ``baseline`` was made under the other memory model.
@@ -307,7 +420,10 @@ def rewrite_for_memory(
         rank = term_ranks(problem, current.op_order)
         # Each site alone first; then all together, for peaks that tie at several steps.
         solo = [[site] for site in sites if site not in group_only]
-        candidates = solo + ([sites] if len(sites) > 1 or not solo else [])
+        candidates: Iterable[list[str]] = solo + ([sites] if len(sites) > 1 or not solo else [])
+        if split_outputs:  # found only if nothing before them is accepted
+            splits = _solo_splits(current_proto, problem, current.op_order, inplace)
+            candidates = itertools.chain(candidates, splits)
         accepted = False
         for group in candidates:
             proto, rewrites = _apply(current_proto, group, rank)
