@@ -211,6 +211,28 @@ class Editor:
         into.append(node)
         return out
 
+    def concat(
+        self,
+        values: Sequence[ir.Value],
+        axis: int,
+        template: ir.Value,
+        name: str,
+        into: list[ir.Node],
+    ) -> ir.Node:
+        """A ``Concat`` of ``values`` on ``axis``, appended to ``into``; its output
+        takes ``template``'s type and shape (the tensor the concat stands for)."""
+        node = ir.Node(
+            "",
+            "Concat",
+            list(values),
+            {"axis": ir.AttrInt64("axis", axis)},
+            num_outputs=1,
+            name=self.fresh(name),
+        )
+        like(node.outputs[0], template, axis, None)
+        into.append(node)
+        return node
+
 
 def like(value: ir.Value, template: ir.Value | None, axis: int, size: int | None) -> ir.Value:
     """Give ``value`` the type of ``template`` and its shape with ``axis`` set to ``size``."""

@@ -161,17 +161,10 @@ def distribute(editor: Editor, concat: ir.Node, node: ir.Node) -> tuple[Rewrite,
         like(part.outputs[0], out, axis, size)
         new_nodes.append(part)
         results.append(part.outputs[0])
-    new_cat = ir.Node(
-        "",
-        "Concat",
-        results,
-        {"axis": ir.AttrInt64("axis", axis)},
-        num_outputs=1,
-        name=editor.fresh(f"{concat.name or 'concat'}.{node.op_type.lower()}"),
+    new_cat = editor.concat(
+        results, axis, out, f"{concat.name or 'concat'}.{node.op_type.lower()}", new_nodes
     )
-    new_nodes.append(new_cat)
     new_value = new_cat.outputs[0]
-    like(new_value, out, axis, None)
     record = Rewrite("distribute", (concat.name or "", node.name or ""), len(parts))
     replace_output(graph, node, new_nodes, new_value)
     remove_if_dead(graph, concat)

@@ -96,16 +96,7 @@ def partition_kernels(
         like(part.outputs[0], out, 1, size * m)
         new_nodes.append(part)
         results.append(part.outputs[0])
-    new_cat = ir.Node(
-        "",
-        "Concat",
-        results,
-        {"axis": ir.AttrInt64("axis", 1)},
-        num_outputs=1,
-        name=editor.fresh(f"{concat.name or 'concat'}.dwconv"),
-    )
-    new_nodes.append(new_cat)
-    like(new_cat.outputs[0], out, 1, None)
+    new_cat = editor.concat(results, 1, out, f"{concat.name or 'concat'}.dwconv", new_nodes)
     record = Rewrite("kernel_partition", (concat.name or "", node.name or ""), len(parts))
     replace_output(graph, node, new_nodes, new_cat.outputs[0])
     remove_if_dead(graph, concat)

@@ -111,16 +111,7 @@ def split_output(
         new_nodes.append(part)
         results.append(part.outputs[0])
         start += size
-    cat = ir.Node(
-        "",
-        "Concat",
-        results,
-        {"axis": ir.AttrInt64("axis", 1)},
-        num_outputs=1,
-        name=editor.fresh(f"{base}.concat"),
-    )
-    new_nodes.append(cat)
-    like(cat.outputs[0], out, 1, None)
+    cat = editor.concat(results, 1, out, f"{base}.concat", new_nodes)
     record = Rewrite("output_split", (conv.name or "",), parts)
     replace_output(editor.graph, conv, new_nodes, cat.outputs[0])
     return record, cat
