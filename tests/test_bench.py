@@ -140,3 +140,7 @@ def test_cli_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     bad_out = tmp_path / "missing" / "r.md"
     line = assert_clean_error(*run(capsys, "bench", model, "--out", bad_out)[::2], bad_out)
     assert "r.md" in line
+    notes = tmp_path / "notes.md"
+    notes.write_text("kept")
+    line = assert_clean_error(*run(capsys, "bench", model, "--notes", notes, "--out", notes)[::2])
+    assert "would overwrite" in line and notes.read_text() == "kept"

@@ -211,42 +211,38 @@ def _write_text(path: str, text: str) -> None:
         raise UsageError(f"cannot write {path}: {e.strerror}") from None
 
 
-def _check_json_path(args: argparse.Namespace) -> None:
-    """Refuse a ``--json`` path that would overwrite the model or be unwritable.
+def _check_new_file(flag: str, path: str | None, taken: Sequence[str | Path]) -> None:
+    """Refuse a path given to ``flag`` that would overwrite one of ``taken`` (the
+    model, other outputs) or cannot be created.
 
     Checked before anything is written, so a bad path leaves no files behind.
     """
-    if not args.json:
+    if not path:
         return
-    target = Path(args.json)
-    taken = [Path(args.model)]
-    output = getattr(args, "output", None)
-    if output:
-        taken += [Path(output), Path(output).with_name(Path(output).name + ".data")]
+    target = Path(path)
     for other in taken:
-        if target.resolve() == other.resolve():
-            raise UsageError(f"--json {target} would overwrite {other}; choose another path")
+        if target.resolve() == Path(other).resolve():
+            raise UsageError(f"{flag} {target} would overwrite {other}; choose another path")
     if target.is_dir():
-        raise UsageError(f"--json {target} is a directory; give a file name")
+        raise UsageError(f"{flag} {target} is a directory; give a file name")
     if not target.parent.exists():
-        raise UsageError(f"--json directory {target.parent} does not exist")
+        raise UsageError(f"{flag} {target}: directory {target.parent} does not exist")
+
+
+def _model_outputs(args: argparse.Namespace) -> list[str]:
+    """The model and, for ``schedule``, the model it writes and its weight file."""
+    output = getattr(args, "output", None)
+    return [args.model, *([output, output + ".data"] if output else [])]
+
+
+def _check_json_path(args: argparse.Namespace) -> None:
+    _check_new_file("--json", args.json, _model_outputs(args))
 
 
 def _check_plan_path(args: argparse.Namespace) -> None:
-    """Refuse a ``--plan`` path that would overwrite the model, the output or the report."""
-    if not args.plan:
-        return
-    target = Path(args.plan)
-    taken = [Path(args.model), Path(args.output), Path(args.output + ".data")]
-    if args.json:
-        taken.append(Path(args.json))
-    for other in taken:
-        if target.resolve() == other.resolve():
-            raise UsageError(f"--plan {target} would overwrite {other}; choose another path")
-    if target.is_dir():
-        raise UsageError(f"--plan {target} is a directory; give a file name")
-    if not target.parent.exists():
-        raise UsageError(f"--plan directory {target.parent} does not exist")
+    _check_new_file(
+        "--plan", args.plan, [*_model_outputs(args), *([args.json] if args.json else [])]
+    )
 
 
 def _load(args: argparse.Namespace) -> OnnxModel:
@@ -470,10 +466,12 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     for flag in ("time_limit", "trial_time_limit"):
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0 seconds")
-    targets = [Path(x) for x in (args.out, args.json) if x]
-    for target in targets:
-        if target.suffix == ".onnx" or target.is_dir() or not target.parent.exists():
-            raise UsageError(f"cannot write results to {target}: give a new .md/.json file name")
+    inputs = [*args.paths, *([args.notes] if args.notes else [])]
+    _check_new_file("--out", args.out, inputs)
+    _check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
+    for flag, path in (("--out", args.out), ("--json", args.json)):
+        if path and Path(path).suffix == ".onnx":
+            raise UsageError(f"{flag} {path} looks like a model; give a .md/.json file name")
     notes = ""
     if args.notes:
         try:
