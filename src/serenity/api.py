@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from serenity import __version__
 from serenity.errors import UsageError
 from serenity.io.onnx_export import check_output_path, reordered_proto, write_model
@@ -97,13 +99,40 @@ def save_model(
         VerificationError: the outputs differ.
     """
     check_output_path(model, out)
-    proto = reordered_proto(model, result.op_order)
-    report = None
-    if verify:
-        report = verify_same_outputs(
-            model.proto, proto, model.path.parent, model.input_shapes, seed=seed
-        )
+    proto, report = checked_proto(model, model, result, verify=verify, seed=seed)
     return SaveOutcome(tuple(write_model(model, proto, out)), report)
+
+
+def checked_proto(
+    original: OnnxModel,
+    model: OnnxModel,
+    result: ScheduleResult,
+    *,
+    verify: bool,
+    seed: int = 0,
+    exact: bool = True,
+) -> tuple[onnx.ModelProto, VerifyReport | None]:
+    """``model`` with its nodes in ``result``'s order and, with ``verify``, the
+    report of running it against ``original`` in onnxruntime (bitwise when
+    ``exact``, else within rtol 1e-4 / atol 1e-5).
+
+    Raises:
+        VerificationError: the outputs differ.
+    """
+    proto = reordered_proto(model, result.op_order)
+    if not verify:
+        return proto, None
+    report = verify_same_outputs(
+        original.proto,
+        proto,
+        original.path.parent,
+        original.input_shapes,
+        seed=seed,
+        exact=exact,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    return proto, report
 
 
 def rewrite_model(
@@ -147,43 +176,31 @@ def save_rewritten(
         VerificationError: the outputs differ.
     """
     check_output_path(model, out)
-    proto = reordered_proto(rewritten.model, rewritten.after.op_order)
-    report = None
-    if verify:
-        report = verify_same_outputs(
-            model.proto,
-            proto,
-            model.path.parent,
-            model.input_shapes,
-            seed=seed,
-            exact=not rewritten.rewrites,
-            rtol=1e-4,
-            atol=1e-5,
-        )
+    proto, report = checked_proto(
+        model,
+        rewritten.model,
+        rewritten.after,
+        verify=verify,
+        seed=seed,
+        exact=not rewritten.rewrites,
+    )
     return SaveOutcome(tuple(write_model(rewritten.model, proto, out)), report)
 
 
 def rewrite_dict(rewritten: RewriteResult) -> dict[str, Any]:
     """The ``rewrite`` block of the JSON report: peaks under both models, rewrites applied."""
-    peaks = rewritten.peaks()
-    by_model = {
-        False: (rewritten.other_before, rewritten.other_after) if rewritten.inplace else (rewritten.before, rewritten.after),
-        True: (rewritten.before, rewritten.after) if rewritten.inplace else (rewritten.other_before, rewritten.other_after),
-    }
+    models = {}
+    for key, inplace in (("default_model", False), ("inplace_model", True)):
+        before, after = rewritten.schedules(inplace)
+        models[key] = {
+            "peak_bytes_before": before.peak_bytes,
+            "peak_bytes_after": after.peak_bytes,
+            "optimal_before": before.optimal,
+            "optimal_after": after.optimal,
+        }
     return {
         "inplace": rewritten.inplace,
-        "default_model": {
-            "peak_bytes_before": peaks["default_before"],
-            "peak_bytes_after": peaks["default_after"],
-            "optimal_before": by_model[False][0].optimal,
-            "optimal_after": by_model[False][1].optimal,
-        },
-        "inplace_model": {
-            "peak_bytes_before": peaks["inplace_before"],
-            "peak_bytes_after": peaks["inplace_after"],
-            "optimal_before": by_model[True][0].optimal,
-            "optimal_after": by_model[True][1].optimal,
-        },
+        **models,
         "rewrites": [r.as_dict() for r in rewritten.rewrites],
         "trials": rewritten.trials,
         "seconds": round(rewritten.seconds, 6),

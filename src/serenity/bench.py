@@ -248,8 +248,7 @@ def _rewrite_columns(
     under the full limit: a rewrite must beat it), then schedule the rewritten
     graph once more with the full limit (the driver's trials use
     ``trial_time_limit``)."""
-    from serenity.io.onnx_export import reordered_proto
-    from serenity.io.verify import verify_same_outputs
+    from serenity.api import checked_proto
     from serenity.rewrite.driver import rewrite_for_memory
 
     rw = rewrite_for_memory(
@@ -272,10 +271,8 @@ def _rewrite_columns(
     )
     row.rewritten_peak, row.rewritten_optimal = best.peak_bytes, best.optimal
     if verify:
-        proto = reordered_proto(rw.model, best.op_order)
-        report = verify_same_outputs(
-            model.proto, proto, model.path.parent, model.input_shapes, exact=False
-        )
+        _, report = checked_proto(model, rw.model, best, verify=True, exact=False)
+        assert report is not None
         row.verified, row.max_abs_diff = True, report.max_abs_diff
 
 

@@ -96,20 +96,19 @@ class RewriteResult:
     seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def schedules(self, inplace: bool) -> tuple[ScheduleResult, ScheduleResult]:
+        """The schedules before and after rewriting under one memory model."""
+        if inplace == self.inplace:
+            return self.before, self.after
+        return self.other_before, self.other_after
+
     def peaks(self) -> dict[str, int]:
         """Peaks before and after, under the default and the in-place model."""
-        default = (
-            (self.other_before, self.other_after) if self.inplace else (self.before, self.after)
-        )
-        inplace = (
-            (self.before, self.after) if self.inplace else (self.other_before, self.other_after)
-        )
-        return {
-            "default_before": default[0].peak_bytes,
-            "default_after": default[1].peak_bytes,
-            "inplace_before": inplace[0].peak_bytes,
-            "inplace_after": inplace[1].peak_bytes,
-        }
+        peaks = {}
+        for label, inplace in (("default", False), ("inplace", True)):
+            before, after = self.schedules(inplace)
+            peaks[f"{label}_before"], peaks[f"{label}_after"] = before.peak_bytes, after.peak_bytes
+        return peaks
 
 
 def rewrite_concat(editor: Editor, concat: ir.Node) -> list[Rewrite]:
