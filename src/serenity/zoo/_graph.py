@@ -15,6 +15,7 @@ variance in [0.5, 1.5) (always positive).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -74,9 +75,7 @@ class GraphBuilder:
             raise ValueError(f"duplicate node or tensor name '{name}'")
         self._names.add(name)
 
-    def _node(
-        self, op: str, inputs: Sequence[str], name: str, shape: Shape, **attrs: object
-    ) -> str:
+    def _node(self, op: str, inputs: Sequence[str], name: str, shape: Shape, **attrs: Any) -> str:
         self._claim(name)
         self.nodes.append(helper.make_node(op, list(inputs), [name], name=name, **attrs))
         self._shapes[name] = shape
