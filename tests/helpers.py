@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
 
-from serenity import Problem
+from serenity import Problem, ScheduleOptions, ScheduleResult
 from serenity.cli import main
+from serenity.schedule.exact import exact
 
 
 @st.composite
@@ -58,3 +60,16 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int,
         code = e.code if isinstance(e.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def time_limited_result(
+    p: Problem, engine: Callable[[Problem, ScheduleOptions], ScheduleResult]
+) -> tuple[ScheduleResult, int]:
+    """Run ``engine`` with a zero time limit and check what it must still give:
+    a valid order and a bound not above the true optimum (the exact engine's),
+    which the order's peak is not below. Returns the result and the optimum."""
+    true_opt = exact(p, ScheduleOptions()).peak_bytes
+    r = engine(p, ScheduleOptions(time_limit=0.0))
+    assert p.is_topological(r.op_order)
+    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    return r, true_opt

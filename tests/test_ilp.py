@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import problems
+from helpers import problems, time_limited_result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_scheduling import brute_force, fan_out, naive_peak
@@ -42,19 +42,13 @@ def test_the_unfused_model_agrees(p: Problem, inplace: bool) -> None:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems(max_ops=10))
 def test_time_limited_ilp_is_sound(p: Problem) -> None:
-    true_opt = exact(p, ScheduleOptions()).peak_bytes
-    r = ilp(p, ScheduleOptions(time_limit=0.0))
-    assert p.is_topological(r.op_order)
-    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    r, _ = time_limited_result(p, ilp)
     assert r.optimal == (r.peak_bytes == r.lower_bound_bytes)
 
 
 def test_time_limit_on_a_wide_graph() -> None:
     p = fan_out(12)
-    true_opt = exact(p, ScheduleOptions()).peak_bytes
-    r = ilp(p, ScheduleOptions(time_limit=0.0))
-    assert p.is_topological(r.op_order)
-    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    r, true_opt = time_limited_result(p, ilp)
     assert r.peak_bytes <= schedule(p, "best-heuristic").peak_bytes
     full = ilp(p, ScheduleOptions())
     assert (full.peak_bytes, full.optimal) == (true_opt, True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from helpers import problems
+from helpers import problems, time_limited_result
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -190,10 +190,7 @@ def test_design_worked_example() -> None:
 
 def test_time_limit_returns_valid_order_and_sound_bound() -> None:
     p = fan_out(12)
-    true_opt = exact(p, ScheduleOptions()).peak_bytes
-    r = exact(p, ScheduleOptions(time_limit=0.0))
-    assert p.is_topological(r.op_order)
-    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    r, _ = time_limited_result(p, exact)
     assert r.peak_bytes <= schedule(p, "best-heuristic").peak_bytes
     if r.peak_bytes != r.lower_bound_bytes:
         assert not r.optimal
@@ -202,10 +199,7 @@ def test_time_limit_returns_valid_order_and_sound_bound() -> None:
 @SETTINGS
 @given(problems(max_ops=10))
 def test_time_limited_search_is_sound_on_random_graphs(p: Problem) -> None:
-    true_opt = exact(p, ScheduleOptions()).peak_bytes
-    r = exact(p, ScheduleOptions(time_limit=0.0))
-    assert p.is_topological(r.op_order)
-    assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
+    r, _ = time_limited_result(p, exact)
     assert r.optimal == (r.peak_bytes == r.lower_bound_bytes)
 
 
