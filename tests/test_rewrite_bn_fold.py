@@ -56,19 +56,26 @@ def _load(tmp_path: Path, proto: onnx.ModelProto) -> serenity.io.OnnxModel:
 
 def test_driver_lowers_the_default_peak(tmp_path: Path) -> None:
     model = _load(tmp_path, onnx_models.conv_bn())
-    result = serenity.rewrite_model(model)
+    result = serenity.rewrite_model(model, split_outputs=False)
     # The BN step held conv output + BN output (4 KiB each) plus the input;
     # folded, the conv writes the normalised output directly.
     assert [r.pass_name for r in result.rewrites] == ["bn_fold"]
     assert result.after.peak_bytes < result.before.peak_bytes
     assert result.before.optimal and result.after.optimal
     assert_equivalent(model.proto, result.proto)
+    # By default the folded conv is then split by output channels, which the
+    # 1x1 conv after it takes as two partial products: lower still.
+    split = serenity.rewrite_model(model)
+    assert [r.pass_name for r in split.rewrites][:2] == ["bn_fold", "output_split"]
+    assert split.after.peak_bytes < result.after.peak_bytes
+    assert split.after.optimal
+    assert_equivalent(model.proto, split.proto)
 
 
 def test_driver_leaves_the_inplace_model_alone(tmp_path: Path) -> None:
     # Under --inplace the BN overwrites its input already: nothing to gain.
     model = _load(tmp_path, onnx_models.conv_bn())
-    result = serenity.rewrite_model(model, inplace=True)
+    result = serenity.rewrite_model(model, inplace=True, split_outputs=False)
     assert result.rewrites == []
     assert result.after.peak_bytes == result.before.peak_bytes
 
@@ -76,8 +83,14 @@ def test_driver_leaves_the_inplace_model_alone(tmp_path: Path) -> None:
 def test_driver_keeps_a_fold_that_a_relu_ties(tmp_path: Path) -> None:
     # DARTS' stem: conv -> BN -> ReLU. The ReLU step holds the (folded) conv
     # output and its own output, as large as the two at the BN step: the
-    # default peak does not drop, so the driver applies nothing.
+    # default peak does not drop, so a fold alone is not applied.
     model = _load(tmp_path, onnx_models.conv_bn(variant="relu"))
-    result = serenity.rewrite_model(model)
+    result = serenity.rewrite_model(model, split_outputs=False)
     assert result.rewrites == []
     assert result.after.peak_bytes == result.before.peak_bytes
+    # Splitting the conv by output channels lets each half run conv -> BN -> ReLU
+    # -> partial 1x1 conv on its own, so the wide tensors never exist whole.
+    split = serenity.rewrite_model(model)
+    assert "output_split" in {r.pass_name for r in split.rewrites}
+    assert split.after.peak_bytes < split.before.peak_bytes
+    assert_equivalent(model.proto, split.proto)

@@ -96,3 +96,17 @@ def test_cli_rewrite_without_gain_is_bitwise(
     data = json.loads(report.read_text())
     assert data["rewrite"]["rewrites"] == [] and data["verified"]["bitwise_equal"] is True
     assert data["rewritten_peak_bytes"] == data["unrewritten_peak_bytes"]
+
+
+def test_cli_no_output_split(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "stem.onnx"
+    onnx.save(onnx_models.conv_stem(), str(src))
+    passes = {}
+    for flag in ([], ["--no-output-split"]):
+        out, report = tmp_path / f"o{len(flag)}.onnx", tmp_path / f"r{len(flag)}.json"
+        code, _, err = run(capsys, "schedule", src, "-o", out, "--rewrite", "--json", report, *flag)
+        assert code == 0, err
+        data = json.loads(report.read_text())
+        passes[bool(flag)] = {r["pass"] for r in data["rewrite"]["rewrites"]}
+    assert "output_split" in passes[False]
+    assert passes[True] == set()  # the stem's BN and ReLU tie: only a split lowers it

@@ -59,9 +59,9 @@ def test_near_misses_are_left_alone(variant: str) -> None:
 
 def test_driver_splits_the_stem_conv(tmp_path: Path) -> None:
     model = _load(tmp_path, onnx_models.conv_stem(), "conv_stem")
-    plain = rewrite_for_memory(model)
+    plain = rewrite_for_memory(model, split_outputs=False)
     assert plain.rewrites == []  # without splits nothing lowers it: BN and ReLU tie
-    result = rewrite_for_memory(model, split_outputs=True)
+    result = rewrite_for_memory(model)  # splits are on by default
     # Before: the BN step holds c1 and its output, 6 KiB each. Split, BN and
     # ReLU run per half and c2 is summed from two partial convs.
     assert result.before.optimal and result.after.optimal
@@ -75,7 +75,7 @@ def test_driver_splits_the_stem_conv(tmp_path: Path) -> None:
 @pytest.mark.parametrize("variant", ["grouped", "depthwise", "graph_output"])
 def test_driver_leaves_near_misses_alone(tmp_path: Path, variant: str) -> None:
     model = _load(tmp_path, onnx_models.conv_stem(variant=variant), f"conv_stem_{variant}")
-    result = rewrite_for_memory(model, split_outputs=True)
+    result = rewrite_for_memory(model)
     assert result.rewrites == []
 
 
@@ -84,7 +84,7 @@ def test_driver_lowers_a_small_darts_stem(tmp_path: Path) -> None:
     # (channels=8 at 64x64 peaks elsewhere: the input is then the largest tensor).
     proto = zoo.build_darts_imagenet(channels=48, layers=3, resolution=32)
     model = _load(tmp_path, proto, "darts_small")
-    result = rewrite_for_memory(model, split_outputs=True)
+    result = rewrite_for_memory(model)
     assert result.before.optimal and result.after.optimal
     assert (result.before.peak_bytes, result.after.peak_bytes) == (49152, 36864)
     assert result.rewrites[0].nodes == ("stem0/conv1",)

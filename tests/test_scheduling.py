@@ -141,6 +141,20 @@ def test_exact_equals_brute_force(p: Problem, inplace: bool) -> None:
 
 
 @SETTINGS
+@given(problems(max_ops=10, inplace=True), st.booleans(), st.integers(-2, 2))
+def test_give_up_at_only_stops_when_no_order_beats_it(p: Problem, inplace: bool, off: int) -> None:
+    best = brute_force(p, inplace)
+    target = best + off
+    r = exact(p, ScheduleOptions(inplace=inplace, give_up_at=target))
+    assert r.peak_bytes == naive_peak(p, list(r.op_order), inplace)
+    assert r.lower_bound_bytes <= best <= r.peak_bytes
+    if best < target:  # an order below the target exists: the search must find the optimum
+        assert r.optimal and r.peak_bytes == best
+    else:  # none does: a stop must still leave a sound bound
+        assert r.optimal or r.lower_bound_bytes >= min(target, best)
+
+
+@SETTINGS
 @given(problems(max_ops=10, inplace=True), st.booleans())
 def test_decomposition_and_free_moves_never_change_the_optimum(p: Problem, inplace: bool) -> None:
     options = ScheduleOptions(inplace=inplace)

@@ -34,7 +34,12 @@ from serenity.zoo import (
     randwire_graphs,
     stage_graph,
 )
-from serenity.zoo._graph import GraphBuilder, check_static_shapes
+from serenity.zoo._graph import (
+    GraphBuilder,
+    batchnorm_variance,
+    calibrate_batchnorm,
+    check_static_shapes,
+)
 from serenity.zoo.swiftnet import CELLS, LAYOUT
 
 
@@ -252,6 +257,45 @@ def test_graph_builder_rejects_duplicate_names() -> None:
     g.relu(x, name="r")
     with pytest.raises(ValueError, match="duplicate"):
         g.relu(x, name="r")
+
+
+def test_calibrated_batchnorm_holds_its_inputs_statistics() -> None:
+    """After calibration on seed s, every BN's mean and variance are its input's on seed s."""
+    # 64x64 input: the last cells' maps are 2x2 (at 1x1 one value per channel
+    # leaves the statistics to rounding noise, see batchnorm_variance).
+    model = build_darts_imagenet(channels=8, layers=5, resolution=64, classes=7)
+    passes = calibrate_batchnorm(model, seed=7)
+    assert passes > 5  # BNs deep in the network need earlier ones calibrated first
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    bns = [n for n in model.graph.node if n.op_type == "BatchNormalization"]
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(n.input[0], TensorProto.FLOAT, None) for n in bns
+    )
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    inp = session.get_inputs()[0]
+    x = np.random.default_rng(7).standard_normal(inp.shape).astype(np.float32)
+    values = session.run([n.input[0] for n in bns], {inp.name: x})
+    for node, value in zip(bns, values, strict=True):
+        np.testing.assert_allclose(inits[node.input[3]], value.mean(axis=(0, 2, 3)), atol=1e-3)
+        spread = np.maximum(value.var(axis=(0, 2, 3)), value.var() / 4)
+        np.testing.assert_allclose(inits[node.input[4]], spread, rtol=1e-2)
+    assert calibrate_batchnorm(model, seed=7) == 1  # a fixed point
+    assert np.abs(run(model)).max() < 100  # activations stay O(1) on another input
+
+
+def test_batchnorm_variance_is_floored_where_a_channel_has_one_value() -> None:
+    x = np.array([[[[1.0, 3.0]], [[5.0, 5.0]]]])  # channel 0 varies, channel 1 is constant
+    np.testing.assert_allclose(batchnorm_variance(x), [1.0, x.var() / 4])
+    assert (batchnorm_variance(np.arange(4.0).reshape(1, 4, 1, 1)) > 0).all()
+
+
+def test_calibration_without_batchnorm_is_a_no_op() -> None:
+    g = GraphBuilder("t", 0)
+    y = g.relu(g.input("x", 2, 4, 4), name="r")
+    model = g.finish([y])
+    assert calibrate_batchnorm(model, seed=0) == 1
 
 
 # -- Registry and scheduling -------------------------------------------------------

@@ -142,16 +142,23 @@ def rewrite_model(
     inplace: bool = False,
     time_limit: float | None = None,
     max_rounds: int = 100,
+    split_outputs: bool = True,
 ) -> RewriteResult:
     """Rewrite ``model`` where an identity rewrite lowers the peak ``method`` finds.
 
     See :mod:`serenity.rewrite`. The result holds the rewritten model, its
     schedule (``after``), the rewrites applied and the peaks before and after
     under both memory models. ``time_limit`` bounds each schedule of the
-    search (default 10 s).
+    search (default 10 s); ``split_outputs=False`` leaves convolutions
+    unsplit by output channels.
     """
     return rewrite_for_memory(
-        model, method, inplace=inplace, time_limit=time_limit, max_rounds=max_rounds
+        model,
+        method,
+        inplace=inplace,
+        time_limit=time_limit,
+        max_rounds=max_rounds,
+        split_outputs=split_outputs,
     )
 
 

@@ -104,8 +104,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rewrite",
         action="store_true",
-        help="also apply identity graph rewrites (concat partitioning, pad folding) where "
-        "they lower the peak; with --verify, outputs must match within rtol 1e-4 / atol 1e-5",
+        help="also apply identity graph rewrites (concat partitioning, pad and BN folding, "
+        "output-channel splits) where they lower the peak; with --verify, outputs must match "
+        "within rtol 1e-4 / atol 1e-5 (or within 2x the original's own float noise, reported)",
+    )
+    p.add_argument(
+        "--no-output-split",
+        dest="split_outputs",
+        action="store_false",
+        help="with --rewrite: never split a convolution by output channels",
     )
     p.add_argument(
         "--plan",
@@ -307,7 +314,11 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     rewritten = None
     if args.rewrite:
         rewritten = rewrite_model(
-            model, args.method, inplace=args.inplace, time_limit=args.time_limit
+            model,
+            args.method,
+            inplace=args.inplace,
+            time_limit=args.time_limit,
+            split_outputs=args.split_outputs,
         )
         result = rewritten.after
         saved = save_rewritten(model, rewritten, args.output, verify=args.verify)

@@ -31,6 +31,11 @@ class VerifyReport:
         max_abs_diff: Largest absolute difference over all float outputs.
         filled_weights: Initializers whose data were missing and filled randomly.
         seed: Seed of the random inputs.
+        noise_floor: Set when an output missed ``rtol``/``atol`` but passed the
+            noise-floor clause (see :func:`verify_same_outputs`): the largest
+            difference between the original and itself run without
+            onnxruntime's graph optimizations.
+        notes: Remarks for the report (non-finite outputs, the clause used).
     """
 
     outputs: tuple[str, ...]
@@ -39,6 +44,11 @@ class VerifyReport:
     filled_weights: int
     seed: int
     notes: list[str] = field(default_factory=list)
+    noise_floor: float | None = None
+
+
+#: Multiple of the original's own float noise a non-exact comparison accepts.
+NOISE_FACTOR = 2.0
 
 
 def _random_array(shape: Sequence[int], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
@@ -127,10 +137,14 @@ def random_inputs(
     return feeds
 
 
-def _run(model_bytes: bytes, feeds: Mapping[str, np.ndarray], label: str) -> dict[str, np.ndarray]:
+def _run(
+    model_bytes: bytes, feeds: Mapping[str, np.ndarray], label: str, *, optimize: bool = True
+) -> dict[str, np.ndarray]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1  # one thread: the same reduction order every run
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
@@ -153,8 +167,20 @@ def verify_same_outputs(
     exact: bool = True,
     rtol: float = 1e-4,
     atol: float = 1e-5,
+    noise_factor: float = NOISE_FACTOR,
 ) -> VerifyReport:
     """Run both models on the same seeded inputs and compare every output.
+
+    Without ``exact``, an output passes if it is within ``rtol``/``atol``
+    element-wise, or else by the *noise-floor clause*: deep networks amplify
+    float32 rounding, so that even the original model run with and without
+    onnxruntime's graph optimizations (which fuse Conv+BN and so round
+    differently) can differ by more than the tolerances (full DARTS: 1.1e-4 on
+    logits of magnitude 4). Such an output passes if its largest difference
+    is at most ``noise_factor`` times that self-difference, and the
+    self-difference is at most 1e-3 of the output's magnitude (a model noisier
+    than that cannot be checked). A wrong rewrite changes outputs by far more.
+    The report's ``noise_floor`` and ``notes`` say when the clause was used.
 
     Args:
         original: The input model (external weights not loaded).
@@ -165,6 +191,7 @@ def verify_same_outputs(
         exact: Require bitwise-equal outputs (reordering); else use tolerances.
         rtol: Relative tolerance when not exact.
         atol: Absolute tolerance when not exact.
+        noise_factor: Multiple of the noise floor accepted when not exact (0: never).
 
     Raises:
         VerificationError: an output differs, is missing, or a model fails to run.
@@ -179,6 +206,8 @@ def verify_same_outputs(
         for name, a in want.items()
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all()
     ]
+    unoptimized: dict[str, np.ndarray] | None = None
+    floor_used: float | None = None
     for name, a in want.items():
         if name not in got:
             raise VerificationError(f"output '{name}' is missing from the new model")
@@ -187,17 +216,42 @@ def verify_same_outputs(
             raise VerificationError(
                 f"output '{name}' differs in shape or type: {a.dtype}{list(a.shape)} vs {b.dtype}{list(b.shape)}"
             )
-        if np.issubdtype(a.dtype, np.floating) and a.size:
-            diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
-            worst = max(worst, float(np.nanmax(diff)) if not np.all(np.isnan(diff)) else 0.0)
-        same = (
-            a.tobytes() == b.tobytes()
-            if exact
-            else np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+        diff = _max_abs_diff(a, b)
+        worst = max(worst, diff)
+        if exact:
+            if a.tobytes() != b.tobytes():
+                raise VerificationError(
+                    f"output '{name}' is not equal bitwise (max abs diff {diff:.3g}, seed {seed})"
+                )
+            continue
+        if np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+            continue
+        how = f"within rtol={rtol}, atol={atol}"
+        if noise_factor > 0 and np.issubdtype(a.dtype, np.floating):
+            if unoptimized is None:
+                unoptimized = _run(
+                    _with_weights(original, arrays), feeds, "original", optimize=False
+                )
+            floor = _max_abs_diff(a, unoptimized[name])
+            magnitude = float(np.nanmax(np.abs(a))) if a.size else 0.0
+            if diff <= noise_factor * floor and floor <= 1e-3 * magnitude:
+                floor_used = max(floor_used or 0.0, floor)
+                notes.append(
+                    f"output '{name}': max abs diff {diff:.3g} misses rtol={rtol}, atol={atol} "
+                    f"but is within {noise_factor:g}x the original's own difference without "
+                    f"onnxruntime's graph optimizations ({floor:.3g}; |output| up to {magnitude:.3g})"
+                )
+                continue
+            how += f", nor within {noise_factor:g}x the original's own float noise {floor:.3g}"
+        raise VerificationError(
+            f"output '{name}' is not equal {how} (max abs diff {diff:.3g}, seed {seed})"
         )
-        if not same:
-            how = "bitwise" if exact else f"within rtol={rtol}, atol={atol}"
-            raise VerificationError(
-                f"output '{name}' is not equal {how} (max abs diff {worst:.3g}, seed {seed})"
-            )
-    return VerifyReport(tuple(want), exact, worst, filled, seed, notes)
+    return VerifyReport(tuple(want), exact, worst, filled, seed, notes, floor_used)
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference of two float arrays, NaN-aware (0 otherwise)."""
+    if not np.issubdtype(a.dtype, np.floating) or not a.size:
+        return 0.0
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return 0.0 if np.all(np.isnan(diff)) else float(np.nanmax(diff))

@@ -13,7 +13,7 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
    ``BatchNormalization`` whose input or output is live there (folded into
    its Conv / Gemm), and a sum of ≥ 3 terms with a term or partial sum live
    there (re-associated in the order the current schedule makes its terms
-   available: :func:`term_ranks`); with ``split_outputs``, also a group-1
+   available: :func:`term_ranks`); with ``split_outputs`` (the default), also a group-1
    ``Conv`` whose output, or the output of the distributable ops right
    after it, is read or written by an op at a peak step and whose chain reaches a conv that
    channel partitioning takes (:func:`split_sites`: split into two
@@ -27,7 +27,10 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
 4. stop when no site lowers the peak (or after ``max_rounds``).
 
 Each trial is a full import and schedule, O(sites x rounds) of them; the peak
-is the optimal one where the engine proves it, else the best found.
+is the optimal one where the engine proves it, else the best found. A trial's
+search stops as soon as it proves that no order of the candidate beats the
+current peak (``ScheduleOptions.give_up_at``), so a losing candidate rarely
+costs the full time limit.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import onnx
@@ -377,7 +380,7 @@ def rewrite_for_memory(
     time_limit: float | None = None,
     max_rounds: int = 100,
     baseline: ScheduleResult | None = None,
-    split_outputs: bool = False,
+    split_outputs: bool = True,
 ) -> RewriteResult:
     """Rewrite ``model`` where it lowers the peak found by ``method``.
 
@@ -393,7 +396,8 @@ def rewrite_for_memory(
             the unchanged graph finds. Default: schedule ``model`` here.
         split_outputs: Also try splitting a conv by output channels where
             its chain reaches a conv to partition (:func:`split_sites`;
-            DARTS' ImageNet stem). Off by default.
+            DARTS' ImageNet stem). Tried only when no other rewrite is
+            accepted in a round.
 
     Raises:
         UsageError: ``baseline`` was made under the other memory model.
@@ -430,7 +434,9 @@ def rewrite_for_memory(
                 continue
             trials += 1
             candidate = load_proto(proto, model.path, shapes)
-            result = schedule(candidate.problem, method, options)
+            # Only a lower peak counts: the search may stop once none can exist.
+            trial = replace(options, give_up_at=current.peak_bytes)
+            result = schedule(candidate.problem, method, trial)
             if result.peak_bytes < current.peak_bytes:
                 current_proto, current_model, current = proto, candidate, result
                 applied.extend(rewrites)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from serenity.errors import UsageError
 from serenity.ir import Problem
@@ -51,7 +52,7 @@ def auto(problem: Problem, options: ScheduleOptions) -> ScheduleResult:
     an independent cross-check (``--method ilp``).
     """
     if options.time_limit is None:
-        options = ScheduleOptions(options.inplace, AUTO_TIME_LIMIT, options.progress)
+        options = replace(options, time_limit=AUTO_TIME_LIMIT)
     return exact(problem, options)
 
 

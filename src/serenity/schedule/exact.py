@@ -125,6 +125,10 @@ class _Timeout(Exception):
     pass
 
 
+class _GiveUp(_Timeout):
+    """The proven bound reached ``ScheduleOptions.give_up_at``."""
+
+
 class _Search:
     """Best-first search of one segment: from downset ``start`` to ``goal``."""
 
@@ -139,9 +143,11 @@ class _Search:
         deadline: float | None,
         tick: Callable[[], None],
         free_moves: bool = True,
+        give_up_at: int | None = None,
     ) -> None:
         self.ops, self.start, self.goal, self.start_mem = ops, start, goal, start_mem
         self.bound, self.upper, self.deadline, self.tick = bound, upper, deadline, tick
+        self.give_up_at = give_up_at
         self.expanded = 0
         self.free_moves = 0
         self.level = bound  # the f of the last state expanded: a proven bound
@@ -200,6 +206,8 @@ class _Search:
                 continue
             came[done] = last
             self.level = max(self.level, f)
+            if self.give_up_at is not None and f >= self.give_up_at:
+                raise _GiveUp  # every order of the segment peaks at f or more
             self.expanded += 1
             if self.expanded & 1023 == 1:
                 self.tick()
@@ -254,7 +262,9 @@ def exact(
     Starts from the best heuristic order (an upper bound) and the trivial lower
     bound; searches only the segments whose heuristic peak exceeds the bound
     proven so far. When the time limit runs out, the best order found so far
-    is returned with ``optimal=False`` and the bound proven so far.
+    is returned with ``optimal=False`` and the bound proven so far; likewise
+    as soon as that bound reaches ``options.give_up_at`` (no order peaks
+    below it, which is all such a caller wants to know).
 
     Args:
         problem: The graph.
@@ -302,19 +312,34 @@ def exact(
                 flush=True,
             )
 
+    give_up_at = options.give_up_at
     for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
         if seg_peak[k] <= bound:
             break  # this and every later segment already fit within the proven bound
+        if give_up_at is not None and bound >= give_up_at:
+            proven = False
+            stats["gave_up"] = True
+            break
         searched += 1
         goal = done_before[k] | sum(1 << v for v in segments[k])
         search = _Search(
-            ops, done_before[k], goal, mem_before[k], bound, seg_peak[k], deadline, tick, free_moves
+            ops,
+            done_before[k],
+            goal,
+            mem_before[k],
+            bound,
+            seg_peak[k],
+            deadline,
+            tick,
+            free_moves,
+            give_up_at,
         )
         try:
             seg_order, peak = search.run()
-        except _Timeout:
+        except _Timeout as stop:
             bound = max(bound, search.level)
             proven = False
+            stats["gave_up"] = isinstance(stop, _GiveUp)
             expanded += search.expanded
             moves += search.free_moves
             break

@@ -20,11 +20,16 @@ class ScheduleOptions:
         time_limit: Seconds an engine may search before it returns its best
             result so far (``None``: no limit). Heuristics ignore it.
         progress: Print progress of long searches to stderr.
+        give_up_at: The caller wants only an order peaking strictly below
+            this: the exact engine stops as soon as it proves that none
+            exists, and returns its best order so far (``None``: search on).
+            The rewriting driver sets it to the peak a candidate must beat.
     """
 
     inplace: bool = False
     time_limit: float | None = None
     progress: bool = False
+    give_up_at: int | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,13 @@ itself, so the builders never pass channel counts around, and :meth:`finish`
 checks that ONNX shape inference agrees on a static shape for every tensor.
 
 Weights: convolutions and the classifier use He-normal weights; inference-form
-``BatchNormalization`` gets scale in [0.5, 1.5), bias and mean near 0 and a
-variance in [0.5, 1.5) (always positive).
+``BatchNormalization`` gets scale in [0.5, 1.5) and bias near 0, and its
+running mean and variance are *calibrated* (:func:`calibrate_batchnorm`): set
+to the per-channel statistics its input has when the network runs on a seeded
+normal input, as a trained network's would be. Random statistics would let
+activations grow layer after layer (logits near 1e6 on DARTS), and at that
+scale float32 rounding alone breaks an element-wise comparison of a model and
+its rewrite.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
@@ -125,6 +131,7 @@ class GraphBuilder:
         model.ir_version = IR_VERSION
         onnx.checker.check_model(model)
         check_static_shapes(model, self._shapes)
+        calibrate_batchnorm(model, seed=int(self.rng.integers(2**31)))
         return model
 
     # -- layers --------------------------------------------------------------
@@ -177,11 +184,11 @@ class GraphBuilder:
         """Inference-form BatchNormalization (positive variance)."""
         c = self._shapes[x][1]
         rng = self.rng
-        params = [
+        params = [  # mean and var are placeholders until calibrate_batchnorm
             self._init(f"{name}.scale", rng.uniform(0.5, 1.5, c).astype(np.float32)),
             self._init(f"{name}.bias", (rng.standard_normal(c) * 0.1).astype(np.float32)),
-            self._init(f"{name}.mean", (rng.standard_normal(c) * 0.1).astype(np.float32)),
-            self._init(f"{name}.var", rng.uniform(0.5, 1.5, c).astype(np.float32)),
+            self._init(f"{name}.mean", np.zeros(c, np.float32)),
+            self._init(f"{name}.var", np.ones(c, np.float32)),
         ]
         return self._node("BatchNormalization", [x, *params], name, self._shapes[x], epsilon=1e-5)
 
@@ -294,6 +301,93 @@ class GraphBuilder:
         weight = self._init(f"{name}/fc.weight", self._he((classes, c), c))
         bias = self._init(f"{name}/fc.bias", np.zeros(classes, np.float32))
         return self._node("Gemm", [f, weight, bias], f"{name}/fc", (n, classes), transB=1)
+
+
+def batchnorm_variance(x: np.ndarray) -> np.ndarray:
+    """Per-channel variance of ``x`` (N, C, ...) floored at a quarter of its overall variance.
+
+    The floor matters where a channel has few values (a 1x1 map at batch 1
+    has variance 0): a BN dividing by ``sqrt(0 + eps)`` would turn rounding
+    noise into outputs in the hundreds.
+    """
+    channel = x.var(axis=(0, *range(2, x.ndim)))
+    return np.maximum(channel, x.var() / 4)
+
+
+def calibrate_batchnorm(model: onnx.ModelProto, seed: int, *, max_passes: int = 1000) -> int:
+    """Set every BatchNormalization's mean and variance to its input's statistics.
+
+    The model runs in onnxruntime on one seeded standard-normal input; each BN
+    gets the per-channel mean and (biased) variance of its input over batch
+    and space (the variance floored by :func:`batchnorm_variance`), computed with every earlier BN already calibrated. The
+    calibration model feeds mean and variance as graph inputs, so one session
+    serves every pass; pass ``k`` fixes the BNs ``k`` deep, and the loop stops
+    at the first pass that changes nothing.
+
+    Args:
+        model: A model whose BN mean and variance are initializers; edited in place.
+        seed: Seed of the calibration input.
+        max_passes: Give up (``RuntimeError``) after this many passes.
+
+    Returns:
+        The number of passes run (1 for a model without BN).
+    """
+    graph = model.graph
+    bns = [n for n in graph.node if n.op_type == "BatchNormalization"]
+    if not bns:
+        return 1
+    stat_names = {name for n in bns for name in n.input[3:5]}
+    inits = {t.name: t for t in graph.initializer}
+    stats = {name: numpy_helper.to_array(inits[name]).copy() for name in stat_names}
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    keep = [t for t in probe.graph.initializer if t.name not in stat_names]
+    del probe.graph.initializer[:]
+    probe.graph.initializer.extend(keep)
+    for name, value in stats.items():
+        probe.graph.input.append(
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, value.shape)
+        )
+    del probe.graph.output[:]
+    bn_inputs = list(dict.fromkeys(n.input[0] for n in bns))
+    probe.graph.output.extend(
+        helper.make_tensor_value_info(x, TensorProto.FLOAT, None) for x in bn_inputs
+    )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.log_severity_level = 3
+    session = ort.InferenceSession(
+        probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    rng = np.random.default_rng(seed)
+    feed: dict[str, np.ndarray] = {}
+    for vi in graph.input:
+        if vi.name in inits:
+            continue
+        dims = tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
+        feed[vi.name] = rng.standard_normal(dims).astype(np.float32)
+    for passes in range(1, max_passes + 1):
+        values = dict(zip(bn_inputs, session.run(bn_inputs, {**feed, **stats}), strict=True))
+        changed = False
+        for node in bns:
+            x = values[node.input[0]].astype(np.float64)
+            axes = (0, *range(2, x.ndim))  # all but channels
+            with np.errstate(all="ignore"):  # deeper BNs overflow until calibrated
+                new = {
+                    node.input[3]: x.mean(axis=axes).astype(np.float32),
+                    node.input[4]: batchnorm_variance(x).astype(np.float32),
+                }
+            for name, value in new.items():
+                if not np.array_equal(value, stats[name], equal_nan=True):
+                    stats[name] = value
+                    changed = True
+        if not changed:
+            if not all(np.isfinite(v).all() for v in stats.values()):
+                raise RuntimeError("BN calibration gave non-finite statistics")
+            for name, value in stats.items():
+                inits[name].CopyFrom(numpy_helper.from_array(value, name))
+            return passes
+    raise RuntimeError(f"BN calibration did not settle in {max_passes} passes")
 
 
 def check_static_shapes(model: onnx.ModelProto, expected: dict[str, Shape] | None = None) -> None:
