@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 from _common import DEFAULT_DIR, model_paths, parser
 
@@ -32,33 +31,11 @@ import serenity
 import serenity.zoo
 from serenity.io import load_onnx
 from serenity.io.onnx_import import OnnxModel
-from serenity.io.verify import (
-    _run,
-    _with_weights,
-    materialize_weights,
-    random_inputs,
-    verify_same_outputs,
-)
+from serenity.io.verify import verify_same_outputs
 from serenity.rewrite import rewrite_for_memory
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_MODELS = [DEFAULT_DIR / "nasnetalarge.onnx", DEFAULT_DIR / "pnasnet5large.onnx"]
-
-
-def _scale_relative_diff(model: OnnxModel, proto: onnx.ModelProto) -> float | None:
-    """max |new - original| / max |original| over the float outputs (None if not comparable)."""
-    arrays, _ = materialize_weights(model.proto, model.path.parent)
-    feeds = random_inputs(model.proto, model.input_shapes, 0)
-    want = _run(_with_weights(model.proto, arrays), feeds, "original")
-    got = _run(_with_weights(proto, arrays), feeds, "new")
-    worst = 0.0
-    for name, a in want.items():
-        b = got.get(name)
-        if b is None or a.shape != b.shape or not np.issubdtype(a.dtype, np.floating):
-            return None
-        scale = float(np.abs(a).max()) or 1.0
-        worst = max(worst, float(np.abs(a - b).max()) / scale)
-    return worst
 
 
 def bench(name: str, model: OnnxModel, inplace: bool, time_limit: float) -> dict[str, Any]:
@@ -73,13 +50,10 @@ def bench(name: str, model: OnnxModel, inplace: bool, time_limit: float) -> dict
                 model.proto, r.proto, model.path.parent, model.input_shapes, exact=False
             )
             verified, max_diff = "yes", v.max_abs_diff
+            if v.noise_floor is not None:
+                verified = f"yes, by the noise floor ({v.noise_floor:.1g})"
         except serenity.SerenityError as e:
             verified = f"FAILED: {e}"
-            ratio = _scale_relative_diff(model, r.proto)
-            if ratio is not None and ratio <= 1e-5:
-                # Element-wise tolerance fails where huge random-weight logits cancel; the
-                # difference is float rounding relative to the output's scale.
-                verified = f"scale-relative ({ratio:.1e} of max |output|); element-wise: no"
     peaks = r.peaks()
     chosen = "inplace" if inplace else "default"
     passes = collections.Counter(x.pass_name for x in r.rewrites)
@@ -164,15 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         "for. Gain = before / after under the optimised model. Time = the whole driver (every "
         "trial import and schedule), verification excluded. Verified = onnxruntime outputs of the "
         "original and the rewritten model equal within rtol 1e-4, atol 1e-5 on seeded random "
-        "inputs (missing weights filled with the same seeded random values); where that fails, "
-        "`scale-relative` says the largest difference is at most 1e-5 of the largest output "
-        "magnitude (float rounding of a reordered sum, amplified where large random-weight "
-        "logits cancel), else FAILED.\n\n"
+        "inputs (missing weights filled with the same seeded random values); `by the noise "
+        "floor` marks a network where the original alone, run without onnxruntime's graph "
+        "optimizations, already differs from itself by more than that (the number), and the "
+        "rewritten model differs at most 2x as much (`serenity.io.verify`), else FAILED.\n\n"
         "## Driver optimising the default memory model\n\n" + _table(rows[False]) + "\n"
         "## Driver optimising the in-place memory model\n\n" + _table(rows[True]) + "\n"
         "Rewrites: `pad_pool_*` folds a constant Pad into its pool, `bn_fold` folds an inference "
         "BatchNormalization into the Conv feeding it, `reassociate` rebuilds a sum of >= 3 terms "
         "in the order the schedule produces them (these three are not in the SERENITY paper); "
+        "`output_split` splits a conv by output channels so that the conv after it takes the "
+        "halves as partial products (nor is this); "
         "`distribute`, `kernel_partition`, `channel_partition` are SERENITY's concat rewrites. "
         "The full list per run is in `results-rewrite.json`. Where proven is `no` (RandWire: the "
         "exact search does not finish within the per-trial limit), before and after are the best "
