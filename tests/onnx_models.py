@@ -727,3 +727,62 @@ def conv_stem(seed: int = 19, *, variant: str = "plain") -> onnx.ModelProto:
     return make_model(
         nodes, [tensor("x", [1, 4, 16, 16])], outputs, w.initializers, f"conv_stem_{variant}"
     )
+
+
+def scaled_fanout(seed: int = 20, *, variant: str = "plain") -> onnx.ModelProto:
+    """RandWire's weighted aggregation in small: x [1,4,8,8] -> 3x3 conv ``c`` (8 channels,
+    bias) -> BN ``bn`` -> ``b``, read by ``m1 = Mul(b, 0.7)`` and ``m2 = Mul(0.4, b)``;
+    ``y = (m1 + d) + m2`` with ``d`` a 1x1 conv of x.
+
+    Variants: ``conv`` (no BN: the Muls read the conv), ``single`` (no ``m2``);
+    near misses ``relu_consumer`` (``b`` is also read by a ReLU added to ``y``),
+    ``per_channel`` (``m1``'s factor has shape [1,8,1,1]), ``input_scale`` (``m1``'s
+    factor is a graph input), ``graph_output`` (``b`` is a graph output), ``zero``
+    (``m1``'s factor is 0) and ``relu_producer`` (a ReLU between BN and the Muls).
+    """
+    w = Weights(seed)
+    nodes = [
+        helper.make_node(
+            "Conv", ["x", w("c.w", 8, 4, 3, 3), w("c.b", 8)], ["c"], name="c", pads=[1] * 4
+        )
+    ]
+    b = "c"
+    if variant != "conv":
+        nodes.append(
+            helper.make_node("BatchNormalization", ["c", *bn_params(w, "bn", 8)], ["b"], name="bn")
+        )
+        b = "b"
+    if variant == "relu_producer":
+        nodes.append(helper.make_node("Relu", [b], ["br"], name="br"))
+        b = "br"
+    inputs = [tensor("x", [1, 4, 8, 8])]
+    factor = {"zero": 0.0}.get(variant, 0.7)
+    shape = [1, 8, 1, 1] if variant == "per_channel" else []
+    if variant == "input_scale":
+        inputs.append(tensor("f1", []))
+    else:
+        w.initializers.append(numpy_helper.from_array(np.full(shape, factor, np.float32), "f1"))
+    w.initializers.append(numpy_helper.from_array(np.array(0.4, np.float32), "f2"))
+    nodes += [
+        helper.make_node("Mul", [b, "f1"], ["m1"], name="m1"),
+        conv(w, "d", "x", 4, 8),
+        helper.make_node("Add", ["m1", "d"], ["s"], name="s"),
+    ]
+    last = "s"
+    if variant != "single":
+        nodes += [
+            helper.make_node("Mul", ["f2", b], ["m2"], name="m2"),
+            helper.make_node("Add", ["s", "m2"], ["s2"], name="s2"),
+        ]
+        last = "s2"
+    if variant == "relu_consumer":
+        nodes += [
+            helper.make_node("Relu", [b], ["r"], name="r"),
+            helper.make_node("Add", [last, "r"], ["s3"], name="s3"),
+        ]
+        last = "s3"
+    nodes.append(helper.make_node("Identity", [last], ["y"], name="y"))
+    outputs = [tensor("y", [1, 8, 8, 8])]
+    if variant == "graph_output":
+        outputs.append(tensor(b, [1, 8, 8, 8]))
+    return make_model(nodes, inputs, outputs, w.initializers, f"scaled_fanout_{variant}")

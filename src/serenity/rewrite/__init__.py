@@ -34,7 +34,14 @@ each over an :class:`onnx_ir.Model` and each a function on one site plus an
   concat. Alone it never lowers the peak; the driver follows it with the
   per-concat rewrite (distribute, then partition the next conv), so a wide
   conv output and its BN / ReLU chain are never whole (DARTS' ImageNet
-  stem). Opt-in: ``rewrite_for_memory(..., split_outputs=True)``;
+  stem). On by default; ``rewrite_for_memory(..., split_outputs=False)``
+  turns it off;
+* :mod:`~serenity.rewrite.scale_fold` (not in the paper): ``Mul(x, c)`` by a
+  scalar weight folded into the Conv or BN producing ``x`` (its weights
+  scaled by ``c``), the other consumers of ``x``, all such Muls, rescaled by
+  ``c_k / c``: ``x`` and its scaled copy are never live together (RandWire's
+  weighted aggregation, where every step at the optimal peak adds a scaled
+  copy of a node output that still waits for another consumer);
 * :mod:`~serenity.rewrite.driver`: applies a rewrite only where re-scheduling
   shows a strictly lower peak.
 
@@ -75,6 +82,7 @@ from serenity.rewrite.kernel_partition import KernelPartitionPass, partition_ker
 from serenity.rewrite.output_split import OutputSplitPass, split_output
 from serenity.rewrite.pad_pool import PadPoolPass, fold_pad
 from serenity.rewrite.reassociate import ReassociatePass, reassociate
+from serenity.rewrite.scale_fold import ScaleFoldPass, fold_scale
 
 __all__ = [
     "BnFoldPass",
@@ -84,11 +92,13 @@ __all__ = [
     "OutputSplitPass",
     "PadPoolPass",
     "ReassociatePass",
+    "ScaleFoldPass",
     "Rewrite",
     "RewriteResult",
     "distribute",
     "fold_bn",
     "fold_pad",
+    "fold_scale",
     "partition_channels",
     "partition_kernels",
     "reassociate",

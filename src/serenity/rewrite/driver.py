@@ -11,7 +11,8 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
    there (rewritten as a whole: distribute, then partition every Conv /
    MatMul / Gemm reached), a ``Pad`` folded into its pool, a
    ``BatchNormalization`` whose input or output is live there (folded into
-   its Conv / Gemm), and a sum of ≥ 3 terms with a term or partial sum live
+   its Conv / Gemm), a ``Mul`` by a scalar weight whose input or output is
+   live there (folded into the Conv / BN producing its input), and a sum of ≥ 3 terms with a term or partial sum live
    there (re-associated in the order the current schedule makes its terms
    available: :func:`term_ranks`); with ``split_outputs`` (the default), also a group-1
    ``Conv`` whose output, or the output of the distributable ops right
@@ -64,6 +65,8 @@ from serenity.rewrite.output_split import split_output, splittable
 from serenity.rewrite.pad_pool import _site as _pad_site
 from serenity.rewrite.pad_pool import fold_pad
 from serenity.rewrite.reassociate import is_root, reassociate, sum_terms
+from serenity.rewrite.scale_fold import fold_scale
+from serenity.rewrite.scale_fold import site as _scale_site
 from serenity.schedule import ScheduleOptions, ScheduleResult, schedule
 
 #: Seconds each trial schedule may search when the caller gives no limit.
@@ -183,7 +186,7 @@ def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]
 
 
 def _sites(model: ir.Model, live: set[str]) -> tuple[list[str], set[str]]:
-    """Names of the Concat, Pad, BN and sum-root nodes whose rewrite touches ``live``.
+    """Names of the Concat, Pad, BN, Mul and sum-root nodes whose rewrite touches ``live``.
 
     The second set holds the sites tried only together with all the others:
     a BN whose output is live at the peak but not its input (the fold
@@ -206,6 +209,10 @@ def _sites(model: ir.Model, live: set[str]) -> tuple[list[str], set[str]]:
                 touched = {t.name for t in terms[0]} | {n.outputs[0].name for n in terms[1]}
                 if touched & live:
                     found.append(node.name or "")
+        elif node.op_type == "Mul":
+            scaled = _scale_site(editor, node)
+            if scaled is not None and {scaled[1].name, node.outputs[0].name} & live:
+                found.append(node.name or "")
         elif node.op_type == "Pad":
             pool = _pad_site(node)
             touched = {node.outputs[0].name}
@@ -337,6 +344,9 @@ def _apply(
             rewrites += [done] if done is not None else []
         elif node.op_type in ("Add", "Sum"):
             done = reassociate(editor, node, rank)
+            rewrites += [done] if done is not None else []
+        elif node.op_type == "Mul":
+            done = fold_scale(editor, node)
             rewrites += [done] if done is not None else []
         elif node.op_type == "Conv":
             rewrites += _split_and_rewrite(editor, node)
