@@ -110,3 +110,19 @@ def test_cli_no_output_split(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         passes[bool(flag)] = {r["pass"] for r in data["rewrite"]["rewrites"]}
     assert "output_split" in passes[False]
     assert passes[True] == set()  # the stem's BN and ReLU tie: only a split lowers it
+
+
+def test_carried_order_is_valid_and_keeps_the_old_places(tmp_path: Path) -> None:
+    from serenity.rewrite import ScaleFoldPass, to_ir, to_proto
+    from serenity.rewrite.driver import carried_order
+
+    proto = onnx_models.scaled_fanout()
+    old = _load(tmp_path, proto, "fanout").problem
+    order = tuple(old.topological_order())
+    assert carried_order(old, order, old) == order  # same graph: same order
+    new_proto = to_proto(ScaleFoldPass()(to_ir(proto)).model)
+    new = _load(tmp_path, new_proto, "fanout_folded").problem
+    carried = carried_order(old, order, new)
+    assert new.is_topological(carried)
+    kept = [new.op_names[v] for v in carried if new.op_names[v] in old.op_names]
+    assert kept == [old.op_names[v] for v in order if old.op_names[v] in new.op_names]

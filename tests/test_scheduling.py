@@ -155,6 +155,23 @@ def test_give_up_at_only_stops_when_no_order_beats_it(p: Problem, inplace: bool,
 
 
 @SETTINGS
+@given(problems(max_ops=10, inplace=True), st.booleans(), st.randoms(use_true_random=False))
+def test_a_hint_is_never_beaten_by_a_worse_result(p: Problem, inplace: bool, rnd) -> None:  # type: ignore[no-untyped-def]
+    orders = all_orders(p, limit=50)
+    hint = rnd.choice(orders)
+    hinted = naive_peak(p, hint, inplace)
+    for limit in (0.0, None):  # no time to search: the seed alone; unlimited: the optimum
+        r = exact(p, ScheduleOptions(inplace=inplace, time_limit=limit, hint=tuple(hint)))
+        assert r.peak_bytes <= hinted
+        assert p.is_topological(r.op_order)
+    assert r.optimal and r.peak_bytes == brute_force(p, inplace)
+    # A hint that is not an order of this problem is ignored.
+    bad = tuple(reversed(hint)) if len(hint) > 1 and not p.is_topological(hint[::-1]) else None
+    if bad is not None:
+        assert exact(p, ScheduleOptions(inplace=inplace, hint=bad)).optimal
+
+
+@SETTINGS
 @given(problems(max_ops=10, inplace=True), st.booleans())
 def test_decomposition_and_free_moves_never_change_the_optimum(p: Problem, inplace: bool) -> None:
     options = ScheduleOptions(inplace=inplace)

@@ -19,9 +19,10 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
    after it, is read or written by an op at a peak step and whose chain reaches a conv that
    channel partitioning takes (:func:`split_sites`: split into two
    output-channel halves, then the new concat rewritten as a whole);
-3. try each site in graph order on a fresh copy, then all of them together,
-   then each conv split alone, re-schedule, and keep the first whose peak is
-   strictly lower; go back to 1 (a BN whose input is not live at the peak
+3. try each site on a fresh copy, and all of them together, in the order of
+   the peak the current schedule has when carried over to the copy
+   (:func:`carried_order`), then each conv split alone; re-schedule, and keep
+   the first whose peak is strictly lower; go back to 1 (a BN whose input is not live at the peak
    is tried only in the all-together candidate: alone its fold cannot lower
    those steps; a split is never part of the all-together candidate, so it
    only adds trials where nothing else helps);
@@ -36,6 +37,8 @@ costs the full time limit.
 
 from __future__ import annotations
 
+import functools
+import heapq
 import itertools
 import time
 from collections.abc import Iterable, Iterator
@@ -382,6 +385,71 @@ def term_ranks(problem: Problem, order: list[int] | tuple[int, ...]) -> dict[str
     return ranks
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A rewritten copy awaiting its trial schedule."""
+
+    proto: onnx.ModelProto
+    rewrites: list[Rewrite]
+    model: OnnxModel
+    hint: tuple[int, ...]
+    carried_peak: int
+
+
+def _prepare(
+    proto: onnx.ModelProto,
+    model: OnnxModel,
+    order: tuple[int, ...],
+    rank: dict[str, float],
+    inplace: bool,
+    group: list[str],
+) -> _Candidate | None:
+    """Rewrite ``group``'s sites on a copy of ``proto``; import it; carry ``order`` over."""
+    new_proto, rewrites = _apply(proto, group, rank)
+    if not rewrites:
+        return None
+    candidate = load_proto(new_proto, model.path, model.input_shapes)
+    hint = carried_order(model.problem, order, candidate.problem)
+    peak = simulate(candidate.problem, hint, inplace=inplace).peak_bytes
+    return _Candidate(new_proto, rewrites, candidate, hint, peak)
+
+
+def carried_order(
+    old: Problem, order: tuple[int, ...] | list[int], new: Problem
+) -> tuple[int, ...]:
+    """``order`` of ``old`` carried over to the rewritten ``new``: a valid order of ``new``.
+
+    An op keeps its place when ``new`` has an op of its name (rewrites keep
+    the names downstream of a site); an op new to ``new`` ranks just after
+    the latest of its predecessors. Ops are then listed ready-first by rank,
+    so the result is topological whatever the rewrite did. The exact engine
+    takes it as a hint: a candidate graph is never judged worse than the
+    current schedule carried over.
+
+    Complexity: O((n + e) log n).
+    """
+    place = {old.op_names[v]: i for i, v in enumerate(order)}
+    rank: list[float] = [0.0] * new.num_ops
+    for v in new.topological_order():
+        name = new.op_names[v]
+        if name in place:
+            rank[v] = place[name]
+        else:
+            rank[v] = max((rank[u] for u in new.preds[v]), default=-1.0) + 0.5
+    waiting = [len(p) for p in new.preds]
+    ready = [(rank[v], v) for v in range(new.num_ops) if not waiting[v]]
+    heapq.heapify(ready)
+    result: list[int] = []
+    while ready:
+        _, v = heapq.heappop(ready)
+        result.append(v)
+        for s in new.succs[v]:
+            waiting[s] -= 1
+            if not waiting[s]:
+                heapq.heappush(ready, (rank[s], s))
+    return tuple(result)
+
+
 def rewrite_for_memory(
     model: OnnxModel,
     method: str = "auto",
@@ -418,7 +486,6 @@ def rewrite_for_memory(
     started = time.perf_counter()
     limit = TRIAL_TIME_LIMIT if time_limit is None else time_limit
     options = ScheduleOptions(inplace=inplace, time_limit=limit)
-    shapes = dict(model.input_shapes)
     if baseline is not None and baseline.inplace != inplace:
         raise UsageError("the baseline schedule uses the other memory model")
     before = baseline if baseline is not None else schedule(model.problem, method, options)
@@ -431,25 +498,33 @@ def rewrite_for_memory(
         live = {problem.tensor_names[t] for t in peak_live}
         sites, group_only = _sites(to_ir(current_proto), live)
         rank = term_ranks(problem, current.op_order)
-        # Each site alone first; then all together, for peaks that tie at several steps.
+
+        prepare = functools.partial(
+            _prepare, current_proto, current_model, current.op_order, rank, inplace
+        )
+        # Each site alone, and all together for peaks that tie at several steps;
+        # the most promising first: by the peak of the current order carried over.
         solo = [[site] for site in sites if site not in group_only]
-        candidates: Iterable[list[str]] = solo + ([sites] if len(sites) > 1 or not solo else [])
+        groups = solo + ([sites] if len(sites) > 1 or not solo else [])
+        ready = sorted(
+            (c for c in map(prepare, groups) if c is not None), key=lambda c: c.carried_peak
+        )
+        candidates: Iterable[_Candidate | None] = ready
         if split_outputs:  # found only if nothing before them is accepted
             splits = _solo_splits(current_proto, problem, current.op_order, inplace)
-            candidates = itertools.chain(candidates, splits)
+            candidates = itertools.chain(candidates, map(prepare, splits))
         accepted = False
-        for group in candidates:
-            proto, rewrites = _apply(current_proto, group, rank)
-            if not rewrites:
+        for c in candidates:
+            if c is None:
                 continue
             trials += 1
-            candidate = load_proto(proto, model.path, shapes)
-            # Only a lower peak counts: the search may stop once none can exist.
-            trial = replace(options, give_up_at=current.peak_bytes)
-            result = schedule(candidate.problem, method, trial)
+            # Only a lower peak counts: the search may stop once none can exist;
+            # and it starts from the current schedule, carried over.
+            trial = replace(options, give_up_at=current.peak_bytes, hint=c.hint)
+            result = schedule(c.model.problem, method, trial)
             if result.peak_bytes < current.peak_bytes:
-                current_proto, current_model, current = proto, candidate, result
-                applied.extend(rewrites)
+                current_proto, current_model, current = c.proto, c.model, result
+                applied.extend(c.rewrites)
                 accepted = True
                 break
         if not accepted:

@@ -59,7 +59,7 @@ import heapq
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
@@ -238,6 +238,20 @@ class _Search:
         return path[::-1]
 
 
+def _seed_order(problem: Problem, options: ScheduleOptions) -> list[int]:
+    """The best heuristic order, or ``options.hint`` when that is a valid order with a
+    lower peak."""
+    order, _, _ = best_heuristic_order(problem, options.inplace)
+    hint = options.hint
+    if hint is None or len(hint) != problem.num_ops or not problem.is_topological(hint):
+        return order
+    better = (
+        simulate(problem, hint, inplace=options.inplace).peak_bytes
+        < simulate(problem, order, inplace=options.inplace).peak_bytes
+    )
+    return list(hint) if better else order
+
+
 def _segments(problem: Problem, order: list[int]) -> list[list[int]]:
     """Split a topological order at the cut ops (each cut ends its segment)."""
     cuts = set(cut_ops(problem))
@@ -259,7 +273,8 @@ def exact(
 ) -> ScheduleResult:
     """The memory-optimal order, proven; anytime under ``options.time_limit``.
 
-    Starts from the best heuristic order (an upper bound) and the trivial lower
+    Starts from the best heuristic order or ``options.hint``, whichever peaks
+    lower (an upper bound), and the trivial lower
     bound; searches only the segments whose heuristic peak exceeds the bound
     proven so far. When the time limit runs out, the best order found so far
     is returned with ``optimal=False`` and the bound proven so far; likewise
@@ -277,7 +292,7 @@ def exact(
         return _exact_fused(problem, options, decompose, free_moves)
     started = time.perf_counter()
     deadline = None if options.time_limit is None else started + options.time_limit
-    order, _, _ = best_heuristic_order(problem, options.inplace)
+    order = _seed_order(problem, options)
     timeline = simulate(problem, order, inplace=options.inplace)
     bound = lower_bound(problem, inplace=options.inplace)
     stats: dict[str, object] = {"heuristic_peak": timeline.peak_bytes, "trivial_bound": bound}
@@ -367,9 +382,15 @@ def _exact_fused(
     fz = fuse(problem)
     if fz.ops_after == fz.ops_before:
         return exact(problem, options, decompose=decompose, free_moves=free_moves, fusion=False)
-    inner = exact(fz.problem, options, decompose=decompose, free_moves=free_moves, fusion=False)
+    inner = exact(  # the hint names the original's ops: it is compared after expansion
+        fz.problem,
+        replace(options, hint=None),
+        decompose=decompose,
+        free_moves=free_moves,
+        fusion=False,
+    )
     order = fz.expand(inner.op_order)
-    base, _, _ = best_heuristic_order(problem, options.inplace)
+    base = _seed_order(problem, options)
     if simulate(problem, base).peak_bytes < inner.peak_bytes:
         order = base
     stats = {**inner.stats, "ops": fz.ops_before, "ops_fused": fz.ops_after}

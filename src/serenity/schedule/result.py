@@ -24,12 +24,16 @@ class ScheduleOptions:
             this: the exact engine stops as soon as it proves that none
             exists, and returns its best order so far (``None``: search on).
             The rewriting driver sets it to the peak a candidate must beat.
+        hint: A known order of the problem's op ids (say, the schedule of the
+            graph before a rewrite, carried over): ``exact`` and ``auto``
+            return nothing worse than it. Ignored unless topological.
     """
 
     inplace: bool = False
     time_limit: float | None = None
     progress: bool = False
     give_up_at: int | None = None
+    hint: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
