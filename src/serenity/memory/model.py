@@ -158,13 +158,24 @@ def live_at_peak_steps(
     Complexity: O(n + e) plus the sizes of the live sets at the steps that
     reach the running maximum.
     """
+    return set().union(*peak_step_live_sets(problem, order, inplace=inplace))
+
+
+def peak_step_live_sets(
+    problem: Problem, order: Sequence[int], *, inplace: bool = False
+) -> list[set[int]]:
+    """The live set of each step whose footprint equals the peak, in order
+    (the start, before any op, counts as a step).
+
+    Complexity: as :func:`live_at_peak_steps`.
+    """
     peak = sum(problem.tensor_sizes[t] for t in problem.graph_inputs)
     tied: list[tuple[int, set[int]]] = [(peak, set(problem.graph_inputs))]
     for during, _reused, _after, live_during in _walk(problem, order, inplace):
         if during >= peak:
             peak = during
             tied.append((during, live_during()))
-    return {t for during, ts in tied if during == peak for t in ts}
+    return [ts for during, ts in tied if during == peak]
 
 
 def peak_bytes(problem: Problem, order: Sequence[int], *, inplace: bool = False) -> int:

@@ -11,8 +11,8 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
    there (rewritten as a whole: distribute, then partition every Conv /
    MatMul / Gemm reached), a ``Pad`` folded into its pool, a
    ``BatchNormalization`` whose input or output is live there (folded into
-   its Conv / Gemm), a ``Mul`` by a scalar weight whose input or output is
-   live there (folded into the Conv / BN producing its input), and a sum of ≥ 3 terms with a term or partial sum live
+   its Conv / Gemm), a ``Mul`` by a scalar weight whose input and output are
+   live at one peak step (folded into the Conv / BN producing its input), and a sum of ≥ 3 terms with a term or partial sum live
    there (re-associated in the order the current schedule makes its terms
    available: :func:`term_ranks`); with ``split_outputs`` (the default), also a group-1
    ``Conv`` whose output, or the output of the distributable ops right
@@ -41,7 +41,7 @@ import functools
 import heapq
 import itertools
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,7 +51,7 @@ import onnx_ir as ir
 from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
-from serenity.memory.model import live_at_peak_steps, simulate
+from serenity.memory.model import peak_step_live_sets, simulate
 from serenity.rewrite._graph import Editor, Rewrite, consumers, to_ir, to_proto
 from serenity.rewrite.bn_fold import fold_bn
 from serenity.rewrite.bn_fold import site as _bn_site
@@ -188,8 +188,11 @@ def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]
     return names
 
 
-def _sites(model: ir.Model, live: set[str]) -> tuple[list[str], set[str]]:
-    """Names of the Concat, Pad, BN, Mul and sum-root nodes whose rewrite touches ``live``.
+def _sites(
+    model: ir.Model, live: set[str], steps: Sequence[set[str]] = ()
+) -> tuple[list[str], set[str]]:
+    """Names of the Concat, Pad, BN, Mul and sum-root nodes whose rewrite touches ``live``
+    (a Mul: whose input and output are both in one of the peak ``steps``' live sets).
 
     The second set holds the sites tried only together with all the others:
     a BN whose output is live at the peak but not its input (the fold
@@ -213,8 +216,10 @@ def _sites(model: ir.Model, live: set[str]) -> tuple[list[str], set[str]]:
                 if touched & live:
                     found.append(node.name or "")
         elif node.op_type == "Mul":
+            # Only where the input and the scaled copy are live at one peak step.
             scaled = _scale_site(editor, node)
-            if scaled is not None and {scaled[1].name, node.outputs[0].name} & live:
+            pair = {scaled[1].name, node.outputs[0].name} if scaled is not None else None
+            if pair is not None and any(pair <= step for step in steps):
                 found.append(node.name or "")
         elif node.op_type == "Pad":
             pool = _pad_site(node)
@@ -494,9 +499,13 @@ def rewrite_for_memory(
     trials = 0
     for _ in range(max_rounds):
         problem = current_model.problem
-        peak_live = live_at_peak_steps(problem, current.op_order, inplace=inplace)
-        live = {problem.tensor_names[t] for t in peak_live}
-        sites, group_only = _sites(to_ir(current_proto), live)
+        names = problem.tensor_names
+        steps = [
+            {names[t] for t in step}
+            for step in peak_step_live_sets(problem, current.op_order, inplace=inplace)
+        ]
+        live = set().union(*steps)
+        sites, group_only = _sites(to_ir(current_proto), live, steps)
         rank = term_ranks(problem, current.op_order)
 
         prepare = functools.partial(
