@@ -4,9 +4,9 @@ from serenity.memory.model import (
     Timeline,
     inplace_saving,
     live_at_peak_steps,
-    peak_step_live_sets,
     lower_bound,
     peak_bytes,
+    peak_step_live_sets,
     simulate,
 )
 
