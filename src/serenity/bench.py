@@ -358,6 +358,15 @@ def _x(r: float | None) -> str:
     return "-" if r is None else f"{r:.2f}x"
 
 
+def _verified_cell(r: BenchRow) -> str:
+    if not r.rewrites:
+        return "no rewrite"
+    if not r.verified:
+        return "no"
+    floor = "" if r.noise_floor is None else f", noise floor {r.noise_floor:.1g}"
+    return f"yes ({r.max_abs_diff:.1g}{floor})"
+
+
 def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
     """The results as a markdown document: the table, geometric means, the paper's figures."""
     lines = ["# serenity bench: peak activation memory", ""]
@@ -415,15 +424,7 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
                 _x(r.reduction("rewritten")),
             ]
             if report.verify:
-                cells.append(
-                    "no rewrite"
-                    if not r.rewrites
-                    else f"yes ({r.max_abs_diff:.1g}, noise floor {r.noise_floor:.1g})"
-                    if r.verified and r.noise_floor is not None
-                    else f"yes ({r.max_abs_diff:.1g})"
-                    if r.verified
-                    else "no"
-                )
+                cells.append(_verified_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
     if has_rewrite and report.verify:
         lines += [

@@ -14,8 +14,8 @@ __all__ = [
     "Timeline",
     "inplace_saving",
     "live_at_peak_steps",
-    "peak_step_live_sets",
     "lower_bound",
     "peak_bytes",
+    "peak_step_live_sets",
     "simulate",
 ]

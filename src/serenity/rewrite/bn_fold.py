@@ -52,7 +52,9 @@ from serenity.rewrite._graph import (
 PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm"})
 
 
-def _bn_ok(bn: ir.Node) -> bool:
+def inference_bn(bn: ir.Node) -> bool:
+    """``bn`` is an inference-form BatchNormalization with all five inputs, whose
+    extra (training) outputs are unused."""
     if bn.op_type != "BatchNormalization" or bn.domain not in ("", "ai.onnx"):
         return False
     if len(bn.inputs) != 5 or any(x is None for x in bn.inputs):
@@ -64,7 +66,7 @@ def _bn_ok(bn: ir.Node) -> bool:
 
 def site(editor: Editor, bn: ir.Node) -> ir.Node | None:
     """The producer ``bn`` can be folded into, or ``None`` (see the module docstring)."""
-    if not _bn_ok(bn):
+    if not inference_bn(bn):
         return None
     x = bn.inputs[0]
     assert x is not None

@@ -188,11 +188,10 @@ def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]
     return names
 
 
-def _sites(
-    model: ir.Model, live: set[str], steps: Sequence[set[str]] = ()
-) -> tuple[list[str], set[str]]:
-    """Names of the Concat, Pad, BN, Mul and sum-root nodes whose rewrite touches ``live``
-    (a Mul: whose input and output are both in one of the peak ``steps``' live sets).
+def _sites(model: ir.Model, steps: Sequence[set[str]]) -> tuple[list[str], set[str]]:
+    """Names of the Concat, Pad, BN, Mul and sum-root nodes whose rewrite touches a
+    tensor live at a peak step (``steps``: the live set of each), a Mul only where
+    its input and output are live at one step.
 
     The second set holds the sites tried only together with all the others:
     a BN whose output is live at the peak but not its input (the fold
@@ -200,6 +199,7 @@ def _sites(
     dozen such node outputs live at once, each trial a full schedule).
     """
     editor = Editor(model.graph)
+    live = set().union(*steps)
     found = []
     group_only: set[str] = set()
     for node in model.graph:
@@ -504,8 +504,7 @@ def rewrite_for_memory(
             {names[t] for t in step}
             for step in peak_step_live_sets(problem, current.op_order, inplace=inplace)
         ]
-        live = set().union(*steps)
-        sites, group_only = _sites(to_ir(current_proto), live, steps)
+        sites, group_only = _sites(to_ir(current_proto), steps)
         rank = term_ranks(problem, current.op_order)
 
         prepare = functools.partial(

@@ -48,7 +48,7 @@ from serenity.rewrite._graph import (
     static_shape,
     uses_of,
 )
-from serenity.rewrite.bn_fold import _bn_ok
+from serenity.rewrite.bn_fold import inference_bn
 
 #: Producers a scale folds into, with the input indices it multiplies.
 PRODUCERS = {"Conv": (1, 2), "BatchNormalization": (1, 2)}
@@ -93,7 +93,7 @@ def site(editor: Editor, mul: ir.Node) -> tuple[ir.Node, ir.Value, ir.Value] | N
         c = _scale_of(editor, mul, x)
         if c is None:
             continue
-        if producer.op_type == "BatchNormalization" and not _bn_ok(producer):
+        if producer.op_type == "BatchNormalization" and not inference_bn(producer):
             continue
         if producer.op_type == "Conv":
             w = producer.inputs[1] if len(producer.inputs) > 1 else None

@@ -241,14 +241,11 @@ class _Search:
 def _seed_order(problem: Problem, options: ScheduleOptions) -> list[int]:
     """The best heuristic order, or ``options.hint`` when that is a valid order with a
     lower peak."""
-    order, _, _ = best_heuristic_order(problem, options.inplace)
+    order, chosen, peaks = best_heuristic_order(problem, options.inplace)
     hint = options.hint
     if hint is None or len(hint) != problem.num_ops or not problem.is_topological(hint):
         return order
-    better = (
-        simulate(problem, hint, inplace=options.inplace).peak_bytes
-        < simulate(problem, order, inplace=options.inplace).peak_bytes
-    )
+    better = simulate(problem, hint, inplace=options.inplace).peak_bytes < peaks[chosen]
     return list(hint) if better else order
 
 

@@ -27,6 +27,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from serenity.io.verify import random_inputs
+
 OPSET = 17
 IR_VERSION = 8
 
@@ -317,10 +319,11 @@ def batchnorm_variance(x: np.ndarray) -> np.ndarray:
 def calibrate_batchnorm(model: onnx.ModelProto, seed: int, *, max_passes: int = 1000) -> int:
     """Set every BatchNormalization's mean and variance to its input's statistics.
 
-    The model runs in onnxruntime on one seeded standard-normal input; each BN
+    The model runs in onnxruntime on seeded standard-normal inputs
+    (:func:`serenity.io.verify.random_inputs`); each BN
     gets the per-channel mean and (biased) variance of its input over batch
-    and space (the variance floored by :func:`batchnorm_variance`), computed with every earlier BN already calibrated. The
-    calibration model feeds mean and variance as graph inputs, so one session
+    and space (the variance floored by :func:`batchnorm_variance`), computed
+    with every earlier BN already calibrated. The calibration model feeds mean and variance as graph inputs, so one session
     serves every pass; pass ``k`` fixes the BNs ``k`` deep, and the loop stops
     at the first pass that changes nothing.
 
@@ -359,13 +362,7 @@ def calibrate_batchnorm(model: onnx.ModelProto, seed: int, *, max_passes: int = 
     session = ort.InferenceSession(
         probe.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    rng = np.random.default_rng(seed)
-    feed: dict[str, np.ndarray] = {}
-    for vi in graph.input:
-        if vi.name in inits:
-            continue
-        dims = tuple(d.dim_value for d in vi.type.tensor_type.shape.dim)
-        feed[vi.name] = rng.standard_normal(dims).astype(np.float32)
+    feed = random_inputs(model, {}, seed)
     for passes in range(1, max_passes + 1):
         values = dict(zip(bn_inputs, session.run(bn_inputs, {**feed, **stats}), strict=True))
         changed = False
