@@ -126,3 +126,25 @@ def test_carried_order_is_valid_and_keeps_the_old_places(tmp_path: Path) -> None
     assert new.is_topological(carried)
     kept = [new.op_names[v] for v in carried if new.op_names[v] in old.op_names]
     assert kept == [old.op_names[v] for v in order if old.op_names[v] in new.op_names]
+
+
+def test_an_accepted_group_drops_the_sites_its_peak_does_not_need(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from serenity.rewrite import driver
+    from serenity.zoo.randwire import RandWireConfig, build_randwire
+
+    config = RandWireConfig(
+        channels=8, nodes=8, stage_strides=(1,), head_channels=8, classes=5, resolution=16
+    )
+    model = _load(tmp_path, build_randwire(config, seed=3), "randwire")
+    pruned = driver.rewrite_for_memory(model, split_outputs=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(driver, "_prune", lambda *args: None)
+        unpruned = driver.rewrite_for_memory(model, split_outputs=False)
+    # The all-sites group wins here, riders (BN folds no peak step needs) and all.
+    assert "bn_fold" in {r.pass_name for r in unpruned.rewrites}
+    assert [r.pass_name for r in pruned.rewrites] == ["scale_fold", "scale_fold"]
+    assert pruned.after.optimal and unpruned.after.optimal
+    assert pruned.after.peak_bytes == unpruned.after.peak_bytes < pruned.before.peak_bytes
+    assert_equivalent(model.proto, pruned.proto)

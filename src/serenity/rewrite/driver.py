@@ -22,7 +22,8 @@ asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
 3. try each site on a fresh copy, and all of them together, in the order of
    the peak the current schedule has when carried over to the copy
    (:func:`carried_order`), then each conv split alone; re-schedule, and keep
-   the first whose peak is strictly lower; go back to 1 (a BN whose input is not live at the peak
+   the first whose peak is strictly lower, a group without the sites that
+   peak does not need (:func:`_prune`); go back to 1 (a BN whose input is not live at the peak
    is tried only in the all-together candidate: alone its fold cannot lower
    those steps; a split is never part of the all-together candidate, so it
    only adds trials where nothing else helps);
@@ -41,7 +42,7 @@ import functools
 import heapq
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -399,6 +400,7 @@ class _Candidate:
     model: OnnxModel
     hint: tuple[int, ...]
     carried_peak: int
+    sites: tuple[str, ...] = ()
 
 
 def _prepare(
@@ -416,7 +418,40 @@ def _prepare(
     candidate = load_proto(new_proto, model.path, model.input_shapes)
     hint = carried_order(model.problem, order, candidate.problem)
     peak = simulate(candidate.problem, hint, inplace=inplace).peak_bytes
-    return _Candidate(new_proto, rewrites, candidate, hint, peak)
+    return _Candidate(new_proto, rewrites, candidate, hint, peak, tuple(group))
+
+
+def _prune(
+    prepare: Callable[[list[str]], _Candidate | None],
+    accepted: _Candidate,
+    result: ScheduleResult,
+    inplace: bool,
+) -> _Candidate | None:
+    """The accepted group without the sites its peak does not need, or ``None``.
+
+    The all-together candidate brings riders (on RandWire, BN folds that no
+    peak step needs). Each site is dropped in turn, last first, where the
+    accepted schedule carried over to the smaller group's graph
+    (:func:`carried_order`) still reaches the accepted peak; that is a
+    simulation, not a search, so a rider costs one rewrite and one import.
+    The returned candidate's ``hint`` reaches the accepted peak.
+
+    Complexity: O(|group|) rewrites, imports and simulations.
+    """
+    kept = list(accepted.sites)
+    best = accepted
+    order = result.op_order
+    for site in reversed(accepted.sites):
+        if len(kept) == 1:
+            break
+        fewer = prepare([s for s in kept if s != site])
+        if fewer is None:
+            continue
+        hint = carried_order(best.model.problem, order, fewer.model.problem)
+        if simulate(fewer.model.problem, hint, inplace=inplace).peak_bytes <= result.peak_bytes:
+            kept.remove(site)
+            best, order = replace(fewer, hint=hint), hint
+    return None if best is accepted else best
 
 
 def carried_order(
@@ -531,6 +566,10 @@ def rewrite_for_memory(
             trial = replace(options, give_up_at=current.peak_bytes, hint=c.hint)
             result = schedule(c.model.problem, method, trial)
             if result.peak_bytes < current.peak_bytes:
+                pruned = _prune(prepare, c, result, inplace) if len(c.sites) > 1 else None
+                if pruned is not None:  # its hint reaches result's peak: no worse
+                    c = pruned
+                    result = schedule(c.model.problem, method, replace(options, hint=c.hint))
                 current_proto, current_model, current = c.proto, c.model, result
                 applied.extend(c.rewrites)
                 accepted = True
