@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import onnx
 
@@ -42,6 +42,9 @@ from serenity import __version__
 from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_onnx
 from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
+
+if TYPE_CHECKING:
+    from serenity.rewrite.driver import RewriteResult
 
 #: What the SERENITY paper (Ahn et al., MLSys 2020) reports, for the side-by-side.
 PAPER: dict[str, Any] = {
@@ -236,6 +239,34 @@ def bench_model(
     return row
 
 
+def rewrite_then_reschedule(
+    model: OnnxModel,
+    method: str,
+    options: ScheduleOptions,
+    trial_time_limit: float | None,
+    baseline: ScheduleResult,
+) -> tuple[RewriteResult, ScheduleResult]:
+    """Run the rewriting driver from ``baseline`` (the unchanged graph's schedule
+    under the full limit: a rewrite must beat it), then schedule the rewritten
+    graph once more with ``options``' full limit, from the driver's order (its
+    trials use ``trial_time_limit``).
+
+    Returns:
+        The driver's result and the better of its final schedule and the
+        rescheduled one (``baseline`` when nothing was rewritten).
+    """
+    from serenity.rewrite.driver import rewrite_for_memory
+
+    rw = rewrite_for_memory(
+        model, method, inplace=options.inplace, time_limit=trial_time_limit, baseline=baseline
+    )
+    if not rw.rewrites:  # the graph is unchanged: its schedule is the baseline
+        return rw, baseline
+    final = schedule(rw.model.problem, method, replace(options, hint=rw.after.op_order))
+    better = (final.peak_bytes, not final.optimal) < (rw.after.peak_bytes, not rw.after.optimal)
+    return rw, final if better else rw.after
+
+
 def _rewrite_columns(
     row: BenchRow,
     model: OnnxModel,
@@ -245,33 +276,18 @@ def _rewrite_columns(
     trial_time_limit: float | None,
     baseline: ScheduleResult,
 ) -> None:
-    """Run the rewriting driver from ``baseline`` (the unchanged graph's schedule
-    under the full limit: a rewrite must beat it), then schedule the rewritten
-    graph once more with the full limit (the driver's trials use
-    ``trial_time_limit``)."""
+    """Fill ``row``'s rewriting columns (:func:`rewrite_then_reschedule`)."""
     from serenity.api import checked_proto
-    from serenity.rewrite.driver import rewrite_for_memory
 
-    rw = rewrite_for_memory(
-        model, method, inplace=options.inplace, time_limit=trial_time_limit, baseline=baseline
-    )
+    rw, best = rewrite_then_reschedule(model, method, options, trial_time_limit, baseline)
     row.rewrites = len(rw.rewrites)
     row.rewrite_seconds = rw.seconds
     passes: dict[str, int] = {}
     for r in rw.rewrites:
         passes[r.pass_name] = passes.get(r.pass_name, 0) + 1
     row.rewrite_passes = dict(sorted(passes.items()))
-    if not rw.rewrites:  # the graph is unchanged: its schedule is the one measured above
-        row.rewritten_peak, row.rewritten_optimal = row.peak, row.optimal
-        return
-    final = schedule(rw.model.problem, method, options)
-    best = (
-        rw.after
-        if (rw.after.peak_bytes, not rw.after.optimal) < (final.peak_bytes, not final.optimal)
-        else final
-    )
     row.rewritten_peak, row.rewritten_optimal = best.peak_bytes, best.optimal
-    if verify:
+    if verify and rw.rewrites:
         _, report = checked_proto(model, rw.model, best, verify=True, exact=False)
         assert report is not None
         row.verified, row.max_abs_diff = True, report.max_abs_diff
