@@ -148,3 +148,19 @@ def test_an_accepted_group_drops_the_sites_its_peak_does_not_need(
     assert pruned.after.optimal and unpruned.after.optimal
     assert pruned.after.peak_bytes == unpruned.after.peak_bytes < pruned.before.peak_bytes
     assert_equivalent(model.proto, pruned.proto)
+
+
+def test_progress_reports_each_trial_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serenity.rewrite import driver
+
+    model = _load(tmp_path, onnx_models.nasnet_like(), "nasnet_like")
+    monkeypatch.setattr(driver, "PROGRESS_AFTER", 0.0)
+    result = driver.rewrite_for_memory(model, progress=True)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("rewrite:")]
+    assert len(lines) == result.trials + 1
+    kept = [x for x in lines[:-1] if x.endswith("kept")]
+    assert kept and all(x.endswith("no gain") for x in lines[:-1] if x not in kept)
+    assert kept[-1].split(": ")[-1].startswith(f"{result.after.peak_bytes:,} vs")
+    assert f"{len(result.rewrites)} rewrite(s) kept after {result.trials} trial(s)" in lines[-1]

@@ -143,6 +143,7 @@ def rewrite_model(
     time_limit: float | None = None,
     max_rounds: int = 100,
     split_outputs: bool = True,
+    progress: bool = False,
 ) -> RewriteResult:
     """Rewrite ``model`` where an identity rewrite lowers the peak ``method`` finds.
 
@@ -150,7 +151,8 @@ def rewrite_model(
     schedule (``after``), the rewrites applied and the peaks before and after
     under both memory models. ``time_limit`` bounds each schedule of the
     search (default 10 s); ``split_outputs=False`` leaves convolutions
-    unsplit by output channels.
+    unsplit by output channels; ``progress`` prints a line per trial on
+    stderr once the search has run for a second.
     """
     return rewrite_for_memory(
         model,
@@ -159,6 +161,7 @@ def rewrite_model(
         time_limit=time_limit,
         max_rounds=max_rounds,
         split_outputs=split_outputs,
+        progress=progress,
     )
 
 

@@ -235,7 +235,8 @@ def bench_model(
         stats={k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))},
     )
     if rewrite:
-        _rewrite_columns(row, model, method, options, verify, trial_time_limit, result)
+        with_progress = replace(options, progress=progress)
+        _rewrite_columns(row, model, method, with_progress, verify, trial_time_limit, result)
     return row
 
 
@@ -249,7 +250,8 @@ def rewrite_then_reschedule(
     """Run the rewriting driver from ``baseline`` (the unchanged graph's schedule
     under the full limit: a rewrite must beat it), then schedule the rewritten
     graph once more with ``options``' full limit, from the driver's order (its
-    trials use ``trial_time_limit``).
+    trials use ``trial_time_limit``); ``options.progress`` prints the
+    driver's and the final schedule's progress on stderr.
 
     Returns:
         The driver's result and the better of its final schedule and the
@@ -258,7 +260,12 @@ def rewrite_then_reschedule(
     from serenity.rewrite.driver import rewrite_for_memory
 
     rw = rewrite_for_memory(
-        model, method, inplace=options.inplace, time_limit=trial_time_limit, baseline=baseline
+        model,
+        method,
+        inplace=options.inplace,
+        time_limit=trial_time_limit,
+        baseline=baseline,
+        progress=options.progress,
     )
     if not rw.rewrites:  # the graph is unchanged: its schedule is the baseline
         return rw, baseline

@@ -319,6 +319,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             inplace=args.inplace,
             time_limit=args.time_limit,
             split_outputs=args.split_outputs,
+            progress=True,
         )
         result = rewritten.after
         saved = save_rewritten(model, rewritten, args.output, verify=args.verify)

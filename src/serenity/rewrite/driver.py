@@ -38,9 +38,11 @@ costs the full time limit.
 
 from __future__ import annotations
 
+import collections
 import functools
 import heapq
 import itertools
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -75,6 +77,9 @@ from serenity.schedule import ScheduleOptions, ScheduleResult, schedule
 
 #: Seconds each trial schedule may search when the caller gives no limit.
 TRIAL_TIME_LIMIT = 10.0
+
+#: With ``progress``, trial lines start once the search has run this long.
+PROGRESS_AFTER = 1.0
 
 
 @dataclass
@@ -490,6 +495,27 @@ def carried_order(
     return tuple(result)
 
 
+def _report(
+    started: float,
+    round_no: int,
+    trial: int,
+    rewrites: list[Rewrite],
+    result: ScheduleResult,
+    current: ScheduleResult,
+    kept: bool,
+) -> None:
+    """One progress line on stderr for a finished trial."""
+    passes = collections.Counter(r.pass_name for r in rewrites)
+    what = ", ".join(f"{name} x{n}" for name, n in sorted(passes.items()))
+    verdict = "kept" if kept else "no gain"
+    print(
+        f"rewrite: {time.perf_counter() - started:6.1f}s  round {round_no}  trial {trial}  "
+        f"{what}: {result.peak_bytes:,} vs {current.peak_bytes:,}  {verdict}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def rewrite_for_memory(
     model: OnnxModel,
     method: str = "auto",
@@ -499,6 +525,7 @@ def rewrite_for_memory(
     max_rounds: int = 100,
     baseline: ScheduleResult | None = None,
     split_outputs: bool = True,
+    progress: bool = False,
 ) -> RewriteResult:
     """Rewrite ``model`` where it lowers the peak found by ``method``.
 
@@ -516,6 +543,9 @@ def rewrite_for_memory(
             its chain reaches a conv to partition (:func:`split_sites`;
             DARTS' ImageNet stem). Tried only when no other rewrite is
             accepted in a round.
+        progress: Print a line per trial to stderr once the search has run
+            :data:`PROGRESS_AFTER` seconds (and the baseline schedule's own
+            progress).
 
     Raises:
         UsageError: ``baseline`` was made under the other memory model.
@@ -528,11 +558,13 @@ def rewrite_for_memory(
     options = ScheduleOptions(inplace=inplace, time_limit=limit)
     if baseline is not None and baseline.inplace != inplace:
         raise UsageError("the baseline schedule uses the other memory model")
-    before = baseline if baseline is not None else schedule(model.problem, method, options)
+    if baseline is None:
+        baseline = schedule(model.problem, method, replace(options, progress=progress))
+    before = baseline
     current_proto, current_model, current = _name_nodes(model.proto), model, before
     applied: list[Rewrite] = []
     trials = 0
-    for _ in range(max_rounds):
+    for round_no in range(1, max_rounds + 1):
         problem = current_model.problem
         names = problem.tensor_names
         steps = [
@@ -565,11 +597,15 @@ def rewrite_for_memory(
             # and it starts from the current schedule, carried over.
             trial = replace(options, give_up_at=current.peak_bytes, hint=c.hint)
             result = schedule(c.model.problem, method, trial)
-            if result.peak_bytes < current.peak_bytes:
+            better = result.peak_bytes < current.peak_bytes
+            if better:
                 pruned = _prune(prepare, c, result, inplace) if len(c.sites) > 1 else None
                 if pruned is not None:  # its hint reaches result's peak: no worse
                     c = pruned
                     result = schedule(c.model.problem, method, replace(options, hint=c.hint))
+            if progress and time.perf_counter() - started >= PROGRESS_AFTER:
+                _report(started, round_no, trials, c.rewrites, result, current, better)
+            if better:
                 current_proto, current_model, current = c.proto, c.model, result
                 applied.extend(c.rewrites)
                 accepted = True
@@ -578,6 +614,14 @@ def rewrite_for_memory(
             break
     if not applied:
         current_proto, current_model = model.proto, model
+    if progress and time.perf_counter() - started >= PROGRESS_AFTER:
+        print(
+            f"rewrite: {time.perf_counter() - started:6.1f}s  {len(applied)} rewrite(s) kept "
+            f"after {trials} trial(s); peaks under the {'default' if inplace else 'in-place'} "
+            "model next",
+            file=sys.stderr,
+            flush=True,
+        )
     other = ScheduleOptions(inplace=not inplace, time_limit=limit)
     other_before = schedule(model.problem, method, other)
     other_after = schedule(current_model.problem, method, other) if applied else other_before
