@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import onnx
 import onnx_models
 import pytest
 from helpers import run_cli as run
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_rewrite_common import assert_equivalent, signature
 
 import serenity
+from serenity import simulate
 
 
 def _load(tmp_path: Path, proto: onnx.ModelProto, name: str) -> serenity.io.OnnxModel:
@@ -164,3 +168,34 @@ def test_progress_reports_each_trial_on_stderr(
     assert kept and all(x.endswith("no gain") for x in lines[:-1] if x not in kept)
     assert kept[-1].split(": ")[-1].startswith(f"{result.after.peak_bytes:,} vs")
     assert f"{len(result.rewrites)} rewrite(s) kept after {result.trials} trial(s)" in lines[-1]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    nodes=st.integers(5, 10),
+    method=st.sampled_from(["auto", "rpo", "dfs"]),
+)
+def test_a_kept_rewrite_always_lowers_the_peak_of_the_method(
+    seed: int, nodes: int, method: str
+) -> None:
+    # Whatever the method (heuristics ignore hints, so a pruned group may
+    # schedule worse than the whole one), the driver keeps only strict gains.
+    from serenity.rewrite.driver import rewrite_for_memory
+    from serenity.zoo.randwire import RandWireConfig, build_randwire
+
+    config = RandWireConfig(
+        channels=4, nodes=nodes, stage_strides=(1,), head_channels=4, classes=3, resolution=8
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        model = _load(Path(tmp), build_randwire(config, seed=seed), "randwire")
+        result = rewrite_for_memory(model, method, split_outputs=False, time_limit=5)
+        after = serenity.schedule_model(result.model, method).peak_bytes
+    if result.rewrites:
+        assert result.after.peak_bytes < result.before.peak_bytes
+        assert simulate(result.model.problem, result.after.op_order).peak_bytes == (
+            result.after.peak_bytes
+        )
+    else:
+        assert result.after.peak_bytes == result.before.peak_bytes == after
+    assert signature(result.proto) == signature(model.proto)

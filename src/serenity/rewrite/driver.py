@@ -600,9 +600,13 @@ def rewrite_for_memory(
             better = result.peak_bytes < current.peak_bytes
             if better:
                 pruned = _prune(prepare, c, result, inplace) if len(c.sites) > 1 else None
-                if pruned is not None:  # its hint reaches result's peak: no worse
-                    c = pruned
-                    result = schedule(c.model.problem, method, replace(options, hint=c.hint))
+                if pruned is not None:  # its hint reaches result's peak (a heuristic
+                    # method ignores hints: then keep the whole group if it does worse)
+                    again = schedule(
+                        pruned.model.problem, method, replace(options, hint=pruned.hint)
+                    )
+                    if again.peak_bytes <= result.peak_bytes:
+                        c, result = pruned, again
             if progress and time.perf_counter() - started >= PROGRESS_AFTER:
                 _report(started, round_no, trials, c.rewrites, result, current, better)
             if better:
