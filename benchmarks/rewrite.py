@@ -15,7 +15,6 @@ weights filled with the same seeded random values in both models). Writes
 
 from __future__ import annotations
 
-import collections
 import json
 import platform
 import sys
@@ -33,6 +32,7 @@ from serenity.bench import rewrite_then_reschedule
 from serenity.io import load_onnx
 from serenity.io.onnx_import import OnnxModel
 from serenity.io.verify import verify_same_outputs
+from serenity.rewrite import count_passes
 from serenity.schedule import ScheduleOptions, schedule
 
 HERE = Path(__file__).resolve().parent
@@ -62,7 +62,6 @@ def bench(
     peaks = r.peaks()
     chosen = "inplace" if inplace else "default"
     peaks[f"{chosen}_after"] = after.peak_bytes
-    passes = collections.Counter(x.pass_name for x in r.rewrites)
     return {
         "model": name,
         "optimised_for": chosen,
@@ -72,7 +71,7 @@ def bench(
         "baseline_seconds": baseline.seconds,
         "ratio": peaks[f"{chosen}_before"] / max(peaks[f"{chosen}_after"], 1),
         "rewrites": len(r.rewrites),
-        "passes": dict(sorted(passes.items())),
+        "passes": count_passes(r.rewrites),
         "applied": [x.as_dict() for x in r.rewrites],
         "trials": r.trials,
         "driver_seconds": r.seconds,

@@ -285,14 +285,12 @@ def _rewrite_columns(
 ) -> None:
     """Fill ``row``'s rewriting columns (:func:`rewrite_then_reschedule`)."""
     from serenity.api import checked_proto
+    from serenity.rewrite import count_passes
 
     rw, best = rewrite_then_reschedule(model, method, options, trial_time_limit, baseline)
     row.rewrites = len(rw.rewrites)
     row.rewrite_seconds = rw.seconds
-    passes: dict[str, int] = {}
-    for r in rw.rewrites:
-        passes[r.pass_name] = passes.get(r.pass_name, 0) + 1
-    row.rewrite_passes = dict(sorted(passes.items()))
+    row.rewrite_passes = count_passes(rw.rewrites)
     row.rewritten_peak, row.rewritten_optimal = best.peak_bytes, best.optimal
     if verify and rw.rewrites:
         _, report = checked_proto(model, rw.model, best, verify=True, exact=False)

@@ -73,7 +73,7 @@ optimised for, so that a gain under one model is never read as a gain under
 the other.
 """
 
-from serenity.rewrite._graph import Rewrite, to_ir, to_proto
+from serenity.rewrite._graph import Rewrite, count_passes, to_ir, to_proto
 from serenity.rewrite.bn_fold import BnFoldPass, fold_bn
 from serenity.rewrite.channel_partition import ChannelPartitionPass, partition_channels
 from serenity.rewrite.distribute import DistributePass, distribute
@@ -95,6 +95,7 @@ __all__ = [
     "ScaleFoldPass",
     "Rewrite",
     "RewriteResult",
+    "count_passes",
     "distribute",
     "fold_bn",
     "fold_pad",

@@ -8,7 +8,8 @@ can be chained without re-inferring.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +34,11 @@ class Rewrite:
 
     def as_dict(self) -> dict[str, object]:
         return {"pass": self.pass_name, "nodes": list(self.nodes), "parts": self.parts}
+
+
+def count_passes(rewrites: Iterable[Rewrite]) -> dict[str, int]:
+    """How many of ``rewrites`` each pass made, by pass name in sorted order."""
+    return dict(sorted(Counter(r.pass_name for r in rewrites).items()))
 
 
 def to_ir(proto: onnx.ModelProto) -> ir.Model:

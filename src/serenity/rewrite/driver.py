@@ -38,7 +38,6 @@ costs the full time limit.
 
 from __future__ import annotations
 
-import collections
 import functools
 import heapq
 import itertools
@@ -55,7 +54,7 @@ from serenity.errors import UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
 from serenity.memory.model import peak_step_live_sets, simulate
-from serenity.rewrite._graph import Editor, Rewrite, consumers, to_ir, to_proto
+from serenity.rewrite._graph import Editor, Rewrite, consumers, count_passes, to_ir, to_proto
 from serenity.rewrite.bn_fold import fold_bn
 from serenity.rewrite.bn_fold import site as _bn_site
 from serenity.rewrite.channel_partition import partition_channels
@@ -405,7 +404,7 @@ class _Candidate:
     model: OnnxModel
     hint: tuple[int, ...]
     carried_peak: int
-    sites: tuple[str, ...] = ()
+    sites: tuple[str, ...]
 
 
 def _prepare(
@@ -495,25 +494,11 @@ def carried_order(
     return tuple(result)
 
 
-def _report(
-    started: float,
-    round_no: int,
-    trial: int,
-    rewrites: list[Rewrite],
-    result: ScheduleResult,
-    current: ScheduleResult,
-    kept: bool,
-) -> None:
-    """One progress line on stderr for a finished trial."""
-    passes = collections.Counter(r.pass_name for r in rewrites)
-    what = ", ".join(f"{name} x{n}" for name, n in sorted(passes.items()))
-    verdict = "kept" if kept else "no gain"
-    print(
-        f"rewrite: {time.perf_counter() - started:6.1f}s  round {round_no}  trial {trial}  "
-        f"{what}: {result.peak_bytes:,} vs {current.peak_bytes:,}  {verdict}",
-        file=sys.stderr,
-        flush=True,
-    )
+def _progress(started: float, text: str) -> None:
+    """A progress line on stderr, once the search has run :data:`PROGRESS_AFTER` seconds."""
+    elapsed = time.perf_counter() - started
+    if elapsed >= PROGRESS_AFTER:
+        print(f"rewrite: {elapsed:6.1f}s  {text}", file=sys.stderr, flush=True)
 
 
 def rewrite_for_memory(
@@ -558,9 +543,11 @@ def rewrite_for_memory(
     options = ScheduleOptions(inplace=inplace, time_limit=limit)
     if baseline is not None and baseline.inplace != inplace:
         raise UsageError("the baseline schedule uses the other memory model")
-    if baseline is None:
-        baseline = schedule(model.problem, method, replace(options, progress=progress))
-    before = baseline
+    before = (
+        baseline
+        if baseline is not None
+        else schedule(model.problem, method, replace(options, progress=progress))
+    )
     current_proto, current_model, current = _name_nodes(model.proto), model, before
     applied: list[Rewrite] = []
     trials = 0
@@ -607,8 +594,13 @@ def rewrite_for_memory(
                     )
                     if again.peak_bytes <= result.peak_bytes:
                         c, result = pruned, again
-            if progress and time.perf_counter() - started >= PROGRESS_AFTER:
-                _report(started, round_no, trials, c.rewrites, result, current, better)
+            if progress:
+                what = ", ".join(f"{k} x{n}" for k, n in count_passes(c.rewrites).items())
+                _progress(
+                    started,
+                    f"round {round_no}  trial {trials}  {what}: {result.peak_bytes:,} vs "
+                    f"{current.peak_bytes:,}  {'kept' if better else 'no gain'}",
+                )
             if better:
                 current_proto, current_model, current = c.proto, c.model, result
                 applied.extend(c.rewrites)
@@ -618,13 +610,12 @@ def rewrite_for_memory(
             break
     if not applied:
         current_proto, current_model = model.proto, model
-    if progress and time.perf_counter() - started >= PROGRESS_AFTER:
-        print(
-            f"rewrite: {time.perf_counter() - started:6.1f}s  {len(applied)} rewrite(s) kept "
-            f"after {trials} trial(s); peaks under the {'default' if inplace else 'in-place'} "
-            "model next",
-            file=sys.stderr,
-            flush=True,
+    if progress:
+        other_model = "default" if inplace else "in-place"
+        _progress(
+            started,
+            f"{len(applied)} rewrite(s) kept after {trials} trial(s); "
+            f"peaks under the {other_model} model next",
         )
     other = ScheduleOptions(inplace=not inplace, time_limit=limit)
     other_before = schedule(model.problem, method, other)
