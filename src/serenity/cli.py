@@ -7,6 +7,7 @@ traceback, nothing written), 1 on an internal error.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shlex
@@ -42,6 +43,13 @@ from serenity.plan import (
 )
 from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 
+#: Commands that live in their own module (one registration line each). A module
+#: defines ``add_parser(sub)``, which adds its subparser to ``sub`` (an argparse
+#: subparsers object) and sets ``run`` with ``set_defaults(run=fn)``, where
+#: ``fn(args, out: rich.console.Console) -> int`` is the exit status; a user error
+#: is raised as a :class:`~serenity.errors.SerenityError` (exit 2, one line).
+COMMAND_MODULES: tuple[str, ...] = ()
+
 
 def _kib(n: int) -> str:
     return f"{n / 1024:,.1f}"
@@ -73,10 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="show the model's memory profile")
+    p.set_defaults(run=_cmd_inspect)
     _add_model_args(p)
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
 
     p = sub.add_parser("schedule", help="reorder a model for the lowest peak memory")
+    p.set_defaults(run=_cmd_schedule)
     _add_model_args(p)
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT.onnx", help="where to write the model"
@@ -122,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("plan", help="byte offsets of every activation in one arena")
+    p.set_defaults(run=_cmd_plan)
     _add_model_args(p)
     p.add_argument(
         "--schedule",
@@ -156,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         "bench",
         help="the SERENITY evaluation: file order vs heuristics vs optimal, per network",
     )
+    p.set_defaults(run=_cmd_bench)
     p.add_argument(
         "paths",
         nargs="*",
@@ -199,7 +211,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("example", help="write the bundled example model")
+    p.set_defaults(run=_cmd_example)
     p.add_argument("output", metavar="OUT.onnx", help="where to write it")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 
@@ -558,15 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    commands = {
-        "inspect": _cmd_inspect,
-        "schedule": _cmd_schedule,
-        "plan": _cmd_plan,
-        "example": _cmd_example,
-        "bench": _cmd_bench,
-    }
     try:
-        return commands[args.command](args, out)
+        return int(args.run(args, out))
     except SerenityError as e:
         err.print(f"serenity: error: {e}", markup=False, soft_wrap=True)
         return 2
