@@ -73,3 +73,15 @@ def time_limited_result(
     assert p.is_topological(r.op_order)
     assert r.lower_bound_bytes <= true_opt <= r.peak_bytes
     return r, true_opt
+
+
+def assert_clean_error(code: int, err: str, *unwritten: Path) -> str:
+    """Exit 2, a single ``serenity: error:`` line, no traceback, nothing written."""
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("serenity: error: "), err
+    for path in unwritten:
+        assert not path.exists(), f"{path} was written"
+    return lines[0]

@@ -15,6 +15,7 @@ from pathlib import Path
 import onnx
 import onnx_models
 import pytest
+from helpers import assert_clean_error
 from helpers import run_cli as run
 
 import serenity
@@ -32,18 +33,6 @@ REPORT_KEYS = {
     "schedule",
     "seconds",
 }
-
-
-def assert_clean_error(code: int, err: str, *unwritten: Path) -> str:
-    """Exit 2, a single ``serenity: error:`` line, no traceback, nothing written."""
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("serenity: error: "), err
-    for path in unwritten:
-        assert not path.exists(), f"{path} was written"
-    return lines[0]
 
 
 @pytest.fixture

@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import onnx
-
 from serenity import __version__
 from serenity.errors import UsageError
-from serenity.io.onnx_export import check_output_path, reordered_proto, write_model
-from serenity.io.onnx_import import OnnxModel, load_onnx
-from serenity.io.verify import VerifyReport, verify_same_outputs
+from serenity.io.format import Model, VerifyReport, check_output_path
+from serenity.io.format import load as load_any
 from serenity.plan import (
     DEFAULT_ALIGNMENT,
     DEFAULT_PLANNER,
@@ -55,13 +52,14 @@ from serenity.schedule import (
 
 def load_model(
     path: str | os.PathLike[str], input_shapes: Mapping[str, Sequence[int]] | None = None
-) -> OnnxModel:
-    """Load an ONNX model for scheduling (see :func:`serenity.io.load_onnx`)."""
-    return load_onnx(path, input_shapes)
+) -> Model:
+    """Load a model for scheduling, in whatever format its content is (see
+    :mod:`serenity.io.format`; ONNX: :func:`serenity.io.load_onnx`)."""
+    return load_any(path, input_shapes)
 
 
 def schedule_model(
-    model: OnnxModel,
+    model: Model,
     method: str = DEFAULT_METHOD,
     *,
     inplace: bool = False,
@@ -82,61 +80,65 @@ class SaveOutcome:
 
 
 def save_model(
-    model: OnnxModel,
+    model: Model,
     result: ScheduleResult,
     out: str | os.PathLike[str],
     *,
     verify: bool = False,
     seed: int = 0,
+    plan: PlanOutcome | None = None,
 ) -> SaveOutcome:
-    """Write ``model`` with its nodes in ``result``'s order.
+    """Write ``model`` with its ops in ``result``'s order, in its own format.
 
-    With ``verify``, both models first run in onnxruntime on seeded random
-    inputs and every output must be bitwise equal; nothing is written if not.
+    With ``verify``, both models first run in the format's runtime
+    (onnxruntime for ONNX) on seeded random inputs and every output must be
+    bitwise equal; nothing is written if not. With ``plan`` (of this
+    schedule), a format that can carry an arena plan (``model.holds_plan``)
+    embeds its offsets; other formats ignore it.
 
     Raises:
         UsageError: ``out`` would overwrite the input model or its weights.
         VerificationError: the outputs differ.
     """
     check_output_path(model, out)
-    proto, report = checked_proto(model, model, result, verify=verify, seed=seed)
-    return SaveOutcome(tuple(write_model(model, proto, out)), report)
+    encoded, report = checked_model(model, model, result, verify=verify, seed=seed, plan=plan)
+    return SaveOutcome(tuple(model.write(encoded, Path(out))), report)
 
 
-def checked_proto(
-    original: OnnxModel,
-    model: OnnxModel,
+def checked_model(
+    original: Model,
+    model: Model,
     result: ScheduleResult,
     *,
     verify: bool,
     seed: int = 0,
     exact: bool = True,
-) -> tuple[onnx.ModelProto, VerifyReport | None]:
-    """``model`` with its nodes in ``result``'s order and, with ``verify``, the
-    report of running it against ``original`` in onnxruntime (bitwise when
-    ``exact``, else within rtol 1e-4 / atol 1e-5).
+    plan: PlanOutcome | None = None,
+) -> tuple[Any, VerifyReport | None]:
+    """``model`` in memory with its ops in ``result``'s order (and ``plan``'s
+    offsets where the format holds a plan) and, with ``verify``, the report of
+    running it against ``original`` in the format's runtime (bitwise when
+    ``exact``, else within the format's tolerances).
 
     Raises:
         VerificationError: the outputs differ.
     """
-    proto = reordered_proto(model, result.op_order)
+    offsets = tensor_offsets(plan) if plan is not None and model.holds_plan else None
+    encoded = model.reordered(result.op_order, offsets)
     if not verify:
-        return proto, None
-    report = verify_same_outputs(
-        original.proto,
-        proto,
-        original.path.parent,
-        original.input_shapes,
-        seed=seed,
-        exact=exact,
-        rtol=1e-4,
-        atol=1e-5,
-    )
-    return proto, report
+        return encoded, None
+    return encoded, original.verify(encoded, exact=exact, seed=seed)
+
+
+def tensor_offsets(planned: PlanOutcome) -> dict[int, int]:
+    """The arena offset of every activation tensor id of a plan."""
+    return {
+        t: planned.plan.offsets[k] for k, b in enumerate(planned.buffers) for t in b.tensors
+    }
 
 
 def rewrite_model(
-    model: OnnxModel,
+    model: Model,
     method: str = DEFAULT_METHOD,
     *,
     inplace: bool = False,
@@ -166,12 +168,13 @@ def rewrite_model(
 
 
 def save_rewritten(
-    model: OnnxModel,
+    model: Model,
     rewritten: RewriteResult,
     out: str | os.PathLike[str],
     *,
     verify: bool = False,
     seed: int = 0,
+    plan: PlanOutcome | None = None,
 ) -> SaveOutcome:
     """Write the rewritten model of :func:`rewrite_model`, nodes in its schedule's order.
 
@@ -186,15 +189,16 @@ def save_rewritten(
         VerificationError: the outputs differ.
     """
     check_output_path(model, out)
-    proto, report = checked_proto(
+    encoded, report = checked_model(
         model,
         rewritten.model,
         rewritten.after,
         verify=verify,
         seed=seed,
         exact=not rewritten.rewrites,
+        plan=plan,
     )
-    return SaveOutcome(tuple(write_model(rewritten.model, proto, out)), report)
+    return SaveOutcome(tuple(rewritten.model.write(encoded, Path(out))), report)
 
 
 def rewrite_dict(rewritten: RewriteResult) -> dict[str, Any]:
@@ -218,7 +222,7 @@ def rewrite_dict(rewritten: RewriteResult) -> dict[str, Any]:
 
 
 def report_dict(
-    model: OnnxModel,
+    model: Model,
     baseline: ScheduleResult,
     result: ScheduleResult,
     method: str,
@@ -237,6 +241,7 @@ def report_dict(
     """
     report: dict[str, Any] = {
         "model": str(model.path),
+        "format": model.format_name,
         "nodes": model.num_nodes,
         "scheduled_ops": model.problem.num_ops,
         "activation_tensors": model.problem.num_tensors,
@@ -260,6 +265,7 @@ def report_dict(
             "bitwise_equal": verify.exact,
             "seed": verify.seed,
             "random_weights": verify.filled_weights,
+            "runtime": verify.runtime,
         }
         if not verify.exact:
             report["verified"]["max_abs_diff"] = verify.max_abs_diff
@@ -276,7 +282,7 @@ def report_dict(
 
 
 def read_schedule(
-    model: OnnxModel, report: str | os.PathLike[str], *, inplace: bool = False
+    model: Model, report: str | os.PathLike[str], *, inplace: bool = False
 ) -> ScheduleResult:
     """The schedule of a ``serenity schedule --json`` report, checked against ``model``.
 
@@ -346,7 +352,7 @@ class PlanOutcome:
 
 
 def plan_schedule(
-    model: OnnxModel,
+    model: Model,
     result: ScheduleResult,
     planner: str = DEFAULT_PLANNER,
     *,
@@ -367,7 +373,7 @@ def plan_schedule(
     return PlanOutcome(buffers, arena, result)
 
 
-def plan_dict(model: OnnxModel, outcome: PlanOutcome) -> dict[str, Any]:
+def plan_dict(model: Model, outcome: PlanOutcome) -> dict[str, Any]:
     """The plan as JSON (a contract; keys are only ever added).
 
     ``tensors`` lists every activation tensor by id: its ``offset``, ``size``

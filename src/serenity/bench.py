@@ -284,7 +284,7 @@ def _rewrite_columns(
     baseline: ScheduleResult,
 ) -> None:
     """Fill ``row``'s rewriting columns (:func:`rewrite_then_reschedule`)."""
-    from serenity.api import checked_proto
+    from serenity.api import checked_model
     from serenity.rewrite import count_passes
 
     rw, best = rewrite_then_reschedule(model, method, options, trial_time_limit, baseline)
@@ -293,7 +293,7 @@ def _rewrite_columns(
     row.rewrite_passes = count_passes(rw.rewrites)
     row.rewritten_peak, row.rewritten_optimal = best.peak_bytes, best.optimal
     if verify and rw.rewrites:
-        _, report = checked_proto(model, rw.model, best, verify=True, exact=False)
+        _, report = checked_model(model, rw.model, best, verify=True, exact=False)
         assert report is not None
         row.verified, row.max_abs_diff = True, report.max_abs_diff
         row.noise_floor = report.noise_floor

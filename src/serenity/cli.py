@@ -33,7 +33,7 @@ from serenity.api import (
     schedule_model,
 )
 from serenity.errors import SerenityError, UsageError
-from serenity.io.onnx_import import OnnxModel, parse_input_shapes
+from serenity.io.format import Model, parse_input_shapes
 from serenity.plan import (
     DEFAULT_ALIGNMENT,
     DEFAULT_PLANNER,
@@ -56,7 +56,11 @@ def _kib(n: int) -> str:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="the ONNX model (external weight files may be missing)")
+    p.add_argument(
+        "model",
+        help="the model file, format chosen by its content (ONNX; external weight files "
+        "may be missing)",
+    )
     p.add_argument(
         "--input-shape",
         action="append",
@@ -89,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_schedule)
     _add_model_args(p)
     p.add_argument(
-        "-o", "--output", required=True, metavar="OUT.onnx", help="where to write the model"
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="where to write the model (in the input's format)",
     )
     p.add_argument(
         "--method",
@@ -108,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verify",
         action="store_true",
-        help="run the original and the new model in onnxruntime on seeded random inputs "
+        help="run the original and the new model in the format's runtime (onnxruntime for ONNX) on seeded random inputs "
         "and fail unless every output is bitwise equal",
     )
     p.add_argument(
@@ -129,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PLAN.json",
         help=f"also plan the arena of the chosen schedule ({DEFAULT_PLANNER} planner, "
         f"alignment {DEFAULT_ALIGNMENT}) and write it as JSON",
+    )
+    p.add_argument(
+        "--no-offline-plan",
+        dest="offline_plan",
+        action="store_false",
+        help="for formats whose file can carry an arena plan (a model that holds one), do not "
+        "embed the plan of the chosen schedule in the written model",
     )
 
     p = sub.add_parser("plan", help="byte offsets of every activation in one arena")
@@ -251,29 +266,30 @@ def _check_new_file(flag: str, path: str | None, taken: Sequence[str | Path]) ->
         raise UsageError(f"{flag} {target}: directory {target.parent} does not exist")
 
 
-def _model_outputs(args: argparse.Namespace) -> list[str]:
-    """The model and, for ``schedule``, the model it writes and its weight file."""
+def _model_files(args: argparse.Namespace, model: Model) -> list[Path]:
+    """Every file the model reads (weights included) and, for ``schedule``, every
+    file its ``-o`` writes: no side output (``--json``, ``--plan``) may be one."""
     output = getattr(args, "output", None)
-    return [args.model, *([output, output + ".data"] if output else [])]
+    return [*model.input_files(), *(model.output_files(Path(output)) if output else [])]
 
 
-def _check_json_path(args: argparse.Namespace) -> None:
-    _check_new_file("--json", args.json, _model_outputs(args))
+def _check_json_path(args: argparse.Namespace, model: Model) -> None:
+    _check_new_file("--json", args.json, _model_files(args, model))
 
 
-def _check_plan_path(args: argparse.Namespace) -> None:
+def _check_plan_path(args: argparse.Namespace, model: Model) -> None:
     _check_new_file(
-        "--plan", args.plan, [*_model_outputs(args), *([args.json] if args.json else [])]
+        "--plan", args.plan, [*_model_files(args, model), *([args.json] if args.json else [])]
     )
 
 
-def _load(args: argparse.Namespace) -> OnnxModel:
+def _load(args: argparse.Namespace) -> Model:
     return load_model(args.model, parse_input_shapes(args.input_shape))
 
 
 def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
-    _check_json_path(args)
     model = _load(args)
+    _check_json_path(args, model)
     p = model.problem
     base = schedule_model(model, "file", inplace=args.inplace)
     best = schedule_model(model, "best-heuristic", inplace=args.inplace)
@@ -320,9 +336,9 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
-    _check_json_path(args)
-    _check_plan_path(args)
     model = _load(args)
+    _check_json_path(args, model)
+    _check_plan_path(args, model)
     base = schedule_model(model, "file", inplace=args.inplace)
     if args.time_limit is not None and args.time_limit < 0:
         raise UsageError("--time-limit must be >= 0 seconds")
@@ -337,12 +353,21 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             progress=True,
         )
         result = rewritten.after
-        saved = save_rewritten(model, rewritten, args.output, verify=args.verify)
     else:
         result = schedule_model(
             model, args.method, inplace=args.inplace, time_limit=args.time_limit, progress=True
         )
-        saved = save_model(model, result, args.output, verify=args.verify)
+    written = rewritten.model if rewritten is not None else model
+    embed = written.holds_plan and args.offline_plan
+    planned = plan_schedule(written, result) if args.plan or embed else None
+    if rewritten is not None:
+        saved = save_rewritten(
+            model, rewritten, args.output, verify=args.verify, plan=planned if embed else None
+        )
+    else:
+        saved = save_model(
+            model, result, args.output, verify=args.verify, plan=planned if embed else None
+        )
 
     table = Table(
         title=f"{model.path.name}: {model.num_nodes} nodes, {model.problem.num_ops} scheduled"
@@ -383,7 +408,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         )
         how = "bitwise equal" if v.exact else "equal within rtol 1e-4, atol 1e-5"
         out.print(
-            f"verified: {len(v.outputs)} output(s) {how} in onnxruntime (seed {v.seed}{note})"
+            f"verified: {len(v.outputs)} output(s) {how} in {v.runtime} (seed {v.seed}{note})"
         )
         for line in v.notes:
             out.print(f"warning: {line}")
@@ -407,10 +432,11 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
                 model, base, result, args.method, args.output, saved.verify, rewrite=rewritten
             ),
         )
-    if args.plan:
-        written = rewritten.model if rewritten is not None else model
-        planned = plan_schedule(written, result)
+    if planned is not None:
         _print_plan_summary(planned, out)
+        if embed:
+            out.print(f"arena plan embedded in {args.output}")
+    if args.plan and planned is not None:
         _write_json(args.plan, plan_dict(written, planned))
         out.print(f"wrote {args.plan}")
     return 0
@@ -428,12 +454,12 @@ def _print_plan_summary(planned: PlanOutcome, out: Console) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
-    _check_json_path(args)
     if args.alignment < 1:
         raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
     if args.time_limit is not None and args.time_limit < 0:
         raise UsageError("--time-limit must be >= 0 seconds")
     model = _load(args)
+    _check_json_path(args, model)
     result: ScheduleResult
     if args.schedule:
         result = read_schedule(model, args.schedule, inplace=args.inplace)

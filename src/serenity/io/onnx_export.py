@@ -15,7 +15,8 @@ from pathlib import Path
 
 import onnx
 
-from serenity.errors import ModelError, UsageError
+from serenity.errors import ModelError
+from serenity.io.format import check_output_path
 from serenity.io.onnx_import import OnnxModel, node_inputs
 
 
@@ -74,29 +75,8 @@ def reordered_proto(model: OnnxModel, order: Sequence[int]) -> onnx.ModelProto:
     return out
 
 
-def check_output_path(model: OnnxModel, out: str | os.PathLike[str]) -> Path:
-    """Refuse an output path that would overwrite the input model or its weights.
-
-    Raises:
-        UsageError: ``out`` is the input model, one of its external weight
-            files, or a directory.
-    """
-    target = Path(out)
-    protected = [model.path] + [model.path.parent / loc for loc in _external_locations(model.proto)]
-    for p in (target, _data_path(target)):
-        for q in protected:
-            if p.resolve() == q.resolve() or (p.exists() and q.exists() and p.samefile(q)):
-                raise UsageError(
-                    f"output {target} would overwrite the input {q}; choose another path"
-                )
-    if target.is_dir():
-        raise UsageError(f"output {target} is a directory; give a file name")
-    if not target.parent.exists():
-        raise UsageError(f"output directory {target.parent} does not exist")
-    return target
-
-
-def _external_locations(proto: onnx.ModelProto) -> list[str]:
+def external_locations(proto: onnx.ModelProto) -> list[str]:
+    """The external-data files the initializers of ``proto`` name, sorted."""
     locs = {
         e.value
         for t in proto.graph.initializer
@@ -107,7 +87,8 @@ def _external_locations(proto: onnx.ModelProto) -> list[str]:
     return sorted(locs)
 
 
-def _data_path(target: Path) -> Path:
+def data_path(target: Path) -> Path:
+    """Where the weights of a model written to ``target`` go: ``<target>.data``."""
     return target.with_name(target.name + ".data")
 
 
@@ -139,16 +120,16 @@ def write_model(
         save_kwargs = {
             "save_as_external_data": True,
             "all_tensors_to_one_file": True,
-            "location": _data_path(target).name,
+            "location": data_path(target).name,
             "size_threshold": 1024,
         }
-        written.append(_data_path(target))
+        written.append(data_path(target))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         if save_kwargs:
             # onnx appends to an existing data file, so start from an empty one;
             # it writes the data beside tmp under its final name.
-            _data_path(target).unlink(missing_ok=True)
+            data_path(target).unlink(missing_ok=True)
         onnx.save_model(proto_out, str(tmp), **save_kwargs)  # type: ignore[arg-type]
         os.replace(tmp, target)
     except (OSError, ValueError) as e:

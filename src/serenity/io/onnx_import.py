@@ -13,9 +13,10 @@ from __future__ import annotations
 import heapq
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import onnx
 from google.protobuf.message import DecodeError
@@ -27,7 +28,10 @@ from serenity.errors import (
     UnsupportedModelError,
     UsageError,
 )
+from serenity.io.format import Format, Model, VerifyReport, parse_input_shapes
 from serenity.ir import Problem
+
+__all__ = ["FORMAT", "INPLACE_OPS", "OnnxModel", "load_onnx", "load_proto", "parse_input_shapes"]
 
 #: Ops whose output may overwrite an input of the same size that dies there
 #: (element-wise ops, inference-form normalisation, reshape-like views).
@@ -59,8 +63,8 @@ if hasattr(onnx.TensorProto, "FLOAT4E2M1"):
 
 
 @dataclass
-class OnnxModel:
-    """A loaded ONNX model and the scheduling problem it defines.
+class OnnxModel(Model):
+    """A loaded ONNX model and the scheduling problem it defines (the ONNX :class:`Model`).
 
     Attributes:
         path: The file it came from.
@@ -80,31 +84,56 @@ class OnnxModel:
     external_weights: list[str] = field(default_factory=list)
     missing_weights: list[str] = field(default_factory=list)
 
+    format_name: ClassVar[str] = "onnx"
+
     @property
     def num_nodes(self) -> int:
         """All nodes of the main graph, scheduled or not."""
         return len(self.proto.graph.node)
 
+    def input_files(self) -> list[Path]:
+        """The model and every external weight file it names (present or not)."""
+        from serenity.io.onnx_export import external_locations
 
-def parse_input_shapes(specs: Iterable[str]) -> dict[str, tuple[int, ...]]:
-    """Parse ``NAME=1,3,224,224`` strings (the ``--input-shape`` option).
+        return [self.path, *(self.path.parent / loc for loc in external_locations(self.proto))]
 
-    Raises:
-        UsageError: a spec is malformed or a dim is not a positive integer.
-    """
-    shapes: dict[str, tuple[int, ...]] = {}
-    for spec in specs:
-        name, sep, dims = spec.rpartition("=")
-        try:
-            shape = tuple(int(d) for d in dims.split(",")) if dims.strip() else ()
-        except ValueError:
-            shape = (-1,)
-        if not sep or not name or any(d <= 0 for d in shape):
-            raise UsageError(
-                f"bad --input-shape '{spec}': expected NAME=d0,d1,... with positive integer dims"
-            )
-        shapes[name] = shape
-    return shapes
+    def output_files(self, out: Path) -> list[Path]:
+        """``out`` and the ``<out>.data`` weight file written beside it."""
+        from serenity.io.onnx_export import data_path
+
+        return [out, data_path(out)]
+
+    def reordered(
+        self, order: Sequence[int], offsets: Mapping[int, int] | None = None
+    ) -> onnx.ModelProto:
+        """A copy of the proto with its nodes in ``order`` (ONNX holds no arena plan)."""
+        from serenity.io.onnx_export import reordered_proto
+
+        return reordered_proto(self, order)
+
+    def verify(
+        self, candidate: onnx.ModelProto, *, exact: bool = True, seed: int = 0
+    ) -> VerifyReport:
+        """onnxruntime on both, bitwise or within rtol 1e-4 / atol 1e-5 (see
+        :func:`serenity.io.verify.verify_same_outputs`)."""
+        from serenity.io.verify import verify_same_outputs
+
+        return verify_same_outputs(
+            self.proto,
+            candidate,
+            self.path.parent,
+            self.input_shapes,
+            seed=seed,
+            exact=exact,
+            rtol=1e-4,
+            atol=1e-5,
+        )
+
+    def write(self, candidate: onnx.ModelProto, out: Path) -> list[Path]:
+        """See :func:`serenity.io.onnx_export.write_model`."""
+        from serenity.io.onnx_export import write_model
+
+        return write_model(self, candidate, out)
 
 
 def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
@@ -461,3 +490,17 @@ def _external_weights(model: onnx.ModelProto, base: Path) -> tuple[list[str], li
             if not location or not (base / location).is_file():
                 missing.append(t.name)
     return external, missing
+
+
+def _is_onnx(head: bytes) -> bool:
+    """An ONNX file starts with its IR version (protobuf field 1, varint: byte 0x08)."""
+    return head[:1] == b"\x08" and len(head) > 1
+
+
+#: The ONNX format (see :mod:`serenity.io.format`).
+FORMAT = Format(
+    name="onnx",
+    suffixes=(".onnx",),
+    sniff=_is_onnx,
+    load=load_onnx,
+)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from serenity.errors import ModelError, VerificationError
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """What a verification run compared.
-
-    Attributes:
-        outputs: Names of the outputs compared.
-        exact: Bitwise equality was required (else ``rtol``/``atol``).
-        max_abs_diff: Largest absolute difference over all float outputs.
-        filled_weights: Initializers whose data were missing and filled randomly.
-        seed: Seed of the random inputs.
-        noise_floor: Set when an output missed ``rtol``/``atol`` but passed the
-            noise-floor clause (see :func:`verify_same_outputs`): the largest
-            difference between the original and itself run without
-            onnxruntime's graph optimizations.
-        notes: Remarks for the report (non-finite outputs, the clause used).
-    """
-
-    outputs: tuple[str, ...]
-    exact: bool
-    max_abs_diff: float
-    filled_weights: int
-    seed: int
-    notes: list[str] = field(default_factory=list)
-    noise_floor: float | None = None
-
+from serenity.io.format import VerifyReport
 
 #: Multiple of the original's own float noise a non-exact comparison accepts.
 NOISE_FACTOR = 2.0

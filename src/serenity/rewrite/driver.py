@@ -51,6 +51,7 @@ import onnx
 import onnx_ir as ir
 
 from serenity.errors import UsageError
+from serenity.io.format import Model
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
 from serenity.memory.model import peak_step_live_sets, simulate
@@ -502,7 +503,7 @@ def _progress(started: float, text: str) -> None:
 
 
 def rewrite_for_memory(
-    model: OnnxModel,
+    model: Model,
     method: str = "auto",
     *,
     inplace: bool = False,
@@ -533,11 +534,17 @@ def rewrite_for_memory(
             progress).
 
     Raises:
-        UsageError: ``baseline`` was made under the other memory model.
+        UsageError: ``baseline`` was made under the other memory model, or
+            ``model`` is not an ONNX model.
 
     Returns:
         The rewritten model and the peaks before and after under both models.
     """
+    if not isinstance(model, OnnxModel):
+        raise UsageError(
+            f"rewriting works on ONNX graphs (onnx-ir); {model.path.name} is a "
+            f"{model.format_name} model: schedule it without --rewrite"
+        )
     started = time.perf_counter()
     limit = TRIAL_TIME_LIMIT if time_limit is None else time_limit
     options = ScheduleOptions(inplace=inplace, time_limit=limit)
