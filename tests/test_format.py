@@ -139,4 +139,3 @@ def test_input_shape_given_twice_differently_is_refused() -> None:
     assert parse_input_shapes(["x=1,3", "x=1,3"]) == {"x": (1, 3)}
     with pytest.raises(UsageError, match="twice"):
         parse_input_shapes(["x=1,3", "x=1,4"])
-

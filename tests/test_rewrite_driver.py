@@ -199,3 +199,42 @@ def test_a_kept_rewrite_always_lowers_the_peak_of_the_method(
     else:
         assert result.after.peak_bytes == result.before.peak_bytes == after
     assert signature(result.proto) == signature(model.proto)
+
+
+def identity_chain() -> onnx.ModelProto:
+    """x -> Conv (wide) -> Identity -> Conv -> y: the Identity step holds two wide copies."""
+    w = onnx_models.Weights(21)
+    nodes = [
+        onnx_models.conv(w, "wide", "x", 4, 32, 1),
+        onnx.helper.make_node("Identity", ["wide"], ["copy"], name="copy"),
+        onnx_models.conv(w, "narrow", "copy", 32, 4, 1),
+    ]
+    return onnx_models.make_model(
+        nodes,
+        [onnx_models.tensor("x", [1, 4, 8, 8])],
+        [onnx_models.tensor("narrow", [1, 4, 8, 8])],
+        w.initializers,
+        "identity_chain",
+    )
+
+
+def test_a_new_rewrite_is_one_module_and_one_registration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``toy_rewrite`` declares its sites; registering it is all the driver needs."""
+    from serenity.rewrite import registry
+
+    src = tmp_path / "chain.onnx"
+    onnx.save(identity_chain(), str(src))
+    model = serenity.load_model(src)
+    unchanged = serenity.rewrite_model(model, split_outputs=False)
+    assert not unchanged.rewrites
+    monkeypatch.setattr(
+        registry, "DRIVER_MODULES", (*registry.DRIVER_MODULES, "toy_rewrite")
+    )
+    rewritten = serenity.rewrite_model(model, split_outputs=False)
+    assert [r.pass_name for r in rewritten.rewrites] == ["drop_identity"]
+    assert rewritten.after.peak_bytes < rewritten.before.peak_bytes
+    saved = serenity.save_rewritten(model, rewritten, tmp_path / "out.onnx", verify=True)
+    assert saved.verify is not None
+    assert [n.op_type for n in onnx.load(str(tmp_path / "out.onnx")).graph.node] == ["Conv", "Conv"]

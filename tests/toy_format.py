@@ -52,7 +52,9 @@ class ToyModel(Model):
             out["arena"] = {self.problem.tensor_names[t]: o for t, o in sorted(offsets.items())}
         return out
 
-    def verify(self, candidate: dict[str, Any], *, exact: bool = True, seed: int = 0) -> VerifyReport:
+    def verify(
+        self, candidate: dict[str, Any], *, exact: bool = True, seed: int = 0
+    ) -> VerifyReport:
         want, got = run(self.data, seed), run(candidate, seed)
         for name in self.data["outputs"]:
             if want[name] != got.get(name):
@@ -103,4 +105,6 @@ def load(path: Path, input_shapes: Mapping[str, tuple[int, ...]]) -> ToyModel:
     return ToyModel(path, problem, data, dict(input_shapes))
 
 
-FORMAT = Format(name="toy", suffixes=(".toy",), sniff=lambda head: head.startswith(MAGIC), load=load)
+FORMAT = Format(
+    name="toy", suffixes=(".toy",), sniff=lambda head: head.startswith(MAGIC), load=load
+)

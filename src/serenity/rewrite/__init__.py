@@ -42,8 +42,12 @@ each over an :class:`onnx_ir.Model` and each a function on one site plus an
   ``c_k / c``: ``x`` and its scaled copy are never live together (RandWire's
   weighted aggregation, where every step at the optimal peak adds a scaled
   copy of a node output that still waits for another consumer);
+* :mod:`~serenity.rewrite.concat`: SERENITY's concat site as one rewrite:
+  distribute over the concat, then partition the convs it reaches;
 * :mod:`~serenity.rewrite.driver`: applies a rewrite only where re-scheduling
-  shows a strictly lower peak.
+  shows a strictly lower peak. It knows no pass: each module above declares
+  its sites in a ``DRIVER`` rule, registered by one line in
+  :data:`~serenity.rewrite.registry.DRIVER_MODULES`.
 
 **Weights are sliced by graph nodes, never by reading data.** A weight slice
 is a ``Slice`` node on the initializer with constant starts / ends / axes.
@@ -76,27 +80,33 @@ the other.
 from serenity.rewrite._graph import Rewrite, count_passes, to_ir, to_proto
 from serenity.rewrite.bn_fold import BnFoldPass, fold_bn
 from serenity.rewrite.channel_partition import ChannelPartitionPass, partition_channels
+from serenity.rewrite.concat import rewrite_concat
 from serenity.rewrite.distribute import DistributePass, distribute
-from serenity.rewrite.driver import RewriteResult, rewrite_concat, rewrite_for_memory
+from serenity.rewrite.driver import RewriteResult, rewrite_for_memory
 from serenity.rewrite.kernel_partition import KernelPartitionPass, partition_kernels
 from serenity.rewrite.output_split import OutputSplitPass, split_output
 from serenity.rewrite.pad_pool import PadPoolPass, fold_pad
 from serenity.rewrite.reassociate import ReassociatePass, reassociate
+from serenity.rewrite.registry import DRIVER_MODULES, DriverRule, PeakView, driver_rules
 from serenity.rewrite.scale_fold import ScaleFoldPass, fold_scale
 
 __all__ = [
+    "DRIVER_MODULES",
     "BnFoldPass",
     "ChannelPartitionPass",
     "DistributePass",
+    "DriverRule",
     "KernelPartitionPass",
     "OutputSplitPass",
     "PadPoolPass",
+    "PeakView",
     "ReassociatePass",
     "ScaleFoldPass",
     "Rewrite",
     "RewriteResult",
     "count_passes",
     "distribute",
+    "driver_rules",
     "fold_bn",
     "fold_pad",
     "fold_scale",

@@ -47,6 +47,7 @@ from serenity.rewrite._graph import (
     replace_output,
     static_shape,
 )
+from serenity.rewrite.registry import DriverRule, PeakView, Tried, one
 
 #: Producers a BN can be folded into.
 PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm"})
@@ -214,3 +215,21 @@ class BnFoldPass(SitePass):
 
     def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
         return fold_bn(editor, *site)
+
+
+def _driver_match(editor: Editor, bn: ir.Node, peak: PeakView) -> Tried | None:
+    """A BN whose input or output is live at the peak; tried alone only where its
+    input is (the fold removes the input: alone it cannot lower the other steps)."""
+    x, y = bn.inputs[0], bn.outputs[0]
+    if not ({x.name if x else None, y.name} & peak.live) or site(editor, bn) is None:
+        return None
+    return "solo" if x is not None and x.name in peak.live else "group"
+
+
+#: The driver's view of this pass (:mod:`serenity.rewrite.registry`).
+DRIVER = DriverRule(
+    name="bn_fold",
+    ops=frozenset({"BatchNormalization"}),
+    match=_driver_match,
+    apply=lambda editor, bn, peak: one(fold_bn(editor, bn)),
+)

@@ -6,27 +6,19 @@ accumulator can cost more than the concat it replaces. The driver therefore
 asks the scheduler (a greedy loop, SERENITY's "rewrite, then schedule"):
 
 1. schedule the graph (``auto``: the exact engine) and simulate the order;
-2. collect the *sites* touching a tensor live at the peak: a ``Concat`` whose
-   output, inputs, or a distributable op's output downstream of it is live
-   there (rewritten as a whole: distribute, then partition every Conv /
-   MatMul / Gemm reached), a ``Pad`` folded into its pool, a
-   ``BatchNormalization`` whose input or output is live there (folded into
-   its Conv / Gemm), a ``Mul`` by a scalar weight whose input and output are
-   live at one peak step (folded into the Conv / BN producing its input), and a sum of ≥ 3 terms with a term or partial sum live
-   there (re-associated in the order the current schedule makes its terms
-   available: :func:`term_ranks`); with ``split_outputs`` (the default), also a group-1
-   ``Conv`` whose output, or the output of the distributable ops right
-   after it, is read or written by an op at a peak step and whose chain reaches a conv that
-   channel partitioning takes (:func:`split_sites`: split into two
-   output-channel halves, then the new concat rewritten as a whole);
+2. collect the *sites*: each rewrite module declares, in its ``DRIVER`` rule
+   (:mod:`serenity.rewrite.registry`), the op types its sites start from,
+   which such nodes touch a tensor live at the peak (and whether a site is
+   tried alone or only with all the others), and how to apply it; the
+   driver offers every node to the registered rules and knows no pass by
+   name (see each module's ``_driver_match`` for its test: a concat, a Pad
+   into its pool, a BN, a scalar Mul, the root of a sum, a conv split);
 3. try each site on a fresh copy, and all of them together, in the order of
    the peak the current schedule has when carried over to the copy
-   (:func:`carried_order`), then each conv split alone; re-schedule, and keep
-   the first whose peak is strictly lower, a group without the sites that
-   peak does not need (:func:`_prune`); go back to 1 (a BN whose input is not live at the peak
-   is tried only in the all-together candidate: alone its fold cannot lower
-   those steps; a split is never part of the all-together candidate, so it
-   only adds trials where nothing else helps);
+   (:func:`carried_order`), then each *fallback* site alone (output splits:
+   rules with ``fallback=True``, found only when reached); re-schedule, and
+   keep the first whose peak is strictly lower, a group without the sites
+   that peak does not need (:func:`_prune`); go back to 1;
 4. stop when no site lowers the peak (or after ``max_rounds``).
 
 Each trial is a full import and schedule, O(sites x rounds) of them; the peak
@@ -43,7 +35,7 @@ import heapq
 import itertools
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -55,24 +47,8 @@ from serenity.io.format import Model
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
 from serenity.memory.model import peak_step_live_sets, simulate
-from serenity.rewrite._graph import Editor, Rewrite, consumers, count_passes, to_ir, to_proto
-from serenity.rewrite.bn_fold import fold_bn
-from serenity.rewrite.bn_fold import site as _bn_site
-from serenity.rewrite.channel_partition import partition_channels
-from serenity.rewrite.distribute import (
-    BINARY_OPS,
-    CHANNELWISE_OPS,
-    UNARY_OPS,
-    distributable,
-    distribute,
-)
-from serenity.rewrite.kernel_partition import partition_kernels
-from serenity.rewrite.output_split import split_output, splittable
-from serenity.rewrite.pad_pool import _site as _pad_site
-from serenity.rewrite.pad_pool import fold_pad
-from serenity.rewrite.reassociate import is_root, reassociate, sum_terms
-from serenity.rewrite.scale_fold import fold_scale
-from serenity.rewrite.scale_fold import site as _scale_site
+from serenity.rewrite._graph import Editor, Rewrite, count_passes, to_ir, to_proto
+from serenity.rewrite.registry import DriverRule, PeakView, driver_rules
 from serenity.schedule import ScheduleOptions, ScheduleResult, schedule
 
 #: Seconds each trial schedule may search when the caller gives no limit.
@@ -126,41 +102,6 @@ class RewriteResult:
         return peaks
 
 
-def rewrite_concat(editor: Editor, concat: ir.Node) -> list[Rewrite]:
-    """Rewrite around one concat: distribute ops over it, then partition convs.
-
-    Follows the concat down: each distributable consumer is moved onto the
-    parts (its result is a new concat, followed in turn); each Conv / MatMul /
-    Gemm over the channels is partitioned; each depthwise conv is split per
-    part (its result is a new concat, followed in turn). The concat stays
-    only if some consumer still needs it.
-
-    Complexity: O(rewritten nodes x parts).
-    """
-    done: list[Rewrite] = []
-    work = [concat]
-    while work:
-        cat = work.pop(0)
-        for node in consumers(cat.outputs[0]):
-            if cat.graph is None:
-                break
-            if distributable(editor, cat, node):
-                moved = distribute(editor, cat, node)
-                if moved is not None:
-                    done.append(moved[0])
-                    work.append(moved[1])
-                continue
-            partial = partition_channels(editor, cat, node)
-            if partial is not None:
-                done.append(partial)
-                continue
-            split = partition_kernels(editor, cat, node)
-            if split is not None:
-                done.append(split[0])
-                work.append(split[1])
-    return done
-
-
 def _name_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy whose nodes all have unique names (sites are found by name)."""
     names = [n.name for n in proto.graph.node]
@@ -178,158 +119,75 @@ def _name_nodes(proto: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def _downstream_names(node: ir.Node, editor: Editor, depth: int = 4) -> set[str]:
-    """Output names of a concat and of the distributable / partitionable ops below it."""
-    names: set[str] = set()
-    frontier = [node]
-    for _ in range(depth):
-        nxt = []
-        for cat in frontier:
-            names.add(cat.outputs[0].name or "")
-            for user in consumers(cat.outputs[0]):
-                names.update(v.name or "" for v in user.outputs)
-                if user.op_type != "Concat" and distributable(editor, cat, user):
-                    nxt.append(user)
-        frontier = nxt
-    return names
+#: A site: the rule that found it and the name of the node it starts from.
+Site = tuple[str, str]
 
 
-def _sites(model: ir.Model, steps: Sequence[set[str]]) -> tuple[list[str], set[str]]:
-    """Names of the Concat, Pad, BN, Mul and sum-root nodes whose rewrite touches a
-    tensor live at a peak step (``steps``: the live set of each), a Mul only where
-    its input and output are live at one step.
+def _sites(
+    model: ir.Model, rules: Sequence[DriverRule], peak: PeakView
+) -> tuple[list[Site], set[Site]]:
+    """The sites of the non-fallback ``rules`` at ``peak``, in graph order, and those
+    of them tried only together with all the others (see :class:`DriverRule`).
 
-    The second set holds the sites tried only together with all the others:
-    a BN whose output is live at the peak but not its input (the fold
-    removes the input, so alone it cannot lower those steps; RandWire has a
-    dozen such node outputs live at once, each trial a full schedule).
+    A node is offered to the rules for its op type in registry order and is a
+    site of the first that matches it.
+
+    Complexity: O(nodes) plus the rules' own tests.
     """
     editor = Editor(model.graph)
-    live = set().union(*steps)
-    found = []
-    group_only: set[str] = set()
+    by_op: dict[str, list[DriverRule]] = {}
+    for rule in rules:
+        if not rule.fallback:
+            for op in sorted(rule.ops):
+                by_op.setdefault(op, []).append(rule)
+    found: list[Site] = []
+    group_only: set[Site] = set()
     for node in model.graph:
-        if node.op_type == "BatchNormalization":
-            x, y = node.inputs[0], node.outputs[0]
-            if {x.name if x else None, y.name} & live and _bn_site(editor, node) is not None:
-                found.append(node.name or "")
-                if x is None or x.name not in live:
-                    group_only.add(node.name or "")
-        elif node.op_type in ("Add", "Sum") and is_root(node):
-            terms = sum_terms(node)
-            if terms is not None:
-                touched = {t.name for t in terms[0]} | {n.outputs[0].name for n in terms[1]}
-                if touched & live:
-                    found.append(node.name or "")
-        elif node.op_type == "Mul":
-            # Only where the input and the scaled copy are live at one peak step.
-            scaled = _scale_site(editor, node)
-            pair = {scaled[1].name, node.outputs[0].name} if scaled is not None else None
-            if pair is not None and any(pair <= step for step in steps):
-                found.append(node.name or "")
-        elif node.op_type == "Pad":
-            pool = _pad_site(node)
-            touched = {node.outputs[0].name}
-            if pool is not None:
-                touched.update(v.name for v in pool[0].outputs)
-                if node.inputs[0] is not None:
-                    touched.add(node.inputs[0].name)
-                if touched & live:
-                    found.append(node.name or "")
-        elif node.op_type == "Concat":
-            touched = {x.name for x in node.inputs if x is not None}
-            touched |= _downstream_names(node, editor)
-            if touched & live:
-                found.append(node.name or "")
+        for rule in by_op.get(node.op_type, ()):
+            tried = rule.match(editor, node, peak)
+            if tried is not None:
+                site = (rule.name, node.name or "")
+                found.append(site)
+                if tried == "group":
+                    group_only.add(site)
+                break
     return found, group_only
 
 
-#: Ops a split conv's chain may pass through on its way to the next conv
-#: (a first filter; the trial rewrite in :func:`split_sites` decides).
-_CHAIN_OPS = UNARY_OPS | BINARY_OPS | CHANNELWISE_OPS
+def _fallback_sites(
+    proto: onnx.ModelProto, rules: Sequence[DriverRule], peak: PeakView
+) -> Iterator[list[Site]]:
+    """Each site of the fallback ``rules``, alone, lazily (computed only when reached).
 
-
-def _chain_names(conv: ir.Node, depth: int = 4) -> set[str]:
-    """Output names of ``conv`` and of the channel-wise ops right below it."""
-    names = {conv.outputs[0].name or ""}
-    frontier = [conv.outputs[0]]
-    for _ in range(depth):
-        nxt = []
-        for value in frontier:
-            for user in consumers(value):
-                if user.op_type in _CHAIN_OPS and user.domain == "" and user.outputs:
-                    names.add(user.outputs[0].name or "")
-                    nxt.append(user.outputs[0])
-        frontier = nxt
-    return names
-
-
-def _split_and_rewrite(editor: Editor, conv: ir.Node) -> list[Rewrite]:
-    """Split ``conv`` in two, then rewrite the new concat as a whole (:func:`rewrite_concat`)."""
-    done = split_output(editor, conv)
-    if done is None:
-        return []
-    return [done[0], *rewrite_concat(editor, done[1])]
-
-
-def split_sites(proto: onnx.ModelProto, live: set[str]) -> list[str]:
-    """Names of the Conv nodes worth splitting by output channels.
-
-    A site is a group-1 conv whose output, or a channel-wise op's output
-    right below it, is in ``live`` (the driver passes the tensors of the ops
-    at the peak steps: :func:`peak_step_tensors`), and whose split, followed by
-    :func:`rewrite_concat` on the new concat, channel-partitions some conv:
-    only then can the wide tensor stop existing as a whole. The test is the
-    rewrite itself, on a scratch copy of the graph (made only when some
-    conv passes the first filter).
+    A rule with ``confirm`` keeps a candidate only if its rewrite on a scratch
+    copy of the graph passes the test; the copy is reused while the next
+    candidate's node is still in it, so k candidates cost far fewer than k
+    conversions.
 
     Complexity: O(nodes) for the filter, plus one conversion of ``proto``
-    and O(chain) edits per candidate.
+    and the rewrite per confirmed candidate.
     """
-    model = to_ir(proto)
-    editor = Editor(model.graph)
-    candidates = [
-        node.name or ""
-        for node in model.graph
-        if node.op_type == "Conv" and splittable(editor, node) and _chain_names(node) & live
-    ]
-    found: list[str] = []
-    scratch: tuple[ir.Model, Editor] | None = None
-    for name in candidates:
-        node = None if scratch is None else _find(scratch[0], name)
-        if scratch is None or node is None:  # an earlier trial rewrote it: a fresh copy
-            fresh = to_ir(proto)
-            scratch = fresh, Editor(fresh.graph)
-            node = _find(fresh, name)
-        if node is None:
+    for rule in rules:
+        if not rule.fallback:
             continue
-        rewrites = _split_and_rewrite(scratch[1], node)
-        if any(r.pass_name == "channel_partition" for r in rewrites):
-            found.append(name)
-    return found
-
-
-def peak_step_tensors(problem: Problem, order: tuple[int, ...], *, inplace: bool) -> set[str]:
-    """Names of the tensors the ops at the peak steps read or write.
-
-    A split only shortens the steps of its own chain: a conv output that is
-    merely live at the peak, waiting while other ops run, is no site (on
-    NASNet such trials cost the full time limit each and never gain).
-    """
-    timeline = simulate(problem, order, inplace=inplace)
-    names: set[str] = set()
-    for v, during in zip(order, timeline.step_bytes, strict=True):
-        if during == timeline.peak_bytes:
-            for t in (*problem.op_inputs[v], *problem.op_outputs[v]):
-                names.add(problem.tensor_names[t])
-    return names
-
-
-def _solo_splits(
-    proto: onnx.ModelProto, problem: Problem, order: tuple[int, ...], inplace: bool
-) -> Iterator[list[str]]:
-    touched = peak_step_tensors(problem, order, inplace=inplace)
-    yield from ([site] for site in split_sites(proto, touched))
+        model = to_ir(proto)
+        editor = Editor(model.graph)
+        candidates = [
+            node.name or ""
+            for node in model.graph
+            if node.op_type in rule.ops and rule.match(editor, node, peak) is not None
+        ]
+        scratch: tuple[ir.Model, Editor] | None = None
+        for name in candidates:
+            if rule.confirm is not None:
+                node = None if scratch is None else _find(scratch[0], name)
+                if scratch is None or node is None:  # an earlier trial rewrote it: a fresh copy
+                    fresh = to_ir(proto)
+                    scratch = fresh, Editor(fresh.graph)
+                    node = _find(fresh, name)
+                if node is None or not rule.confirm(rule.apply(scratch[1], node, peak)):
+                    continue
+            yield [(rule.name, name)]
 
 
 def _find(model: ir.Model, name: str) -> ir.Node | None:
@@ -337,35 +195,19 @@ def _find(model: ir.Model, name: str) -> ir.Node | None:
 
 
 def _apply(
-    proto: onnx.ModelProto, sites: list[str], rank: dict[str, float] | None = None
+    proto: onnx.ModelProto,
+    sites: Sequence[Site],
+    rules: Mapping[str, DriverRule],
+    peak: PeakView,
 ) -> tuple[onnx.ModelProto, list[Rewrite]]:
-    """Rewrite every named site (skipping those an earlier one removed) on a fresh copy.
-
-    ``rank`` orders the terms of re-associated sums (:func:`term_ranks`).
-    """
+    """Rewrite every site (skipping those an earlier one removed) on a fresh copy."""
     model = to_ir(proto)
     editor = Editor(model.graph)
     rewrites: list[Rewrite] = []
-    for site in sites:
-        node = _find(model, site)
-        if node is None:
-            continue
-        if node.op_type == "Pad":
-            done = fold_pad(editor, node)
-            rewrites += [done] if done is not None else []
-        elif node.op_type == "BatchNormalization":
-            done = fold_bn(editor, node)
-            rewrites += [done] if done is not None else []
-        elif node.op_type in ("Add", "Sum"):
-            done = reassociate(editor, node, rank)
-            rewrites += [done] if done is not None else []
-        elif node.op_type == "Mul":
-            done = fold_scale(editor, node)
-            rewrites += [done] if done is not None else []
-        elif node.op_type == "Conv":
-            rewrites += _split_and_rewrite(editor, node)
-        else:
-            rewrites += rewrite_concat(editor, node)
+    for rule_name, node_name in sites:
+        node = _find(model, node_name)
+        if node is not None:
+            rewrites += rules[rule_name].apply(editor, node, peak)
     return (to_proto(model), rewrites) if rewrites else (proto, [])
 
 
@@ -405,29 +247,28 @@ class _Candidate:
     model: OnnxModel
     hint: tuple[int, ...]
     carried_peak: int
-    sites: tuple[str, ...]
+    sites: tuple[Site, ...]
 
 
 def _prepare(
     proto: onnx.ModelProto,
     model: OnnxModel,
-    order: tuple[int, ...],
-    rank: dict[str, float],
-    inplace: bool,
-    group: list[str],
+    rules: Mapping[str, DriverRule],
+    peak: PeakView,
+    group: list[Site],
 ) -> _Candidate | None:
-    """Rewrite ``group``'s sites on a copy of ``proto``; import it; carry ``order`` over."""
-    new_proto, rewrites = _apply(proto, group, rank)
+    """Rewrite ``group``'s sites on a copy of ``proto``; import it; carry the order over."""
+    new_proto, rewrites = _apply(proto, group, rules, peak)
     if not rewrites:
         return None
     candidate = load_proto(new_proto, model.path, model.input_shapes)
-    hint = carried_order(model.problem, order, candidate.problem)
-    peak = simulate(candidate.problem, hint, inplace=inplace).peak_bytes
-    return _Candidate(new_proto, rewrites, candidate, hint, peak, tuple(group))
+    hint = carried_order(model.problem, peak.order, candidate.problem)
+    carried = simulate(candidate.problem, hint, inplace=peak.inplace).peak_bytes
+    return _Candidate(new_proto, rewrites, candidate, hint, carried, tuple(group))
 
 
 def _prune(
-    prepare: Callable[[list[str]], _Candidate | None],
+    prepare: Callable[[list[Site]], _Candidate | None],
     accepted: _Candidate,
     result: ScheduleResult,
     inplace: bool,
@@ -526,7 +367,7 @@ def rewrite_for_memory(
             peak, so a rewrite is never credited with what a longer search of
             the unchanged graph finds. Default: schedule ``model`` here.
         split_outputs: Also try splitting a conv by output channels where
-            its chain reaches a conv to partition (:func:`split_sites`;
+            its chain reaches a conv to partition (:mod:`~serenity.rewrite.output_split`;
             DARTS' ImageNet stem). Tried only when no other rewrite is
             accepted in a round.
         progress: Print a line per trial to stderr once the search has run
@@ -558,6 +399,8 @@ def rewrite_for_memory(
     current_proto, current_model, current = _name_nodes(model.proto), model, before
     applied: list[Rewrite] = []
     trials = 0
+    rules = driver_rules(exclude=() if split_outputs else ("output_split",))
+    by_name = {rule.name: rule for rule in rules}
     for round_no in range(1, max_rounds + 1):
         problem = current_model.problem
         names = problem.tensor_names
@@ -565,12 +408,11 @@ def rewrite_for_memory(
             {names[t] for t in step}
             for step in peak_step_live_sets(problem, current.op_order, inplace=inplace)
         ]
-        sites, group_only = _sites(to_ir(current_proto), steps)
-        rank = term_ranks(problem, current.op_order)
-
-        prepare = functools.partial(
-            _prepare, current_proto, current_model, current.op_order, rank, inplace
+        peak = PeakView(
+            problem, current.op_order, inplace, steps, term_ranks(problem, current.op_order)
         )
+        sites, group_only = _sites(to_ir(current_proto), rules, peak)
+        prepare = functools.partial(_prepare, current_proto, current_model, by_name, peak)
         # Each site alone, and all together for peaks that tie at several steps;
         # the most promising first: by the peak of the current order carried over.
         solo = [[site] for site in sites if site not in group_only]
@@ -578,10 +420,9 @@ def rewrite_for_memory(
         ready = sorted(
             (c for c in map(prepare, groups) if c is not None), key=lambda c: c.carried_peak
         )
-        candidates: Iterable[_Candidate | None] = ready
-        if split_outputs:  # found only if nothing before them is accepted
-            splits = _solo_splits(current_proto, problem, current.op_order, inplace)
-            candidates = itertools.chain(candidates, map(prepare, splits))
+        # Fallback sites (output splits) are found only if nothing before them is accepted.
+        fallback = _fallback_sites(current_proto, rules, peak)
+        candidates: Iterable[_Candidate | None] = itertools.chain(ready, map(prepare, fallback))
         accepted = False
         for c in candidates:
             if c is None:

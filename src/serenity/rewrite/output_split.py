@@ -10,7 +10,7 @@ on axis 1, with ``W[oi]``, ``b[oi]`` the output channels of part ``i``
 (near-equal parts). The split alone never lowers the peak: the parts are as
 large as the output, and the concat joins them again. It is the first half
 of a rewrite whose second half is the driver's per-concat rewrite
-(:func:`~serenity.rewrite.driver.rewrite_concat`): the channel-wise ops
+(:func:`~serenity.rewrite.concat.rewrite_concat`): the channel-wise ops
 after the conv (BN, ReLU, ...) are distributed over the new concat and the
 next conv is channel-partitioned, so only one part of the wide tensor and
 its chain is live at a time. DARTS' ImageNet stem (``conv 3x3/2 -> BN ->
@@ -34,12 +34,16 @@ from serenity.rewrite._graph import (
     Editor,
     Rewrite,
     SitePass,
+    consumers,
     copy_attributes,
     dim,
     int_attr,
     like,
     replace_output,
 )
+from serenity.rewrite.concat import rewrite_concat
+from serenity.rewrite.distribute import BINARY_OPS, CHANNELWISE_OPS, UNARY_OPS
+from serenity.rewrite.registry import DriverRule, PeakView, Tried
 
 #: Parts a conv is split into by default (DARTS' stem gains nothing from 4).
 DEFAULT_PARTS = 2
@@ -136,3 +140,54 @@ class OutputSplitPass(SitePass):
         (conv,) = site
         done = split_output(editor, conv, self.parts)
         return None if done is None else done[0]
+
+
+#: Ops a split conv's chain may pass through on its way to the next conv
+#: (a first filter; the trial rewrite on a scratch copy decides).
+_CHAIN_OPS = UNARY_OPS | BINARY_OPS | CHANNELWISE_OPS
+
+
+def _chain_names(conv: ir.Node, depth: int = 4) -> set[str]:
+    """Output names of ``conv`` and of the channel-wise ops right below it."""
+    names = {conv.outputs[0].name or ""}
+    frontier = [conv.outputs[0]]
+    for _ in range(depth):
+        nxt = []
+        for value in frontier:
+            for user in consumers(value):
+                if user.op_type in _CHAIN_OPS and user.domain == "" and user.outputs:
+                    names.add(user.outputs[0].name or "")
+                    nxt.append(user.outputs[0])
+        frontier = nxt
+    return names
+
+
+def split_and_rewrite(editor: Editor, conv: ir.Node) -> list[Rewrite]:
+    """Split ``conv`` in two, then rewrite the new concat as a whole
+    (:func:`~serenity.rewrite.concat.rewrite_concat`)."""
+    done = split_output(editor, conv)
+    if done is None:
+        return []
+    return [done[0], *rewrite_concat(editor, done[1])]
+
+
+def _driver_match(editor: Editor, conv: ir.Node, peak: PeakView) -> Tried | None:
+    """A group-1 conv whose output, or a channel-wise op's output right below it,
+    is read or written by an op at a peak step (:attr:`PeakView.touched`): a conv
+    output merely waiting at the peak is no site (on NASNet such trials cost the
+    full time limit each and never gain)."""
+    return "solo" if splittable(editor, conv) and _chain_names(conv) & peak.touched else None
+
+
+#: The driver's view of this pass (:mod:`serenity.rewrite.registry`): a split is
+#: worth a trial only if, followed by the concat rewrite, it channel-partitions
+#: some conv (only then is the wide tensor never whole); tried one conv at a
+#: time, after every other candidate of the round.
+DRIVER = DriverRule(
+    name="output_split",
+    ops=frozenset({"Conv"}),
+    match=_driver_match,
+    apply=lambda editor, conv, peak: split_and_rewrite(editor, conv),
+    fallback=True,
+    confirm=lambda rewrites: any(r.pass_name == "channel_partition" for r in rewrites),
+)

@@ -41,6 +41,7 @@ from serenity.rewrite._graph import (
     replace_output,
     static_shape,
 )
+from serenity.rewrite.registry import DriverRule, PeakView, Tried, one
 
 _POOLS = frozenset({"MaxPool", "AveragePool"})
 
@@ -230,3 +231,23 @@ class PadPoolPass(SitePass):
 
     def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
         return fold_pad(editor, *site)
+
+
+def _driver_match(editor: Editor, pad: ir.Node, peak: PeakView) -> Tried | None:
+    """A foldable Pad whose input, output or pool output is live at the peak."""
+    pool = _site(pad)
+    if pool is None:
+        return None
+    touched = {pad.outputs[0].name, *(v.name for v in pool[0].outputs)}
+    if pad.inputs[0] is not None:
+        touched.add(pad.inputs[0].name)
+    return "solo" if touched & peak.live else None
+
+
+#: The driver's view of this pass (:mod:`serenity.rewrite.registry`).
+DRIVER = DriverRule(
+    name="pad_pool",
+    ops=frozenset({"Pad"}),
+    match=_driver_match,
+    apply=lambda editor, pad, peak: one(fold_pad(editor, pad)),
+)

@@ -43,6 +43,7 @@ from collections.abc import Iterator, Mapping
 import onnx_ir as ir
 
 from serenity.rewrite._graph import Editor, Rewrite, SitePass, consumers, static_shape
+from serenity.rewrite.registry import DriverRule, PeakView, Tried, one
 
 
 def _is_add(node: ir.Node | None) -> bool:
@@ -207,3 +208,22 @@ class ReassociatePass(SitePass):
     def rewrite_site(self, editor: Editor, *site: ir.Node) -> Rewrite | None:
         (node,) = site
         return reassociate(editor, node, self.rank)
+
+
+def _driver_match(editor: Editor, node: ir.Node, peak: PeakView) -> Tried | None:
+    """The root of a sum of >= 3 terms with a term or partial sum live at the peak."""
+    terms = sum_terms(node) if is_root(node) else None
+    if terms is None:
+        return None
+    touched = {t.name for t in terms[0]} | {n.outputs[0].name for n in terms[1]}
+    return "solo" if touched & peak.live else None
+
+
+#: The driver's view of this pass (:mod:`serenity.rewrite.registry`): terms are
+#: added in the order the current schedule makes them available.
+DRIVER = DriverRule(
+    name="reassociate",
+    ops=frozenset({"Add", "Sum"}),
+    match=_driver_match,
+    apply=lambda editor, node, peak: one(reassociate(editor, node, peak.rank)),
+)

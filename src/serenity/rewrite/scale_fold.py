@@ -49,6 +49,7 @@ from serenity.rewrite._graph import (
     uses_of,
 )
 from serenity.rewrite.bn_fold import inference_bn
+from serenity.rewrite.registry import DriverRule, PeakView, Tried, one
 
 #: Producers a scale folds into, with the input indices it multiplies.
 PRODUCERS = {"Conv": (1, 2), "BatchNormalization": (1, 2)}
@@ -183,3 +184,21 @@ class ScaleFoldPass(SitePass):
         if site[0].graph is None:
             return None  # removed by an earlier fold
         return fold_scale(editor, *site)
+
+
+def _driver_match(editor: Editor, mul: ir.Node, peak: PeakView) -> Tried | None:
+    """A foldable Mul whose input and scaled copy are live at one peak step."""
+    scaled = site(editor, mul)
+    if scaled is None:
+        return None
+    pair = {scaled[1].name, mul.outputs[0].name}
+    return "solo" if any(pair <= step for step in peak.steps) else None
+
+
+#: The driver's view of this pass (:mod:`serenity.rewrite.registry`).
+DRIVER = DriverRule(
+    name="scale_fold",
+    ops=frozenset({"Mul"}),
+    match=_driver_match,
+    apply=lambda editor, mul, peak: one(fold_scale(editor, mul)),
+)
