@@ -58,9 +58,12 @@ are returned (``optimal`` false unless they meet).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -349,29 +352,13 @@ def _solve_cpsat(
     solver.parameters.random_seed = SEED
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
-    if progress:
-        scale = m.scale
-
-        def bound_cb(b: float) -> None:
-            print(
-                f"ilp: {time.perf_counter() - started:6.1f}s  bound {int(math.ceil(b)) * scale:,}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-        solver.best_bound_callback = bound_cb
-
-    class _Report(cp_model.CpSolverSolutionCallback):
-        def on_solution_callback(self) -> None:
-            if progress:
-                print(
-                    f"ilp: {time.perf_counter() - started:6.1f}s  peak "
-                    f"{int(self.objective_value) * m.scale:,}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-
-    status = solver.solve(model, _Report())
+    # No solution, bound or log callback: with any of them, a time limit that
+    # expires inside presolve (tiny limits, a loaded machine) makes OR-Tools 9.x
+    # abort the whole process ("Check failed: solution->size() ==
+    # postsolve_mapping.size()"). Progress is a heartbeat from another thread
+    # (the solver releases the GIL while it searches).
+    with _heartbeat(started, len(xs)) if progress else contextlib.nullcontext():
+        status = solver.solve(model)
     name = solver.status_name(status)
     if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):
         raise RuntimeError(f"ILP model is {name}; the hinted order satisfies it")
@@ -380,6 +367,33 @@ def _solve_cpsat(
         order = m.order_from(lambda v: solver.value(xs[v]))
     bound = int(math.ceil(solver.best_objective_bound - 1e-6)) if order else m.peak_lo
     return _Solved(order, bound, status == cp_model.OPTIMAL, name, solver.wall_time)
+
+
+#: Seconds between two progress lines of a running CP-SAT search.
+HEARTBEAT = 5.0
+
+
+@contextlib.contextmanager
+def _heartbeat(started: float, variables: int) -> Iterator[None]:
+    """Print a line on stderr every :data:`HEARTBEAT` seconds until the block ends."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT):
+            print(
+                f"ilp: {time.perf_counter() - started:6.1f}s  CP-SAT searching "
+                f"({variables:,} variables)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def ilp(
