@@ -360,6 +360,13 @@ def _solve_cpsat(
     with _heartbeat(started, len(xs)) if progress else contextlib.nullcontext():
         status = solver.solve(model)
     name = solver.status_name(status)
+    if progress:
+        print(
+            f"ilp: {time.perf_counter() - started:6.1f}s  CP-SAT {name}: bound "
+            f"{int(math.ceil(solver.best_objective_bound - 1e-6)) * m.scale:,}",
+            file=sys.stderr,
+            flush=True,
+        )
     if status in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):
         raise RuntimeError(f"ILP model is {name}; the hinted order satisfies it")
     order = None
