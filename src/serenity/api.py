@@ -29,6 +29,7 @@ from serenity import __version__
 from serenity.errors import UsageError
 from serenity.io.format import Model, VerifyReport, check_output_path
 from serenity.io.format import load as load_any
+from serenity.io.outputs import transaction
 from serenity.plan import (
     DEFAULT_ALIGNMENT,
     DEFAULT_PLANNER,
@@ -102,7 +103,15 @@ def save_model(
     """
     check_output_path(model, out)
     encoded, report = checked_model(model, model, result, verify=verify, seed=seed, plan=plan)
-    return SaveOutcome(tuple(model.write(encoded, Path(out))), report)
+    return SaveOutcome(_write_staged(model, encoded, out), report)
+
+
+def _write_staged(model: Model, encoded: Any, out: str | os.PathLike[str]) -> tuple[Path, ...]:
+    """Write through a transaction: the model and every file beside it (ONNX's
+    ``<out>.data``) appear together, or none does and existing files stay."""
+    with transaction() as tx:
+        written = tuple(tx.staged_name(p) for p in model.write(encoded, tx.stage(out)))
+    return written
 
 
 def checked_model(
@@ -198,7 +207,7 @@ def save_rewritten(
         exact=not rewritten.rewrites,
         plan=plan,
     )
-    return SaveOutcome(tuple(rewritten.model.write(encoded, Path(out))), report)
+    return SaveOutcome(_write_staged(rewritten.model, encoded, out), report)
 
 
 def rewrite_dict(rewritten: RewriteResult) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -33,7 +32,8 @@ from serenity.api import (
     schedule_model,
 )
 from serenity.errors import SerenityError, UsageError
-from serenity.io.format import Model, parse_input_shapes
+from serenity.io.format import Model, check_output_path, parse_input_shapes
+from serenity.io.outputs import os_error_message, transaction
 from serenity.plan import (
     DEFAULT_ALIGNMENT,
     DEFAULT_PLANNER,
@@ -233,19 +233,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    _write_text(path, json.dumps(data, indent=2) + "\n")
+def _write_json(args: argparse.Namespace, path: str, data: dict[str, Any]) -> None:
+    _write_text(args, path, json.dumps(data, indent=2) + "\n")
 
 
-def _write_text(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + rename)."""
-    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
+def _write_text(args: argparse.Namespace, path: str, text: str) -> None:
+    """Stage ``text`` for ``path`` in the command's transaction (see :func:`main`)."""
+    staged = args.tx.stage(path)
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        staged.write_text(text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {e.strerror}") from None
+        raise UsageError(os_error_message(e, f"write {path}")) from None
+    _wrote(args, str(path))
+
+
+def _wrote(args: argparse.Namespace, text: str) -> None:
+    """Say ``wrote TEXT`` once every output of the command is in place."""
+    args.wrote.append(f"wrote {text}")
 
 
 def _check_new_file(flag: str, path: str | None, taken: Sequence[str | Path]) -> None:
@@ -317,6 +321,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     if args.json:
         _write_json(
+            args,
             args.json,
             {
                 "model": str(model.path),
@@ -360,14 +365,14 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     written = rewritten.model if rewritten is not None else model
     embed = written.holds_plan and args.offline_plan
     planned = plan_schedule(written, result) if args.plan or embed else None
+    check_output_path(model, args.output)
+    target = args.tx.stage(args.output)
     if rewritten is not None:
         saved = save_rewritten(
-            model, rewritten, args.output, verify=args.verify, plan=planned if embed else None
+            model, rewritten, target, verify=args.verify, plan=planned if embed else None
         )
     else:
-        saved = save_model(
-            model, result, args.output, verify=args.verify, plan=planned if embed else None
-        )
+        saved = save_model(model, result, target, verify=args.verify, plan=planned if embed else None)
 
     table = Table(
         title=f"{model.path.name}: {model.num_nodes} nodes, {model.problem.num_ops} scheduled"
@@ -398,7 +403,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         f"optimal: {proof}   time: {result.seconds:.3f} s   memory model: "
         + ("in-place" if args.inplace else "default")
     )
-    out.print(f"wrote {', '.join(str(p) for p in saved.paths)}")
+    _wrote(args, ", ".join(str(args.tx.staged_name(p)) for p in saved.paths))
     if saved.verify is not None:
         v = saved.verify
         note = (
@@ -427,6 +432,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         )
     if args.json:
         _write_json(
+            args,
             args.json,
             report_dict(
                 model, base, result, args.method, args.output, saved.verify, rewrite=rewritten
@@ -437,8 +443,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         if embed:
             out.print(f"arena plan embedded in {args.output}")
     if args.plan and planned is not None:
-        _write_json(args.plan, plan_dict(written, planned))
-        out.print(f"wrote {args.plan}")
+        _write_json(args, args.plan, plan_dict(written, planned))
     return 0
 
 
@@ -495,8 +500,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
     if args.chart:
         out.print(ascii_chart(planned.buffers, p), markup=False, highlight=False, soft_wrap=True)
     if args.json:
-        _write_json(args.json, plan_dict(model, planned))
-        out.print(f"wrote {args.json}")
+        _write_json(args, args.json, plan_dict(model, planned))
     return 0
 
 
@@ -508,8 +512,8 @@ def _cmd_example(args: argparse.Namespace, out: Console) -> int:
     target = Path(args.output)
     if not target.parent.exists():
         raise UsageError(f"output directory {target.parent} does not exist")
-    onnx.save(build_example(), str(target))
-    out.print(f"wrote {target} (the bundled example: 4 branches, 15 nodes, with weights)")
+    onnx.save(build_example(), str(args.tx.stage(target)))
+    _wrote(args, f"{target} (the bundled example: 4 branches, 15 nodes, with weights)")
     return 0
 
 
@@ -584,11 +588,9 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     )
     command = "serenity " + shlex.join(args.argv)
     if args.out:
-        _write_text(args.out, bench.markdown(report, command, notes))
-        out.print(f"wrote {args.out}")
+        _write_text(args, args.out, bench.markdown(report, command, notes))
     if args.json:
-        _write_json(args.json, report.to_json())
-        out.print(f"wrote {args.json}")
+        _write_json(args, args.json, report.to_json())
     return 0
 
 
@@ -599,13 +601,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    # Every file the command writes is staged and appears only if all succeed.
+    args.wrote = []
     try:
-        return int(args.run(args, out))
+        with transaction() as args.tx:
+            code = int(args.run(args, out))
+        for line in args.wrote:
+            out.print(line, markup=False)
+        return code
     except SerenityError as e:
         err.print(f"serenity: error: {e}", markup=False, soft_wrap=True)
         return 2
+    except OSError as e:
+        err.print(f"serenity: error: {os_error_message(e, 'complete')}", markup=False, soft_wrap=True)
+        return 2
+    except MemoryError:
+        err.print(
+            "serenity: error: out of memory (the model or its search is too large for this "
+            "machine; try --time-limit, or a smaller --input-shape)",
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
     except KeyboardInterrupt:
-        err.print("serenity: interrupted")
+        err.print("serenity: interrupted; nothing was written")
         return 130
 
 

@@ -1,0 +1,123 @@
+"""Every file a command writes, written as one transaction.
+
+A command stages each output (the model, its weights, the JSON report, the
+plan, markdown) in a hidden staging folder beside its target; only when all
+of them are written are they renamed into place. On any failure, or an
+interrupt, the staging folders are removed: no output appears, and files that
+existed before are untouched (a rename replaces a file only at commit).
+
+A staged output keeps its own file name, so files a writer puts beside it
+(ONNX's ``<out>.data``, referred to by that name from inside the model) are
+staged and committed with it.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with transaction() as tx:
+    ...     _ = tx.stage(d / "a.json").write_text("{}")
+    ...     _ = tx.stage(d / "b.md").write_text("# b")
+    >>> sorted(p.name for p in d.iterdir())
+    ['a.json', 'b.md']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from serenity.errors import UsageError
+
+
+def os_error_message(e: OSError, what: str) -> str:
+    """A one-line message for an OS error met while doing ``what`` (a full disk,
+    a read-only or missing folder, a permission), naming the file."""
+    reason = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.EISDIR: "it is a directory",
+        errno.ENOENT: "no such file or directory",
+        errno.EDQUOT: "disk quota exceeded",
+    }.get(e.errno or 0, e.strerror or type(e).__name__)
+    where = f" ({e.filename})" if e.filename else ""
+    return f"cannot {what}: {reason}{where}"
+
+
+class Outputs:
+    """The files of one transaction (see :func:`transaction`)."""
+
+    def __init__(self) -> None:
+        self._staging: dict[Path, Path] = {}  # target folder -> its staging folder
+        self._targets: list[Path] = []
+        self.committed: list[Path] = []
+
+    def stage(self, target: str | os.PathLike[str]) -> Path:
+        """Where to write ``target`` now; it appears at ``target`` on commit.
+
+        Raises:
+            UsageError: the staging folder cannot be made (the message names why).
+        """
+        final = Path(target)
+        folder = final.parent.resolve()
+        staging = self._staging.get(folder)
+        if staging is None:
+            staging = folder / f".serenity-{os.getpid()}-{len(self._staging)}.tmp"
+            try:
+                staging.mkdir()
+            except FileExistsError:
+                shutil.rmtree(staging, ignore_errors=True)
+                staging.mkdir()
+            except OSError as e:
+                raise UsageError(os_error_message(e, f"write to {final.parent}")) from None
+            self._staging[folder] = staging
+        self._targets.append(final)
+        return staging / final.name
+
+    def staged_name(self, path: Path) -> Path:
+        """The final path of a staged path (for messages)."""
+        for folder, staging in self._staging.items():
+            if path.parent == staging:
+                return folder / path.name
+        return path
+
+    def commit(self) -> list[Path]:
+        """Rename every staged file into place; returns the final paths."""
+        done: list[Path] = []
+        for folder, staging in self._staging.items():
+            for f in sorted(staging.iterdir()):
+                target = folder / f.name
+                try:
+                    os.replace(f, target)
+                except OSError as e:
+                    raise UsageError(os_error_message(e, f"write {target}")) from None
+                done.append(target)
+        self.committed = done
+        self._cleanup()
+        return done
+
+    def abort(self) -> None:
+        """Remove every staged file; nothing appears."""
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for staging in self._staging.values():
+            with contextlib.suppress(OSError):
+                shutil.rmtree(staging, ignore_errors=True)
+        self._staging.clear()
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[Outputs]:
+    """Stage outputs in the block; commit them all at its end, or none on any error."""
+    tx = Outputs()
+    try:
+        yield tx
+    except BaseException:
+        tx.abort()
+        raise
+    tx.commit()
