@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from serenity._cpsat import warm_start
 from serenity.plan.lifetimes import Buffer
 
 
@@ -78,6 +79,9 @@ def solve_cpsat(
         return CpSatSolution(tuple(hint), hint_arena, True, {"status": "bound reached"})
     g = math.gcd(alignment, *(sizes[i] for i in live))
     ub = -(-hint_arena // g)
+    # A warm start only with time to use it (serenity._cpsat); the arena stays
+    # bounded by the hint's, and the hint is returned when the solver finds worse.
+    warm = warm_start(time_limit)
     lb = -(-lower_bound // g)
     model = cp_model.CpModel()
     arena = model.new_int_var(lb, ub, "arena")
@@ -94,10 +98,11 @@ def solve_cpsat(
             )
         )
         model.add(x + s <= arena)
-        if hint[i] % g == 0:
+        if hint[i] % g == 0 and warm:
             model.add_hint(x, hint[i] // g)
     model.add_no_overlap_2d(times, spaces)
-    model.add_hint(arena, ub)
+    if warm:
+        model.add_hint(arena, ub)
     model.minimize(arena)
 
     solver = cp_model.CpSolver()

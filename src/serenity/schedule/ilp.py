@@ -67,6 +67,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from serenity._cpsat import warm_start
 from serenity.errors import UsageError
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
@@ -342,9 +343,13 @@ def _solve_cpsat(
         else:
             model.add(peak >= const)
     model.minimize(peak)
-    for v, val in m.hint.items():
-        model.add_hint(xs[v], val)
-    model.add_hint(peak, m.hint_peak)
+    # The warm start only where the search has time to use it (serenity._cpsat:
+    # a hint with a deadline inside presolve can abort OR-Tools). The objective
+    # stays bounded by the hint's peak either way.
+    if warm_start(time_limit):
+        for v, val in m.hint.items():
+            model.add_hint(xs[v], val)
+        model.add_hint(peak, m.hint_peak)
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = WORKERS
@@ -352,10 +357,7 @@ def _solve_cpsat(
     solver.parameters.random_seed = SEED
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
-    # No solution, bound or log callback: with any of them, a time limit that
-    # expires inside presolve (tiny limits, a loaded machine) makes OR-Tools 9.x
-    # abort the whole process ("Check failed: solution->size() ==
-    # postsolve_mapping.size()"). Progress is a heartbeat from another thread
+    # No solution, bound or log callback either (serenity._cpsat). Progress is a heartbeat from another thread
     # (the solver releases the GIL while it searches).
     with _heartbeat(started, len(xs)) if progress else contextlib.nullcontext():
         status = solver.solve(model)
