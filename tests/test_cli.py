@@ -491,3 +491,50 @@ def test_negative_time_limit_is_refused(
     out = tmp_path / "o.onnx"
     code, _, err = run(capsys, "schedule", design, "-o", out, "--time-limit", "-1")
     assert_clean_error(code, err, out)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_time_limits_must_be_finite_and_non_negative(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Regression: ``--time-limit nan`` / ``inf`` were accepted silently."""
+    out = tmp_path / "out.onnx"
+    for command in (["schedule", design, "-o", out], ["plan", design], ["bench", design]):
+        code, _, err = run(capsys, *command, "--time-limit", value)
+        assert "finite number of seconds" in assert_clean_error(code, err, out)
+
+
+def test_a_model_onnxruntime_cannot_load_is_written_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: a custom-domain op was written with exit 0 and no word."""
+    model = onnx_models.design_example()
+    model.graph.node[-1].domain = "com.example.custom"
+    model.opset_import.append(onnx.helper.make_opsetid("com.example.custom", 1))
+    src, out = tmp_path / "custom.onnx", tmp_path / "out.onnx"
+    onnx.save(model, str(src))
+    code, _, err = run(capsys, "schedule", src, "-o", out)
+    assert code == 0 and out.exists()
+    assert "warning: 1 custom op domain(s) (com.example.custom)" in err
+    code, _, err = run(capsys, "schedule", design_path(tmp_path), "-o", tmp_path / "plain.onnx")
+    assert code == 0 and "warning" not in err
+
+
+def design_path(folder: Path) -> Path:
+    path = folder / "design.onnx"
+    onnx.save(onnx_models.design_example(), str(path))
+    return path
+
+
+def test_piped_output_does_not_wrap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: piped to a file, rich wrapped tables at 80 columns ("netw…")."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    folder = tmp_path / ("a_folder_name_long_enough_to_push_the_title_past_eighty_columns" * 2)
+    folder.mkdir()
+    src = design_path(folder)
+    code, stdout, err = run(capsys, "schedule", src, "-o", folder / "out.onnx")
+    assert code == 0, err
+    assert f"wrote {folder / 'out.onnx'}" in stdout  # one line, not wrapped
+    assert any(len(line) > 80 for line in stdout.splitlines())

@@ -78,6 +78,7 @@ class SaveOutcome:
 
     paths: tuple[Path, ...]
     verify: VerifyReport | None
+    warning: str | None = None
 
 
 def save_model(
@@ -103,7 +104,9 @@ def save_model(
     """
     check_output_path(model, out)
     encoded, report = checked_model(model, model, result, verify=verify, seed=seed, plan=plan)
-    return SaveOutcome(_write_staged(model, encoded, out), report)
+    return SaveOutcome(
+        _write_staged(model, encoded, out), report, model.runtime_warning(encoded)
+    )
 
 
 def _write_staged(model: Model, encoded: Any, out: str | os.PathLike[str]) -> tuple[Path, ...]:
@@ -207,7 +210,11 @@ def save_rewritten(
         exact=not rewritten.rewrites,
         plan=plan,
     )
-    return SaveOutcome(_write_staged(rewritten.model, encoded, out), report)
+    return SaveOutcome(
+        _write_staged(rewritten.model, encoded, out),
+        report,
+        rewritten.model.runtime_warning(encoded),
+    )
 
 
 def rewrite_dict(rewritten: RewriteResult) -> dict[str, Any]:

@@ -7,11 +7,16 @@ traceback, nothing written), 1 on an internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
+import math
+import os
 import shlex
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,10 @@ from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 #: ``fn(args, out: rich.console.Console) -> int`` is the exit status; a user error
 #: is raised as a :class:`~serenity.errors.SerenityError` (exit 2, one line).
 COMMAND_MODULES: tuple[str, ...] = ()
+
+
+#: Console width when stdout is not a terminal (no wrapping in logs).
+PIPED_WIDTH = 1000
 
 
 def _kib(n: int) -> str:
@@ -247,6 +256,34 @@ def _write_text(args: argparse.Namespace, path: str, text: str) -> None:
     _wrote(args, str(path))
 
 
+def check_seconds(args: argparse.Namespace, *flags: str) -> None:
+    """Refuse a negative, infinite or NaN number of seconds given to ``--flags``."""
+    for flag in flags:
+        value = getattr(args, flag, None)
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise UsageError(
+                f"--{flag.replace('_', '-')} must be a finite number of seconds >= 0, got "
+                f"{value} (omit it for the default)"
+            )
+
+
+def _progress(text: str) -> None:
+    """A line on stderr (progress, warnings): stdout stays the report."""
+    print(f"serenity: {text}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _said_if_slow(text: str, after: float = 1.0) -> Iterator[None]:
+    """Print ``text`` on stderr if the block is still running ``after`` seconds in."""
+    timer = threading.Timer(after, _progress, (text,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def _wrote(args: argparse.Namespace, text: str) -> None:
     """Say ``wrote TEXT`` once every output of the command is in place."""
     args.wrote.append(f"wrote {text}")
@@ -341,12 +378,11 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 
 
 def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
+    check_seconds(args, "time_limit")
     model = _load(args)
     _check_json_path(args, model)
     _check_plan_path(args, model)
     base = schedule_model(model, "file", inplace=args.inplace)
-    if args.time_limit is not None and args.time_limit < 0:
-        raise UsageError("--time-limit must be >= 0 seconds")
     rewritten = None
     if args.rewrite:
         rewritten = rewrite_model(
@@ -367,12 +403,16 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     planned = plan_schedule(written, result) if args.plan or embed else None
     check_output_path(model, args.output)
     target = args.tx.stage(args.output)
-    if rewritten is not None:
-        saved = save_rewritten(
-            model, rewritten, target, verify=args.verify, plan=planned if embed else None
-        )
-    else:
-        saved = save_model(model, result, target, verify=args.verify, plan=planned if embed else None)
+    what = f"verifying: running both models in {model.runtime} on seeded inputs"
+    with _said_if_slow(what if args.verify else "writing the model"):
+        if rewritten is not None:
+            saved = save_rewritten(
+                model, rewritten, target, verify=args.verify, plan=planned if embed else None
+            )
+        else:
+            saved = save_model(
+                model, result, target, verify=args.verify, plan=planned if embed else None
+            )
 
     table = Table(
         title=f"{model.path.name}: {model.num_nodes} nodes, {model.problem.num_ops} scheduled"
@@ -400,9 +440,12 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     proof = "yes (proven)" if result.optimal else f"not proven (gap to bound {result.gap:.1%})"
     out.print(
-        f"optimal: {proof}   time: {result.seconds:.3f} s   memory model: "
+        f"optimal: {proof}   time: {result.seconds:.3f} s search, "
+        f"{time.perf_counter() - args.started:.1f} s in all   memory model: "
         + ("in-place" if args.inplace else "default")
     )
+    if saved.warning and not args.verify:
+        _progress(f"warning: {saved.warning}")
     _wrote(args, ", ".join(str(args.tx.staged_name(p)) for p in saved.paths))
     if saved.verify is not None:
         v = saved.verify
@@ -461,8 +504,7 @@ def _print_plan_summary(planned: PlanOutcome, out: Console) -> None:
 def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
     if args.alignment < 1:
         raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
-    if args.time_limit is not None and args.time_limit < 0:
-        raise UsageError("--time-limit must be >= 0 seconds")
+    check_seconds(args, "time_limit")
     model = _load(args)
     _check_json_path(args, model)
     result: ScheduleResult
@@ -520,9 +562,7 @@ def _cmd_example(args: argparse.Namespace, out: Console) -> int:
 def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     from serenity import bench
 
-    for flag in ("time_limit", "trial_time_limit"):
-        if (getattr(args, flag) or 0) < 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0 seconds")
+    check_seconds(args, "time_limit", "trial_time_limit")
     inputs = [*args.paths, *([args.notes] if args.notes else [])]
     _check_new_file("--out", args.out, inputs)
     _check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
@@ -599,7 +639,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     args.argv = argv
-    out = Console(highlight=False)
+    args.started = time.perf_counter()
+    # Piped to a file or a CI log, nothing wraps at 80 columns: tables keep
+    # their natural width (a terminal keeps its own width).
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    out = Console(highlight=False, width=PIPED_WIDTH if piped else None)
     err = Console(stderr=True, highlight=False)
     # Every file the command writes is staged and appears only if all succeed.
     args.wrote = []

@@ -85,6 +85,8 @@ class Model(ABC):
     format_name: ClassVar[str]
     #: Whether a written file can carry an arena plan (offsets per tensor).
     holds_plan: ClassVar[bool] = False
+    #: The runtime :meth:`verify` runs (for messages).
+    runtime: ClassVar[str] = "the format's runtime"
 
     path: Path
     problem: Problem
@@ -142,7 +144,12 @@ class Model(ABC):
         """
 
     def runtime_warning(self, candidate: Any) -> str | None:
-        """Why the format's runtime would refuse ``candidate``, or ``None`` (a quick check)."""
+        """Why the format's runtime may refuse ``candidate``, or ``None``.
+
+        A quick static check, made on every write without ``--verify`` (which
+        runs the model instead): custom operators, versions newer than the
+        runtime knows.
+        """
         return None
 
 

@@ -51,6 +51,11 @@ INPLACE_OPS = frozenset(
     }
 )  # fmt: skip
 
+#: Op domains onnxruntime's CPU build has kernels for.
+ORT_DOMAINS = frozenset(
+    {"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"}
+)
+
 #: Reshape-like ops: only their data input (input 0) can be reused.
 _VIEW_OPS = frozenset({"Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout"})
 
@@ -85,6 +90,7 @@ class OnnxModel(Model):
     missing_weights: list[str] = field(default_factory=list)
 
     format_name: ClassVar[str] = "onnx"
+    runtime: ClassVar[str] = "onnxruntime"
 
     @property
     def num_nodes(self) -> int:
@@ -128,6 +134,31 @@ class OnnxModel(Model):
             rtol=1e-4,
             atol=1e-5,
         )
+
+    def runtime_warning(self, candidate: onnx.ModelProto) -> str | None:
+        """Custom-domain ops, or an IR / opset version newer than the installed onnx
+        (and so, most likely, than onnxruntime) knows."""
+        custom = sorted(
+            {n.domain for n in candidate.graph.node if n.domain not in ORT_DOMAINS}
+        )
+        if custom:
+            return (
+                f"{len(custom)} custom op domain(s) ({', '.join(custom[:3])}): onnxruntime "
+                "runs the written model only with those ops registered; --verify checks it"
+            )
+        if candidate.ir_version > onnx.IR_VERSION:
+            return (
+                f"IR version {candidate.ir_version} is newer than this onnx supports "
+                f"({onnx.IR_VERSION}): onnxruntime may refuse the written model"
+            )
+        newest = onnx.defs.onnx_opset_version()
+        for imp in candidate.opset_import:
+            if imp.domain in ("", "ai.onnx") and imp.version > newest:
+                return (
+                    f"opset {imp.version} is newer than this onnx knows ({newest}): "
+                    "onnxruntime may refuse the written model"
+                )
+        return None
 
     def write(self, candidate: onnx.ModelProto, out: Path) -> list[Path]:
         """See :func:`serenity.io.onnx_export.write_model`."""
