@@ -41,6 +41,7 @@ from serenity.plan import (
     PLANNERS,
     ascii_chart,
 )
+from serenity.report import command as report_cli
 from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 
 #: Commands that live in their own module (one registration line each). A module
@@ -48,7 +49,7 @@ from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 #: subparsers object) and sets ``run`` with ``set_defaults(run=fn)``, where
 #: ``fn(args, out: rich.console.Console) -> int`` is the exit status; a user error
 #: is raised as a :class:`~serenity.errors.SerenityError` (exit 2, one line).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("serenity.report.command",)
 
 
 def _kib(n: int) -> str:
@@ -145,6 +146,8 @@ def _parser() -> argparse.ArgumentParser:
         help="for formats whose file can carry an arena plan (a model that holds one), do not "
         "embed the plan of the chosen schedule in the written model",
     )
+    p.add_argument("--html", metavar="REPORT.html", help="also write the HTML report (see report)")
+    report_cli.add_plot_option(p, "memory over time: file order, best heuristic, the schedule")
 
     p = sub.add_parser("plan", help="byte offsets of every activation in one arena")
     p.set_defaults(run=_cmd_plan)
@@ -177,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
     p.add_argument("--chart", action="store_true", help="print a time x address chart")
+    report_cli.add_plot_option(p, "the arena map: time x address rectangles")
 
     p = sub.add_parser(
         "bench",
@@ -224,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds per trial schedule of the rewriting search (default 10); the rewritten "
         "graph is then scheduled once with --time-limit",
     )
+    report_cli.add_plot_option(p, "the peak reduction per network against the paper")
 
     p = sub.add_parser("example", help="write the bundled example model")
     p.set_defaults(run=_cmd_example)
@@ -344,6 +349,8 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     model = _load(args)
     _check_json_path(args, model)
     _check_plan_path(args, model)
+    taken = [*_model_files(args, model), *filter(None, (args.json, args.plan))]
+    report_cli.check_paths(args, taken)
     base = schedule_model(model, "file", inplace=args.inplace)
     if args.time_limit is not None and args.time_limit < 0:
         raise UsageError("--time-limit must be >= 0 seconds")
@@ -444,6 +451,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             out.print(f"arena plan embedded in {args.output}")
     if args.plan and planned is not None:
         _write_json(args, args.plan, plan_dict(written, planned))
+    report_cli.after_schedule(args, out, model, base, result, rewritten)
     return 0
 
 
@@ -465,6 +473,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
         raise UsageError("--time-limit must be >= 0 seconds")
     model = _load(args)
     _check_json_path(args, model)
+    report_cli.check_paths(args, [*_model_files(args, model), *filter(None, (args.json,))])
     result: ScheduleResult
     if args.schedule:
         result = read_schedule(model, args.schedule, inplace=args.inplace)
@@ -501,6 +510,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
         out.print(ascii_chart(planned.buffers, p), markup=False, highlight=False, soft_wrap=True)
     if args.json:
         _write_json(args, args.json, plan_dict(model, planned))
+    report_cli.after_plan(args, out, planned)
     return 0
 
 
@@ -526,6 +536,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     inputs = [*args.paths, *([args.notes] if args.notes else [])]
     _check_new_file("--out", args.out, inputs)
     _check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
+    report_cli.check_paths(args, [*inputs, *filter(None, (args.out, args.json))])
     for flag, path in (("--out", args.out), ("--json", args.json)):
         if path and Path(path).suffix == ".onnx":
             raise UsageError(f"{flag} {path} looks like a model; give a .md/.json file name")
@@ -591,6 +602,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         _write_text(args, args.out, bench.markdown(report, command, notes))
     if args.json:
         _write_json(args, args.json, report.to_json())
+    report_cli.after_bench(args, out, report)
     return 0
 
 
