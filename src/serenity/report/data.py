@@ -66,8 +66,9 @@ def simplify_steps(
     Keeps the first step of every run of equal values and the last step; if
     that is still above ``max_points``, the steps are cut into
     ``max_points // 2`` buckets and each keeps its lowest and highest point
-    (in step order), so every local extreme of the picture, and the peak
-    exactly, survive.
+    (in step order), besides the first and the last point: at most
+    ``max_points + 2`` points, and the peak and the lowest value survive
+    exactly.
 
     Complexity: O(len(values)).
 
@@ -85,18 +86,13 @@ def simplify_steps(
         return xs, ys
     buckets = max(1, max_points // 2)
     size = -(-len(xs) // buckets)
-    out_x: list[int] = []
-    out_y: list[int] = []
+    keep = {0, len(xs) - 1}  # the first and the last point fix the picture's ends
     for start in range(0, len(xs), size):
         idx = range(start, min(start + size, len(xs)))
-        lo = min(idx, key=lambda i: (ys[i], i))
-        hi = max(idx, key=lambda i: (ys[i], -i))
-        for i in sorted({lo, hi}):
-            out_x.append(xs[i])
-            out_y.append(ys[i])
-    if out_x[-1] != xs[-1]:
-        out_x.append(xs[-1])
-        out_y.append(ys[-1])
+        keep.add(min(idx, key=lambda i: (ys[i], i)))
+        keep.add(max(idx, key=lambda i: (ys[i], -i)))
+    out_x = [xs[i] for i in sorted(keep)]
+    out_y = [ys[i] for i in sorted(keep)]
     return out_x, out_y
 
 
@@ -128,6 +124,15 @@ class LiveTensor:
     producer: str
     op_type: str
 
+    def describe(self) -> str:
+        """``name: size, made by producer (type)`` or ``..., a graph input``."""
+        made = (
+            "a graph input"
+            if self.op_type == "input"
+            else (f"made by {self.producer} ({self.op_type})")
+        )
+        return f"{self.name}: {fmt_bytes(self.size)}, {made}"
+
 
 @dataclass(frozen=True)
 class LiveSet:
@@ -150,10 +155,7 @@ class LiveSet:
     def segments(self, limit: int = MAX_LIVE_SEGMENTS) -> list[tuple[str, int, str]]:
         """``(label, bytes, hover text)`` of the ``limit`` largest tensors, then one
         ``others`` segment for the rest (absent when nothing is left)."""
-        out = [
-            (t.name, t.size, f"{t.name}: {fmt_bytes(t.size)}, made by {t.producer} ({t.op_type})")
-            for t in self.tensors[:limit]
-        ]
+        out = [(t.name, t.size, t.describe()) for t in self.tensors[:limit]]
         rest = self.tensors[limit:]
         if rest:
             total = sum(t.size for t in rest)

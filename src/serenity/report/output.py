@@ -6,9 +6,9 @@ extra before it schedules anything.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
+from importlib.util import find_spec
 from pathlib import Path
 
 from serenity.errors import UsageError
@@ -21,7 +21,7 @@ MISSING_EXTRA = (
 
 def require_matplotlib() -> None:
     """Raise :class:`UsageError` naming the extra to install when matplotlib is missing."""
-    if importlib.util.find_spec("matplotlib") is None:
+    if find_spec("matplotlib") is None:
         raise UsageError(MISSING_EXTRA)
 
 
