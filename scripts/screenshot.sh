@@ -4,7 +4,7 @@
 #   scripts/screenshot.sh [MODEL [OUT.png [REPORT OPTIONS...]]]
 #
 # Defaults: NASNet-A Large from ../shared/models/onnx, docs/report.png, and the
-# options --rewrite (the README's picture). SIZE=WIDTHxHEIGHT sets the window
+# options --rewrite --plan-time-limit 10 (the README's picture). SIZE=WIDTHxHEIGHT sets the window
 # (default 1200x2000).
 # Needs the `report` extra (matplotlib) and Debian's `chromium` package
 # (apt-get install -y chromium). Offline: the report has no external references
@@ -16,7 +16,7 @@ model=${1:-"$here/../../shared/models/onnx/nasnetalarge.onnx"}
 [ -f "$model" ] || model=/work/shared/models/onnx/nasnetalarge.onnx
 out=${2:-"$here/docs/report.png"}
 [ $# -ge 2 ] && shift 2 || set --
-[ $# -gt 0 ] || set -- --rewrite
+[ $# -gt 0 ] || set -- --rewrite --plan-time-limit 10
 size=${SIZE:-1200x2000}
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then

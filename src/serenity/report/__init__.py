@@ -44,17 +44,22 @@ def write_report(
     *,
     rewritten: RewriteResult | None = None,
     command: str = "",
+    plan_time_limit: float | None = None,
 ) -> Report:
     """Write the HTML report of ``model`` (see :func:`serenity.report.build.collect`).
 
-    Returns the report's data. Raises :class:`~serenity.errors.UsageError`
+    ``plan_time_limit`` bounds the arena planner's exact part (default
+    :data:`serenity.report.build.PLAN_TIME_LIMIT`). Returns the report's data. Raises :class:`~serenity.errors.UsageError`
     when matplotlib is missing or ``path`` cannot be written.
     """
     require_matplotlib()
-    from serenity.report.build import collect
+    from serenity.report.build import PLAN_TIME_LIMIT, collect
     from serenity.report.page import render
 
-    report = collect(model, base, result, rewritten=rewritten, command=command)
+    limit = PLAN_TIME_LIMIT if plan_time_limit is None else plan_time_limit
+    report = collect(
+        model, base, result, rewritten=rewritten, command=command, plan_time_limit=limit
+    )
     write_atomic(path, render(report).encode())
     return report
 

@@ -50,7 +50,7 @@ COLORS = {
     "bound": "#000000",
     "paper": "#CC79A7",
 }
-_STYLE = {
+_STYLE: dict[Any, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "serenity",
     "font.family": "sans-serif",
@@ -82,6 +82,12 @@ class Chart:
         gid = f"tips{len(self.path_tips)}"
         collection.set_gid(gid)
         self.path_tips[gid] = list(texts)
+
+
+def _palette() -> list[Any]:
+    """The 20 colours of matplotlib's qualitative ``tab20`` map."""
+    cmap = matplotlib.colormaps["tab20"]
+    return [cmap(i) for i in range(cmap.N)]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -192,7 +198,7 @@ def live_set_figure(sets: Sequence[LiveSet], limit: int = 12, width: float = 10.
     with matplotlib.rc_context(_STYLE):
         chart = Chart(_figure(width, 0.75 + 0.62 * len(sets)))
         ax = chart.figure.add_subplot()
-        palette = matplotlib.colormaps["tab20"].colors
+        palette = _palette()
         top = max([s.peak_bytes for s in sets] + [1])
         for row, s in enumerate(sets):
             y = len(sets) - 1 - row
@@ -241,7 +247,7 @@ def arena_figure(
     with matplotlib.rc_context(_STYLE):
         chart = Chart(_figure(width, 4.2))
         axes = chart.figure.subplots(1, max(1, len(maps)), sharey=True, squeeze=False)[0]
-        palette = matplotlib.colormaps["tab20"].colors
+        palette = _palette()
         top = max([m.arena_bytes for m in maps] + [1])
         for ax, m in zip(axes, maps, strict=False):
             shown, rest = m.rects[:max_shapes], m.rects[max_shapes:]
@@ -290,15 +296,20 @@ def bench_figure(report: BenchReport, width: float = 10.0) -> Chart:
         ax = chart.figure.add_subplot()
         w = 0.8 / len(kinds)
         for j, (which, label, role) in enumerate(kinds):
-            xs, ys = [], []
+            xs, ys, names = [], [], []
             for i, r in enumerate(report.rows):
                 x = r.reduction(which)
                 if x:
                     xs.append(i + (j - (len(kinds) - 1) / 2) * w)
                     ys.append(x)
-            bars = ax.bar(xs, ys, width=w, color=COLORS[role], label=label)
-            for bar, y in zip(bars, ys, strict=True):
-                chart.tip(bar, f"{label}: {y:.2f}x lower than file order")
+                    names.append(r.name)
+            mean = report.geomean(which)
+            legend = f"{label} (geo. mean {mean:.2f}x)" if mean else label
+            bars = ax.bar(xs, ys, width=w, color=COLORS[role], label=legend)
+            for bar, x, y, name in zip(bars, xs, ys, names, strict=True):
+                chart.tip(bar, f"{name}, {label}: {y:.2f}x lower than file order")
+                if len(report.rows) <= 12:
+                    ax.text(x, y, f"{y:.2f}x", ha="center", va="bottom", fontsize=7)
         for key, label, ls in (
             ("geomean_scheduling", "paper, scheduling", "--"),
             ("geomean_rewriting", "paper, with rewriting", ":"),
@@ -319,7 +330,7 @@ def bench_figure(report: BenchReport, width: float = 10.0) -> Chart:
         )
         ax.set_ylabel("peak reduction vs file order (x)")
         ax.grid(axis="y", lw=0.4, alpha=0.5)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8.5)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8.5)
     return chart
 
 
