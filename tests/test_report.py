@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import serenity
+import serenity.report
 from serenity.bench import run_bench
 from serenity.ir import Problem
 from serenity.memory import simulate
@@ -221,7 +222,7 @@ def test_arena_figure_titles_the_largest_rectangles_and_rasterises_the_rest() ->
     assert len(titles) == 100  # 50 per panel
     assert titles[0] == maps[0].rects[0].label
     assert "data:image/png;base64," in text  # the rasterised layer, inline
-    assert f"{len(maps[0].rects) - 50} smallest buffers in grey" in text
+    assert f"{len(maps[0].rects) - 50} smallest buffers as an image" in text
     assert right.get_title().startswith("greedy-size:")
 
 
@@ -290,6 +291,7 @@ def test_without_matplotlib_the_cli_names_the_extra(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(output, "find_spec", lambda name: None)
+    monkeypatch.setattr(serenity.report, "find_spec", lambda name: None)
     src = _model(tmp_path)
     for argv in (
         ["report", src, "-o", tmp_path / "r.html"],
@@ -299,6 +301,9 @@ def test_without_matplotlib_the_cli_names_the_extra(
         assert code == 2 and "pip install 'serenity[report]'" in err
         assert err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    # Notebooks fall back to the plain repr.
+    result = serenity.schedule_model(serenity.load_model(src))
+    assert result._repr_html_() is None
 
 
 def test_schedule_html_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

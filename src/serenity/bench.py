@@ -116,8 +116,8 @@ class BenchReport:
             return None
         return math.exp(sum(math.log(v) for v in values) / len(values))
 
-    def _repr_html_(self) -> str:
-        """Notebook view: the table and the reduction bars (``report`` extra)."""
+    def _repr_html_(self) -> str | None:
+        """Notebook view: the table and the reduction bars (``report`` extra; None without it)."""
         from serenity.report import bench_html
 
         return bench_html(self)

@@ -73,8 +73,8 @@ class ArenaPlan:
     stats: dict[str, Any] = field(default_factory=dict)
     buffers: tuple[Buffer, ...] | None = field(default=None, compare=False, repr=False)
 
-    def _repr_html_(self) -> str:
-        """Notebook view: numbers and the arena map (``report`` extra)."""
+    def _repr_html_(self) -> str | None:
+        """Notebook view: numbers and the arena map (``report`` extra; None without it)."""
         from serenity.report import plan_html
 
         return plan_html(self)

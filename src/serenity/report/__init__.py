@@ -11,6 +11,7 @@ without the ``report`` extra and the CLI can say which extra to install.
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
 from serenity.report.output import check_output, require_matplotlib, write_atomic
@@ -102,25 +103,31 @@ def plot_bench(path: str, report: BenchReport) -> None:
     write_atomic(path, figures.image_bytes(figures.bench_figure(report), path))
 
 
-def schedule_html(result: ScheduleResult) -> str:
-    """``ScheduleResult._repr_html_``: numbers, timeline, live set at the peak."""
-    require_matplotlib()
+def schedule_html(result: ScheduleResult) -> str | None:
+    """``ScheduleResult._repr_html_``: numbers, timeline, live set at the peak.
+
+    ``None`` without matplotlib, so notebooks fall back to the plain repr.
+    """
+    if find_spec("matplotlib") is None:
+        return None
     from serenity.report.page import schedule_fragment
 
     return schedule_fragment(result)
 
 
-def plan_html(plan: ArenaPlan) -> str:
-    """``ArenaPlan._repr_html_``: numbers and the arena map."""
-    require_matplotlib()
+def plan_html(plan: ArenaPlan) -> str | None:
+    """``ArenaPlan._repr_html_``: numbers and the arena map (``None`` without matplotlib)."""
+    if find_spec("matplotlib") is None:
+        return None
     from serenity.report.page import plan_fragment
 
     return plan_fragment(plan)
 
 
-def bench_html(report: BenchReport) -> str:
-    """``BenchReport._repr_html_``: the table and the reduction bars."""
-    require_matplotlib()
+def bench_html(report: BenchReport) -> str | None:
+    """``BenchReport._repr_html_``: the table and the bars (``None`` without matplotlib)."""
+    if find_spec("matplotlib") is None:
+        return None
     from serenity.report.page import bench_fragment
 
     return bench_fragment(report)

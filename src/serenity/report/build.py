@@ -73,6 +73,7 @@ class Report:
     live_sets: list[LiveSet]
     arenas: list[ArenaMap]
     proof: str
+    proven: bool
     search_stats: dict[str, Any]
     rewrites: list[dict[str, Any]] = field(default_factory=list)
     rewrite_peaks: dict[str, int] = field(default_factory=dict)
@@ -253,6 +254,7 @@ def collect(
         live_sets=sets,
         arenas=arenas,
         proof=proof,
+        proven=result.optimal,
         search_stats={"engine": result.engine, "seconds": round(result.seconds, 3), **result.stats},
         rewrites=rewrites,
         rewrite_peaks=peaks,

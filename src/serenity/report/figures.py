@@ -239,8 +239,8 @@ def arena_figure(
     """Arena maps side by side on one address scale: x = step, y = byte offset.
 
     Per panel the ``max_shapes`` largest rectangles are vector shapes with a
-    hover title; the rest are one rasterised layer (named in the panel's
-    subtitle). The arena is a solid line, the lower bound a dashed one.
+    hover title; the rest are one rasterised layer (an inline PNG, counted in
+    the panel's subtitle). The arena is a solid line, the lower bound a dashed one.
 
     Complexity: O(total rectangles).
     """
@@ -251,21 +251,27 @@ def arena_figure(
         top = max([m.arena_bytes for m in maps] + [1])
         for ax, m in zip(axes, maps, strict=False):
             shown, rest = m.rects[:max_shapes], m.rects[max_shapes:]
-            colors = [palette[(r.x0 * 7 + k) % len(palette)] for k, r in enumerate(shown)]
+            colors = [palette[(r.x0 * 7 + k) % len(palette)] for k, r in enumerate(m.rects)]
             shapes = PolyCollection(
-                [_box(r) for r in shown], facecolors=colors, edgecolors="white", linewidths=0.25
+                [_box(r) for r in shown],
+                facecolors=colors[: len(shown)],
+                edgecolors="white",
+                linewidths=0.25,
             )
             chart.tip_each(shapes, [r.label for r in shown])
             ax.add_collection(shapes)
             if rest:
                 layer = PolyCollection(
-                    [_box(r) for r in rest], facecolors="#9e9e9e", edgecolors="none"
+                    [_box(r) for r in rest],
+                    facecolors=colors[len(shown) :],
+                    edgecolors="white",
+                    linewidths=0.1,
                 )
                 layer.set_rasterized(True)
                 ax.add_collection(layer)
             ax.axhline(m.arena_bytes, color=COLORS["bound"], lw=1.0)
             ax.axhline(m.lower_bound_bytes, color=COLORS["bound"], ls="--", lw=0.8)
-            note = f"\n{len(rest):,} smallest buffers in grey, without hover" if rest else ""
+            note = f"\n{len(rest):,} smallest buffers as an image, without hover" if rest else ""
             ax.set_title(m.title + note, fontsize=9.5)
             ax.set_xlim(m.first_step - 0.5, m.last_step + 0.5)
             ax.set_xlabel("step")

@@ -66,8 +66,9 @@ class ScheduleResult:
     stats: dict[str, Any] = field(default_factory=dict)
     problem: Problem | None = field(default=None, compare=False, repr=False)
 
-    def _repr_html_(self) -> str:
-        """Notebook view: numbers, memory timeline, live set at the peak (``report`` extra)."""
+    def _repr_html_(self) -> str | None:
+        """Notebook view: numbers, memory timeline, live set at the peak (``report``
+        extra; ``None``, the plain repr, without it)."""
         from serenity.report import schedule_html
 
         return schedule_html(self)
