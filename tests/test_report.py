@@ -273,7 +273,7 @@ def test_report_command_with_rewrites(tmp_path: Path, capsys: pytest.CaptureFixt
     [
         (["-o", "{dir}/r.txt"], "give an .html file name"),
         (["-o", "{dir}/missing/r.html"], "does not exist"),
-        (["-o", "{src}"], "would overwrite"),
+        (["-o", "{dir}/m.onnx.data"], "give an .html file name"),
     ],
 )
 def test_report_command_refuses_bad_paths(
@@ -285,6 +285,17 @@ def test_report_command_refuses_bad_paths(
     code, _, err = run(capsys, "report", src, *argv)
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_report_never_overwrites_its_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Formats are recognised by content, so a model may carry any name.
+    src = tmp_path / "model.html"
+    onnx.save(build_example(), str(src))
+    before = src.read_bytes()
+    code, _, err = run(capsys, "report", src, "-o", src)
+    assert code == 2 and "would overwrite" in err and src.read_bytes() == before
 
 
 def test_without_matplotlib_the_cli_names_the_extra(

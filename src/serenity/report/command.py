@@ -15,8 +15,15 @@ from rich.console import Console
 
 from serenity.api import load_model, rewrite_model, schedule_model
 from serenity.errors import UsageError
-from serenity.io.onnx_import import parse_input_shapes
-from serenity.report import check_output, plot_bench, plot_plan, plot_schedule, write_report
+from serenity.io.format import parse_input_shapes
+from serenity.report import (
+    check_output,
+    plot_bench,
+    plot_plan,
+    plot_schedule,
+    require_matplotlib,
+    write_report,
+)
 from serenity.report.build import PLAN_TIME_LIMIT
 from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 
@@ -76,13 +83,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def run(args: argparse.Namespace, out: Console) -> int:
     """Schedule (and rewrite) the model, then write the report."""
-    check_output("-o", args.output, [args.model])
+    require_matplotlib()
     for flag in ("time_limit", "plan_time_limit"):
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0 seconds")
     if not args.output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o {args.output}: give an .html file name")
     model = load_model(args.model, parse_input_shapes(args.input_shape))
+    check_output("-o", args.output, [args.model, *model.input_files()])
     base = schedule_model(model, "file", inplace=args.inplace)
     rewritten = None
     if args.rewrite:
