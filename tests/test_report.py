@@ -321,8 +321,10 @@ def test_schedule_html_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[s
     src = _model(tmp_path)
     html, png, svg = tmp_path / "s.html", tmp_path / "t.png", tmp_path / "a.svg"
     argv = ["schedule", src, "-o", tmp_path / "o.onnx", "--html", html, "--plot", png]
-    code, _, err = run(capsys, *argv)
+    code, stdout, err = run(capsys, *argv)
     assert code == 0, err
+    assert f"wrote {html}" in stdout and f"wrote {png}" in stdout
+    assert not list(tmp_path.glob(".serenity-*"))  # staged, then renamed into place
     assert_self_contained(html.read_text())
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = run(capsys, "plan", src, "--plot", svg)

@@ -11,6 +11,7 @@ without the ``report`` extra and the CLI can say which extra to install.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.util import find_spec
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from serenity.report.build import LoadedModel, Report
     from serenity.rewrite.driver import RewriteResult
     from serenity.schedule import ScheduleResult
+
+#: Puts bytes at a path: :func:`write_atomic`, or the CLI's staged transaction.
+Writer = Callable[[str, bytes], None]
 
 __all__ = [
     "bench_html",
@@ -46,12 +50,16 @@ def write_report(
     rewritten: RewriteResult | None = None,
     command: str = "",
     plan_time_limit: float | None = None,
+    write: Writer = write_atomic,
 ) -> Report:
     """Write the HTML report of ``model`` (see :func:`serenity.report.build.collect`).
 
     ``plan_time_limit`` bounds the arena planner's exact part (default
-    :data:`serenity.report.build.PLAN_TIME_LIMIT`). Returns the report's data. Raises :class:`~serenity.errors.UsageError`
-    when matplotlib is missing or ``path`` cannot be written.
+    :data:`serenity.report.build.PLAN_TIME_LIMIT`); ``write(path, data)``
+    puts the bytes in place (default: atomically; the CLI stages them in its
+    transaction). Returns the report's data. Raises
+    :class:`~serenity.errors.UsageError` when matplotlib is missing or
+    ``path`` cannot be written.
     """
     require_matplotlib()
     from serenity.report.build import PLAN_TIME_LIMIT, collect
@@ -61,7 +69,7 @@ def write_report(
     report = collect(
         model, base, result, rewritten=rewritten, command=command, plan_time_limit=limit
     )
-    write_atomic(path, render(report).encode())
+    write(path, render(report).encode())
     return report
 
 
@@ -71,6 +79,7 @@ def plot_schedule(
     base: ScheduleResult,
     result: ScheduleResult,
     rewritten: RewriteResult | None = None,
+    write: Writer = write_atomic,
 ) -> None:
     """Write the memory timeline (file order, best heuristic, the chosen order,
     the rewritten graph) as PNG or SVG, by ``path``'s suffix."""
@@ -82,25 +91,25 @@ def plot_schedule(
     bound = (rewritten.before if rewritten is not None else result).lower_bound_bytes
     label = "lower bound, original graph" if len(series) > 3 else "lower bound"
     chart = figures.timeline_figure(series, bound, bound_label=label)
-    write_atomic(path, figures.image_bytes(chart, path))
+    write(path, figures.image_bytes(chart, path))
 
 
-def plot_plan(path: str, planned: PlanOutcome) -> None:
+def plot_plan(path: str, planned: PlanOutcome, write: Writer = write_atomic) -> None:
     """Write the arena map of a plan as PNG or SVG."""
     require_matplotlib()
     from serenity.report import figures
     from serenity.report.data import arena_map
 
     chart = figures.arena_figure([arena_map(planned.buffers, planned.plan)])
-    write_atomic(path, figures.image_bytes(chart, path))
+    write(path, figures.image_bytes(chart, path))
 
 
-def plot_bench(path: str, report: BenchReport) -> None:
+def plot_bench(path: str, report: BenchReport, write: Writer = write_atomic) -> None:
     """Write the bench bars (peak reduction per network against the paper) as PNG or SVG."""
     require_matplotlib()
     from serenity.report import figures
 
-    write_atomic(path, figures.image_bytes(figures.bench_figure(report), path))
+    write(path, figures.image_bytes(figures.bench_figure(report), path))
 
 
 def schedule_html(result: ScheduleResult) -> str | None:

@@ -17,11 +17,13 @@ from serenity.api import load_model, rewrite_model, schedule_model
 from serenity.errors import UsageError
 from serenity.io.format import parse_input_shapes
 from serenity.report import (
+    Writer,
     check_output,
     plot_bench,
     plot_plan,
     plot_schedule,
     require_matplotlib,
+    write_atomic,
     write_report,
 )
 from serenity.report.build import PLAN_TIME_LIMIT
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         rewritten=rewritten,
         command=command,
         plan_time_limit=args.plan_time_limit,
+        write=_writer(args),
     )
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak = result.peak_bytes
@@ -121,8 +124,31 @@ def run(args: argparse.Namespace, out: Console) -> int:
         f"{model.path.name}: peak {base.peak_bytes:,} -> {peak:,} bytes ({proof}); "
         f"scheduling {scheduling:.2f} s, report {seconds:.2f} s more ({cpu:.2f} s CPU)"
     )
-    out.print(f"wrote {args.output}")
+    _wrote(args, out, args.output)
     return 0
+
+
+def _writer(args: argparse.Namespace) -> Writer:
+    """Stage outputs in the command's transaction (``args.tx``, set by
+    :func:`serenity.cli.main`: every file appears only if all succeed), or
+    write each atomically when there is none."""
+    tx = getattr(args, "tx", None)
+    if tx is None:
+        return write_atomic
+
+    def staged(path: str, data: bytes) -> None:
+        tx.stage(path).write_bytes(data)
+
+    return staged
+
+
+def _wrote(args: argparse.Namespace, out: Console, path: str) -> None:
+    """Say ``wrote PATH``: after the commit when the CLI collects such lines."""
+    lines = getattr(args, "wrote", None)
+    if lines is None:
+        out.print(f"wrote {path}")
+    else:
+        lines.append(f"wrote {path}")
 
 
 # Hooks for the options other commands carry (--html, --plot): one call each in cli.py.
@@ -155,22 +181,30 @@ def after_schedule(
     """``schedule --html / --plot``: write the report and the timeline."""
     if getattr(args, "html", None):
         command = "serenity " + shlex.join(getattr(args, "argv", []))
-        write_report(args.html, model, base, result, rewritten=rewritten, command=command)
-        out.print(f"wrote {args.html}")
+        write_report(
+            args.html,
+            model,
+            base,
+            result,
+            rewritten=rewritten,
+            command=command,
+            write=_writer(args),
+        )
+        _wrote(args, out, args.html)
     if getattr(args, "plot", None):
-        plot_schedule(args.plot, model, base, result, rewritten)
-        out.print(f"wrote {args.plot}")
+        plot_schedule(args.plot, model, base, result, rewritten, write=_writer(args))
+        _wrote(args, out, args.plot)
 
 
 def after_plan(args: argparse.Namespace, out: Console, planned: PlanOutcome) -> None:
     """``plan --plot``: draw the arena map."""
     if getattr(args, "plot", None):
-        plot_plan(args.plot, planned)
-        out.print(f"wrote {args.plot}")
+        plot_plan(args.plot, planned, write=_writer(args))
+        _wrote(args, out, args.plot)
 
 
 def after_bench(args: argparse.Namespace, out: Console, report: BenchReport) -> None:
     """``bench --plot``: draw the reduction bars against the paper."""
     if getattr(args, "plot", None):
-        plot_bench(args.plot, report)
-        out.print(f"wrote {args.plot}")
+        plot_bench(args.plot, report, write=_writer(args))
+        _wrote(args, out, args.plot)
