@@ -116,6 +116,12 @@ class BenchReport:
             return None
         return math.exp(sum(math.log(v) for v in values) / len(values))
 
+    def _repr_html_(self) -> str | None:
+        """Notebook view: the table and the reduction bars (``report`` extra; None without it)."""
+        from serenity.report import bench_html
+
+        return bench_html(self)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON document ``serenity bench --json`` writes."""
         return {

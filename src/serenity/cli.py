@@ -46,6 +46,7 @@ from serenity.plan import (
     PLANNERS,
     ascii_chart,
 )
+from serenity.report import command as report_cli
 from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 
 #: Commands that live in their own module (one registration line each). A module
@@ -53,7 +54,7 @@ from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 #: subparsers object) and sets ``run`` with ``set_defaults(run=fn)``, where
 #: ``fn(args, out: rich.console.Console) -> int`` is the exit status; a user error
 #: is raised as a :class:`~serenity.errors.SerenityError` (exit 2, one line).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("serenity.report.command",)
 
 
 #: Console width when stdout is not a terminal (no wrapping in logs).
@@ -154,6 +155,8 @@ def _parser() -> argparse.ArgumentParser:
         help="for formats whose file can carry an arena plan (a model that holds one), do not "
         "embed the plan of the chosen schedule in the written model",
     )
+    p.add_argument("--html", metavar="REPORT.html", help="also write the HTML report (see report)")
+    report_cli.add_plot_option(p, "memory over time: file order, best heuristic, the schedule")
 
     p = sub.add_parser("plan", help="byte offsets of every activation in one arena")
     p.set_defaults(run=_cmd_plan)
@@ -186,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
     p.add_argument("--chart", action="store_true", help="print a time x address chart")
+    report_cli.add_plot_option(p, "the arena map: time x address rectangles")
 
     p = sub.add_parser(
         "bench",
@@ -233,6 +237,7 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds per trial schedule of the rewriting search (default 10); the rewritten "
         "graph is then scheduled once with --time-limit",
     )
+    report_cli.add_plot_option(p, "the peak reduction per network against the paper")
 
     p = sub.add_parser("example", help="write the bundled example model")
     p.set_defaults(run=_cmd_example)
@@ -382,6 +387,8 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     model = _load(args)
     _check_json_path(args, model)
     _check_plan_path(args, model)
+    taken = [*_model_files(args, model), *filter(None, (args.json, args.plan))]
+    report_cli.check_paths(args, taken)
     base = schedule_model(model, "file", inplace=args.inplace)
     rewritten = None
     if args.rewrite:
@@ -487,6 +494,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             out.print(f"arena plan embedded in {args.output}")
     if args.plan and planned is not None:
         _write_json(args, args.plan, plan_dict(written, planned))
+    report_cli.after_schedule(args, out, model, base, result, rewritten)
     return 0
 
 
@@ -507,6 +515,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
     check_seconds(args, "time_limit")
     model = _load(args)
     _check_json_path(args, model)
+    report_cli.check_paths(args, [*_model_files(args, model), *filter(None, (args.json,))])
     result: ScheduleResult
     if args.schedule:
         result = read_schedule(model, args.schedule, inplace=args.inplace)
@@ -543,6 +552,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
         out.print(ascii_chart(planned.buffers, p), markup=False, highlight=False, soft_wrap=True)
     if args.json:
         _write_json(args, args.json, plan_dict(model, planned))
+    report_cli.after_plan(args, out, planned)
     return 0
 
 
@@ -566,6 +576,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     inputs = [*args.paths, *([args.notes] if args.notes else [])]
     _check_new_file("--out", args.out, inputs)
     _check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
+    report_cli.check_paths(args, [*inputs, *filter(None, (args.out, args.json))])
     for flag, path in (("--out", args.out), ("--json", args.json)):
         if path and Path(path).suffix == ".onnx":
             raise UsageError(f"{flag} {path} looks like a model; give a .md/.json file name")
@@ -631,6 +642,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         _write_text(args, args.out, bench.markdown(report, command, notes))
     if args.json:
         _write_json(args, args.json, report.to_json())
+    report_cli.after_bench(args, out, report)
     return 0
 
 

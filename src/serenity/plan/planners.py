@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from serenity.errors import UsageError
@@ -59,6 +59,8 @@ class ArenaPlan:
             CP-SAT model proved it).
         seconds: Wall-clock time of the planner.
         stats: Planner details (JSON-serialisable).
+        buffers: The buffers placed, for figures (set by :func:`plan`; not
+            compared, not printed).
     """
 
     offsets: tuple[int, ...]
@@ -69,6 +71,13 @@ class ArenaPlan:
     optimal: bool
     seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    buffers: tuple[Buffer, ...] | None = field(default=None, compare=False, repr=False)
+
+    def _repr_html_(self) -> str | None:
+        """Notebook view: numbers and the arena map (``report`` extra; None without it)."""
+        from serenity.report import plan_html
+
+        return plan_html(self)
 
     @property
     def reaches_bound(self) -> bool:
@@ -400,4 +409,5 @@ def plan(
         raise UsageError(f"alignment must be >= 1 byte, got {alignment}")
     if time_limit is not None and time_limit < 0:
         raise UsageError("time limit must be >= 0 seconds")
-    return PLANNERS[planner](buffers, alignment=alignment, time_limit=time_limit)
+    result = PLANNERS[planner](buffers, alignment=alignment, time_limit=time_limit)
+    return replace(result, buffers=tuple(buffers))

@@ -51,6 +51,8 @@ class ScheduleResult:
         seconds: Wall-clock time the engine took.
         inplace: Whether the in-place memory model was used.
         stats: Engine-specific statistics (JSON-serialisable).
+        problem: The graph the order is of, for figures (set by
+            :func:`result_from_order`; not compared, not printed).
     """
 
     order: tuple[str, ...]
@@ -62,6 +64,14 @@ class ScheduleResult:
     seconds: float
     inplace: bool = False
     stats: dict[str, Any] = field(default_factory=dict)
+    problem: Problem | None = field(default=None, compare=False, repr=False)
+
+    def _repr_html_(self) -> str | None:
+        """Notebook view: numbers, memory timeline, live set at the peak (``report``
+        extra; ``None``, the plain repr, without it)."""
+        from serenity.report import schedule_html
+
+        return schedule_html(self)
 
     @property
     def gap(self) -> float:
@@ -109,4 +119,5 @@ def result_from_order(
         seconds=time.perf_counter() - started,
         inplace=options.inplace,
         stats=dict(stats or {}),
+        problem=problem,
     )
