@@ -286,3 +286,25 @@ def test_cli_offchip_bad_input(
     assert not out_json.exists()
     code, _, err = run(capsys, "offchip", tmp_path / "missing.onnx", "--onchip", "1KiB")
     assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_bench_offchip_columns(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serenity import bench
+
+    report = bench.run_bench([("design", design)], offchip=[16 * KiB, 24 * KiB], progress=False)
+    row = report.rows[0]
+    assert row.offchip == {
+        "16KiB": {"file": 64 * KiB, "heuristic": 0, "scheduled": 0},
+        "24KiB": {"file": 32 * KiB, "heuristic": 0, "scheduled": 0},
+    }
+    text = bench.markdown(report)
+    assert "## Off-chip traffic" in text and "64 / 0 (zero)" in text
+    again = bench.report_from_json(json.loads(json.dumps(report.to_json())))
+    assert bench.markdown(again) == text
+    code, out, err = run(capsys, "bench", design, "--no-rewrite", "--offchip", "16KiB,64KiB")
+    assert code == 0, err
+    assert "traffic 16KiB x" in out and "zero" in out
+    code, _, err = run(capsys, "bench", design, "--offchip", "sixteen")
+    assert code == 2 and err.startswith("serenity: error:")

@@ -34,6 +34,8 @@ from serenity.api import (
 )
 from serenity.errors import SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, parse_input_shapes
+from serenity.memory.offchip import format_size, parse_sizes
+from serenity.offchip import bench_reduction
 from serenity.plan import (
     DEFAULT_ALIGNMENT,
     DEFAULT_PLANNER,
@@ -208,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds per trial schedule of the rewriting search (default 10); the rewritten "
         "graph is then scheduled once with --time-limit",
+    )
+    p.add_argument(
+        "--offchip",
+        metavar="SIZES",
+        help="also give off-chip traffic (Belady, whole tensors; docs/offchip.md) of file, "
+        "heuristic and scheduled order on these on-chip sizes, e.g. 32KiB,64KiB,128KiB,256KiB",
     )
 
     p = sub.add_parser("example", help="write the bundled example model")
@@ -510,6 +518,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         sources = bench.zoo_sources() + sources
     if not sources:
         raise UsageError("nothing to benchmark: name models or directories, or use --zoo")
+    offchip_sizes = parse_sizes([args.offchip]) if args.offchip else []
     report = bench.run_bench(
         sources,
         method=args.method,
@@ -518,6 +527,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         rewrite=args.rewrite,
         verify=args.verify,
         trial_time_limit=args.trial_time_limit,
+        offchip=offchip_sizes,
     )
     table = Table(title=f"serenity bench ({report.method}, peaks in KiB)")
     for col in ("network", "ops", "file order", "best heuristic", "scheduled", "proven", "s", "x"):
@@ -526,6 +536,8 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     if has_rewrite:
         table.add_column("rewritten", justify="right")
         table.add_column("x", justify="right")
+    for size in map(format_size, offchip_sizes):
+        table.add_column(f"traffic {size} x", justify="right")
     for r in report.rows:
         cells = [
             r.name,
@@ -540,6 +552,9 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         if has_rewrite:
             rw = r.rewritten_peak
             cells += ["-" if rw is None else _kib(rw), f"{r.reduction('rewritten') or 0:.2f}x"]
+        for size in map(format_size, offchip_sizes):  # file-order / scheduled traffic
+            ratio = bench_reduction((r.offchip or {})[size])
+            cells.append("zero" if ratio == float("inf") else f"{ratio:.2f}x")
         table.add_row(*cells)
     out.print(table)
     means = ", ".join(

@@ -233,3 +233,67 @@ def compare_offchip(
             traffic["traffic-search"] = found.traffic
         rows.append(SizeComparison(size, traffic, found, bound))
     return OffchipComparison(policy, dict(orders), rows)
+
+
+#: The orders ``serenity bench --offchip`` simulates, by column name.
+BENCH_ORDERS: tuple[str, ...] = ("file", "heuristic", "scheduled")
+
+
+def bench_columns(
+    problem: Problem, orders: Mapping[str, Sequence[int]], sizes: Sequence[int]
+) -> dict[str, dict[str, int]]:
+    """Belady traffic of each of :data:`BENCH_ORDERS` (``orders`` maps them to op
+    orders) per size: ``{"64KiB": {"file": bytes, ...}}``. No search (bench stays fast).
+
+    Complexity: one simulation per order and size.
+    """
+    return {
+        format_size(size): {
+            name: simulate_traffic(problem, orders[name], size).total_bytes for name in BENCH_ORDERS
+        }
+        for size in sizes
+    }
+
+
+def bench_reduction(cells: Mapping[str, int], name: str = "scheduled") -> float:
+    """File-order traffic / ``name``'s traffic (inf when only ``name``'s is zero)."""
+    base, other = cells["file"], cells[name]
+    if other == 0:
+        return 1.0 if base == 0 else math.inf
+    return base / other
+
+
+def bench_markdown(rows: Sequence[tuple[str, Mapping[str, Mapping[str, int]]]]) -> list[str]:
+    """The ``bench --offchip`` section: per network and size, file-order and scheduled
+    traffic (KiB) and their ratio; geometric mean per size against the paper's."""
+    if not rows:
+        return []
+    sizes = list(rows[0][1])
+    lines = [
+        "## Off-chip traffic (Belady, whole tensors; docs/offchip.md)",
+        "",
+        "KiB written off chip plus read back: file order / scheduled order (reduction).",
+        "",
+        "| network | " + " | ".join(sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
+    for name, columns in rows:
+        cells = []
+        for size in sizes:
+            c = columns[size]
+            r = bench_reduction(c)
+            shown = "zero" if r == math.inf else f"{r:.2f}x"
+            cells.append(f"{c['file'] / 1024:,.0f} / {c['scheduled'] / 1024:,.0f} ({shown})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    means = []
+    for size in sizes:
+        vals = [bench_reduction(c[size]) for _, c in rows]
+        finite = [v for v in vals if v != math.inf]
+        gm = math.exp(sum(map(math.log, finite)) / len(finite)) if finite else None
+        paper = {format_size(k): v for k, v in PAPER_REDUCTION.items()}.get(size)
+        means.append(
+            f"{size} {'-' if gm is None else f'{gm:.2f}x'}"
+            + (f" (paper {paper:.2f}x)" if paper else "")
+        )
+    lines += ["", "Geometric mean reduction: " + ", ".join(means) + ".", ""]
+    return lines
