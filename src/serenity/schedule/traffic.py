@@ -18,7 +18,7 @@ on-chip size) is least. What it proves, and how:
 * Otherwise **local search** (``method="local-search"``), a heuristic: not
   proven unless it reaches the lower bound. It starts from the best seed order
   and moves one op at a time to another position between its last
-  predecessor and its first successor, keeping a move when the traffic does
+  predecessor and its first successor (half the time within 8 positions), keeping a move when the traffic does
   not grow (sideways moves let it cross plateaus). Half the moves pick an op
   near a step that moves bytes, half any op; a seeded generator makes the
   result deterministic for a given evaluation budget (a time limit, when it
@@ -162,7 +162,8 @@ def minimise_traffic(
             the baseline heuristics when None. The first wins ties.
         peak_lower_bound: A proven lower bound on every order's peak, if known
             (it strengthens the traffic bound).
-        max_evaluations: Orders the local search may simulate.
+        max_evaluations: Orders the local search may simulate (it also stops
+            after ``4 * max_evaluations`` tries, pinned ops included).
         time_limit: Seconds the search may take (None: no limit).
         max_orders: Enumerate every order when there are at most this many.
         rng_seed: Seed of the local search's move generator.
@@ -231,8 +232,10 @@ def minimise_traffic(
     pos = [0] * problem.num_ops
     for i, v in enumerate(current):
         pos[v] = i
-    moves = 0
-    while moves < max_evaluations and cost > bound:
+    tries = 0  # pinned ops cost a try but no evaluation; bounded so that chains end
+    budget = evaluations + max_evaluations
+    while evaluations < budget and tries < 4 * max_evaluations and cost > bound:
+        tries += 1
         if deadline is not None and time.perf_counter() >= deadline:
             stopped = "time"
             break
@@ -245,15 +248,15 @@ def minimise_traffic(
         lo = max((pos[u] + 1 for u in problem.preds[v]), default=0)
         hi = min((pos[w] - 1 for w in problem.succs[v]), default=len(current) - 1)
         if lo >= hi:
-            moves += 1  # a pinned op still counts, so the loop always ends
             continue
+        if rng.random() < 0.5:  # half the moves stay close: long jumps are rarely good
+            lo, hi = max(lo, pos[v] - 8), min(hi, pos[v] + 8)
         j = rng.randint(lo, hi - 1)
         if j >= pos[v]:
             j += 1  # a position other than the current one
         candidate = current[:]
         candidate.pop(pos[v])
         candidate.insert(j, v)
-        moves += 1
         evaluations += 1
         new = _simulate(problem, candidate, onchip_bytes, policy)
         if new.total_bytes <= cost:
