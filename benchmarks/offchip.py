@@ -96,9 +96,19 @@ def bench_network(
         "memory_optimal_lower_bound": optimal.lower_bound_bytes,
         "schedule_seconds": schedule_seconds,
         "search_seconds": search_seconds,
-        "sizes": [size_json(problem, s) for s in comparison.sizes],
+        "sizes": [_slim(size_json(problem, s)) for s in comparison.sizes],
         "lru": lru,
     }
+
+
+def _slim(entry: dict[str, Any]) -> dict[str, Any]:
+    """A size's JSON without the search's full order, and only its ten most-moved
+    tensors (``serenity offchip --json`` gives both in full)."""
+    search = entry["traffic_search"]
+    if search is not None:
+        search.pop("schedule", None)
+        search["tensors"] = search["tensors"][:10]
+    return entry
 
 
 def random_problem(rng: random.Random, n_ops: int) -> Problem:
@@ -163,6 +173,10 @@ def _ceiling(s: dict[str, Any]) -> float:
     return base / bound if bound else (1.0 if base == 0 else math.inf)
 
 
+def _at_most(x: float) -> str:
+    return "> 100x" if 100 < x < math.inf else _x(x)
+
+
 def _x(x: float | None) -> str:
     return "-" if x is None else ("zero" if x == math.inf else f"{x:.2f}x")
 
@@ -211,7 +225,7 @@ def markdown(data: dict[str, Any], command: str, notes: str) -> str:
                 + " | ".join(_kib(t[n]["traffic_bytes"]) for n in ORDER_NAMES if n in t)
                 + f" | {_kib(s['lower_bound_bytes'])} | {_x(_ratio(red['best-heuristic']))} | "
                 f"{_x(_ratio(red['memory-optimal']))} | {_x(_ratio(red.get('traffic-search')))} "
-                f"| {proven} | {_x(_ceiling(s))} |"
+                f"| {proven} | {_at_most(_ceiling(s))} |"
             )
         lines.append("")
     lines += ["## Geometric means of the reduction against file order", ""]

@@ -26,6 +26,7 @@ from serenity.memory.offchip import (
     simulate_traffic,
 )
 from serenity.offchip import compare_offchip, orders_to_compare
+from serenity.schedule import schedule
 from serenity.schedule.traffic import minimise_traffic, topological_orders
 
 KiB = 1024
@@ -200,7 +201,10 @@ def test_traffic_search_equals_the_best_of_every_order(
     # The local search (no enumeration) is a heuristic: never below the optimum,
     # never above its best seed, and proven only when it reaches the optimum.
     seeds = {"reversed": list(topological_orders(p))[-1]}
-    local = minimise_traffic(p, cap, policy, seeds=seeds, max_orders=0, max_evaluations=50)
+    least_peak = schedule(p, "exact").peak_bytes  # proven: strengthens the traffic bound
+    local = minimise_traffic(
+        p, cap, policy, seeds=seeds, max_orders=0, max_evaluations=50, peak_lower_bound=least_peak
+    )
     assert p.is_topological(local.op_order)
     assert min(every) <= local.traffic_bytes
     assert local.traffic_bytes <= simulate_traffic(p, seeds["reversed"], cap, policy).total_bytes
