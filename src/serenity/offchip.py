@@ -20,7 +20,7 @@ Example:
     >>> p = Problem(["a", "b"], [4, 8, 2], [[0], [1]], [[1], [2]], [0], [2])
     >>> c = compare_offchip(p, [10, 12], orders_to_compare(p))
     >>> [s.traffic["file"].total_bytes for s in c.sizes]
-    [24, 0]
+    [16, 0]
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def compare_offchip(
     """
     optimal = orders["memory-optimal"]
     # The memory-optimal order first: it wins ties among the seeds.
-    seeds = {"memory-optimal": optimal.op_order}
+    seeds: dict[str, Sequence[int]] = {"memory-optimal": optimal.op_order}
     seeds |= {name: r.op_order for name, r in orders.items() if name != "memory-optimal"}
     seeds |= {name: h(problem, False) for name, h in HEURISTICS.items() if name != "file"}
     rows: list[SizeComparison] = []
