@@ -85,6 +85,8 @@ class BenchRow:
     max_abs_diff: float | None = None
     noise_floor: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    #: ``bench --offchip``: per on-chip size, Belady traffic of file/heuristic/scheduled.
+    offchip: dict[str, dict[str, int]] | None = None
 
     def reduction(self, which: str) -> float | None:
         """File-order peak divided by the ``heuristic``, ``scheduled`` or ``rewritten`` peak."""
@@ -202,6 +204,7 @@ def bench_model(
     trial_time_limit: float | None = None,
     source: str = "",
     progress: bool = False,
+    offchip: Sequence[int] = (),
 ) -> BenchRow:
     """Measure one loaded model (see the module docstring for the columns).
 
@@ -240,6 +243,11 @@ def bench_model(
         seconds=seconds,
         stats={k: v for k, v in result.stats.items() if isinstance(v, (int, float, str))},
     )
+    if offchip:  # off-chip traffic columns (serenity.offchip)
+        from serenity.offchip import bench_columns
+
+        orders = {"file": file_r.op_order, "heuristic": heur.op_order, "scheduled": result.op_order}
+        row.offchip = bench_columns(model.problem, orders, offchip)
     if rewrite:
         with_progress = replace(options, progress=progress)
         _rewrite_columns(row, model, method, with_progress, verify, trial_time_limit, result)
@@ -315,6 +323,7 @@ def run_bench(
     verify: bool = False,
     trial_time_limit: float | None = None,
     progress: bool = True,
+    offchip: Sequence[int] = (),
 ) -> BenchReport:
     """Benchmark every source: a zoo builder (called, saved to a temporary file
     and loaded like any model) or a path to an ``.onnx`` file.
@@ -328,6 +337,7 @@ def run_bench(
         verify: Check every rewritten model in onnxruntime.
         trial_time_limit: Seconds per trial schedule of the rewriting driver.
         progress: Print one line per network to stderr.
+        offchip: On-chip sizes (bytes) for the off-chip traffic columns.
     """
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="serenity-bench-") as tmp:
@@ -350,6 +360,7 @@ def run_bench(
                 trial_time_limit=trial_time_limit,
                 source=label,
                 progress=progress,
+                offchip=offchip,
             )
             rows.append(row)
             if progress:
@@ -509,6 +520,10 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
                 f"{_num(r.weights)} | {_num(weights)} ({_pct(r.weights, weights)}) |"
             )
         lines.append("")
+    if any(r.offchip for r in report.rows):
+        from serenity.offchip import bench_markdown
+
+        lines += bench_markdown([(r.name, r.offchip) for r in report.rows if r.offchip])
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines)

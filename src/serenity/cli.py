@@ -39,6 +39,8 @@ from serenity.api import (
 from serenity.errors import SerenityError, UsageError
 from serenity.io.format import Model, check_output_path, parse_input_shapes
 from serenity.io.outputs import os_error_message, transaction
+from serenity.memory.offchip import format_size, parse_sizes
+from serenity.offchip import bench_reduction
 from serenity.plan import (
     DEFAULT_ALIGNMENT,
     DEFAULT_PLANNER,
@@ -54,8 +56,10 @@ from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 #: subparsers object) and sets ``run`` with ``set_defaults(run=fn)``, where
 #: ``fn(args, out: rich.console.Console) -> int`` is the exit status; a user error
 #: is raised as a :class:`~serenity.errors.SerenityError` (exit 2, one line).
-COMMAND_MODULES: tuple[str, ...] = ("serenity.report.command",)
-
+COMMAND_MODULES: tuple[str, ...] = (
+    "serenity.report.command",
+    "serenity.cli_offchip",
+)
 
 #: Console width when stdout is not a terminal (no wrapping in logs).
 PIPED_WIDTH = 1000
@@ -238,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
         "graph is then scheduled once with --time-limit",
     )
     report_cli.add_plot_option(p, "the peak reduction per network against the paper")
+    p.add_argument(
+        "--offchip",
+        metavar="SIZES",
+        help="also give off-chip traffic (Belady, whole tensors; docs/offchip.md) of file, "
+        "heuristic and scheduled order on these on-chip sizes, e.g. 32KiB,64KiB,128KiB,256KiB",
+    )
 
     p = sub.add_parser("example", help="write the bundled example model")
     p.set_defaults(run=_cmd_example)
@@ -591,6 +601,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         sources = bench.zoo_sources() + sources
     if not sources:
         raise UsageError("nothing to benchmark: name models or directories, or use --zoo")
+    offchip_sizes = parse_sizes([args.offchip]) if args.offchip else []
     report = bench.run_bench(
         sources,
         method=args.method,
@@ -599,6 +610,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         rewrite=args.rewrite,
         verify=args.verify,
         trial_time_limit=args.trial_time_limit,
+        offchip=offchip_sizes,
     )
     table = Table(title=f"serenity bench ({report.method}, peaks in KiB)")
     for col in ("network", "ops", "file order", "best heuristic", "scheduled", "proven", "s", "x"):
@@ -607,6 +619,8 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     if has_rewrite:
         table.add_column("rewritten", justify="right")
         table.add_column("x", justify="right")
+    for size in map(format_size, offchip_sizes):
+        table.add_column(f"traffic {size} x", justify="right")
     for r in report.rows:
         cells = [
             r.name,
@@ -621,6 +635,9 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         if has_rewrite:
             rw = r.rewritten_peak
             cells += ["-" if rw is None else _kib(rw), f"{r.reduction('rewritten') or 0:.2f}x"]
+        for size in map(format_size, offchip_sizes):  # file-order / scheduled traffic
+            ratio = bench_reduction((r.offchip or {})[size])
+            cells.append("zero" if ratio == float("inf") else f"{ratio:.2f}x")
         table.add_row(*cells)
     out.print(table)
     means = ", ".join(
