@@ -164,9 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--alignment",
         type=int,
-        default=DEFAULT_ALIGNMENT,
+        default=None,
         metavar="BYTES",
-        help=f"round every offset and size up to a multiple (default: {DEFAULT_ALIGNMENT})",
+        help="round every offset and size up to a multiple (default: what the model's "
+        f"runtime needs, else {DEFAULT_ALIGNMENT})",
     )
     p.add_argument(
         "--time-limit",
@@ -429,7 +430,14 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         _write_json(
             args.json,
             report_dict(
-                model, base, result, args.method, args.output, saved.verify, rewrite=rewritten
+                model,
+                base,
+                result,
+                args.method,
+                args.output,
+                saved.verify,
+                rewrite=rewritten,
+                plan=planned,
             ),
         )
     if planned is not None:
@@ -454,7 +462,7 @@ def _print_plan_summary(planned: PlanOutcome, out: Console) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
-    if args.alignment < 1:
+    if args.alignment is not None and args.alignment < 1:
         raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
     if args.time_limit is not None and args.time_limit < 0:
         raise UsageError("--time-limit must be >= 0 seconds")

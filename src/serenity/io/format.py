@@ -39,7 +39,8 @@ from serenity.errors import ModelError, UsageError
 from serenity.ir import Problem
 
 #: The format modules, tried in this order; each defines ``FORMAT``. One line per format.
-FORMAT_MODULES: tuple[str, ...] = ("serenity.io.onnx_import",)
+#: TFLite's test (``TFL3`` at bytes 4..8) is the stricter, so it comes first.
+FORMAT_MODULES: tuple[str, ...] = ("serenity.io.tflite", "serenity.io.onnx_import")
 
 #: Bytes read from the head of a file to recognise its format.
 SNIFF_BYTES = 64
@@ -85,6 +86,9 @@ class Model(ABC):
     format_name: ClassVar[str]
     #: Whether a written file can carry an arena plan (offsets per tensor).
     holds_plan: ClassVar[bool] = False
+    #: Alignment (bytes) of the offsets and sizes of an arena plan for this format's
+    #: runtime; ``None``: the planner's default (:data:`serenity.plan.DEFAULT_ALIGNMENT`).
+    plan_alignment: ClassVar[int | None] = None
 
     path: Path
     problem: Problem
