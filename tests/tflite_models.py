@@ -135,3 +135,48 @@ def to_bytes(model: Any) -> bytes:
 def design_example(int8: bool = False) -> bytes:
     """The example's flatbuffer bytes."""
     return to_bytes(design_model(int8))
+
+
+def with_fp16_weights(int8: bool = False) -> Any:
+    """The example with the head's weights stored fp16 behind a DEQUANTIZE (a
+    weight-only chain: not scheduled, placed before its consumer; TFLM has no
+    fp16 DEQUANTIZE)."""
+    m = design_model(int8)
+    sg = m.subgraphs[0]
+    head = sg.operators[-1]
+    w = sg.tensors[head.inputs[1]]
+    half = fb.TensorT()
+    half.name, half.shape, half.type = "head/w_fp16", list(w.shape), fb.TensorType.FLOAT16
+    data = np.frombuffer(bytes(m.buffers[w.buffer].data), dtype=np.float32).astype(np.float16)
+    buf = fb.BufferT()
+    buf.data = np.frombuffer(data.tobytes(), dtype=np.uint8).copy()
+    m.buffers.append(buf)
+    half.buffer = len(m.buffers) - 1
+    w.buffer = 0  # now computed at run time
+    sg.tensors.append(half)
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.DEQUANTIZE
+    code.version = 2
+    m.operatorCodes.append(code)
+    deq = fb.OperatorT()
+    deq.opcodeIndex = len(m.operatorCodes) - 1
+    deq.inputs, deq.outputs = [len(sg.tensors) - 1], [head.inputs[1]]
+    sg.operators.insert(0, deq)
+    return m
+
+
+def with_subgraph_cycle() -> Any:
+    """The example plus a WHILE whose condition and body are subgraph 0 itself."""
+    m = design_model()
+    code = fb.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = fb.BuiltinOperator.WHILE
+    code.version = 1
+    m.operatorCodes.append(code)
+    op = fb.OperatorT()
+    op.opcodeIndex = len(m.operatorCodes) - 1
+    op.inputs, op.outputs = [0], [0]
+    opts = fb.WhileOptionsT()
+    opts.condSubgraphIndex, opts.bodySubgraphIndex = 0, 0
+    op.builtinOptionsType, op.builtinOptions = fb.BuiltinOptions.WhileOptions, opts
+    m.subgraphs[0].operators.append(op)
+    return m
