@@ -62,7 +62,7 @@ def test_reorder_roundtrip_with_the_plan_embedded(tmp_path: Path, int8: bool) ->
     assert [(t.name, t.shape, t.type, t.buffer) for t in old.tensors] == [
         (t.name, t.shape, t.type, t.buffer) for t in new.tensors
     ]
-    for a, b in zip(model.fbmodel.buffers, again.fbmodel.buffers):
+    for a, b in zip(model.fbmodel.buffers, again.fbmodel.buffers, strict=False):
         assert bytes(a.data if a.data is not None else b"") == bytes(
             b.data if b.data is not None else b""
         )
@@ -91,7 +91,7 @@ def test_tflm_runs_with_our_plan_and_its_arena_is_ours(tmp_path: Path) -> None:
     inputs = seeded_inputs(data, 3)
     want, own = run_tflm(model.data, inputs, model.arena_hint())
     got, ours = run_tflm(data, inputs, model.arena_hint())
-    assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got))
+    assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
     assert ours["head"] == planned.plan.arena_bytes < own["head"]
     assert ours["tail"] == own["tail"]
     # The smallest arena that works is the total TFLM printed.

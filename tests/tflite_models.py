@@ -75,9 +75,7 @@ class _Builder:
             wq = np.round(w / ws[:, None, None, None]).astype(np.int8)
             bq = np.round(bias / (0.05 * ws)).astype(np.int32)
             wt = self.tensor(f"{name}/w", [cout, 1, 1, cin], INT8, wq, ([*ws], [0] * cout, 0))
-            bt = self.tensor(
-                f"{name}/b", [cout], INT32, bq, ([*(0.05 * ws)], [0] * cout, 0)
-            )
+            bt = self.tensor(f"{name}/b", [cout], INT32, bq, ([*(0.05 * ws)], [0] * cout, 0))
         else:
             wt = self.tensor(f"{name}/w", [cout, 1, 1, cin], FLOAT32, w)
             bt = self.tensor(f"{name}/b", [cout], FLOAT32, bias)
@@ -86,7 +84,9 @@ class _Builder:
         opts.padding, opts.strideW, opts.strideH = fb.Padding.SAME, 1, 1
         opts.dilationWFactor = opts.dilationHFactor = 1
         opts.fusedActivationFunction = fb.ActivationFunctionType.RELU
-        self.op(fb.BuiltinOperator.CONV_2D, [x, wt, bt], [y], (fb.BuiltinOptions.Conv2DOptions, opts))
+        self.op(
+            fb.BuiltinOperator.CONV_2D, [x, wt, bt], [y], (fb.BuiltinOptions.Conv2DOptions, opts)
+        )
         return y
 
     def model(self, inputs: list[int], outputs: list[int]) -> Any:

@@ -224,7 +224,9 @@ class TfliteModel(Model):
                 f"non-negative multiple of {TFLM_ALIGNMENT} (TFLM's alignment)"
             )
         spans = tensor_lifetimes(p, order)
-        live = sorted((t for t in range(p.num_tensors) if p.tensor_sizes[t]), key=offsets.__getitem__)
+        live = sorted(
+            (t for t in range(p.num_tensors) if p.tensor_sizes[t]), key=offsets.__getitem__
+        )
         for i, t in enumerate(live):  # sorted by offset: only later starts can overlap t
             end = offsets[t] + p.tensor_sizes[t]
             for u in live[i + 1 :]:
@@ -358,7 +360,9 @@ def _parse(path: Path, data: bytes) -> Any:
     _to_lists(model)
     model.buffers = buffers
     if model.version != 3:
-        raise ModelError(f"{path}: .tflite schema version {model.version}, serenity reads version 3")
+        raise ModelError(
+            f"{path}: .tflite schema version {model.version}, serenity reads version 3"
+        )
     if not model.subgraphs:
         raise ModelError(f"{path}: .tflite model without subgraphs")
     for buf in model.buffers or []:
@@ -387,14 +391,20 @@ def _to_lists(obj: Any) -> None:
 
 def _check_indices(path: Path, model: Any) -> None:
     """Every index in range; subgraph references form no cycle."""
-    n_codes, n_bufs, n_sub = len(model.operatorCodes or []), len(model.buffers or []), len(model.subgraphs)
+    n_codes, n_bufs, n_sub = (
+        len(model.operatorCodes or []),
+        len(model.buffers or []),
+        len(model.subgraphs),
+    )
     calls: list[set[int]] = []
     for s, sg in enumerate(model.subgraphs):
         n = len(sg.tensors or [])
         refs: set[int] = set()
         for t in sg.tensors or []:
             if not 0 <= t.buffer < max(n_bufs, 1):
-                raise ModelError(f"{path}: subgraph {s}: tensor buffer index {t.buffer} out of range")
+                raise ModelError(
+                    f"{path}: subgraph {s}: tensor buffer index {t.buffer} out of range"
+                )
         for i, op in enumerate(sg.operators or []):
             if not 0 <= op.opcodeIndex < n_codes:
                 raise ModelError(f"{path}: subgraph {s} operator {i}: opcode index out of range")
@@ -500,12 +510,16 @@ def load_tflite(
     produced = {t for op in ops for t in op.outputs or []}
     for i, op in enumerate(ops):
         for t in op.inputs or []:
-            if t >= 0 and t not in produced and not activation[t] and not constant(t):
-                if not tensors[t].isVariable and not _empty(tensors[t]):
-                    raise ModelError(
-                        f"{p}: operator {i} ({codes[op.opcodeIndex]}) reads tensor "
-                        f"'{_name(tensors[t].name)}', which nothing computes and is not an input"
-                    )
+            if (
+                t >= 0
+                and t not in produced
+                and not (activation[t] or constant(t) or tensors[t].isVariable)
+                and not _empty(tensors[t])
+            ):
+                raise ModelError(
+                    f"{p}: operator {i} ({codes[op.opcodeIndex]}) reads tensor "
+                    f"'{_name(tensors[t].name)}', which nothing computes and is not an input"
+                )
     act = [t for t in range(len(tensors)) if activation[t]]
     tid = {t: k for k, t in enumerate(act)}
     sizes = [_tensor_bytes(p, tensors[t], type_names) for t in act]
@@ -515,7 +529,9 @@ def load_tflite(
     problem = Problem(
         op_names=names,
         tensor_sizes=sizes,
-        op_inputs=[[tid[t] for t in ops[i].inputs or [] if t >= 0 and t in tid] for i in node_index],
+        op_inputs=[
+            [tid[t] for t in ops[i].inputs or [] if t >= 0 and t in tid] for i in node_index
+        ],
         op_outputs=[[tid[t] for t in ops[i].outputs or []] for i in node_index],
         graph_inputs=[tid[t] for t in inputs],
         graph_outputs=[tid[t] for t in sg.outputs or [] if t in tid],
@@ -541,7 +557,10 @@ def _op_names(ops: Any, tensors: Any, codes: list[str], node_index: Sequence[int
     seen: dict[str, int] = {}
     for b in base:
         seen[b] = seen.get(b, 0) + 1
-    return [b if b and seen[b] == 1 else f"{b or 'op'}#{i}" for b, i in zip(base, node_index)]
+    return [
+        b if b and seen[b] == 1 else f"{b or 'op'}#{i}"
+        for b, i in zip(base, node_index, strict=True)
+    ]
 
 
 def _tensor_bytes(path: Path, t: Any, type_names: dict[int, str]) -> int:
@@ -563,10 +582,15 @@ def _check_shapes(
     """Refuse shapes the runtime would change: user shapes other than the stored
     ones, or dynamic dims whose stored shape differs from LiteRT's propagation."""
     sg = model.subgraphs[0]
-    stored = {_name(sg.tensors[t].name): [int(d) for d in sg.tensors[t].shape or ()] for t in sg.inputs or []}
+    stored = {
+        _name(sg.tensors[t].name): [int(d) for d in sg.tensors[t].shape or ()]
+        for t in sg.inputs or []
+    }
     for name, shape in user.items():
         if name not in stored:
-            raise UnsupportedModelError(f"{path}: no input named '{name}' (inputs: {', '.join(stored)})")
+            raise UnsupportedModelError(
+                f"{path}: no input named '{name}' (inputs: {', '.join(stored)})"
+            )
         if list(shape) != stored[name]:
             raise UnsupportedModelError(
                 f"{path}: input '{name}' is stored with shape {stored[name]}; serenity keeps the "
@@ -642,10 +666,12 @@ def run_litert(data: bytes, inputs: Sequence[np.ndarray]) -> list[tuple[str, np.
     try:
         interp = _litert(data)
         interp.allocate_tensors()
-        for d, x in zip(interp.get_input_details(), inputs):
+        for d, x in zip(interp.get_input_details(), inputs, strict=True):
             interp.set_tensor(d["index"], x)
         interp.invoke()
-        return [(d["name"], interp.get_tensor(d["index"]).copy()) for d in interp.get_output_details()]
+        return [
+            (d["name"], interp.get_tensor(d["index"]).copy()) for d in interp.get_output_details()
+        ]
     except (RuntimeError, ValueError) as e:
         raise VerificationError(f"LiteRT cannot run the model: {_first_line(e)}") from None
 
@@ -716,7 +742,7 @@ def _compare(
     if len(want) != len(got):
         raise VerificationError(f"{runtime}: {len(want)} outputs vs {len(got)}")
     worst = 0.0
-    for (name, a), (_, b) in zip(want, got):
+    for (name, a), (_, b) in zip(want, got, strict=True):
         if a.shape != b.shape or a.dtype != b.dtype:
             raise VerificationError(
                 f"{runtime}: output '{name}' is {a.dtype}{list(a.shape)} vs {b.dtype}{list(b.shape)}"
