@@ -38,11 +38,11 @@ check runs LiteRT's ``allocate_tensors`` once.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import re
 import struct
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -679,61 +679,63 @@ def run_litert(data: bytes, inputs: Sequence[np.ndarray]) -> list[tuple[str, np.
 _ALLOC = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[list[str]]:
-    """Capture what C++ code prints on file descriptor 2."""
-    out: list[str] = []
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as f:
-        os.dup2(f.fileno(), 2)
-        try:
-            yield out
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            f.seek(0)
-            out.append(f.read().decode("utf-8", "replace"))
-
-
 def run_tflm(
-    data: bytes, inputs: Sequence[np.ndarray], arena_size: int
+    data: bytes, inputs: Sequence[np.ndarray], arena_size: int, timeout: float = 900.0
 ) -> tuple[list[tuple[str, np.ndarray]], dict[str, int]]:
     """Outputs of one TFLM run and its arena (``total``, ``head``, ``tail`` bytes,
     as its recording allocator prints them; the smallest arena that works is ``total``).
 
-    Raises:
-        TflmError: TFLM cannot load or run the model.
-    """
-    from tflite_micro.python.tflite_micro import runtime
+    TFLM runs in a child process: it aborts the whole process on some models
+    it cannot prepare, and prints its allocations only on file descriptor 2.
 
-    with _captured_stderr() as text:
+    Raises:
+        TflmError: TFLM cannot load or run the model (its first error line, or
+            the signal that ended it).
+    """
+    with tempfile.TemporaryDirectory(prefix="serenity-tflm-") as tmp:
+        work = Path(tmp)
+        (work / "model.tflite").write_bytes(data)
+        np.savez(work / "inputs.npz", *inputs)
+        (work / "arena").write_text(str(int(arena_size)))
+        code = "from serenity.io.tflite import _tflm_child; _tflm_child()"
         try:
-            interp = runtime.Interpreter.from_bytes(data, arena_size=arena_size)
-            for k, x in enumerate(inputs):
-                interp.set_input(x, k)
-            interp.invoke()
-            outs = []
-            k = 0
-            while True:
-                try:
-                    outs.append((str(k), np.array(interp.get_output(k)).copy()))
-                except (RuntimeError, ValueError, IndexError):
-                    break
-                k += 1
-            interp.print_allocations()
-        except (RuntimeError, ValueError) as e:
-            err = e
-        else:
-            err = None
-    log = text[0] if text else ""
-    if err is not None:
-        reason = next((ln for ln in log.splitlines() if ln.strip()), "") or _first_line(err)
-        raise TflmError(reason.strip())
+            proc = subprocess.run(
+                [sys.executable, "-c", code, tmp], capture_output=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            raise TflmError(f"TFLM did not finish in {timeout:g} s") from None
+        log = proc.stderr.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
+            errors = [ln for ln in lines if not ln.startswith(("Traceback", "File "))]
+            if proc.returncode < 0:
+                why = f"TFLM aborted (signal {-proc.returncode})"
+                raise TflmError(f"{why}: {errors[-1]}" if errors else why)
+            raise TflmError(errors[-1] if errors else f"TFLM exited with {proc.returncode}")
+        with np.load(work / "outputs.npz") as z:
+            outs = [(str(k), z[f"arr_{k}"]) for k in range(len(z.files))]
     found = {k: int(v) for k, v in _ALLOC.findall(log)}
     if set(found) != {"total", "head", "tail"}:
         raise TflmError("TFLM printed no arena sizes")
     return outs, found
+
+
+def _tflm_child() -> None:
+    """The child of :func:`run_tflm`: run the model in ``sys.argv[1]`` once."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    work = Path(sys.argv[1])
+    data = (work / "model.tflite").read_bytes()
+    fb = _schema()
+    n_out = fb.Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()
+    interp = runtime.Interpreter.from_bytes(data, arena_size=int((work / "arena").read_text()))
+    with np.load(work / "inputs.npz") as z:
+        for k in range(len(z.files)):
+            interp.set_input(z[f"arr_{k}"], k)
+    interp.invoke()
+    np.savez(work / "outputs.npz", *[np.array(interp.get_output(k)) for k in range(n_out)])
+    sys.stderr.flush()
+    interp.print_allocations()
 
 
 def _compare(
