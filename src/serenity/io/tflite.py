@@ -696,11 +696,11 @@ def run_tflm(
         work = Path(tmp)
         (work / "model.tflite").write_bytes(data)
         np.savez(work / "inputs.npz", *inputs)
-        (work / "arena").write_text(str(int(arena_size)))
-        code = "from serenity.io.tflite import _tflm_child; _tflm_child()"
+        n_out = _schema().Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()
+        (work / "sizes").write_text(f"{int(arena_size)} {n_out}")
         try:
             proc = subprocess.run(
-                [sys.executable, "-c", code, tmp], capture_output=True, timeout=timeout
+                [sys.executable, "-c", _TFLM_CHILD, tmp], capture_output=True, timeout=timeout
             )
         except subprocess.TimeoutExpired:
             raise TflmError(f"TFLM did not finish in {timeout:g} s") from None
@@ -720,22 +720,23 @@ def run_tflm(
     return outs, found
 
 
-def _tflm_child() -> None:
-    """The child of :func:`run_tflm`: run the model in ``sys.argv[1]`` once."""
-    from tflite_micro.python.tflite_micro import runtime
-
-    work = Path(sys.argv[1])
-    data = (work / "model.tflite").read_bytes()
-    fb = _schema()
-    n_out = fb.Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()
-    interp = runtime.Interpreter.from_bytes(data, arena_size=int((work / "arena").read_text()))
-    with np.load(work / "inputs.npz") as z:
-        for k in range(len(z.files)):
-            interp.set_input(z[f"arr_{k}"], k)
-    interp.invoke()
-    np.savez(work / "outputs.npz", *[np.array(interp.get_output(k)) for k in range(n_out)])
-    sys.stderr.flush()
-    interp.print_allocations()
+#: The child of :func:`run_tflm` (imports only numpy and tflite-micro, to start fast).
+_TFLM_CHILD = """
+import sys
+from pathlib import Path
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime
+work = Path(sys.argv[1])
+arena, n_out = (int(x) for x in (work / "sizes").read_text().split())
+interp = runtime.Interpreter.from_bytes((work / "model.tflite").read_bytes(), arena_size=arena)
+with np.load(work / "inputs.npz") as z:
+    for k in range(len(z.files)):
+        interp.set_input(z[f"arr_{k}"], k)
+interp.invoke()
+np.savez(work / "outputs.npz", *[np.array(interp.get_output(k)) for k in range(n_out)])
+sys.stderr.flush()
+interp.print_allocations()
+"""
 
 
 def _compare(
