@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 
 import serenity
-from serenity.api import tensor_offsets
 from serenity.io.tflite import TfliteModel, _litert, offline_plan, run_tflm, seeded_inputs
 
 HERE = Path(__file__).resolve().parent
@@ -213,12 +212,16 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{r['litert_verified']} / {tflm} | {r['schedule_seconds']:.1f} |"
         )
     peaks = [r["converter_peak"] / max(r["optimal_peak"], 1) for r in rows]
-    heads = [r["tflm_head_before"] / r["tflm_head_offline"] for r in rows if "tflm_head_offline" in r]
+    heads = [
+        r["tflm_head_before"] / r["tflm_head_offline"] for r in rows if "tflm_head_offline" in r
+    ]
     totals = [
         r["tflm_total_before"] / r["tflm_total_offline"] for r in rows if "tflm_total_offline" in r
     ]
     lit = [
-        r["litert_arena_before"] / r["litert_arena_after"] for r in rows if "litert_arena_after" in r
+        r["litert_arena_before"] / r["litert_arena_after"]
+        for r in rows
+        if "litert_arena_after" in r
     ]
     lines += [
         "",

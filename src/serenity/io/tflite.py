@@ -622,18 +622,17 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def _litert(data: bytes) -> Any:
+def _litert(data: bytes, delegates: bool = False) -> Any:
+    """A LiteRT interpreter, one thread; built-in kernels only unless ``delegates``
+    (XNNPACK, which some custom ops need)."""
     try:
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
     except ImportError:
         raise UnsupportedModelError(
             "running .tflite models needs ai-edge-litert: pip install 'serenity[tflite]'"
         ) from None
-    return Interpreter(
-        model_content=data,
-        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-        num_threads=1,
-    )
+    kind = OpResolverType.AUTO if delegates else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return Interpreter(model_content=data, experimental_op_resolver_type=kind, num_threads=1)
 
 
 def seeded_inputs(data: bytes, seed: int) -> list[np.ndarray]:
@@ -658,22 +657,27 @@ def seeded_inputs(data: bytes, seed: int) -> list[np.ndarray]:
 
 
 def run_litert(data: bytes, inputs: Sequence[np.ndarray]) -> list[tuple[str, np.ndarray]]:
-    """Outputs (name, array) of one LiteRT run with its reference kernels, one thread.
+    """Outputs (name, array) of one LiteRT run on one thread: with the built-in
+    kernels, else (a custom op only XNNPACK provides) with the default delegates.
 
     Raises:
-        VerificationError: LiteRT cannot load or run the model.
+        VerificationError: LiteRT cannot load or run the model either way.
     """
-    try:
-        interp = _litert(data)
-        interp.allocate_tensors()
-        for d, x in zip(interp.get_input_details(), inputs, strict=True):
-            interp.set_tensor(d["index"], x)
-        interp.invoke()
-        return [
-            (d["name"], interp.get_tensor(d["index"]).copy()) for d in interp.get_output_details()
-        ]
-    except (RuntimeError, ValueError) as e:
-        raise VerificationError(f"LiteRT cannot run the model: {_first_line(e)}") from None
+    error: Exception | None = None
+    for delegates in (False, True):
+        try:
+            interp = _litert(data, delegates)
+            interp.allocate_tensors()
+            for d, x in zip(interp.get_input_details(), inputs, strict=True):
+                interp.set_tensor(d["index"], x)
+            interp.invoke()
+            return [
+                (d["name"], interp.get_tensor(d["index"]).copy())
+                for d in interp.get_output_details()
+            ]
+        except (RuntimeError, ValueError) as e:
+            error = error or e
+    raise VerificationError(f"LiteRT cannot run the model: {_first_line(error)}")
 
 
 _ALLOC = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")
