@@ -18,9 +18,10 @@ by TensorFlow's own ``TFLiteConverter`` twice: float32, and full-integer int8
   with TFLM's own planner, and for the reordered file with serenity's plan as
   ``OfflineMemoryAllocation`` metadata; TFLM's tail (its fixed overhead of
   structs and kernel data) is the same in all three and reported once;
-* LiteRT's arena before and after: the address span of every tensor LiteRT
-  places in its arena (activations and kernel temporaries such as im2col), as
-  seen through the interpreter's tensor buffers after ``allocate_tensors``;
+* LiteRT's arena before and after: the address span of the non-constant
+  tensors the interpreter exposes after ``allocate_tensors`` (activations, and
+  kernel temporaries such as im2col where they have a shape), reference
+  kernels without XNNPACK;
 * verification: LiteRT outputs bitwise equal (reference kernels, one thread),
   and TFLM outputs bitwise equal with the embedded plan.
 
@@ -80,7 +81,8 @@ def convert(app: str, size: int, int8: bool) -> bytes:
 
 
 def litert_arena(model: TfliteModel, data: bytes) -> int:
-    """Address span of LiteRT's arena tensors (activations and kernel temporaries)."""
+    """Address span of the non-constant tensors LiteRT exposes (its arena: activations,
+    and the kernel temporaries that have a shape)."""
     interp = _litert(data)
     interp.allocate_tensors()
     base = np.frombuffer(data, dtype=np.uint8).ctypes.data
@@ -90,6 +92,7 @@ def litert_arena(model: TfliteModel, data: bytes) -> int:
         if i in constant:
             continue
         try:
+            interp._get_tensor_details(i, 0)  # tensor() crashes on tensors without a shape
             view = interp.tensor(i)()
         except (ValueError, RuntimeError):
             continue
@@ -100,10 +103,7 @@ def litert_arena(model: TfliteModel, data: bytes) -> int:
             continue
         spans.append((start, start + view.nbytes))
         del view
-    acts = [spans[k] for k in range(len(spans))]
-    lo = min(s for s, _ in acts)
-    hi = max(e for _, e in acts)
-    return hi - lo
+    return max(e for _, e in spans) - min(s for s, _ in spans)
 
 
 def bench(name: str, data: bytes, workdir: Path, time_limit: float) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "`OfflineMemoryAllocation` (*offline*); *plan* = serenity's arena for that plan "
         "(16-byte aligned); *tail* = TFLM's fixed overhead (structs, kernel data; the same for "
         "all three files), so TFLM's whole arena = head + tail; *LiteRT* = address span of "
-        "LiteRT's arena tensors (activations and kernel temporaries) before/after reordering; "
+        "the non-constant tensors LiteRT exposes (its arena) before/after reordering; "
         "*verified* = LiteRT outputs bitwise equal / TFLM outputs bitwise equal with the plan.",
         "",
         "| model | ops | converter | optimal | proven | gain | TFLM head own | own, reordered "
