@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +50,8 @@ from serenity.io.tflite import TfliteModel, _litert, offline_plan, run_tflm, see
 
 HERE = Path(__file__).resolve().parent
 APPS = ["MobileNetV2", "InceptionV3", "DenseNet121", "NASNetMobile"]
+#: Zoo networks rebuilt in Keras (at their own CIFAR resolution, 32x32).
+ZOO = ["RandWire-CIFAR10", "RandWire-CIFAR100"]
 #: SERENITY's reported geometric-mean peak reduction (dynamic programming + rewriting).
 PAPER_GEOMEAN = 1.68
 
@@ -64,7 +67,11 @@ def convert(app: str, size: int, int8: bool) -> bytes:
     )
 
     x = tf.keras.Input((size, size, 3), batch_size=1)  # a fixed batch: static shapes
-    conv = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(x, net(x)))
+    return _tflite(tf, tf.keras.Model(x, net(x)), size, int8)
+
+
+def _tflite(tf: Any, model: Any, size: int, int8: bool) -> bytes:
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if int8:
         rng = np.random.default_rng(0)
 
@@ -78,6 +85,53 @@ def convert(app: str, size: int, int8: bool) -> bytes:
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
     return bytes(conv.convert())
+
+
+def convert_randwire(name: str, int8: bool) -> bytes:
+    """A zoo RandWire network (``serenity.zoo.randwire``: same config, same seeded
+    WS graphs) rebuilt in Keras, converted like the applications."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from serenity.zoo.randwire import RANDWIRE_CIFAR10, RANDWIRE_CIFAR100, randwire_graphs
+
+    config = {"RandWire-CIFAR10": RANDWIRE_CIFAR10, "RandWire-CIFAR100": RANDWIRE_CIFAR100}[name]
+    tf.keras.utils.set_random_seed(0)
+    L = tf.keras.layers
+    c = config.channels
+    x = tf.keras.Input((config.resolution, config.resolution, 3), batch_size=1)
+    y = L.Conv2D(c // 2, 3, config.stem_strides[0], "same", use_bias=False)(x)
+    y = L.BatchNormalization()(y)
+    y = L.ReLU()(y)
+    y = L.Conv2D(c, 3, config.stem_strides[1], "same", use_bias=False)(y)
+    y = L.BatchNormalization()(y)
+    for s, (graph, stride) in enumerate(
+        zip(randwire_graphs(config, 0), config.stage_strides, strict=True)
+    ):
+        rng = np.random.default_rng(graph.seed)
+        outs: list[Any] = []
+        for v in range(graph.nodes):
+            preds = graph.predecessors(v)
+            if preds:
+                weights = 1.0 / (1.0 + np.exp(-rng.standard_normal(len(preds))))
+                parts = [
+                    L.Rescaling(float(w))(outs[u]) for u, w in zip(preds, weights, strict=True)
+                ]
+                z, node_stride = (L.Add()(parts) if len(parts) > 1 else parts[0]), 1
+            else:
+                z, node_stride = y, stride
+            z = L.ReLU()(z)
+            z = L.DepthwiseConv2D(3, node_stride, "same", use_bias=False)(z)
+            z = L.Conv2D(c * 2**s, 1, use_bias=False)(z)
+            outs.append(L.BatchNormalization()(z))
+        sinks = [outs[v] for v in graph.sinks()]
+        y = L.Average()(sinks) if len(sinks) > 1 else sinks[0]
+    y = L.ReLU()(y)
+    y = L.Conv2D(config.head_channels, 1, use_bias=False)(y)
+    y = L.BatchNormalization()(y)
+    y = L.ReLU()(y)
+    y = L.GlobalAveragePooling2D()(y)
+    return _tflite(tf, tf.keras.Model(x, L.Dense(config.classes)(y)), config.resolution, int8)
 
 
 def litert_arena(model: TfliteModel, data: bytes) -> int:
@@ -253,21 +307,32 @@ def _versions() -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="*", default=APPS, help="Keras application names")
+    p.add_argument("--models", nargs="*", default=APPS + ZOO, help="Keras application or zoo names")
     p.add_argument("--size", type=int, default=96, help="input height and width (default 96)")
     p.add_argument("--time-limit", type=float, default=60.0, help="auto engine limit per model")
     p.add_argument("--cache", type=Path, help="keep converted .tflite files here")
+    p.add_argument(
+        "--convert", nargs=4, metavar=("APP", "SIZE", "INT8", "OUT"), help=argparse.SUPPRESS
+    )
     args = p.parse_args()
+    if args.convert:
+        app, size, int8, out = args.convert
+        q = bool(int(int8))
+        data = convert_randwire(app, q) if app in ZOO else convert(app, int(size), q)
+        Path(out).write_bytes(data)
+        return 0
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp)
         cache.mkdir(parents=True, exist_ok=True)
         for app in args.models:
             for int8 in (False, True):
-                name = f"{app}_{args.size}_{'int8' if int8 else 'float'}"
+                size = 32 if app in ZOO else args.size
+                name = f"{app}_{size}_{'int8' if int8 else 'float'}"
                 path = cache / f"{name}.src.tflite"
-                if not path.exists():
-                    path.write_bytes(convert(app, args.size, int8))
+                if not path.exists():  # TensorFlow in a child: it crashes CP-SAT in-process
+                    cmd = [sys.executable, __file__, "--convert", app, str(size), str(int(int8))]
+                    subprocess.run([*cmd, str(path)], check=True)
                 row = bench(name, path.read_bytes(), Path(tmp), args.time_limit)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)
