@@ -286,9 +286,22 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         f"{geomean(heads):.3f}x ({len(heads)} files); whole arena (head + tail): "
         f"{geomean(totals):.3f}x",
         f"- LiteRT arena span, before / after reordering: {geomean(lit):.3f}x",
+    ]
+    same = [r["model"] for r in rows if r["converter_peak"] == r["optimal_peak"]]
+    exact = [r["model"] for r in rows if r.get("tflm_head_offline") == r["plan_arena"]]
+    unproven = [r["model"] for r in rows if not r["proven"]]
+    lines += [
         "",
-        "Where TFLM's head with the offline plan equals *plan*, TFLM used serenity's offsets "
-        "as they are (no scratch buffer needed room outside them).",
+        f"TFLM's head with the offline plan equals serenity's plan for {len(exact)} of "
+        f"{len(rows)} files (TFLM used the offsets as they are; no scratch buffer needed room "
+        "outside them).",
+        "",
+        "Where we do not win: the converter's order is already optimal for "
+        + (", ".join(same) if same else "no file")
+        + " (the peak sits in a linear part of the network, such as the stem at full "
+        "resolution, where no order helps). Not proven optimal within the limit: "
+        + (", ".join(unproven) if unproven else "none")
+        + " (the order shown is the best found; see *lower bound* in the JSON).",
     ]
     return "\n".join(lines) + "\n"
 

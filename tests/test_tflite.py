@@ -208,3 +208,31 @@ def test_bad_input_is_one_line_exit_2(
 def test_seeded_integer_inputs_stay_in_range(tmp_path: Path) -> None:
     (x,) = seeded_inputs(tm.design_example(True), 0)
     assert x.dtype == np.int8 and x.min() < -100 and x.max() > 100
+
+
+def test_a_formats_plan_alignment_is_honoured_generically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """api.plan_schedule takes the alignment from the model (no format test in api/cli)."""
+    import toy_format
+
+    from serenity.io import format as formats
+
+    monkeypatch.setattr(formats, "FORMAT_MODULES", (*formats.FORMAT_MODULES, "toy_format"))
+    monkeypatch.setattr(toy_format.ToyModel, "plan_alignment", 64, raising=False)
+    data = {
+        "toy-graph": 1,
+        "tensors": {"x": 10, "a": 20, "y": 30},
+        "inputs": ["x"],
+        "outputs": ["y"],
+        "ops": [
+            {"name": "f", "inputs": ["x"], "outputs": ["a"]},
+            {"name": "g", "inputs": ["a"], "outputs": ["y"]},
+        ],
+    }
+    src = tmp_path / "m.toy"
+    src.write_text(json.dumps(data))
+    model = serenity.load_model(src)
+    planned = serenity.plan_schedule(model, serenity.schedule_model(model))
+    assert planned.plan.alignment == 64 and planned.plan.arena_bytes == 128
+    assert serenity.plan_schedule(model, planned.schedule, alignment=1).plan.alignment == 1
