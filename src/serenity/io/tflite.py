@@ -341,8 +341,9 @@ def offline_plan(data: bytes) -> list[int] | None:
         if _name(entry.Name()) != OFFLINE_PLAN_NAME:
             continue
         raw = m.Buffers(entry.Buffer()).DataAsNumpy()
-        values = np.frombuffer(bytes(raw), dtype="<i4") if not isinstance(raw, int) else []
-        if len(values) < 3 or len(values) != 3 + int(values[2]):
+        blob = b"" if isinstance(raw, int) else bytes(raw)
+        values = np.frombuffer(blob[: len(blob) // 4 * 4], dtype="<i4").tolist()
+        if len(values) < 3 or len(blob) % 4 or len(values) != 3 + int(values[2]):
             raise ModelError(f"malformed {OFFLINE_PLAN_NAME} metadata ({len(values)} int32s)")
         return [int(x) for x in values[3:]]
     return None
@@ -677,6 +678,7 @@ def run_litert(data: bytes, inputs: Sequence[np.ndarray]) -> list[tuple[str, np.
             ]
         except (RuntimeError, ValueError) as e:
             error = error or e
+    assert error is not None
     raise VerificationError(f"LiteRT cannot run the model: {_first_line(error)}")
 
 
