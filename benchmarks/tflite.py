@@ -298,8 +298,10 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "",
         "Where we do not win: the converter's order is already optimal for "
         + (", ".join(same) if same else "no file")
-        + " (the peak sits in a linear part of the network, such as the stem at full "
-        "resolution, where no order helps). Not proven optimal within the limit: "
+        + " (their peak lies where no order helps, e.g. the stem at full resolution); "
+        "there any TFLM gain comes from the placement alone (TFLM's largest-first planner "
+        "fragments; the offline plan reaches the schedule's peak). Not proven optimal within "
+        "the limit: "
         + (", ".join(unproven) if unproven else "none")
         + " (the order shown is the best found; see *lower bound* in the JSON).",
     ]
