@@ -245,8 +245,12 @@ def report_dict(
     output: str | os.PathLike[str] | None = None,
     verify: VerifyReport | None = None,
     rewrite: RewriteResult | None = None,
+    plan: PlanOutcome | None = None,
 ) -> dict[str, Any]:
     """The JSON report (a contract later tools read; keys are only ever added).
+
+    With ``plan`` (the arena plan of ``result``, when one was made), the
+    report adds ``arena_bytes``.
 
     With ``rewrite``, ``result`` is the rewritten model's schedule (``schedule``
     names its nodes, ``peak_bytes`` is its peak, both as written) and the
@@ -285,6 +289,8 @@ def report_dict(
         }
         if not verify.exact:
             report["verified"]["max_abs_diff"] = verify.max_abs_diff
+    if plan is not None:
+        report["arena_bytes"] = plan.plan.arena_bytes
     if rewrite is not None:
         peaks = rewrite.peaks()
         report["scheduled_ops"] = rewrite.model.problem.num_ops
@@ -372,17 +378,21 @@ def plan_schedule(
     result: ScheduleResult,
     planner: str = DEFAULT_PLANNER,
     *,
-    alignment: int = DEFAULT_ALIGNMENT,
+    alignment: int | None = None,
     time_limit: float | None = DEFAULT_TIME_LIMIT,
 ) -> PlanOutcome:
     """Place the activations of ``result``'s order in one arena (see :mod:`serenity.plan`).
 
     The buffers follow the memory model the schedule was made with (in-place
-    or not). The plan is checked before it is returned.
+    or not). ``alignment`` defaults to what the model's runtime needs
+    (``model.plan_alignment``, else :data:`serenity.plan.DEFAULT_ALIGNMENT`).
+    The plan is checked before it is returned.
 
     Raises:
         UsageError: unknown planner, alignment below 1, negative time limit.
     """
+    if alignment is None:
+        alignment = model.plan_alignment or DEFAULT_ALIGNMENT
     buffers = tuple(lifetimes(model.problem, result.op_order, inplace=result.inplace))
     arena = plan(buffers, planner, alignment, time_limit)
     check_plan(buffers, arena)

@@ -180,9 +180,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--alignment",
         type=int,
-        default=DEFAULT_ALIGNMENT,
+        default=None,
         metavar="BYTES",
-        help=f"round every offset and size up to a multiple (default: {DEFAULT_ALIGNMENT})",
+        help="round every offset and size up to a multiple (default: what the model's "
+        f"runtime needs, else {DEFAULT_ALIGNMENT})",
     )
     p.add_argument(
         "--time-limit",
@@ -476,7 +477,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             f"verified: {len(v.outputs)} output(s) {how} in {v.runtime} (seed {v.seed}{note})"
         )
         for line in v.notes:
-            out.print(f"warning: {line}")
+            out.print(f"note: {line}")
     if model.missing_weights and not args.verify:
         out.print(
             f"note: {len(model.missing_weights)} initializers point at external files that do not exist; "
@@ -495,7 +496,14 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
             args,
             args.json,
             report_dict(
-                model, base, result, args.method, args.output, saved.verify, rewrite=rewritten
+                model,
+                base,
+                result,
+                args.method,
+                args.output,
+                saved.verify,
+                rewrite=rewritten,
+                plan=planned,
             ),
         )
     if planned is not None:
@@ -520,7 +528,7 @@ def _print_plan_summary(planned: PlanOutcome, out: Console) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
-    if args.alignment < 1:
+    if args.alignment is not None and args.alignment < 1:
         raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
     check_seconds(args, "time_limit")
     model = _load(args)

@@ -39,7 +39,8 @@ from serenity.errors import ModelError, UsageError
 from serenity.ir import Problem
 
 #: The format modules, tried in this order; each defines ``FORMAT``. One line per format.
-FORMAT_MODULES: tuple[str, ...] = ("serenity.io.onnx_import",)
+#: TFLite's test (``TFL3`` at bytes 4..8) is the stricter, so it comes first.
+FORMAT_MODULES: tuple[str, ...] = ("serenity.io.tflite", "serenity.io.onnx_import")
 
 #: Bytes read from the head of a file to recognise its format.
 SNIFF_BYTES = 64
@@ -87,6 +88,9 @@ class Model(ABC):
     holds_plan: ClassVar[bool] = False
     #: The runtime :meth:`verify` runs (for messages).
     runtime: ClassVar[str] = "the format's runtime"
+    #: Alignment (bytes) of the offsets and sizes of an arena plan for this format's
+    #: runtime; ``None``: the planner's default (:data:`serenity.plan.DEFAULT_ALIGNMENT`).
+    plan_alignment: ClassVar[int | None] = None
 
     path: Path
     problem: Problem
