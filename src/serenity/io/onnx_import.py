@@ -116,8 +116,9 @@ class OnnxModel(Model):
     ) -> VerifyReport:
         """onnxruntime on both, bitwise or within rtol 1e-4 / atol 1e-5 (see
         :func:`serenity.io.verify.verify_same_outputs`)."""
-        from serenity.io.verify import verify_same_outputs
+        from serenity.io.verify import check_activations, verify_same_outputs
 
+        check_activations(self.problem)
         return verify_same_outputs(
             self.proto,
             candidate,
