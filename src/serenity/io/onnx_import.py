@@ -29,6 +29,7 @@ from serenity.errors import (
     UsageError,
 )
 from serenity.io.format import Format, Model, VerifyReport, parse_input_shapes
+from serenity.io.onnx_external import external_refs, external_weights
 from serenity.ir import Problem
 
 __all__ = ["FORMAT", "INPLACE_OPS", "OnnxModel", "load_onnx", "load_proto", "parse_input_shapes"]
@@ -352,7 +353,9 @@ def load_onnx(
         The model and its :class:`~serenity.ir.Problem`.
 
     Raises:
-        ModelError: unreadable, truncated or malformed model.
+        ModelError: unreadable, truncated or malformed model, or an external-data
+            reference that is absolute, leaves the model's folder or names a
+            file too short for it (:mod:`serenity.io.onnx_external`).
         CycleError: the graph is cyclic.
         UnknownShapeError: some activation has no static shape; the message
             lists every such tensor.
@@ -387,6 +390,7 @@ def load_proto(
         ModelError, CycleError, UnknownShapeError, UsageError: as :func:`load_onnx`.
     """
     p = Path(path)
+    refs = external_refs(proto, p.parent)  # before any work: nothing outside the folder is read
     graph = proto.graph
     names = _display_names(graph.node)
     inputs = [node_inputs(n) for n in graph.node]
@@ -478,19 +482,8 @@ def load_proto(
         inplace_inputs=inplace,
         name=p.stem,
     )
-    external, missing = _external_weights(proto, p.parent)
+    external, missing = external_weights(refs)
     return OnnxModel(p, proto, problem, tuple(scheduled), shapes, external, missing)
-
-
-def _external_weights(model: onnx.ModelProto, base: Path) -> tuple[list[str], list[str]]:
-    external, missing = [], []
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            external.append(t.name)
-            location = next((e.value for e in t.external_data if e.key == "location"), "")
-            if not location or not (base / location).is_file():
-                missing.append(t.name)
-    return external, missing
 
 
 def _is_onnx(head: bytes) -> bool:

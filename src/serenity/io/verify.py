@@ -20,6 +20,7 @@ from onnx import numpy_helper
 
 from serenity.errors import ModelError, VerificationError
 from serenity.io.format import VerifyReport
+from serenity.io.onnx_external import external_refs
 from serenity.ir import Problem
 from serenity.memory import lower_bound
 
@@ -116,7 +117,9 @@ def materialize_weights(
     """Read every externally stored initializer, filling missing ones randomly.
 
     Each missing tensor's values are seeded by a hash of its name, so the same
-    tensor gets the same values in every model and every run. Sizes are
+    tensor gets the same values in every model and every run; a file that
+    exists but cannot be read is an error, never silently replaced. The
+    references are checked first (:mod:`serenity.io.onnx_external`). Sizes are
     checked against ``budget`` (and the weights together against protobuf's
     2 GiB, as the models are handed to onnxruntime in memory) before any
     array is made.
@@ -147,23 +150,30 @@ def materialize_weights(
         for n in proto.graph.node
         if n.op_type == "BatchNormalization" and len(n.input) > 4
     }
+    refs = external_refs(proto, base)
+    present = {path: path.is_file() for path in {r.path for r in refs}}
+    on_disk = {r.tensor for r in refs if present[r.path]}
     for t in external:
-        copy = onnx.TensorProto()
-        copy.CopyFrom(t)
-        try:
-            onnx.external_data_helper.load_external_data_for_tensor(copy, str(base))
-            arrays[t.name] = numpy_helper.to_array(copy)
-        except Exception:  # onnx raises OSError or its ValidationError for a missing file
-            dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
-            rng = np.random.default_rng(zlib.crc32(t.name.encode()))
-            arrays[t.name] = _random_array(tuple(t.dims), np.dtype(dtype), rng)
-            if np.issubdtype(dtype, np.floating):
-                # Keep activations in range through deep nets: scale like He init.
-                fan_in = math.prod(t.dims[1:]) if len(t.dims) > 1 else 1
-                arrays[t.name] = (arrays[t.name] / np.sqrt(max(fan_in, 1))).astype(dtype)
-                if t.name in positive:
-                    arrays[t.name] = (np.abs(arrays[t.name]) + 0.5).astype(dtype)
-            filled += 1
+        if t.name in on_disk:
+            copy = onnx.TensorProto()
+            copy.CopyFrom(t)
+            try:
+                onnx.external_data_helper.load_external_data_for_tensor(copy, str(base))
+                arrays[t.name] = numpy_helper.to_array(copy)
+            except Exception as e:  # onnx raises OSError, ValueError or its own types
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise VerificationError(f"cannot read weight '{t.name}': {first}") from None
+            continue
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type))
+        rng = np.random.default_rng(zlib.crc32(t.name.encode()))
+        arrays[t.name] = _random_array(tuple(t.dims), dtype, rng)
+        if np.issubdtype(dtype, np.floating):
+            # Keep activations in range through deep nets: scale like He init.
+            fan_in = math.prod(t.dims[1:]) if len(t.dims) > 1 else 1
+            arrays[t.name] = (arrays[t.name] / np.sqrt(max(fan_in, 1))).astype(dtype)
+            if t.name in positive:
+                arrays[t.name] = (np.abs(arrays[t.name]) + 0.5).astype(dtype)
+        filled += 1
     return arrays, filled
 
 
