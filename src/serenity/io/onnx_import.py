@@ -29,7 +29,7 @@ from serenity.errors import (
     UsageError,
 )
 from serenity.io.format import Format, Model, VerifyReport, parse_input_shapes
-from serenity.io.onnx_external import external_refs, external_weights
+from serenity.io.onnx_checks import check_names, external_refs, external_weights
 from serenity.ir import Problem
 
 __all__ = ["FORMAT", "INPLACE_OPS", "OnnxModel", "load_onnx", "load_proto", "parse_input_shapes"]
@@ -162,6 +162,7 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise ModelError(f"{p} is not an ONNX model (no IR version or no graph)")
     if not model.graph.output:
         raise ModelError(f"{p}: the graph declares no outputs (truncated or malformed model?)")
+    check_names(model.graph, str(p))
     return model
 
 
@@ -355,7 +356,7 @@ def load_onnx(
     Raises:
         ModelError: unreadable, truncated or malformed model, or an external-data
             reference that is absolute, leaves the model's folder or names a
-            file too short for it (:mod:`serenity.io.onnx_external`).
+            file too short for it (:mod:`serenity.io.onnx_checks`).
         CycleError: the graph is cyclic.
         UnknownShapeError: some activation has no static shape; the message
             lists every such tensor.

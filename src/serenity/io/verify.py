@@ -20,7 +20,7 @@ from onnx import numpy_helper
 
 from serenity.errors import ModelError, VerificationError
 from serenity.io.format import VerifyReport
-from serenity.io.onnx_external import external_refs
+from serenity.io.onnx_checks import external_refs
 from serenity.ir import Problem
 from serenity.memory import lower_bound
 
@@ -119,7 +119,7 @@ def materialize_weights(
     Each missing tensor's values are seeded by a hash of its name, so the same
     tensor gets the same values in every model and every run; a file that
     exists but cannot be read is an error, never silently replaced. The
-    references are checked first (:mod:`serenity.io.onnx_external`). Sizes are
+    references are checked first (:mod:`serenity.io.onnx_checks`). Sizes are
     checked against ``budget`` (and the weights together against protobuf's
     2 GiB, as the models are handed to onnxruntime in memory) before any
     array is made.
@@ -370,7 +370,8 @@ def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     both_nan = np.isnan(a64) & np.isnan(b64)
     same_inf = np.isinf(a64) & (a64 == b64)
-    diff = np.abs(a64 - b64)
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, cleared just below
+        diff = np.abs(a64 - b64)
     diff[both_nan | same_inf] = 0.0
     if np.isnan(diff).any():  # NaN against a number: no finite difference describes it
         return math.inf

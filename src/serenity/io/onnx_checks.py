@@ -1,6 +1,10 @@
-"""Checks on the external-data references of an ONNX model, made when it is loaded.
+"""Checks on an ONNX model made when it is loaded, before any other work.
 
-An ONNX tensor stored outside the model names a ``location`` (a file path
+**Names.** protobuf hands a string field that is not valid UTF-8 to Python as
+``bytes``; a corrupted name would then fail only when a report is written.
+:func:`check_names` refuses such a model up front.
+
+**External data.** An ONNX tensor stored outside the model names a ``location`` (a file path
 relative to the model's folder) and optionally an ``offset`` and ``length``
 in bytes. A hostile or broken model can name an absolute path, climb out with
 ``..``, or reach out through a symlink, and a truncated weight file is only
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -31,8 +36,51 @@ import onnx
 
 from serenity.errors import ModelError
 
+#: Characters no name may hold: they would break one-line messages and reports.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
 #: Element sizes in bits of types numpy has no dtype for.
 _SUB_BYTE_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}
+
+
+def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
+    """Every name the scheduling problem and the reports use must be text.
+
+    Checks the names of graph inputs, outputs, value infos and initializers,
+    and of every node (its name, op type, domain, inputs and outputs),
+    subgraphs included.
+
+    Raises:
+        ModelError: a name is not valid UTF-8 (a corrupted or malformed model).
+
+    Complexity: O(nodes + edges), no weight data touched.
+    """
+    groups: list[tuple[str, list[object]]] = [
+        ("graph input", [v.name for v in graph.input]),
+        ("graph output", [v.name for v in graph.output]),
+        ("value info", [v.name for v in graph.value_info]),
+        ("initializer", [t.name for t in graph.initializer]),
+    ]
+    for i, node in enumerate(graph.node):
+        fields = [node.name, node.op_type, node.domain, *node.input, *node.output]
+        groups.append((f"node {i}", fields))
+    for what, names in groups:
+        if any(not isinstance(n, str) for n in names):
+            raise ModelError(
+                f"{where}: a name of {what} is not valid UTF-8 text (corrupted or malformed model)"
+            )
+        if _CONTROL.search("".join(names)):  # type: ignore[arg-type]
+            raise ModelError(
+                f"{where}: a name of {what} contains a control character such as a newline "
+                "(corrupted or malformed model)"
+            )
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                check_names(attr.g, where)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for g in attr.graphs:
+                    check_names(g, where)
 
 
 @dataclass(frozen=True)
@@ -117,7 +165,9 @@ def _inside(base: Path, location: str, tensor: str) -> Path:
         ModelError: empty, absolute, escaping ``base`` (``..`` or a symlink), or
             not a path the OS accepts.
     """
-    where = f"tensor '{tensor}': external-data location '{location}'"
+    where = f"tensor '{tensor}': external-data location '{_CONTROL.sub('?', location)}'"
+    if _CONTROL.search(location):
+        raise ModelError(f"{where} contains a control character")
     if not location:
         raise ModelError(f"tensor '{tensor}' is stored externally but names no location")
     if (
@@ -162,7 +212,7 @@ def external_refs(proto: onnx.ModelProto, folder: Path) -> list[ExternalRef]:
     for t, is_init in _stored_tensors(proto.graph, True):
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        name = t.name or "(unnamed attribute tensor)"
+        name = _CONTROL.sub("?", t.name) or "(unnamed attribute tensor)"
         entries = {e.key: e.value for e in t.external_data}
         location = entries.get("location", "")
         if location not in resolved:  # one resolve per file, not per tensor
