@@ -7,6 +7,7 @@ no new file, and the input's bytes unchanged (issue 14).
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 from pathlib import Path
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx_models import make_model, tensor
 
+from serenity import bench
 from serenity.errors import ModelError, VerificationError
 from serenity.io.onnx_checks import external_refs
 from serenity.io.onnx_import import load_onnx
@@ -381,3 +383,43 @@ def test_huge_missing_weight_is_not_allocated(tmp_path: Path) -> None:
         t.dims.extend([100_000] * 4)
     with pytest.raises(VerificationError, match="weight 'wa'"):
         verify_same_outputs(model, model, tmp_path, {"x": (1, 4, 2, 2)})
+
+
+# --------------------------------------------------------------------------- long lists, bench
+
+
+def test_unknown_dims_error_lists_ten_tensors_then_a_count(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Relu", [f"t{i}"], [f"t{i + 1}"], name=f"r{i}") for i in range(30)]
+    model = make_model(nodes, [tensor("t0", ["N", 8])], [tensor("t30", None)], check=False)
+    src = tmp_path / "sym.onnx"
+    src.write_bytes(model.SerializeToString())
+    with pytest.raises(ModelError) as info:
+        load_onnx(src)
+    message = str(info.value)
+    assert "31 activation tensor(s)" in message
+    assert "and 21 more" in message
+    assert message.count("'t") == 10
+    assert len(message) < 600
+
+
+def test_bench_goes_on_after_a_bad_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    onnx.save(onnx_models.design_example(), str(models / "a_good.onnx"))
+    (models / "b_bad.onnx").write_bytes(_plain_tiny()[:100])
+    onnx.save(onnx_models.tiny(), str(models / "c_good.onnx"))
+    md, js = tmp_path / "bench.md", tmp_path / "bench.json"
+    code, _, err = run_cli(capsys, "bench", models, "--out", md, "--json", js)
+    assert code == 0, err
+    assert "Traceback" not in err
+    data = json.loads(js.read_text())
+    assert [r["name"] for r in data["rows"]] == ["a_good", "c_good"]
+    assert [e["name"] for e in data["errors"]] == ["b_bad"]
+    assert "not a valid ONNX model" in data["errors"][0]["error"]
+    text = md.read_text()
+    assert "| b_bad | failed |" in text
+    assert "b_bad" in text and "not a valid ONNX model" in text
+    again = bench.report_from_json(data)
+    assert [e.error for e in again.errors] == [data["errors"][0]["error"]]

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 from serenity import __version__
-from serenity.errors import UsageError
+from serenity.errors import SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, load_onnx
 from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
 
@@ -94,9 +94,22 @@ class BenchRow:
         return self.file_peak / peak if peak else None
 
 
+@dataclass(frozen=True)
+class BenchError:
+    """A network that could not be measured: its one-line error (bad model, failed check)."""
+
+    name: str
+    source: str
+    error: str
+
+
 @dataclass
 class BenchReport:
-    """All rows plus how they were made."""
+    """All rows plus how they were made.
+
+    ``errors`` holds the networks that failed (a bad model in a directory
+    does not stop the run); they count in no geometric mean.
+    """
 
     rows: list[BenchRow]
     method: str
@@ -105,6 +118,7 @@ class BenchReport:
     rewrite: bool = False
     verify: bool = False
     trial_time_limit: float | None = None
+    errors: list[BenchError] = field(default_factory=list)
 
     def geomean(self, which: str, names: Iterable[str] | None = None) -> float | None:
         """Geometric mean of :meth:`BenchRow.reduction` over the rows that have it
@@ -128,6 +142,7 @@ class BenchReport:
             "trial_time_limit": self.trial_time_limit,
             "memory_model": "in-place" if self.inplace else "default",
             "rows": [asdict(r) for r in self.rows],
+            "errors": [asdict(e) for e in self.errors],
             "geomean": {k: self.geomean(k) for k in ("heuristic", "scheduled", "rewritten")},
             "paper": PAPER,
         }
@@ -143,6 +158,7 @@ def report_from_json(data: dict[str, Any]) -> BenchReport:
         rewrite=data.get("rewrite", False),
         verify=data.get("verify", False),
         trial_time_limit=data.get("trial_time_limit"),
+        errors=[BenchError(**e) for e in data.get("errors", [])],
     )
 
 
@@ -324,6 +340,7 @@ def run_bench(
         progress: Print one line per network to stderr.
     """
     rows: list[BenchRow] = []
+    errors: list[BenchError] = []
     with tempfile.TemporaryDirectory(prefix="serenity-bench-") as tmp:
         for k, (name, src) in enumerate(sources, 1):
             if progress:
@@ -333,18 +350,25 @@ def run_bench(
             else:
                 path, label = Path(tmp) / f"{name}.onnx", "serenity.zoo"
                 onnx.save(src(), str(path))
-            row = bench_model(
-                name,
-                load_onnx(path),
-                method=method,
-                time_limit=time_limit,
-                inplace=inplace,
-                rewrite=rewrite,
-                verify=verify,
-                trial_time_limit=trial_time_limit,
-                source=label,
-                progress=progress,
-            )
+            try:
+                row = bench_model(
+                    name,
+                    load_onnx(path),
+                    method=method,
+                    time_limit=time_limit,
+                    inplace=inplace,
+                    rewrite=rewrite,
+                    verify=verify,
+                    trial_time_limit=trial_time_limit,
+                    source=label,
+                    progress=progress,
+                )
+            except (SerenityError, MemoryError) as e:  # one bad network does not end the run
+                message = str(e) if isinstance(e, SerenityError) else "out of memory"
+                errors.append(BenchError(name, label, " ".join(message.split())))
+                if progress:
+                    print(f"    error: {errors[-1].error}", file=sys.stderr, flush=True)
+                continue
             rows.append(row)
             if progress:
                 proof = "optimal" if row.optimal else f"bound {row.lower_bound:,}"
@@ -359,7 +383,7 @@ def run_bench(
                     file=sys.stderr,
                     flush=True,
                 )
-    return BenchReport(rows, method, time_limit, inplace, rewrite, verify, trial_time_limit)
+    return BenchReport(rows, method, time_limit, inplace, rewrite, verify, trial_time_limit, errors)
 
 
 def _num(n: float | None, unit: str = "") -> str:
@@ -447,6 +471,15 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
             if report.verify:
                 cells.append(_verified_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
+    for e in report.errors:
+        lines.append("| " + " | ".join([e.name, "failed", *["-"] * (len(head) - 2)]) + " |")
+    if report.errors:
+        lines += [
+            "",
+            f"{len(report.errors)} network(s) could not be measured; they count in no mean:",
+            "",
+            *(f"- {e.name} (`{e.source}`): {e.error}" for e in report.errors),
+        ]
     if has_rewrite and report.verify:
         lines += [
             "",

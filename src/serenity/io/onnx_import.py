@@ -166,6 +166,21 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
     return model
 
 
+#: Most items an error message lists before "and N more".
+MAX_LISTED = 10
+
+
+def capped(items: Sequence[str], limit: int = MAX_LISTED) -> str:
+    """``items`` joined by commas, at most ``limit`` of them, then "and N more".
+
+    Example:
+        >>> capped([str(i) for i in range(12)], 3)
+        '0, 1, 2 and 9 more'
+    """
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
 def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
     graphs: list[onnx.GraphProto] = []
     for attr in node.attribute:
@@ -359,7 +374,7 @@ def load_onnx(
             file too short for it (:mod:`serenity.io.onnx_checks`).
         CycleError: the graph is cyclic.
         UnknownShapeError: some activation has no static shape; the message
-            lists every such tensor.
+            lists the first ten such tensors and how many more.
         UsageError: ``input_shapes`` names a non-input or conflicts with it.
 
     Example:
@@ -449,12 +464,12 @@ def load_proto(
             size = 0
         sizes.append(size)
     if unknown:
-        inputs_desc = ", ".join(f"{n} {_describe_type(types.get(n))}" for n in act_inputs)
+        inputs_desc = [f"{n} {_describe_type(types.get(n))}" for n in act_inputs]
         raise UnknownShapeError(
             f"{p}: {len(unknown)} activation tensor(s) have no static size after shape inference: "
-            + ", ".join(unknown)
+            + capped(unknown)
             + "; fix symbolic input dims with --input-shape NAME=d0,d1,... "
-            + f"(graph inputs: {inputs_desc})"
+            + f"(graph inputs: {capped(inputs_desc)})"
         )
 
     inplace: list[list[int]] = []
