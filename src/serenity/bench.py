@@ -424,7 +424,7 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
             f"; the rewriting search schedules each candidate graph with {trial:g} s, then the "
             "rewritten graph once more with the full limit"
         )
-    model = "in-place" if report.inplace else "default (DESIGN.md)"
+    model = "in-place" if report.inplace else "default (docs/memory-model.md)"
     lines += [
         f"Method `{report.method}`, time limit {limit} per network, memory model {model}, "
         f"serenity {__version__}, Python {platform.python_version()}. Peaks are exact bytes "
