@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 import onnx_models
 import pytest
 from helpers import assert_clean_error, run_cli
@@ -27,6 +28,7 @@ from serenity.errors import ModelError, VerificationError
 from serenity.io.onnx_checks import external_refs
 from serenity.io.onnx_import import load_onnx
 from serenity.io.verify import MemoryBudget, random_inputs, verify_same_outputs
+from serenity.rewrite._graph import const_array
 
 #: Fuzzing settings: each example is one in-process CLI run on a tiny model.
 FUZZ = settings(
@@ -423,3 +425,14 @@ def test_bench_goes_on_after_a_bad_model(
     assert "b_bad" in text and "not a valid ONNX model" in text
     again = bench.report_from_json(data)
     assert [e.error for e in again.errors] == [data["errors"][0]["error"]]
+
+
+def test_rewrites_never_read_a_constant_declared_huge() -> None:
+    """A constant with huge dims and no data once became a 4 GiB (lazy) zero array."""
+    proto = TensorProto(name="c", data_type=TensorProto.FLOAT, dims=[4096, 4096, 64])
+    value = ir.Value(name="c", const_value=ir.serde.deserialize_tensor(proto))
+    assert const_array(value) is None
+    small = numpy_helper.from_array(np.arange(4, dtype=np.float32), "s")
+    assert (
+        const_array(ir.Value(name="s", const_value=ir.serde.deserialize_tensor(small))) is not None
+    )

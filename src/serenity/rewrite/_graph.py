@@ -8,6 +8,7 @@ can be chained without re-inferring.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,10 @@ def ints_attr(node: ir.Node, name: str) -> list[int] | None:
     return None if attr is None else [int(x) for x in attr.as_ints()]
 
 
+#: Largest constant (in elements) whose values a pass reads; bigger ones are treated as unknown.
+MAX_CONST_ELEMENTS = 1 << 16
+
+
 def const_array(value: ir.Value | None) -> np.ndarray | None:
     """The data of a small constant (inline initializer or ``Constant`` output), else ``None``.
 
@@ -114,6 +119,10 @@ def const_array(value: ir.Value | None) -> np.ndarray | None:
     if isinstance(tensor, ir.ExternalTensor):
         return None
     try:
+        # Only small constants: a tensor declaring huge dims without the data
+        # (a malformed model) would otherwise be allocated from its shape alone.
+        if math.prod(int(d) for d in tensor.shape) > MAX_CONST_ELEMENTS:
+            return None
         return tensor.numpy()
     except Exception:  # an unreadable tensor is simply not a known constant
         return None
