@@ -95,6 +95,8 @@ def test_every_prefix_of_a_model_is_a_clean_error(
 @FUZZ
 @given(position=st.integers(0, 10_000), value=st.integers(0, 255))
 @example(position=3, value=0xFF)
+@example(position=126, value=0x80)  # a node name becomes invalid UTF-8 (bytes in Python)
+@example(position=287, value=0)  # a length byte: an output name swallows newlines
 def test_corrupted_bytes_give_a_result_or_a_clean_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], position: int, value: int
 ) -> None:
