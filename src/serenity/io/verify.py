@@ -264,6 +264,12 @@ def verify_same_outputs(
     self-difference is at most 1e-3 of the output's magnitude (a model noisier
     than that cannot be checked). A wrong rewrite changes outputs by far more.
     The report's ``noise_floor`` and ``notes`` say when the clause was used.
+    Neither way lets NaN or infinities through: they must sit exactly where
+    the original has them (infinities with the same sign); differences are
+    measured where both are finite. The exact mode compares bytes.
+
+    Inputs and weights are checked against :data:`MAX_VERIFY_BYTES` (and
+    the weights against protobuf's 2 GiB) before anything is allocated.
 
     Args:
         original: The input model (external weights not loaded).
@@ -277,7 +283,8 @@ def verify_same_outputs(
         noise_factor: Multiple of the noise floor accepted when not exact (0: never).
 
     Raises:
-        VerificationError: an output differs, is missing, or a model fails to run.
+        VerificationError: an output differs, is missing, or a model fails to
+            run; the inputs and weights are too large to verify in memory.
     """
     budget = MemoryBudget()
     arrays, filled = materialize_weights(original, base, budget)
