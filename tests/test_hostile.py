@@ -438,3 +438,13 @@ def test_rewrites_never_read_a_constant_declared_huge() -> None:
     assert (
         const_array(ir.Value(name="s", const_value=ir.serde.deserialize_tensor(small))) is not None
     )
+
+
+@pytest.mark.xfail(
+    strict=True, reason="cli.main must print serenity.errors.one_line(str(e)) (the lead's part)"
+)
+def test_a_newline_in_a_path_stays_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(capsys, "inspect", tmp_path / "a\nb.onnx")
+    assert "a\\nb.onnx" in assert_clean_error(code, err)

@@ -27,17 +27,16 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import onnx
 
-from serenity.errors import ModelError
+from serenity.errors import CONTROL_CHARACTERS, ModelError, one_line
 
 #: Characters no name may hold: they would break one-line messages and reports.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = CONTROL_CHARACTERS
 
 #: Element sizes in bits of types numpy has no dtype for.
 _SUB_BYTE_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}
@@ -165,7 +164,7 @@ def _inside(base: Path, location: str, tensor: str) -> Path:
         ModelError: empty, absolute, escaping ``base`` (``..`` or a symlink), or
             not a path the OS accepts.
     """
-    where = f"tensor '{tensor}': external-data location '{_CONTROL.sub('?', location)}'"
+    where = f"tensor '{tensor}': external-data location '{one_line(location)}'"
     if _CONTROL.search(location):
         raise ModelError(f"{where} contains a control character")
     if not location:
@@ -212,7 +211,7 @@ def external_refs(proto: onnx.ModelProto, folder: Path) -> list[ExternalRef]:
     for t, is_init in _stored_tensors(proto.graph, True):
         if t.data_location != onnx.TensorProto.EXTERNAL:
             continue
-        name = _CONTROL.sub("?", t.name) or "(unnamed attribute tensor)"
+        name = one_line(t.name) or "(unnamed attribute tensor)"
         entries = {e.key: e.value for e in t.external_data}
         location = entries.get("location", "")
         if location not in resolved:  # one resolve per file, not per tensor
