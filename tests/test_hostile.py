@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -448,3 +450,23 @@ def test_a_newline_in_a_path_stays_one_line(
 ) -> None:
     code, _, err = run_cli(capsys, "inspect", tmp_path / "a\nb.onnx")
     assert "a\\nb.onnx" in assert_clean_error(code, err)
+
+
+def test_onnxruntime_prints_nothing_of_its_own(tmp_path: Path) -> None:
+    """onnxruntime once logged its failure to stderr (fd 2) beside our one line.
+
+    A subprocess, because capsys does not see what native code writes to fd 2.
+    """
+    model = onnx_models.tiny()
+    bias = next(t for t in model.graph.initializer if t.name == "b.b")
+    bias.raw_data = bias.raw_data * 2  # twice the bytes its shape declares: runtime refuses
+    src, out = tmp_path / "m.onnx", tmp_path / "o.onnx"
+    src.write_bytes(model.SerializeToString())
+    done = subprocess.run(
+        [sys.executable, "-m", "serenity.cli", "schedule", str(src), "-o", str(out), "--verify"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "onnxruntime cannot run" in assert_clean_error(done.returncode, done.stderr, out)

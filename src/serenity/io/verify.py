@@ -24,6 +24,9 @@ from serenity.io.onnx_checks import external_refs
 from serenity.ir import Problem
 from serenity.memory import lower_bound
 
+#: onnxruntime's FATAL log level: nothing but a crash is printed by the runtime itself.
+ORT_QUIET = 4
+
 #: Multiple of the original's own float noise a non-exact comparison accepts.
 NOISE_FACTOR = 2.0
 
@@ -230,11 +233,16 @@ def _run(
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1  # one thread: the same reduction order every run
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
+    # FATAL only: onnxruntime's own ERROR lines would go to stderr next to our one-line
+    # error (its message is carried in the exception caught below).
+    opts.log_severity_level = ORT_QUIET
+    ort.set_default_logger_severity(ORT_QUIET)
     try:
         session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, dict(feeds)), strict=True))
+        run_options = ort.RunOptions()
+        run_options.log_severity_level = ORT_QUIET
+        return dict(zip(names, session.run(names, dict(feeds), run_options), strict=True))
     except Exception as e:  # onnxruntime raises its own exception types
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VerificationError(f"onnxruntime cannot run the {label} model: {first}") from None
