@@ -30,7 +30,7 @@ from serenity.errors import ModelError, VerificationError
 from serenity.io.onnx_checks import external_refs
 from serenity.io.onnx_import import load_onnx
 from serenity.io.verify import MemoryBudget, random_inputs, verify_same_outputs
-from serenity.rewrite._graph import const_array
+from serenity.rewrite._graph import const_array, to_ir
 
 #: Fuzzing settings: each example is one in-process CLI run on a tiny model.
 FUZZ = settings(
@@ -99,6 +99,7 @@ def test_every_prefix_of_a_model_is_a_clean_error(
 @example(position=3, value=0xFF)
 @example(position=126, value=0x80)  # a node name becomes invalid UTF-8 (bytes in Python)
 @example(position=287, value=0)  # a length byte: an output name swallows newlines
+@example(position=54, value=0xC1)  # an attribute name: onnx-ir raised under --rewrite
 def test_corrupted_bytes_give_a_result_or_a_clean_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], position: int, value: int
 ) -> None:
@@ -109,7 +110,8 @@ def test_corrupted_bytes_give_a_result_or_a_clean_error(
     folder.mkdir(exist_ok=True)
     src, out, report = folder / "m.onnx", folder / "o.onnx", folder / "r.json"
     src.write_bytes(bytes(data))
-    code, _, err = run_cli(capsys, "schedule", src, "-o", out, "--json", report, "--verify")
+    command = ["schedule", src, "-o", out, "--json", report, "--verify", "--rewrite"]
+    code, _, err = run_cli(capsys, *command)
     assert code in (0, 2), err
     if code == 2:
         assert_clean_error(code, err, out, report)
@@ -470,3 +472,10 @@ def test_onnxruntime_prints_nothing_of_its_own(tmp_path: Path) -> None:
         check=False,
     )
     assert "onnxruntime cannot run" in assert_clean_error(done.returncode, done.stderr, out)
+
+
+def test_rewriting_a_model_onnx_ir_cannot_read_is_a_model_error() -> None:
+    data = bytearray(_plain_tiny())
+    data[54] = 0xC1  # an attribute name that is not UTF-8: onnx parses it, onnx-ir cannot
+    with pytest.raises(ModelError, match="cannot be read for rewriting"):
+        to_ir(onnx.ModelProto.FromString(bytes(data)))

@@ -46,7 +46,8 @@ def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
     """Every name the scheduling problem and the reports use must be text.
 
     Checks the names of graph inputs, outputs, value infos and initializers,
-    and of every node (its name, op type, domain, inputs and outputs),
+    and of every node (its name, op type, domain, inputs, outputs and
+    attribute names),
     subgraphs included.
 
     Raises:
@@ -62,6 +63,7 @@ def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
     ]
     for i, node in enumerate(graph.node):
         fields = [node.name, node.op_type, node.domain, *node.input, *node.output]
+        fields += [a.name for a in node.attribute]
         groups.append((f"node {i}", fields))
     for what, names in groups:
         if any(not isinstance(n, str) for n in names):

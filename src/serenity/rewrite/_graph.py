@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from serenity.errors import ModelError
+
 
 @dataclass(frozen=True)
 class Rewrite:
@@ -54,7 +56,12 @@ def to_ir(proto: onnx.ModelProto) -> ir.Model:
         )
     except Exception:  # onnx raises several unrelated types; shapes are then partial
         inferred = proto
-    return ir.from_proto(inferred)
+    try:
+        return ir.from_proto(inferred)
+    except Exception as e:  # onnx-ir wraps what it cannot read in SerdeError, or raises plain
+        cause = e.__cause__ or e
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise ModelError(f"the model cannot be read for rewriting (onnx-ir: {first})") from None
 
 
 def to_proto(model: ir.Model) -> onnx.ModelProto:
