@@ -479,3 +479,15 @@ def test_rewriting_a_model_onnx_ir_cannot_read_is_a_model_error() -> None:
     data[54] = 0xC1  # an attribute name that is not UTF-8: onnx parses it, onnx-ir cannot
     with pytest.raises(ModelError, match="cannot be read for rewriting"):
         to_ir(onnx.ModelProto.FromString(bytes(data)))
+
+
+def test_rewrite_leaves_subgraph_readers_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ``If`` branch reading a concat from the outer scope once crashed ``--rewrite``
+    (distributing its op meant editing the branch in the main graph's place)."""
+    src, out = tmp_path / "if.onnx", tmp_path / "o.onnx"
+    onnx.save(onnx_models.if_outer_scope(), str(src))
+    code, _, err = run_cli(capsys, "schedule", src, "-o", out, "--rewrite", "--verify")
+    assert code == 0, err
+    assert out.exists()

@@ -309,6 +309,16 @@ def consumers(value: ir.Value) -> list[ir.Node]:
     return list(dict.fromkeys(node for node, _ in uses_of(value)))
 
 
+def local_consumers(node: ir.Node) -> list[ir.Node]:
+    """Consumers of ``node``'s first output in ``node``'s own graph, in first-use order.
+
+    A subgraph (an ``If`` branch, a ``Loop`` body) that reads the value from
+    the outer scope is never rewritten in its place: a rewrite edits one graph.
+    The value's other uses still keep it alive (:func:`remove_if_dead`).
+    """
+    return [user for user in consumers(node.outputs[0]) if user.graph is node.graph]
+
+
 def remove_if_dead(graph: ir.Graph, node: ir.Node) -> bool:
     """Remove ``node`` when none of its outputs is used or is a graph output."""
     if any(v.uses() or v.is_graph_output() for v in node.outputs):
@@ -370,7 +380,7 @@ class SitePass(ir.passes.InPlacePass):
 def concat_consumer_sites(graph: ir.Graph) -> Iterator[tuple[ir.Node, ir.Node]]:
     """Every (concat, consumer) pair, skipping a concat once a rewrite removed it."""
     for concat in [n for n in graph if n.op_type == "Concat"]:
-        for node in consumers(concat.outputs[0]):
+        for node in local_consumers(concat):
             if concat.graph is None:
                 break
             yield concat, node
