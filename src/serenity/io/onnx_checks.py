@@ -56,6 +56,7 @@ def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
     Complexity: O(nodes + edges), no weight data touched.
     """
     groups: list[tuple[str, list[object]]] = [
+        ("the graph", [graph.name]),
         ("graph input", [v.name for v in graph.input]),
         ("graph output", [v.name for v in graph.output]),
         ("value info", [v.name for v in graph.value_info]),
@@ -75,6 +76,10 @@ def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
                 f"{where}: a name of {what} contains a control character such as a newline "
                 "(corrupted or malformed model)"
             )
+    # Doc strings may hold newlines, but must be text: onnx-ir writes them back.
+    docs = [graph.doc_string, *(n.doc_string for n in graph.node)]
+    if any(not isinstance(d, str) for d in docs):
+        raise ModelError(f"{where}: a doc string is not valid UTF-8 text (corrupted model)")
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
@@ -82,6 +87,54 @@ def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
             elif attr.type == onnx.AttributeProto.GRAPHS:
                 for g in attr.graphs:
                     check_names(g, where)
+
+
+def check_attributes(model: onnx.ModelProto) -> None:
+    """Every attribute of the main graph's nodes must have a type, the type the
+    op's schema declares (standard ops), and, if a string, be UTF-8 text.
+
+    Shape inference tolerates such attributes; the rewrite passes and the
+    runtime would fail on them later, with a traceback.
+
+    Raises:
+        ModelError: names the node and the attribute.
+
+    Complexity: O(attributes), one schema lookup per op type.
+    """
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    schemas: dict[str, dict[str, int]] = {}
+    A = onnx.AttributeProto
+    for i, node in enumerate(model.graph.node):
+        if node.op_type not in schemas:
+            schemas[node.op_type] = _attribute_types(node.op_type, node.domain, version)
+        declared = schemas[node.op_type] if node.domain in ("", "ai.onnx") else {}
+        for attr in node.attribute:
+            where = f"node {i} ({node.op_type} '{node.name}'): attribute '{attr.name}'"
+            if attr.type == A.UNDEFINED:
+                raise ModelError(f"{where} has no type (malformed model)")
+            expected = declared.get(attr.name)
+            if expected is not None and attr.type != expected:
+                raise ModelError(
+                    f"{where} is {A.AttributeType.Name(attr.type)}, the op requires "
+                    f"{A.AttributeType.Name(expected)} (malformed model)"
+                )
+            texts = [attr.s] if attr.type == A.STRING else list(attr.strings)
+            try:
+                for text in texts:
+                    text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ModelError(f"{where} is not UTF-8 text (corrupted model)") from None
+
+
+def _attribute_types(op_type: str, domain: str, version: int) -> dict[str, int]:
+    """Attribute name -> AttributeProto type for a standard op (empty if unknown)."""
+    if domain not in ("", "ai.onnx") or version <= 0:
+        return {}
+    try:
+        schema = onnx.defs.get_schema(op_type, version, "")
+    except onnx.defs.SchemaError:
+        return {}
+    return {name: int(a.type) for name, a in schema.attributes.items()}
 
 
 @dataclass(frozen=True)

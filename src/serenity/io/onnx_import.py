@@ -29,7 +29,12 @@ from serenity.errors import (
     UsageError,
 )
 from serenity.io.format import Format, Model, VerifyReport, parse_input_shapes
-from serenity.io.onnx_checks import check_names, external_refs, external_weights
+from serenity.io.onnx_checks import (
+    check_attributes,
+    check_names,
+    external_refs,
+    external_weights,
+)
 from serenity.ir import Problem
 
 __all__ = ["FORMAT", "INPLACE_OPS", "OnnxModel", "load_onnx", "load_proto", "parse_input_shapes"]
@@ -162,7 +167,13 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise ModelError(f"{p} is not an ONNX model (no IR version or no graph)")
     if not model.graph.output:
         raise ModelError(f"{p}: the graph declares no outputs (truncated or malformed model?)")
+    model_text = [model.producer_name, model.producer_version, model.domain, model.doc_string]
+    model_text += [o.domain for o in model.opset_import]
+    model_text += [x for e in model.metadata_props for x in (e.key, e.value)]
+    if any(not isinstance(x, str) for x in model_text):
+        raise ModelError(f"{p}: model metadata is not valid UTF-8 text (corrupted model?)")
     check_names(model.graph, str(p))
+    check_attributes(model)
     return model
 
 

@@ -59,14 +59,26 @@ def to_ir(proto: onnx.ModelProto) -> ir.Model:
     try:
         return ir.from_proto(inferred)
     except Exception as e:  # onnx-ir wraps what it cannot read in SerdeError, or raises plain
-        cause = e.__cause__ or e
-        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise ModelError(f"the model cannot be read for rewriting (onnx-ir: {first})") from None
+        raise ModelError(f"the model cannot be read for rewriting ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of what caused ``e`` (onnx-ir wraps the cause), for a one-line error."""
+    cause = e.__cause__ or e
+    text = str(cause).strip()
+    return "onnx-ir: " + (text.splitlines()[0] if text else type(cause).__name__)
 
 
 def to_proto(model: ir.Model) -> onnx.ModelProto:
-    """Serialize back; value infos of removed values go with them."""
-    return ir.to_proto(model)
+    """Serialize back; value infos of removed values go with them.
+
+    Raises:
+        ModelError: onnx-ir cannot write something it read (malformed text).
+    """
+    try:
+        return ir.to_proto(model)
+    except Exception as e:  # onnx-ir wraps what it cannot write in SerdeError
+        raise ModelError(f"the rewritten model cannot be serialized ({_first_line(e)})") from None
 
 
 def norm_axis(axis: int, rank: int) -> int:
