@@ -132,7 +132,9 @@ def checked_model(
 
 def tensor_offsets(planned: PlanOutcome) -> dict[int, int]:
     """The arena offset of every activation tensor id of a plan."""
-    return {t: planned.plan.offsets[k] for k, b in enumerate(planned.buffers) for t in b.tensors}
+    return {
+        t: planned.plan.offsets[k] for k, b in enumerate(planned.buffers) for t in b.tensors
+    }
 
 
 def rewrite_model(
