@@ -383,7 +383,9 @@ def run_bench(
                     file=sys.stderr,
                     flush=True,
                 )
-    return BenchReport(rows, method, time_limit, inplace, rewrite, verify, trial_time_limit, errors)
+    return BenchReport(
+        rows, method, time_limit, inplace, rewrite, verify, trial_time_limit, errors=errors
+    )
 
 
 def _num(n: float | None, unit: str = "") -> str:
