@@ -327,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{_fmt_time(plain['optimal'], plain['seconds'], plain['bound'])} s "
             f"(status {plain['status']}); fused and pruned: {ours['ilp_variables']:,} variables, "
             f"{_fmt_time(ours['ilp_optimal'], ours['ilp_seconds'], ours['ilp_bound'])} s. "
-            "DESIGN.md quotes about 95 s for a generic CP-SAT cumulative model.\n"
+            "A generic CP-SAT cumulative model was reported to take about 95 s (a figure from "
+            "the project's early design notes, not measured here).\n"
         )
     args.out.write_text(text)
     args.out.with_name("results-ilp.json").write_text(

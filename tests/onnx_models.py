@@ -70,7 +70,7 @@ def conv(w: Weights, name: str, x: str, cin: int, cout: int, k: int = 1) -> onnx
 
 
 def design_example(seed: int = 0) -> onnx.ModelProto:
-    """The worked example of DESIGN.md ("The memory model").
+    """The worked example of docs/memory-model.md.
 
     ``x`` (2 KiB) feeds four 1x1 convs ``a0..a3`` (8 KiB each); each is followed
     by a conv ``b_i`` to 1 KiB; the ``b_i`` are concatenated (4 KiB) and mixed by

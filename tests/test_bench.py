@@ -43,7 +43,7 @@ def test_report_rows_and_geomeans() -> None:
     assert [r.name for r in report.rows] == ["example", "design"]
     ex, design = report.rows
     assert (ex.file_peak, ex.peak, ex.optimal) == (172_032, 86_016, True)
-    # DESIGN.md's worked example: 34,816 in file order, 13,312 at best.
+    # docs/memory-model.md's worked example: 34,816 in file order, 13,312 at best.
     assert (design.file_peak, design.peak, design.optimal) == (34_816, 13_312, True)
     for r in report.rows:
         assert r.lower_bound <= r.peak <= r.heuristic_peak <= r.file_peak

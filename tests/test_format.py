@@ -29,7 +29,7 @@ def with_toy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def design_toy(path: Path) -> Path:
-    """DESIGN.md's worked example as a toy graph: file order 34,816 B, optimum 13,312 B."""
+    """docs/memory-model.md's worked example as a toy graph: file order 34,816 B, optimum 13,312 B."""
     tensors = {"x": 2048, "c": 4096, "y": 1024}
     ops = [{"name": f"a{i}", "inputs": ["x"], "outputs": [f"a{i}"]} for i in range(4)]
     ops += [{"name": f"b{i}", "inputs": [f"a{i}"], "outputs": [f"b{i}"]} for i in range(4)]

@@ -353,7 +353,7 @@ def test_cli_schedule_plan_then_plan_from_the_report(
     assert code == 0, err
     first = json.loads(plan1.read_text())
     plan_is_valid(first)
-    # DESIGN.md's worked example: the best order peaks at 13,312 bytes, and the
+    # docs/memory-model.md's worked example: the best order peaks at 13,312 bytes, and the
     # arena realises it (every size is a multiple of 16).
     assert first["peak_bytes"] == first["arena_bytes"] == 13312 and first["optimal"]
     assert f"arena: {13312:,} bytes (equals the lower bound: optimal)" in out

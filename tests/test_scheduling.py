@@ -24,7 +24,7 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 def naive_peak(p: Problem, order: list[int], inplace: bool = False) -> int:
-    """Peak by the definitions of DESIGN.md, recomputed from scratch at each step."""
+    """Peak by the definitions of docs/memory-model.md, recomputed from scratch at each step."""
     n_outputs = set(p.graph_outputs)
 
     def live_after(executed: set[int]) -> set[int]:
@@ -207,7 +207,7 @@ def fan_out(width: int, big: int = 100, small: int = 1) -> Problem:
 
 
 def test_design_worked_example() -> None:
-    # DESIGN.md: x 2 KiB, a_i 8 KiB, b_i 1 KiB, concat, a final conv.
+    # docs/memory-model.md: x 2 KiB, a_i 8 KiB, b_i 1 KiB, concat, a final conv.
     k = 1024
     sizes = [2 * k] + [8 * k] * 4 + [k] * 4 + [4 * k, k]
     ops = [f"a{i}" for i in range(4)] + [f"b{i}" for i in range(4)] + ["cat", "fin"]

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import onnx
 
 from serenity import __version__
-from serenity.errors import UsageError
+from serenity.errors import SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, load_onnx
 from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
 
@@ -96,9 +96,22 @@ class BenchRow:
         return self.file_peak / peak if peak else None
 
 
+@dataclass(frozen=True)
+class BenchError:
+    """A network that could not be measured: its one-line error (bad model, failed check)."""
+
+    name: str
+    source: str
+    error: str
+
+
 @dataclass
 class BenchReport:
-    """All rows plus how they were made."""
+    """All rows plus how they were made.
+
+    ``errors`` holds the networks that failed (a bad model in a directory
+    does not stop the run); they count in no geometric mean.
+    """
 
     rows: list[BenchRow]
     method: str
@@ -107,6 +120,7 @@ class BenchReport:
     rewrite: bool = False
     verify: bool = False
     trial_time_limit: float | None = None
+    errors: list[BenchError] = field(default_factory=list)
 
     def geomean(self, which: str, names: Iterable[str] | None = None) -> float | None:
         """Geometric mean of :meth:`BenchRow.reduction` over the rows that have it
@@ -136,6 +150,7 @@ class BenchReport:
             "trial_time_limit": self.trial_time_limit,
             "memory_model": "in-place" if self.inplace else "default",
             "rows": [asdict(r) for r in self.rows],
+            "errors": [asdict(e) for e in self.errors],
             "geomean": {k: self.geomean(k) for k in ("heuristic", "scheduled", "rewritten")},
             "paper": PAPER,
         }
@@ -151,6 +166,7 @@ def report_from_json(data: dict[str, Any]) -> BenchReport:
         rewrite=data.get("rewrite", False),
         verify=data.get("verify", False),
         trial_time_limit=data.get("trial_time_limit"),
+        errors=[BenchError(**e) for e in data.get("errors", [])],
     )
 
 
@@ -340,6 +356,7 @@ def run_bench(
         offchip: On-chip sizes (bytes) for the off-chip traffic columns.
     """
     rows: list[BenchRow] = []
+    errors: list[BenchError] = []
     with tempfile.TemporaryDirectory(prefix="serenity-bench-") as tmp:
         for k, (name, src) in enumerate(sources, 1):
             if progress:
@@ -349,19 +366,26 @@ def run_bench(
             else:
                 path, label = Path(tmp) / f"{name}.onnx", "serenity.zoo"
                 onnx.save(src(), str(path))
-            row = bench_model(
-                name,
-                load_onnx(path),
-                method=method,
-                time_limit=time_limit,
-                inplace=inplace,
-                rewrite=rewrite,
-                verify=verify,
-                trial_time_limit=trial_time_limit,
-                source=label,
-                progress=progress,
-                offchip=offchip,
-            )
+            try:
+                row = bench_model(
+                    name,
+                    load_onnx(path),
+                    method=method,
+                    time_limit=time_limit,
+                    inplace=inplace,
+                    rewrite=rewrite,
+                    verify=verify,
+                    trial_time_limit=trial_time_limit,
+                    source=label,
+                    progress=progress,
+                    offchip=offchip,
+                )
+            except (SerenityError, MemoryError) as e:  # one bad network does not end the run
+                message = str(e) if isinstance(e, SerenityError) else "out of memory"
+                errors.append(BenchError(name, label, " ".join(message.split())))
+                if progress:
+                    print(f"    error: {errors[-1].error}", file=sys.stderr, flush=True)
+                continue
             rows.append(row)
             if progress:
                 proof = "optimal" if row.optimal else f"bound {row.lower_bound:,}"
@@ -376,7 +400,9 @@ def run_bench(
                     file=sys.stderr,
                     flush=True,
                 )
-    return BenchReport(rows, method, time_limit, inplace, rewrite, verify, trial_time_limit)
+    return BenchReport(
+        rows, method, time_limit, inplace, rewrite, verify, trial_time_limit, errors=errors
+    )
 
 
 def _num(n: float | None, unit: str = "") -> str:
@@ -417,7 +443,7 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
             f"; the rewriting search schedules each candidate graph with {trial:g} s, then the "
             "rewritten graph once more with the full limit"
         )
-    model = "in-place" if report.inplace else "default (DESIGN.md)"
+    model = "in-place" if report.inplace else "default (docs/memory-model.md)"
     lines += [
         f"Method `{report.method}`, time limit {limit} per network, memory model {model}, "
         f"serenity {__version__}, Python {platform.python_version()}. Peaks are exact bytes "
@@ -464,6 +490,15 @@ def markdown(report: BenchReport, command: str = "", notes: str = "") -> str:
             if report.verify:
                 cells.append(_verified_cell(r))
         lines.append("| " + " | ".join(cells) + " |")
+    for e in report.errors:
+        lines.append("| " + " | ".join([e.name, "failed", *["-"] * (len(head) - 2)]) + " |")
+    if report.errors:
+        lines += [
+            "",
+            f"{len(report.errors)} network(s) could not be measured; they count in no mean:",
+            "",
+            *(f"- {e.name} (`{e.source}`): {e.error}" for e in report.errors),
+        ]
     if has_rewrite and report.verify:
         lines += [
             "",

@@ -36,7 +36,7 @@ from serenity.api import (
     save_rewritten,
     schedule_model,
 )
-from serenity.errors import SerenityError, UsageError
+from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
 from serenity.io.outputs import os_error_message, transaction
 from serenity.memory.offchip import format_size, parse_sizes
@@ -361,7 +361,9 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
         table.add_row("largest tensor", f"{p.tensor_sizes[largest]:,} B", p.tensor_names[largest])
     table.add_row("file-order peak", f"{base.peak_bytes:,} B", f"{_kib(base.peak_bytes)} KiB")
     table.add_row(
-        "lower bound", f"{best.lower_bound_bytes:,} B", f"{_kib(best.lower_bound_bytes)} KiB"
+        "trivial lower bound",
+        f"{best.lower_bound_bytes:,} B",
+        f"{_kib(best.lower_bound_bytes)} KiB, no search (schedule proves a stronger one)",
     )
     table.add_row(
         "best heuristic peak",
@@ -385,6 +387,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
                 "largest_tensor_bytes": p.tensor_sizes[largest] if largest is not None else 0,
                 "baseline_peak_bytes": base.peak_bytes,
                 "lower_bound_bytes": best.lower_bound_bytes,
+                "lower_bound_kind": "trivial",
                 "best_heuristic_peak_bytes": best.peak_bytes,
                 "best_heuristic": best.stats["chosen"],
                 "inplace": args.inplace,
@@ -453,7 +456,10 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         shown = f"{ratio:.2f}x lower" if ratio > 1 else f"{ratio:.2f}x"
         table.add_row(label, f"{peak:,}", _kib(peak), shown)
     table.add_row(
-        "lower bound", f"{result.lower_bound_bytes:,}", _kib(result.lower_bound_bytes), ""
+        "proven lower bound",
+        f"{result.lower_bound_bytes:,}",
+        _kib(result.lower_bound_bytes),
+        "= peak: optimal" if result.optimal else "",
     )
     out.print(table)
     proof = "yes (proven)" if result.optimal else f"not proven (gap to bound {result.gap:.1%})"
@@ -647,6 +653,8 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
             ratio = bench_reduction((r.offchip or {})[size])
             cells.append("zero" if ratio == float("inf") else f"{ratio:.2f}x")
         table.add_row(*cells)
+    for e in report.errors:
+        table.add_row(e.name, "failed", *["-"] * (len(table.columns) - 2))
     out.print(table)
     means = ", ".join(
         f"{label} {g:.2f}x"
@@ -668,7 +676,11 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         _write_json(args, args.json, report.to_json())
     report_cli.after_bench(args, out, report)
-    return 0
+    for e in report.errors:
+        _progress(f"{e.name}: failed: {e.error}")
+    if report.errors:
+        _progress(f"{len(report.errors)} network(s) failed, {len(report.rows)} measured")
+    return 2 if report.errors and not report.rows else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -691,10 +703,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.print(line, markup=False)
         return code
     except SerenityError as e:
-        err.print(f"serenity: error: {e}", markup=False, soft_wrap=True)
+        err.print(f"serenity: error: {one_line(str(e))}", markup=False, soft_wrap=True)
         return 2
     except OSError as e:
-        err.print(f"serenity: error: {os_error_message(e, 'complete')}", markup=False, soft_wrap=True)
+        message = one_line(os_error_message(e, "complete"))
+        err.print(f"serenity: error: {message}", markup=False, soft_wrap=True)
         return 2
     except MemoryError:
         err.print(

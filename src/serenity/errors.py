@@ -7,6 +7,24 @@ the object at fault (file, node, tensor) and, where there is one, the fix.
 
 from __future__ import annotations
 
+import re
+
+#: Characters that would break a one-line message (newlines, tabs, escapes).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with every control character written as its escape (``\\n``).
+
+    User-controlled text (file names, tensor names) can hold newlines; the CLI
+    prints an error as exactly one line.
+
+    Example:
+        >>> one_line("model file not found: a\\nb.onnx")
+        'model file not found: a\\\\nb.onnx'
+    """
+    return CONTROL_CHARACTERS.sub(lambda m: repr(m.group())[1:-1], message)
+
 
 class SerenityError(Exception):
     """Base class of every error caused by the caller's input."""

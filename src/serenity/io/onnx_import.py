@@ -29,6 +29,12 @@ from serenity.errors import (
     UsageError,
 )
 from serenity.io.format import Format, Model, VerifyReport, parse_input_shapes
+from serenity.io.onnx_checks import (
+    check_attributes,
+    check_names,
+    external_refs,
+    external_weights,
+)
 from serenity.ir import Problem
 
 __all__ = ["FORMAT", "INPLACE_OPS", "OnnxModel", "load_onnx", "load_proto", "parse_input_shapes"]
@@ -122,8 +128,9 @@ class OnnxModel(Model):
     ) -> VerifyReport:
         """onnxruntime on both, bitwise or within rtol 1e-4 / atol 1e-5 (see
         :func:`serenity.io.verify.verify_same_outputs`)."""
-        from serenity.io.verify import verify_same_outputs
+        from serenity.io.verify import check_activations, verify_same_outputs
 
+        check_activations(self.problem)
         return verify_same_outputs(
             self.proto,
             candidate,
@@ -191,7 +198,29 @@ def read_model(path: str | os.PathLike[str]) -> onnx.ModelProto:
         raise ModelError(f"{p} is not an ONNX model (no IR version or no graph)")
     if not model.graph.output:
         raise ModelError(f"{p}: the graph declares no outputs (truncated or malformed model?)")
+    model_text = [model.producer_name, model.producer_version, model.domain, model.doc_string]
+    model_text += [o.domain for o in model.opset_import]
+    model_text += [x for e in model.metadata_props for x in (e.key, e.value)]
+    if any(not isinstance(x, str) for x in model_text):
+        raise ModelError(f"{p}: model metadata is not valid UTF-8 text (corrupted model?)")
+    check_names(model.graph, str(p))
+    check_attributes(model)
     return model
+
+
+#: Most items an error message lists before "and N more".
+MAX_LISTED = 10
+
+
+def capped(items: Sequence[str], limit: int = MAX_LISTED) -> str:
+    """``items`` joined by commas, at most ``limit`` of them, then "and N more".
+
+    Example:
+        >>> capped([str(i) for i in range(12)], 3)
+        '0, 1, 2 and 9 more'
+    """
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
@@ -382,10 +411,12 @@ def load_onnx(
         The model and its :class:`~serenity.ir.Problem`.
 
     Raises:
-        ModelError: unreadable, truncated or malformed model.
+        ModelError: unreadable, truncated or malformed model, or an external-data
+            reference that is absolute, leaves the model's folder or names a
+            file too short for it (:mod:`serenity.io.onnx_checks`).
         CycleError: the graph is cyclic.
         UnknownShapeError: some activation has no static shape; the message
-            lists every such tensor.
+            lists the first ten such tensors and how many more.
         UsageError: ``input_shapes`` names a non-input or conflicts with it.
 
     Example:
@@ -417,6 +448,7 @@ def load_proto(
         ModelError, CycleError, UnknownShapeError, UsageError: as :func:`load_onnx`.
     """
     p = Path(path)
+    refs = external_refs(proto, p.parent)  # before any work: nothing outside the folder is read
     graph = proto.graph
     names = _display_names(graph.node)
     inputs = [node_inputs(n) for n in graph.node]
@@ -474,12 +506,12 @@ def load_proto(
             size = 0
         sizes.append(size)
     if unknown:
-        inputs_desc = ", ".join(f"{n} {_describe_type(types.get(n))}" for n in act_inputs)
+        inputs_desc = [f"{n} {_describe_type(types.get(n))}" for n in act_inputs]
         raise UnknownShapeError(
             f"{p}: {len(unknown)} activation tensor(s) have no static size after shape inference: "
-            + ", ".join(unknown)
+            + capped(unknown)
             + "; fix symbolic input dims with --input-shape NAME=d0,d1,... "
-            + f"(graph inputs: {inputs_desc})"
+            + f"(graph inputs: {capped(inputs_desc)})"
         )
 
     inplace: list[list[int]] = []
@@ -508,19 +540,8 @@ def load_proto(
         inplace_inputs=inplace,
         name=p.stem,
     )
-    external, missing = _external_weights(proto, p.parent)
+    external, missing = external_weights(refs)
     return OnnxModel(p, proto, problem, tuple(scheduled), shapes, external, missing)
-
-
-def _external_weights(model: onnx.ModelProto, base: Path) -> tuple[list[str], list[str]]:
-    external, missing = [], []
-    for t in model.graph.initializer:
-        if t.data_location == onnx.TensorProto.EXTERNAL:
-            external.append(t.name)
-            location = next((e.value for e in t.external_data if e.key == "location"), "")
-            if not location or not (base / location).is_file():
-                missing.append(t.name)
-    return external, missing
 
 
 def _is_onnx(head: bytes) -> bool:

@@ -7,8 +7,8 @@ file lists them ("file order"); tensors ``0..m-1``. Names are kept only so that
 results can be mapped back to the model.
 
 Only *activation* tensors appear here (see the memory model in
-``DESIGN.md``): weights, constants and anything computed from weights alone are
-not counted and not scheduled.
+``docs/memory-model.md``): weights, constants and anything computed from
+weights alone are not counted and not scheduled.
 """
 
 from __future__ import annotations

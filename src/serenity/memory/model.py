@@ -1,4 +1,4 @@
-"""The memory model every serenity number uses (``DESIGN.md``, "The memory model").
+"""The memory model every serenity number uses (``docs/memory-model.md``).
 
 Default model, for an order of the ops of a :class:`~serenity.ir.Problem`:
 

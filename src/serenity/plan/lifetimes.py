@@ -2,7 +2,7 @@
 
 Steps are numbered by position in the order: step ``i`` is the ``i``-th op of
 an order of ``n`` ops, and step ``-1`` is the initial state (graph inputs only).
-Under serenity's memory model (``DESIGN.md``, :mod:`serenity.memory`):
+Under serenity's memory model (``docs/memory-model.md``, :mod:`serenity.memory`):
 
 * a graph input lives from ``-1`` to its last consumer's step, or to ``n - 1``
   when nothing reads it or it is also a graph output;

@@ -51,9 +51,9 @@ each over an :class:`onnx_ir.Model` and each a function on one site plus an
 
 **Weights are sliced by graph nodes, never by reading data.** A weight slice
 is a ``Slice`` node on the initializer with constant starts / ends / axes.
-It is weight-only arithmetic, which the importer neither schedules nor counts
-(``DESIGN.md``), onnxruntime folds it when it loads the model, and it works
-when the weight files are missing (the graphs of ``../shared/models``). The
+It is weight-only arithmetic, which the importer neither schedules nor
+counts (``docs/memory-model.md``), onnxruntime folds it when it loads the
+model, and it works when the weight files are missing (the graphs of ``../shared/models``). The
 cost is a few tiny int64 initializers and Slice nodes in the written model.
 
 **The accumulator under each memory model.** Channel partitioning turns

@@ -8,6 +8,7 @@ can be chained without re-inferring.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import onnx_ir as ir
+
+from serenity.errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,29 @@ def to_ir(proto: onnx.ModelProto) -> ir.Model:
         )
     except Exception:  # onnx raises several unrelated types; shapes are then partial
         inferred = proto
-    return ir.from_proto(inferred)
+    try:
+        return ir.from_proto(inferred)
+    except Exception as e:  # onnx-ir wraps what it cannot read in SerdeError, or raises plain
+        raise ModelError(f"the model cannot be read for rewriting ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of what caused ``e`` (onnx-ir wraps the cause), for a one-line error."""
+    cause = e.__cause__ or e
+    text = str(cause).strip()
+    return "onnx-ir: " + (text.splitlines()[0] if text else type(cause).__name__)
 
 
 def to_proto(model: ir.Model) -> onnx.ModelProto:
-    """Serialize back; value infos of removed values go with them."""
-    return ir.to_proto(model)
+    """Serialize back; value infos of removed values go with them.
+
+    Raises:
+        ModelError: onnx-ir cannot write something it read (malformed text).
+    """
+    try:
+        return ir.to_proto(model)
+    except Exception as e:  # onnx-ir wraps what it cannot write in SerdeError
+        raise ModelError(f"the rewritten model cannot be serialized ({_first_line(e)})") from None
 
 
 def norm_axis(axis: int, rank: int) -> int:
@@ -95,6 +115,10 @@ def ints_attr(node: ir.Node, name: str) -> list[int] | None:
     return None if attr is None else [int(x) for x in attr.as_ints()]
 
 
+#: Largest constant (in elements) whose values a pass reads; bigger ones are treated as unknown.
+MAX_CONST_ELEMENTS = 1 << 16
+
+
 def const_array(value: ir.Value | None) -> np.ndarray | None:
     """The data of a small constant (inline initializer or ``Constant`` output), else ``None``.
 
@@ -114,6 +138,10 @@ def const_array(value: ir.Value | None) -> np.ndarray | None:
     if isinstance(tensor, ir.ExternalTensor):
         return None
     try:
+        # Only small constants: a tensor declaring huge dims without the data
+        # (a malformed model) would otherwise be allocated from its shape alone.
+        if math.prod(int(d) for d in tensor.shape) > MAX_CONST_ELEMENTS:
+            return None
         return tensor.numpy()
     except Exception:  # an unreadable tensor is simply not a known constant
         return None
@@ -293,6 +321,16 @@ def consumers(value: ir.Value) -> list[ir.Node]:
     return list(dict.fromkeys(node for node, _ in uses_of(value)))
 
 
+def local_consumers(node: ir.Node) -> list[ir.Node]:
+    """Consumers of ``node``'s first output in ``node``'s own graph, in first-use order.
+
+    A subgraph (an ``If`` branch, a ``Loop`` body) that reads the value from
+    the outer scope is never rewritten in its place: a rewrite edits one graph.
+    The value's other uses still keep it alive (:func:`remove_if_dead`).
+    """
+    return [user for user in consumers(node.outputs[0]) if user.graph is node.graph]
+
+
 def remove_if_dead(graph: ir.Graph, node: ir.Node) -> bool:
     """Remove ``node`` when none of its outputs is used or is a graph output."""
     if any(v.uses() or v.is_graph_output() for v in node.outputs):
@@ -354,7 +392,7 @@ class SitePass(ir.passes.InPlacePass):
 def concat_consumer_sites(graph: ir.Graph) -> Iterator[tuple[ir.Node, ir.Node]]:
     """Every (concat, consumer) pair, skipping a concat once a rewrite removed it."""
     for concat in [n for n in graph if n.op_type == "Concat"]:
-        for node in consumers(concat.outputs[0]):
+        for node in local_consumers(concat):
             if concat.graph is None:
                 break
             yield concat, node

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import onnx_ir as ir
 
-from serenity.rewrite._graph import Editor, Rewrite, consumers
+from serenity.rewrite._graph import Editor, Rewrite, consumers, local_consumers
 from serenity.rewrite.channel_partition import partition_channels
 from serenity.rewrite.distribute import distributable, distribute
 from serenity.rewrite.kernel_partition import partition_kernels
@@ -33,7 +33,7 @@ def rewrite_concat(editor: Editor, concat: ir.Node) -> list[Rewrite]:
     work = [concat]
     while work:
         cat = work.pop(0)
-        for node in consumers(cat.outputs[0]):
+        for node in local_consumers(cat):
             if cat.graph is None:
                 break
             if distributable(editor, cat, node):

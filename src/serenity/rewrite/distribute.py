@@ -29,9 +29,9 @@ from serenity.rewrite._graph import (
     Editor,
     Rewrite,
     concat_parts,
-    consumers,
     copy_attributes,
     like,
+    local_consumers,
     remove_if_dead,
     replace_output,
     static_shape,
@@ -189,7 +189,7 @@ class DistributePass(ir.passes.InPlacePass):
             for concat in [n for n in model.graph if n.op_type == "Concat"]:
                 if concat.graph is None:
                     continue
-                for node in consumers(concat.outputs[0]):
+                for node in local_consumers(concat):
                     done = distribute(editor, concat, node)
                     if done is not None:
                         self.rewrites.append(done[0])

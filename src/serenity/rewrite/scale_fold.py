@@ -32,6 +32,7 @@ factors instead of two products), not bitwise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -69,7 +70,7 @@ def _scale_of(editor: Editor, mul: ir.Node, x: ir.Value) -> ir.Value | None:
     if c is None or not editor.is_weight(c):
         return None
     shape = static_shape(c)
-    if shape is None or int(np.prod(shape, dtype=np.int64)) != 1:
+    if shape is None or math.prod(shape) != 1:  # exact: int64 products can wrap to 1
         return None
     if c.dtype != x.dtype or static_shape(mul.outputs[0]) != static_shape(x):
         return None

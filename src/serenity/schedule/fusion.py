@@ -3,7 +3,7 @@
 After Zhong et al., "Memory-aware Scheduling for Complex Wired Networks with
 Iterative Graph Optimization" (ICCAD 2023): simplify the graph while keeping
 its optimum, then schedule the smaller graph. The rules and proofs below are
-ours, written for serenity's memory model (``DESIGN.md``; default model only,
+ours, written for serenity's memory model (``docs/memory-model.md``; default model only,
 not the in-place option).
 
 Notation. ``M(S)`` is the memory held after the ops of a downset ``S`` ran (a
