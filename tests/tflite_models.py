@@ -27,6 +27,7 @@ class _Builder:
         self.tensors: list[Any] = []
         self.operators: list[Any] = []
         self.codes: list[int] = []
+        self.subgraphs: list[Any] = []  # finished subgraphs other than the main one
 
     def tensor(
         self,
@@ -89,7 +90,8 @@ class _Builder:
         )
         return y
 
-    def model(self, inputs: list[int], outputs: list[int]) -> Any:
+    def finish(self, inputs: list[int], outputs: list[int], name: str) -> int:
+        """Close the tensors and operators so far as subgraph ``1 + len(subgraphs)``."""
         sg = fb.SubGraphT()
         sg.tensors, sg.operators, sg.inputs, sg.outputs = (
             self.tensors,
@@ -97,11 +99,30 @@ class _Builder:
             inputs,
             outputs,
         )
-        sg.name = "main"
+        sg.name = name
+        self.tensors, self.operators = [], []
+        self.subgraphs.append(sg)
+        return len(self.subgraphs)
+
+    def concat(self, name: str, xs: list[int], channels: int) -> int:
+        """A channel CONCATENATION of ``xs`` (8x8 maps); returns its output tensor."""
+        cat = self.activation(name, [1, 8, 8, channels])
+        opts = fb.ConcatenationOptionsT()
+        opts.axis = 3
+        self.op(
+            fb.BuiltinOperator.CONCATENATION,
+            xs,
+            [cat],
+            (fb.BuiltinOptions.ConcatenationOptions, opts),
+        )
+        return cat
+
+    def model(self, inputs: list[int], outputs: list[int]) -> Any:
+        self.finish(inputs, outputs, "main")
         m = fb.ModelT()
         m.version = 3
         m.description = "serenity test model"
-        m.subgraphs, m.buffers = [sg], self.buffers
+        m.subgraphs, m.buffers = [self.subgraphs[-1], *self.subgraphs[:-1]], self.buffers
         m.operatorCodes = []
         for code in self.codes:
             c = fb.OperatorCodeT()
@@ -112,20 +133,48 @@ class _Builder:
         return m
 
 
+def _design_ops(b: _Builder, x: int, branches: int = 4, prefix: str = "") -> int:
+    """The example's operators on ``x`` in its (bad) file order; returns the head's output."""
+    a = [b.conv1x1(f"{prefix}a{i}", x, 8, 32, 8) for i in range(branches)]
+    bs = [b.conv1x1(f"{prefix}b{i}", a[i], 32, 4, 8) for i in range(branches)]
+    cat = b.concat(f"{prefix}cat", bs, 4 * branches)
+    return b.conv1x1(f"{prefix}head", cat, 4 * branches, 4, 8)
+
+
 def design_model(int8: bool = False) -> Any:
     """DESIGN.md's example as a ``ModelT`` (see the module docstring)."""
     b = _Builder(int8)
     x = b.activation("x", [1, 8, 8, 8])
-    a = [b.conv1x1(f"a{i}", x, 8, 32, 8) for i in range(4)]
-    bs = [b.conv1x1(f"b{i}", a[i], 32, 4, 8) for i in range(4)]
-    cat = b.activation("cat", [1, 8, 8, 16])
-    opts = fb.ConcatenationOptionsT()
-    opts.axis = 3
-    b.op(
-        fb.BuiltinOperator.CONCATENATION, bs, [cat], (fb.BuiltinOptions.ConcatenationOptions, opts)
-    )
-    y = b.conv1x1("head", cat, 16, 4, 8)
+    y = _design_ops(b, x)
     return b.model([x], [y])
+
+
+def if_model() -> Any:
+    """An ``IF`` whose branches are subgraphs in a bad file order (float32).
+
+    Subgraph 1 (then) is the design example on the ``IF``'s input ``x``
+    (file order peak 34,816 B, optimum 13,312 B); subgraph 2 (else) is the
+    example with two branches (file order 18,432 B, optimum 12,288 B). The
+    main subgraph runs ``pa = conv(x)`` (8 KiB) and, in its file order, the
+    ``IF`` while ``pa`` is live, then ``pb = conv(pa)``, a concatenation of
+    ``pb`` and the ``IF``'s output, and a 1x1 head.
+    """
+    b = _Builder(False)
+    bx = b.activation("then/x", [1, 8, 8, 8])
+    then = b.finish([bx], [_design_ops(b, bx, 4, "then/")], "then")
+    ex = b.activation("else/x", [1, 8, 8, 8])
+    other = b.finish([ex], [_design_ops(b, ex, 2, "else/")], "else")
+    cond = b.tensor("cond", [1], fb.TensorType.BOOL)
+    x = b.activation("x", [1, 8, 8, 8])
+    pa = b.conv1x1("pa", x, 8, 32, 8)
+    y = b.activation("if", [1, 8, 8, 4])
+    opts = fb.IfOptionsT()
+    opts.thenSubgraphIndex, opts.elseSubgraphIndex = then, other
+    b.op(fb.BuiltinOperator.IF, [cond, x], [y], (fb.BuiltinOptions.IfOptions, opts))
+    pb = b.conv1x1("pb", pa, 32, 4, 8)
+    cat = b.concat("cat", [pb, y], 8)
+    out = b.conv1x1("out", cat, 8, 4, 8)
+    return b.model([cond, x], [out])
 
 
 def to_bytes(model: Any) -> bytes:
