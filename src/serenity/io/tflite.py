@@ -748,7 +748,16 @@ def _subgraph_schedule(
         name=p.stem if s == 0 else f"{p.stem}/subgraph{s}",
     )
     part = SubgraphSchedule(
-        s, problem, node_index, tuple(act), workspaces, tuple(range(len(node_index))), {}, 0, 0, False
+        s,
+        problem,
+        node_index,
+        tuple(act),
+        workspaces,
+        tuple(range(len(node_index))),
+        {},
+        0,
+        0,
+        False,
     )
     if s == 0:
         return part
