@@ -382,3 +382,23 @@ def test_while_condition_and_body_get_workspaces_side_by_side(tmp_path: Path) ->
             got, ours = run_tflm(data, inputs, model.arena_hint())
             assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
             assert ours["head"] == planned.plan.arena_bytes
+
+
+def test_a_subgraph_with_a_resource_variable_keeps_its_file_order(tmp_path: Path) -> None:
+    m = tm.if_model()
+    other = m.subgraphs[2]
+    handle = tm.fb.TensorT()
+    handle.name, handle.shape, handle.type = "else/handle", [], tm.fb.TensorType.RESOURCE
+    other.tensors.append(handle)
+    code = tm.fb.OperatorCodeT()
+    code.builtinCode = tm.fb.BuiltinOperator.VAR_HANDLE
+    code.deprecatedBuiltinCode = 127  # the placeholder of codes above 127
+    code.version = 1
+    m.operatorCodes.append(code)
+    op = tm.fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = len(m.operatorCodes) - 1, [], [len(other.tensors) - 1]
+    other.operators.append(op)
+    model = load(write(tmp_path / "var.tflite", tm.to_bytes(m)))
+    then, kept = model.subgraphs[1:]
+    assert then.order != tuple(range(then.problem.num_ops))
+    assert kept.order == tuple(range(kept.problem.num_ops)) and kept.peak == 18_432

@@ -6,10 +6,29 @@ It is read with the schema's object API shipped in ``ai-edge-litert``
 
 What is scheduled (the memory model of ``DESIGN.md`` applied to TFLite):
 
-* the operators of the main subgraph (subgraph 0, the one LiteRT and TFLM
-  invoke). Control-flow operators (``IF``, ``WHILE``) are opaque, as in ONNX:
-  their subgraphs keep their own order, and every subgraph index must point
-  to a subgraph without a cycle through the indices;
+* the operators of every subgraph. Subgraph 0 (the one LiteRT and TFLM
+  invoke) is :attr:`TfliteModel.problem`; every other subgraph (an ``IF``
+  branch, a ``WHILE`` condition or body, a ``CALL_ONCE`` initialiser) is its
+  own scheduling problem, solved at load time bottom-up through the calls
+  (which must form no cycle) with the exact engine (optimal where it finishes
+  in :data:`CHILD_TIME_LIMIT` s, and then the same on every run; a subgraph
+  with operators on resource variables or hash tables keeps its file order,
+  while subgraph 0 with them is refused), then placed in its own 16-byte-aligned
+  arena by serenity's planner (checked). Dynamic dims are checked in subgraph
+  0 only (elsewhere the stored shapes are used, as TFLM does);
+* a called subgraph's tensors live only while the operator that runs it
+  runs (TFLM and LiteRT copy the operator's inputs into the subgraph's inputs
+  and its outputs back). So an operator that runs subgraphs gets one extra
+  output per *workspace*: a tensor nothing reads (the memory model frees it
+  right after the operator: footprint during the operator = live tensors +
+  outputs + workspace), sized as the subgraph's arena. ``IF`` has one
+  workspace of the larger branch's arena (one branch runs); any other
+  operator one per subgraph (``WHILE`` copies the body's outputs into the
+  condition's inputs: both live at once). The workspace is a tensor of the
+  :class:`~serenity.ir.Problem` like any other (named
+  ``<op>/workspace:<subgraphs>``), so every engine and planner handles it
+  unchanged; where the planner reaches the subgraph's peak (it does on
+  the tests' models), the workspace is the subgraph's optimal peak;
 * activations: the subgraph's inputs and every tensor an operator computes
   from one. Constant tensors (a non-empty buffer), variable tensors
   (persistent in both runtimes) and the outputs of weight-only chains
@@ -22,18 +41,27 @@ What is scheduled (the memory model of ``DESIGN.md`` applied to TFLite):
   at load time; a model whose stored shapes disagree with what the runtime
   computes is refused with the tensor named (TFLM trusts the stored shapes).
 
-The written file has the same tensors and buffers; only the operators of the
-main subgraph are permuted, and the model metadata ``OfflineMemoryAllocation``
-(TFLM's offline arena plan) is set from the plan's offsets, replacing an
-existing entry (without a plan, an existing entry is dropped: it was made for
-the old order). Its buffer holds int32 ``[1, n_subgraphs, n_tensors,
-offset_0, ...]`` over the tensors of every subgraph, ``-1`` where TFLM plans
-the tensor itself. TFLM does not check an offline plan, so
-:meth:`TfliteModel.reordered` checks that no two tensors live at the same
-step overlap before embedding one.
+The written file has the same tensors and buffers; the operators of subgraph
+0 are permuted to the order given, those of every other subgraph to its own
+schedule, and the model metadata ``OfflineMemoryAllocation`` (TFLM's offline
+arena plan) is set from the plan's offsets, replacing an existing entry
+(without a plan, an existing entry is dropped: it was made for the old
+order). Its buffer holds int32 ``[1, n_subgraphs, n_tensors, offset_0,
+...]`` over the tensors of every subgraph in subgraph order (TFLM plans all
+subgraphs in one arena and reads the entry of a subgraph's tensor at the
+subgraph's start plus its index), ``-1`` where TFLM plans the tensor itself.
+A subgraph run by exactly one operator is placed inside that operator's
+workspace (its offset plus the subgraph's own plan), recursively; a subgraph
+run from two operators (its tensors would need one place in two workspaces),
+and any subgraph 0 never runs, gets ``-1``: TFLM plans it, around our
+offsets. TFLM does not check an offline plan, so :meth:`TfliteModel.reordered`
+checks that no two tensors of subgraph 0 live at the same step overlap before
+embedding one; each other subgraph's plan is checked when it is made, and
+nests inside a workspace no other tensor overlaps while it is live.
 
-Complexity: loading is O(file size + tensors + operators); the dynamic-shape
-check runs LiteRT's ``allocate_tensors`` once.
+Complexity: loading is O(file size + tensors + operators) plus, per subgraph
+other than 0, the exact engine (at most :data:`CHILD_TIME_LIMIT` s) and the
+planner; the dynamic-shape check runs LiteRT's ``allocate_tensors`` once.
 """
 
 from __future__ import annotations
@@ -99,13 +127,15 @@ def _names(enum_cls: Any) -> dict[int, str]:
 
 @dataclass
 class TfliteModel(Model):
-    """A loaded .tflite model and the scheduling problem of its main subgraph.
+    """A loaded .tflite model, the scheduling problem of its main subgraph and
+    the schedules of the others.
 
     Attributes:
         path: The file it came from.
         data: The file's bytes (never modified).
         fbmodel: The flatbuffer as a schema ``ModelT`` (read-only here).
-        problem: Activations and scheduled operators of subgraph 0.
+        problem: Activations and scheduled operators of subgraph 0, with the
+            workspaces of the operators that run subgraphs.
         node_index: For each op id, the operator's index in subgraph 0.
         tensor_index: For each activation id, the tensor's index in subgraph 0.
         input_shapes: The stored shapes of the subgraph's inputs, by name.
@@ -145,8 +175,10 @@ class TfliteModel(Model):
         return _file_order(self.fbmodel.subgraphs[0].operators or [], self.node_index, order)
 
     def reordered(self, order: Sequence[int], offsets: Mapping[int, int] | None = None) -> bytes:
-        """The flatbuffer with subgraph 0's operators in ``order`` and, with
-        ``offsets`` (activation id -> byte offset), TFLM's offline plan embedded.
+        """The flatbuffer with subgraph 0's operators in ``order``, every other
+        subgraph's in its own schedule and, with ``offsets`` (activation id ->
+        byte offset, workspaces included), TFLM's offline plan embedded over
+        the tensors of every subgraph (:meth:`global_offsets`).
 
         Raises:
             ValueError: ``order`` is not topological, or ``offsets`` misses an
@@ -548,18 +580,16 @@ def load_tflite(
         else f"CUSTOM:{_name(c.customCode)}"
         for c in model.operatorCodes
     ]
-    reachable = _reachable(model, codes)
-    for s in sorted(reachable):
-        stateful = sorted({codes[op.opcodeIndex] for op in model.subgraphs[s].operators or []})
-        stateful = [c for c in stateful if c in _STATEFUL]
-        if stateful:
-            raise UnsupportedModelError(
-                f"{p}: {', '.join(stateful)}: the order of operators on resource variables or "
-                "hash tables is a side effect serenity does not model"
-            )
+    stateful = sorted({codes[op.opcodeIndex] for op in model.subgraphs[0].operators or []})
+    stateful = [c for c in stateful if c in _STATEFUL]
+    if stateful:
+        raise UnsupportedModelError(
+            f"{p}: {', '.join(stateful)}: the order of operators on resource variables or "
+            "hash tables is a side effect serenity does not model"
+        )
     parts: dict[int, SubgraphSchedule] = {}
     for s in _bottom_up(model, codes):
-        parts[s] = _subgraph_schedule(p, model, s, codes, type_names, parts, reachable)
+        parts[s] = _subgraph_schedule(p, model, s, codes, type_names, parts)
     main = parts[0]
     sg = model.subgraphs[0]
     act = list(main.tensor_index)
@@ -593,19 +623,6 @@ def _callees(op: Any, code: str) -> list[tuple[int, ...]]:
     if code == "IF":
         return [tuple(sorted(found))] if found else []
     return [(v,) for v in found]
-
-
-def _reachable(model: Any, codes: list[str]) -> set[int]:
-    """Subgraph 0 and every subgraph it runs, directly or not."""
-    seen, stack = {0}, [0]
-    while stack:
-        for op in model.subgraphs[stack.pop()].operators or []:
-            for group in _callees(op, codes[op.opcodeIndex]):
-                for c in group:
-                    if c not in seen:
-                        seen.add(c)
-                        stack.append(c)
-    return seen
 
 
 def _bottom_up(model: Any, codes: list[str]) -> list[int]:
@@ -652,8 +669,9 @@ class SubgraphSchedule:
             subgraph; the workspace tensors have the ids after these.
         workspaces: Workspace tensor id -> the subgraphs whose tensors it holds.
         order: Its operators' order (op ids): the proven-optimal one where the
-            exact engine finishes in :data:`CHILD_TIME_LIMIT`; for subgraph 0
-            the file order (the order written is the one given).
+            exact engine finishes in :data:`CHILD_TIME_LIMIT`, the file order
+            where the subgraph has stateful operators; for subgraph 0 the file
+            order (the order written is the one given).
         offsets: The arena offset of every tensor of ``problem`` in its own
             arena (16-byte aligned, checked), from serenity's planner.
         arena: That arena's size: the workspace a calling operator reserves.
@@ -680,7 +698,6 @@ def _subgraph_schedule(
     codes: list[str],
     type_names: dict[int, str],
     done: Mapping[int, SubgraphSchedule],
-    reachable: set[int],
 ) -> SubgraphSchedule:
     """Build subgraph ``s``'s problem (its callees in ``done``) and, unless it
     is 0, schedule and plan it. Complexity: that of the exact engine, bounded by
@@ -764,9 +781,7 @@ def _subgraph_schedule(
     from serenity.plan import check_plan, lifetimes, plan
     from serenity.schedule import ScheduleOptions, schedule
 
-    stateful = s not in reachable and any(
-        codes[ops[i].opcodeIndex] in _STATEFUL for i in node_index
-    )
+    stateful = any(codes[op.opcodeIndex] in _STATEFUL for op in ops)
     method = "file" if stateful or not node_index else "auto"
     result = schedule(problem, method, ScheduleOptions(time_limit=CHILD_TIME_LIMIT))
     buffers = tuple(lifetimes(problem, result.op_order))
