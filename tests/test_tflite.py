@@ -6,6 +6,7 @@ TensorFlow. TFLM checks skip cleanly where tflite-micro is not installed.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from pathlib import Path
@@ -21,7 +22,13 @@ from helpers import run_cli as run  # noqa: E402
 
 import serenity  # noqa: E402
 from serenity.errors import UnsupportedModelError  # noqa: E402
-from serenity.io.tflite import TfliteModel, offline_plan, run_tflm, seeded_inputs  # noqa: E402
+from serenity.io.tflite import (  # noqa: E402
+    TfliteModel,
+    offline_plan,
+    run_litert,
+    run_tflm,
+    seeded_inputs,
+)
 
 HAS_TFLM = importlib.util.find_spec("tflite_micro") is not None
 needs_tflm = pytest.mark.skipif(not HAS_TFLM, reason="tflite-micro is not installed")
@@ -236,3 +243,162 @@ def test_a_formats_plan_alignment_is_honoured_generically(
     planned = serenity.plan_schedule(model, serenity.schedule_model(model))
     assert planned.plan.alignment == 64 and planned.plan.arena_bytes == 128
     assert serenity.plan_schedule(model, planned.schedule, alignment=1).plan.alignment == 1
+
+
+def _assert_in_workspaces(model: TfliteModel, offsets: dict[int, int], embedded: list[int]) -> None:
+    """The offline plan covers every subgraph: each subgraph main runs has its
+    tensors inside the workspace of the operator that runs it, at its own plan's offsets."""
+    subgraphs = model.fbmodel.subgraphs
+    assert len(embedded) == sum(len(sg.tensors) for sg in subgraphs)
+    bases = np.cumsum([0, *(len(sg.tensors) for sg in subgraphs)])
+    p = model.problem
+    for ws, group in model.subgraphs[0].workspaces.items():
+        for c in group:
+            part = model.subgraphs[c]
+            for t, k in enumerate(part.tensor_index):
+                at = embedded[bases[c] + k]
+                assert at - offsets[ws] == part.offsets[t]
+                end = at + part.problem.tensor_sizes[t]
+                assert offsets[ws] <= at and end <= offsets[ws] + p.tensor_sizes[ws]
+
+
+def _branch_inputs(data: bytes) -> list[list[np.ndarray]]:
+    """Seeded inputs of an IF model, once with each value of its condition."""
+    cond, x = seeded_inputs(data, 5)
+    return [[np.array([flag]), x] for flag in (True, False)]
+
+
+def test_if_branches_are_scheduled_and_reordered(tmp_path: Path) -> None:
+    from serenity.memory import peak_bytes
+
+    model = load(write(tmp_path / "if.tflite", tm.to_bytes(tm.if_model())))
+    main, then, other = model.subgraphs
+    assert main.workspaces == {7: (1, 2)}  # the IF's workspace holds either branch
+    # The branches are their own problems, solved to optimality at load.
+    assert peak_bytes(then.problem, range(then.problem.num_ops)) == 34_816
+    assert then.peak == then.arena == 13_312 and then.optimal
+    assert peak_bytes(other.problem, range(other.problem.num_ops)) == 18_432
+    assert other.peak == other.arena == 11_264 and other.optimal
+    assert then.order != tuple(range(then.problem.num_ops))
+    # The workspace is an output of the IF nothing reads, sized as the larger branch.
+    p = model.problem
+    (ws,) = (t for t in range(p.num_tensors) if "workspace" in p.tensor_names[t])
+    v = p.op_names.index("if")
+    assert p.tensor_sizes[ws] == 13_312 and ws in p.op_outputs[v] and not p.consumers[ws]
+    # File order runs the IF while pa (8 KiB) is live; the optimum runs it first.
+    assert serenity.schedule_model(model, "file").peak_bytes == 1 + 2048 + 8192 + 1024 + 13_312
+    result = serenity.schedule_model(model)
+    assert result.optimal and result.peak_bytes == 1 + 2048 + 1024 + 13_312
+    assert result.order[0] == "if"
+
+    planned = serenity.plan_schedule(model, result)
+    offsets = serenity.api.tensor_offsets(planned)
+    out = tmp_path / "out.tflite"
+    serenity.save_model(model, result, out, verify=True, plan=planned)
+    data = out.read_bytes()
+    for inputs in _branch_inputs(data):  # both branches, bitwise in LiteRT
+        want, got = run_litert(model.data, inputs), run_litert(data, inputs)
+        assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
+    again = load(out)
+    for part in again.subgraphs[1:]:  # every branch now in its optimal order in the file
+        assert peak_bytes(part.problem, range(part.problem.num_ops)) == part.peak
+        assert part.order == tuple(range(part.problem.num_ops))
+    assert list(again.problem.op_names) == list(result.order)
+
+    embedded = offline_plan(data)
+    assert embedded is not None
+    _assert_in_workspaces(model, offsets, embedded)
+    assert model.offline_arena(embedded) == planned.plan.arena_bytes
+
+
+@needs_tflm
+def test_tflm_runs_both_if_branches_with_the_plan(tmp_path: Path) -> None:
+    model = load(write(tmp_path / "if.tflite", tm.to_bytes(tm.if_model())))
+    result = serenity.schedule_model(model)
+    planned = serenity.plan_schedule(model, result)
+    data = model.reordered(result.op_order, serenity.api.tensor_offsets(planned))
+    for inputs in _branch_inputs(data):
+        want, own = run_tflm(model.data, inputs, model.arena_hint())
+        got, ours = run_tflm(data, inputs, model.arena_hint())
+        assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
+        assert ours["head"] == planned.plan.arena_bytes < own["head"]
+
+
+def test_a_subgraph_run_from_two_operators_is_left_to_tflm(tmp_path: Path) -> None:
+    m = tm.if_model()
+    main = m.subgraphs[0]
+    first_if = next(
+        op for op in main.operators if op.builtinOptionsType == tm.fb.BuiltinOptions.IfOptions
+    )
+    y2 = tm.fb.TensorT()
+    y2.name, y2.shape, y2.type, y2.buffer = "if2", [1, 8, 8, 4], tm.FLOAT32, 0
+    main.tensors.append(y2)
+    second = copy.copy(first_if)
+    second.outputs = [len(main.tensors) - 1]
+    main.operators.append(second)
+    main.outputs = [*main.outputs, len(main.tensors) - 1]
+    model = load(write(tmp_path / "if2.tflite", tm.to_bytes(m)))
+    assert model.call_counts() == [0, 2, 2]
+    assert sum("workspace" in n for n in model.problem.tensor_names) == 2
+    result = serenity.schedule_model(model)
+    planned = serenity.plan_schedule(model, result)
+    data = model.reordered(result.op_order, serenity.api.tensor_offsets(planned))
+    embedded = offline_plan(data)
+    assert embedded is not None
+    base = len(main.tensors)
+    assert set(embedded[base:]) == {-1}  # TFLM plans the shared branches itself
+    assert any(x >= 0 for x in embedded[:base])
+    for inputs in _branch_inputs(data):
+        want, got = run_litert(model.data, inputs), run_litert(data, inputs)
+        assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
+        if HAS_TFLM:
+            want, _ = run_tflm(model.data, inputs, model.arena_hint())
+            got, _ = run_tflm(data, inputs, model.arena_hint())
+            assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
+
+
+def test_while_condition_and_body_get_workspaces_side_by_side(tmp_path: Path) -> None:
+    model = load(write(tmp_path / "while.tflite", tm.to_bytes(tm.while_model())))
+    main, cond, body = model.subgraphs
+    p = model.problem
+    assert sorted(main.workspaces.values()) == [(1,), (2,)]  # both live while WHILE runs
+    assert sorted(p.tensor_sizes[w] for w in main.workspaces) == [cond.arena, body.arena]
+    assert body.optimal and body.order != tuple(range(body.problem.num_ops))
+    result = serenity.schedule_model(model)
+    assert result.peak_bytes == 4 + 2048 + 4 + 2048 + cond.arena + body.arena
+    planned = serenity.plan_schedule(model, result)
+    offsets = serenity.api.tensor_offsets(planned)
+    data = model.reordered(result.op_order, offsets)
+    embedded = offline_plan(data)
+    assert embedded is not None
+    _assert_in_workspaces(model, offsets, embedded)
+    x = seeded_inputs(data, 1)[1]
+    for start in (0, 2):  # three iterations, then one
+        inputs = [np.array([start], np.int32), x]
+        want, got = run_litert(model.data, inputs), run_litert(data, inputs)
+        assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
+        if HAS_TFLM:
+            want, _ = run_tflm(model.data, inputs, model.arena_hint())
+            got, ours = run_tflm(data, inputs, model.arena_hint())
+            assert all(a.tobytes() == b.tobytes() for (_, a), (_, b) in zip(want, got, strict=True))
+            assert ours["head"] == planned.plan.arena_bytes
+
+
+def test_a_subgraph_with_a_resource_variable_keeps_its_file_order(tmp_path: Path) -> None:
+    m = tm.if_model()
+    other = m.subgraphs[2]
+    handle = tm.fb.TensorT()
+    handle.name, handle.shape, handle.type = "else/handle", [], tm.fb.TensorType.RESOURCE
+    other.tensors.append(handle)
+    code = tm.fb.OperatorCodeT()
+    code.builtinCode = tm.fb.BuiltinOperator.VAR_HANDLE
+    code.deprecatedBuiltinCode = 127  # the placeholder of codes above 127
+    code.version = 1
+    m.operatorCodes.append(code)
+    op = tm.fb.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = len(m.operatorCodes) - 1, [], [len(other.tensors) - 1]
+    other.operators.append(op)
+    model = load(write(tmp_path / "var.tflite", tm.to_bytes(m)))
+    then, kept = model.subgraphs[1:]
+    assert then.order != tuple(range(then.problem.num_ops))
+    assert kept.order == tuple(range(kept.problem.num_ops)) and kept.peak == 18_432

@@ -27,6 +27,7 @@ class _Builder:
         self.tensors: list[Any] = []
         self.operators: list[Any] = []
         self.codes: list[int] = []
+        self.subgraphs: list[Any] = []  # finished subgraphs other than the main one
 
     def tensor(
         self,
@@ -89,7 +90,8 @@ class _Builder:
         )
         return y
 
-    def model(self, inputs: list[int], outputs: list[int]) -> Any:
+    def finish(self, inputs: list[int], outputs: list[int], name: str) -> int:
+        """Close the tensors and operators so far as subgraph ``1 + len(subgraphs)``."""
         sg = fb.SubGraphT()
         sg.tensors, sg.operators, sg.inputs, sg.outputs = (
             self.tensors,
@@ -97,11 +99,30 @@ class _Builder:
             inputs,
             outputs,
         )
-        sg.name = "main"
+        sg.name = name
+        self.tensors, self.operators = [], []
+        self.subgraphs.append(sg)
+        return len(self.subgraphs)
+
+    def concat(self, name: str, xs: list[int], channels: int) -> int:
+        """A channel CONCATENATION of ``xs`` (8x8 maps); returns its output tensor."""
+        cat = self.activation(name, [1, 8, 8, channels])
+        opts = fb.ConcatenationOptionsT()
+        opts.axis = 3
+        self.op(
+            fb.BuiltinOperator.CONCATENATION,
+            xs,
+            [cat],
+            (fb.BuiltinOptions.ConcatenationOptions, opts),
+        )
+        return cat
+
+    def model(self, inputs: list[int], outputs: list[int]) -> Any:
+        self.finish(inputs, outputs, "main")
         m = fb.ModelT()
         m.version = 3
         m.description = "serenity test model"
-        m.subgraphs, m.buffers = [sg], self.buffers
+        m.subgraphs, m.buffers = [self.subgraphs[-1], *self.subgraphs[:-1]], self.buffers
         m.operatorCodes = []
         for code in self.codes:
             c = fb.OperatorCodeT()
@@ -112,20 +133,48 @@ class _Builder:
         return m
 
 
+def _design_ops(b: _Builder, x: int, branches: int = 4, prefix: str = "", out: int = 4) -> int:
+    """The example's operators on ``x`` in its (bad) file order; returns the head's output."""
+    a = [b.conv1x1(f"{prefix}a{i}", x, 8, 32, 8) for i in range(branches)]
+    bs = [b.conv1x1(f"{prefix}b{i}", a[i], 32, 4, 8) for i in range(branches)]
+    cat = b.concat(f"{prefix}cat", bs, 4 * branches)
+    return b.conv1x1(f"{prefix}head", cat, 4 * branches, out, 8)
+
+
 def design_model(int8: bool = False) -> Any:
     """DESIGN.md's example as a ``ModelT`` (see the module docstring)."""
     b = _Builder(int8)
     x = b.activation("x", [1, 8, 8, 8])
-    a = [b.conv1x1(f"a{i}", x, 8, 32, 8) for i in range(4)]
-    bs = [b.conv1x1(f"b{i}", a[i], 32, 4, 8) for i in range(4)]
-    cat = b.activation("cat", [1, 8, 8, 16])
-    opts = fb.ConcatenationOptionsT()
-    opts.axis = 3
-    b.op(
-        fb.BuiltinOperator.CONCATENATION, bs, [cat], (fb.BuiltinOptions.ConcatenationOptions, opts)
-    )
-    y = b.conv1x1("head", cat, 16, 4, 8)
+    y = _design_ops(b, x)
     return b.model([x], [y])
+
+
+def if_model() -> Any:
+    """An ``IF`` whose branches are subgraphs in a bad file order (float32).
+
+    Subgraph 1 (then) is the design example on the ``IF``'s input ``x``
+    (file order peak 34,816 B, optimum 13,312 B); subgraph 2 (else) is the
+    example with two branches (file order 18,432 B, optimum 11,264 B). The
+    main subgraph runs ``pa = conv(x)`` (8 KiB) and, in its file order, the
+    ``IF`` while ``pa`` is live, then ``pb = conv(pa)``, a concatenation of
+    ``pb`` and the ``IF``'s output, and a 1x1 head.
+    """
+    b = _Builder(False)
+    bx = b.activation("then/x", [1, 8, 8, 8])
+    then = b.finish([bx], [_design_ops(b, bx, 4, "then/")], "then")
+    ex = b.activation("else/x", [1, 8, 8, 8])
+    other = b.finish([ex], [_design_ops(b, ex, 2, "else/")], "else")
+    cond = b.tensor("cond", [1], fb.TensorType.BOOL)
+    x = b.activation("x", [1, 8, 8, 8])
+    pa = b.conv1x1("pa", x, 8, 32, 8)
+    y = b.activation("if", [1, 8, 8, 4])
+    opts = fb.IfOptionsT()
+    opts.thenSubgraphIndex, opts.elseSubgraphIndex = then, other
+    b.op(fb.BuiltinOperator.IF, [cond, x], [y], (fb.BuiltinOptions.IfOptions, opts))
+    pb = b.conv1x1("pb", pa, 32, 4, 8)
+    cat = b.concat("cat", [pb, y], 8)
+    out = b.conv1x1("out", cat, 8, 4, 8)
+    return b.model([cond, x], [out])
 
 
 def to_bytes(model: Any) -> bytes:
@@ -135,6 +184,36 @@ def to_bytes(model: Any) -> bytes:
 def design_example(int8: bool = False) -> bytes:
     """The example's flatbuffer bytes."""
     return to_bytes(design_model(int8))
+
+
+def while_model() -> Any:
+    """A ``WHILE`` that runs its body three times (float32 maps, int32 counter).
+
+    Subgraph 1 (condition): ``i < 3``. Subgraph 2 (body): ``i + 1`` and the
+    example with two branches and an 8-channel head on ``x`` (its file
+    order is not optimal). The main subgraph runs the
+    ``WHILE`` on ``(i, x)`` and a 1x1 head on its ``x``.
+    """
+    b = _Builder(False)
+    ci, cx = b.tensor("cond/i", [1], INT32), b.activation("cond/x", [1, 8, 8, 8])
+    three = b.tensor("cond/three", [1], INT32, np.array([3], np.int32))
+    flag = b.tensor("cond/flag", [1], fb.TensorType.BOOL)
+    b.op(fb.BuiltinOperator.LESS, [ci, three], [flag])
+    cond = b.finish([ci, cx], [flag], "cond")
+    bi, bx = b.tensor("body/i", [1], INT32), b.activation("body/x", [1, 8, 8, 8])
+    y = _design_ops(b, bx, 2, "body/", out=8)
+    one = b.tensor("body/one", [1], INT32, np.array([1], np.int32))
+    nxt = b.tensor("body/next", [1], INT32)
+    opts = fb.AddOptionsT()
+    b.op(fb.BuiltinOperator.ADD, [bi, one], [nxt], (fb.BuiltinOptions.AddOptions, opts))
+    body = b.finish([bi, bx], [nxt, y], "body")
+    i, x = b.tensor("i", [1], INT32), b.activation("x", [1, 8, 8, 8])
+    io, xo = b.tensor("i_out", [1], INT32), b.activation("x_out", [1, 8, 8, 8])
+    wopts = fb.WhileOptionsT()
+    wopts.condSubgraphIndex, wopts.bodySubgraphIndex = cond, body
+    b.op(fb.BuiltinOperator.WHILE, [i, x], [io, xo], (fb.BuiltinOptions.WhileOptions, wopts))
+    out = b.conv1x1("out", xo, 8, 4, 8)
+    return b.model([i, x], [io, out])
 
 
 def with_fp16_weights(int8: bool = False) -> Any:

@@ -6,10 +6,29 @@ It is read with the schema's object API shipped in ``ai-edge-litert``
 
 What is scheduled (the memory model of ``DESIGN.md`` applied to TFLite):
 
-* the operators of the main subgraph (subgraph 0, the one LiteRT and TFLM
-  invoke). Control-flow operators (``IF``, ``WHILE``) are opaque, as in ONNX:
-  their subgraphs keep their own order, and every subgraph index must point
-  to a subgraph without a cycle through the indices;
+* the operators of every subgraph. Subgraph 0 (the one LiteRT and TFLM
+  invoke) is :attr:`TfliteModel.problem`; every other subgraph (an ``IF``
+  branch, a ``WHILE`` condition or body, a ``CALL_ONCE`` initialiser) is its
+  own scheduling problem, solved at load time bottom-up through the calls
+  (which must form no cycle) with the exact engine (optimal where it finishes
+  in :data:`CHILD_TIME_LIMIT` s, and then the same on every run; a subgraph
+  with operators on resource variables or hash tables keeps its file order,
+  while subgraph 0 with them is refused), then placed in its own 16-byte-aligned
+  arena by serenity's planner (checked). Dynamic dims are checked in subgraph
+  0 only (elsewhere the stored shapes are used, as TFLM does);
+* a called subgraph's tensors live only while the operator that runs it
+  runs (TFLM and LiteRT copy the operator's inputs into the subgraph's inputs
+  and its outputs back). So an operator that runs subgraphs gets one extra
+  output per *workspace*: a tensor nothing reads (the memory model frees it
+  right after the operator: footprint during the operator = live tensors +
+  outputs + workspace), sized as the subgraph's arena. ``IF`` has one
+  workspace of the larger branch's arena (one branch runs); any other
+  operator one per subgraph (``WHILE`` copies the body's outputs into the
+  condition's inputs: both live at once). The workspace is a tensor of the
+  :class:`~serenity.ir.Problem` like any other (named
+  ``<op>/workspace:<subgraphs>``), so every engine and planner handles it
+  unchanged; where the planner reaches the subgraph's peak (it does on
+  the tests' models), the workspace is the subgraph's optimal peak;
 * activations: the subgraph's inputs and every tensor an operator computes
   from one. Constant tensors (a non-empty buffer), variable tensors
   (persistent in both runtimes) and the outputs of weight-only chains
@@ -22,18 +41,27 @@ What is scheduled (the memory model of ``DESIGN.md`` applied to TFLite):
   at load time; a model whose stored shapes disagree with what the runtime
   computes is refused with the tensor named (TFLM trusts the stored shapes).
 
-The written file has the same tensors and buffers; only the operators of the
-main subgraph are permuted, and the model metadata ``OfflineMemoryAllocation``
-(TFLM's offline arena plan) is set from the plan's offsets, replacing an
-existing entry (without a plan, an existing entry is dropped: it was made for
-the old order). Its buffer holds int32 ``[1, n_subgraphs, n_tensors,
-offset_0, ...]`` over the tensors of every subgraph, ``-1`` where TFLM plans
-the tensor itself. TFLM does not check an offline plan, so
-:meth:`TfliteModel.reordered` checks that no two tensors live at the same
-step overlap before embedding one.
+The written file has the same tensors and buffers; the operators of subgraph
+0 are permuted to the order given, those of every other subgraph to its own
+schedule, and the model metadata ``OfflineMemoryAllocation`` (TFLM's offline
+arena plan) is set from the plan's offsets, replacing an existing entry
+(without a plan, an existing entry is dropped: it was made for the old
+order). Its buffer holds int32 ``[1, n_subgraphs, n_tensors, offset_0,
+...]`` over the tensors of every subgraph in subgraph order (TFLM plans all
+subgraphs in one arena and reads the entry of a subgraph's tensor at the
+subgraph's start plus its index), ``-1`` where TFLM plans the tensor itself.
+A subgraph run by exactly one operator is placed inside that operator's
+workspace (its offset plus the subgraph's own plan), recursively; a subgraph
+run from two operators (its tensors would need one place in two workspaces),
+and any subgraph 0 never runs, gets ``-1``: TFLM plans it, around our
+offsets. TFLM does not check an offline plan, so :meth:`TfliteModel.reordered`
+checks that no two tensors of subgraph 0 live at the same step overlap before
+embedding one; each other subgraph's plan is checked when it is made, and
+nests inside a workspace no other tensor overlaps while it is live.
 
-Complexity: loading is O(file size + tensors + operators); the dynamic-shape
-check runs LiteRT's ``allocate_tensors`` once.
+Complexity: loading is O(file size + tensors + operators) plus, per subgraph
+other than 0, the exact engine (at most :data:`CHILD_TIME_LIMIT` s) and the
+planner; the dynamic-shape check runs LiteRT's ``allocate_tensors`` once.
 """
 
 from __future__ import annotations
@@ -46,7 +74,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -99,16 +127,20 @@ def _names(enum_cls: Any) -> dict[int, str]:
 
 @dataclass
 class TfliteModel(Model):
-    """A loaded .tflite model and the scheduling problem of its main subgraph.
+    """A loaded .tflite model, the scheduling problem of its main subgraph and
+    the schedules of the others.
 
     Attributes:
         path: The file it came from.
         data: The file's bytes (never modified).
         fbmodel: The flatbuffer as a schema ``ModelT`` (read-only here).
-        problem: Activations and scheduled operators of subgraph 0.
+        problem: Activations and scheduled operators of subgraph 0, with the
+            workspaces of the operators that run subgraphs.
         node_index: For each op id, the operator's index in subgraph 0.
         tensor_index: For each activation id, the tensor's index in subgraph 0.
         input_shapes: The stored shapes of the subgraph's inputs, by name.
+        subgraphs: Every subgraph's problem, and for those other than 0 their
+            own schedule and arena (see :class:`SubgraphSchedule`).
     """
 
     path: Path
@@ -118,6 +150,7 @@ class TfliteModel(Model):
     node_index: tuple[int, ...]
     tensor_index: tuple[int, ...]
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    subgraphs: tuple[SubgraphSchedule, ...] = ()
 
     format_name: ClassVar[str] = "tflite"
     holds_plan: ClassVar[bool] = True
@@ -139,40 +172,13 @@ class TfliteModel(Model):
         """
         if not self.problem.is_topological(order):
             raise ValueError("order is not a topological order of the model's ops")
-        ops = self.fbmodel.subgraphs[0].operators or []
-        scheduled = set(self.node_index)
-        producer: dict[int, int] = {}
-        for i, op in enumerate(ops):
-            for t in op.outputs or []:
-                producer[t] = i
-        placed: list[int] = []
-        done: set[int] = set()
-
-        def emit(i: int) -> None:
-            stack = [(i, False)]
-            while stack:
-                v, expanded = stack.pop()
-                if v in done:
-                    continue
-                if expanded:
-                    done.add(v)
-                    placed.append(v)
-                    continue
-                stack.append((v, True))
-                for t in reversed(ops[v].inputs or []):
-                    u = producer.get(t)
-                    if u is not None and u not in scheduled and u not in done:
-                        stack.append((u, False))
-
-        for v in order:
-            emit(self.node_index[v])
-        for i in range(len(ops)):
-            emit(i)
-        return placed
+        return _file_order(self.fbmodel.subgraphs[0].operators or [], self.node_index, order)
 
     def reordered(self, order: Sequence[int], offsets: Mapping[int, int] | None = None) -> bytes:
-        """The flatbuffer with subgraph 0's operators in ``order`` and, with
-        ``offsets`` (activation id -> byte offset), TFLM's offline plan embedded.
+        """The flatbuffer with subgraph 0's operators in ``order``, every other
+        subgraph's in its own schedule and, with ``offsets`` (activation id ->
+        byte offset, workspaces included), TFLM's offline plan embedded over
+        the tensors of every subgraph (:meth:`global_offsets`).
 
         Raises:
             ValueError: ``order`` is not topological, or ``offsets`` misses an
@@ -186,9 +192,17 @@ class TfliteModel(Model):
 
         placed = self.file_order(order)
         model = copy.copy(self.fbmodel)
-        main = copy.copy(model.subgraphs[0])
-        main.operators = [main.operators[i] for i in placed]
-        model.subgraphs = [main, *model.subgraphs[1:]]
+        subgraphs = []
+        for k, sg in enumerate(model.subgraphs):
+            sg = copy.copy(sg)
+            if k == 0:
+                sg.operators = [sg.operators[i] for i in placed]
+            elif k < len(self.subgraphs):
+                part = self.subgraphs[k]
+                ops = sg.operators or []
+                sg.operators = [ops[i] for i in _file_order(ops, part.node_index, part.order)]
+            subgraphs.append(sg)
+        model.subgraphs = subgraphs
         model.buffers = list(model.buffers or [])
         metadata = [m for m in model.metadata or [] if _name(m.name) != OFFLINE_PLAN_NAME]
         for m in model.metadata or []:
@@ -196,11 +210,8 @@ class TfliteModel(Model):
                 model.buffers[m.buffer] = fb.BufferT()  # the stale plan's bytes go
         if offsets is not None:
             self._check_offsets(order, offsets)
-            counts = [len(sg.tensors or []) for sg in model.subgraphs]
-            values = np.full(3 + sum(counts), -1, dtype="<i4")
-            values[:3] = (1, len(counts), sum(counts))
-            for t, k in enumerate(self.tensor_index):
-                values[3 + k] = offsets[t]
+            plan = self.global_offsets(offsets)
+            values = np.array([1, len(model.subgraphs), len(plan), *plan], dtype="<i4")
             buf = fb.BufferT()
             buf.data = np.frombuffer(values.tobytes(), dtype=np.uint8).copy()
             model.buffers.append(buf)
@@ -209,6 +220,58 @@ class TfliteModel(Model):
             metadata.append(entry)
         model.metadata = metadata or None
         return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+    def _plan_bases(self) -> list[int]:
+        """Where each subgraph's tensors start in the offline plan (and the total last)."""
+        bases = [0]
+        for sg in self.fbmodel.subgraphs:
+            bases.append(bases[-1] + len(sg.tensors or []))
+        return bases
+
+    def call_counts(self) -> list[int]:
+        """For each subgraph, the number of operators (of any subgraph) that run it."""
+        counts = [0] * len(self.fbmodel.subgraphs)
+        for part in self.subgraphs:
+            for group in part.workspaces.values():
+                for c in group:
+                    counts[c] += 1
+        return counts
+
+    def global_offsets(self, offsets: Mapping[int, int]) -> list[int]:
+        """TFLM's offline plan over every tensor of every subgraph, for the
+        offsets ``offsets`` of subgraph 0's activations (and workspaces).
+
+        Subgraph 0's activations get ``offsets``. A subgraph run by exactly one
+        operator, whose own subgraph is placed, is placed at the offset of that
+        operator's workspace tensor plus its own plan's offsets: its tensors
+        live only while that operator runs, inside the workspace that no other
+        tensor of the caller overlaps then (checked for subgraph 0 by
+        :meth:`reordered`, for the others by ``check_plan`` at load). Every
+        other tensor (weights, tensors of a subgraph run from two places or of
+        a subgraph not run by subgraph 0) is ``-1``: TFLM plans it itself.
+
+        Complexity: O(tensors of every subgraph).
+        """
+        bases = self._plan_bases()
+        plan = [-1] * bases[-1]
+        counts = self.call_counts()
+        region: dict[int, tuple[int, Mapping[int, int]]] = {0: (0, offsets)}
+        queue = [0]
+        while queue:
+            s = queue.pop(0)
+            base, own = region[s]
+            part = self.subgraphs[s] if s < len(self.subgraphs) else None
+            if part is None:
+                continue
+            for t, k in enumerate(part.tensor_index):
+                if t in own:
+                    plan[bases[s] + k] = base + own[t]
+            for w, group in sorted(part.workspaces.items()):
+                for c in group:
+                    if counts[c] == 1 and c not in region and w in own:
+                        region[c] = (base + own[w], self.subgraphs[c].offsets)
+                        queue.append(c)
+        return plan
 
     def _check_offsets(self, order: Sequence[int], offsets: Mapping[int, int]) -> None:
         from serenity.plan import tensor_lifetimes
@@ -282,19 +345,20 @@ class TfliteModel(Model):
         return [line]
 
     def offline_arena(self, plan: Sequence[int]) -> int:
-        """The head TFLM needs for the offline offsets ``plan`` of subgraph 0's activations."""
-        sizes = self.problem.tensor_sizes
+        """The head TFLM needs for the offline offsets ``plan`` of the activations of every subgraph."""
+        bases = self._plan_bases()
         ends = [
-            plan[k] + _align(sizes[t])
-            for t, k in enumerate(self.tensor_index)
-            if k < len(plan) and plan[k] >= 0
+            plan[bases[s] + k] + _align(part.problem.tensor_sizes[t])
+            for s, part in enumerate(self.subgraphs)
+            for t, k in enumerate(part.tensor_index)
+            if bases[s] + k < len(plan) and plan[bases[s] + k] >= 0
         ]
         return max(ends, default=0)
 
     def arena_hint(self) -> int:
         """A TFLM arena size that fits any plan of this model: every activation
-        side by side, plus room for TFLM's own structures."""
-        act = sum(_align(s) for s in self.problem.tensor_sizes)
+        of every subgraph side by side, plus room for TFLM's own structures."""
+        act = sum(_align(s) for part in self.subgraphs for s in part.problem.tensor_sizes)
         tensors = sum(len(sg.tensors or []) for sg in self.fbmodel.subgraphs)
         return act + 256 * (tensors + self.num_nodes) + (4 << 20)
 
@@ -313,6 +377,41 @@ class TfliteModel(Model):
             Path(tmp).unlink(missing_ok=True)
             raise ModelError(f"cannot write {out}: {e.strerror}") from None
         return [out]
+
+
+def _file_order(ops: Sequence[Any], node_index: Sequence[int], order: Sequence[int]) -> list[int]:
+    """Operator indices of a subgraph for the order ``order`` of its scheduled
+    ops (``node_index``): each weight-only operator just before its first
+    consumer, unconsumed ones last. Complexity: O(operators + edges)."""
+    scheduled = set(node_index)
+    producer: dict[int, int] = {}
+    for i, op in enumerate(ops):
+        for t in op.outputs or []:
+            producer[t] = i
+    placed: list[int] = []
+    done: set[int] = set()
+
+    def emit(i: int) -> None:
+        stack = [(i, False)]
+        while stack:
+            v, expanded = stack.pop()
+            if v in done:
+                continue
+            if expanded:
+                done.add(v)
+                placed.append(v)
+                continue
+            stack.append((v, True))
+            for t in reversed(ops[v].inputs or []):
+                u = producer.get(t)
+                if u is not None and u not in scheduled and u not in done:
+                    stack.append((u, False))
+
+    for v in order:
+        emit(node_index[v])
+    for i in range(len(ops)):
+        emit(i)
+    return placed
 
 
 class TflmError(Exception):
@@ -475,20 +574,136 @@ def load_tflite(
     model = _parse(p, data)
     op_names = _names(fb.BuiltinOperator)
     type_names = _names(fb.TensorType)
-    sg = model.subgraphs[0]
-    tensors, ops = sg.tensors or [], sg.operators or []
     codes = [
         op_names.get(max(c.builtinCode, c.deprecatedBuiltinCode), "UNKNOWN")
         if max(c.builtinCode, c.deprecatedBuiltinCode) != fb.BuiltinOperator.CUSTOM
         else f"CUSTOM:{_name(c.customCode)}"
         for c in model.operatorCodes
     ]
-    stateful = sorted({codes[op.opcodeIndex] for op in ops} & _STATEFUL)
+    stateful = sorted({codes[op.opcodeIndex] for op in model.subgraphs[0].operators or []})
+    stateful = [c for c in stateful if c in _STATEFUL]
     if stateful:
         raise UnsupportedModelError(
-            f"{p}: {', '.join(stateful)}: the order of operators on resource variables or hash "
-            "tables is a side effect serenity does not model"
+            f"{p}: {', '.join(stateful)}: the order of operators on resource variables or "
+            "hash tables is a side effect serenity does not model"
         )
+    parts: dict[int, SubgraphSchedule] = {}
+    for s in _bottom_up(model, codes):
+        parts[s] = _subgraph_schedule(p, model, s, codes, type_names, parts)
+    main = parts[0]
+    sg = model.subgraphs[0]
+    act = list(main.tensor_index)
+    _check_shapes(p, data, model, act, input_shapes or {})
+    shapes = {
+        _name(sg.tensors[t].name): tuple(int(d) for d in sg.tensors[t].shape or ())
+        for t in dict.fromkeys(sg.inputs or [])
+    }
+    return TfliteModel(
+        p,
+        data,
+        model,
+        main.problem,
+        main.node_index,
+        main.tensor_index,
+        shapes,
+        tuple(parts[s] for s in range(len(model.subgraphs))),
+    )
+
+
+def _callees(op: Any, code: str) -> list[tuple[int, ...]]:
+    """The subgraphs an operator runs, grouped by workspace: an ``IF`` runs one
+    of its branches (one group, the branches share a workspace); any other
+    operator may hold all its subgraphs' tensors at once (``WHILE`` copies the
+    body's outputs into the condition's inputs), one group per subgraph."""
+    found: list[int] = []
+    for opts in (op.builtinOptions, getattr(op, "builtinOptions2", None)):
+        for key, v in sorted(vars(opts).items()) if opts is not None else ():
+            if key.endswith("SubgraphIndex") and isinstance(v, int) and v not in found:
+                found.append(v)
+    if code == "IF":
+        return [tuple(sorted(found))] if found else []
+    return [(v,) for v in found]
+
+
+def _bottom_up(model: Any, codes: list[str]) -> list[int]:
+    """Every subgraph after all the subgraphs it runs (the calls form no cycle:
+    :func:`_check_indices`), ties by index."""
+    done: list[int] = []
+    seen: set[int] = set()
+    for root in range(len(model.subgraphs)):
+        stack = [(root, False)]
+        while stack:
+            s, expanded = stack.pop()
+            if expanded:
+                done.append(s)
+                continue
+            if s in seen:
+                continue
+            seen.add(s)
+            stack.append((s, True))
+            kids = [
+                c
+                for op in model.subgraphs[s].operators or []
+                for group in _callees(op, codes[op.opcodeIndex])
+                for c in group
+            ]
+            stack.extend((c, False) for c in reversed(list(dict.fromkeys(kids))) if c not in seen)
+    return done
+
+
+#: Seconds the exact engine may spend on each non-main subgraph at load time.
+CHILD_TIME_LIMIT = 10.0
+
+
+@dataclass(frozen=True)
+class SubgraphSchedule:
+    """One subgraph's scheduling problem and, for a subgraph other than 0, its own schedule.
+
+    Attributes:
+        index: The subgraph's index in the model.
+        problem: Its activations and scheduled operators, plus one *workspace*
+            tensor per group of subgraphs an operator runs (an extra output of
+            that operator that nothing reads, sized as the group's arena).
+        node_index: For each op id, the operator's index in the subgraph.
+        tensor_index: For each real activation id, the tensor's index in the
+            subgraph; the workspace tensors have the ids after these.
+        workspaces: Workspace tensor id -> the subgraphs whose tensors it holds.
+        order: Its operators' order (op ids): the proven-optimal one where the
+            exact engine finishes in :data:`CHILD_TIME_LIMIT`, the file order
+            where the subgraph has stateful operators; for subgraph 0 the file
+            order (the order written is the one given).
+        offsets: The arena offset of every tensor of ``problem`` in its own
+            arena (16-byte aligned, checked), from serenity's planner.
+        arena: That arena's size: the workspace a calling operator reserves.
+        peak: The peak of ``order`` (the optimum where ``optimal``).
+        optimal: Whether ``peak`` is proven optimal.
+    """
+
+    index: int
+    problem: Problem
+    node_index: tuple[int, ...]
+    tensor_index: tuple[int, ...]
+    workspaces: dict[int, tuple[int, ...]]
+    order: tuple[int, ...]
+    offsets: dict[int, int]
+    arena: int
+    peak: int
+    optimal: bool
+
+
+def _subgraph_schedule(
+    p: Path,
+    model: Any,
+    s: int,
+    codes: list[str],
+    type_names: dict[int, str],
+    done: Mapping[int, SubgraphSchedule],
+) -> SubgraphSchedule:
+    """Build subgraph ``s``'s problem (its callees in ``done``) and, unless it
+    is 0, schedule and plan it. Complexity: that of the exact engine, bounded by
+    :data:`CHILD_TIME_LIMIT`, plus O(tensors + operators)."""
+    sg = model.subgraphs[s]
+    tensors, ops = sg.tensors or [], sg.operators or []
 
     def constant(t: int) -> bool:
         b = tensors[t].buffer
@@ -508,6 +723,7 @@ def load_tflite(
                 scheduled[i] = changed = True
                 for t in op.outputs or []:
                     activation[t] = True
+    where = f"{p}: " if s == 0 else f"{p}: subgraph {s}: "
     produced = {t for op in ops for t in op.outputs or []}
     for i, op in enumerate(ops):
         for t in op.inputs or []:
@@ -518,30 +734,68 @@ def load_tflite(
                 and not _empty(tensors[t])
             ):
                 raise ModelError(
-                    f"{p}: operator {i} ({codes[op.opcodeIndex]}) reads tensor "
+                    f"{where}operator {i} ({codes[op.opcodeIndex]}) reads tensor "
                     f"'{_name(tensors[t].name)}', which nothing computes and is not an input"
                 )
     act = [t for t in range(len(tensors)) if activation[t]]
     tid = {t: k for k, t in enumerate(act)}
     sizes = [_tensor_bytes(p, tensors[t], type_names) for t in act]
-    _check_shapes(p, data, model, act, input_shapes or {})
     node_index = tuple(i for i in range(len(ops)) if scheduled[i])
     names = _op_names(ops, tensors, codes, node_index)
+    tensor_names = [_name(tensors[t].name) or f"tensor{t}" for t in act]
+    op_outputs = [[tid[t] for t in ops[i].outputs or []] for i in node_index]
+    workspaces: dict[int, tuple[int, ...]] = {}
+    for v, i in enumerate(node_index):
+        for group in _callees(ops[i], codes[ops[i].opcodeIndex]):
+            workspaces[len(sizes)] = group
+            op_outputs[v].append(len(sizes))
+            sizes.append(max(done[c].arena for c in group))
+            tensor_names.append(f"{names[v]}/workspace:{'|'.join(map(str, group))}")
     problem = Problem(
         op_names=names,
         tensor_sizes=sizes,
         op_inputs=[
             [tid[t] for t in ops[i].inputs or [] if t >= 0 and t in tid] for i in node_index
         ],
-        op_outputs=[[tid[t] for t in ops[i].outputs or []] for i in node_index],
+        op_outputs=op_outputs,
         graph_inputs=[tid[t] for t in inputs],
         graph_outputs=[tid[t] for t in sg.outputs or [] if t in tid],
-        tensor_names=[_name(tensors[t].name) or f"tensor{t}" for t in act],
+        tensor_names=tensor_names,
         op_types=[codes[ops[i].opcodeIndex] for i in node_index],
-        name=p.stem,
+        name=p.stem if s == 0 else f"{p.stem}/subgraph{s}",
     )
-    shapes = {_name(tensors[t].name): tuple(int(d) for d in tensors[t].shape or ()) for t in inputs}
-    return TfliteModel(p, data, model, problem, node_index, tuple(act), shapes)
+    part = SubgraphSchedule(
+        s,
+        problem,
+        node_index,
+        tuple(act),
+        workspaces,
+        tuple(range(len(node_index))),
+        {},
+        0,
+        0,
+        False,
+    )
+    if s == 0:
+        return part
+    from serenity.plan import check_plan, lifetimes, plan
+    from serenity.schedule import ScheduleOptions, schedule
+
+    stateful = any(codes[op.opcodeIndex] in _STATEFUL for op in ops)
+    method = "file" if stateful or not node_index else "auto"
+    result = schedule(problem, method, ScheduleOptions(time_limit=CHILD_TIME_LIMIT))
+    buffers = tuple(lifetimes(problem, result.op_order))
+    arena = plan(buffers, alignment=TFLM_ALIGNMENT)
+    check_plan(buffers, arena)
+    offsets = {t: arena.offsets[k] for k, b in enumerate(buffers) for t in b.tensors}
+    return replace(
+        part,
+        order=tuple(result.op_order),
+        offsets=offsets,
+        arena=_align(arena.arena_bytes),
+        peak=result.peak_bytes,
+        optimal=result.optimal,
+    )
 
 
 def _empty(t: Any) -> bool:
