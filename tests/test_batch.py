@@ -44,12 +44,12 @@ def test_bad_crashing_and_hanging_models_never_stop_the_run(tmp_path: Path) -> N
     good = _zoo(tmp_path / "good", 3)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07 not a model")
-    odd = [_write(tmp_path, f"{k}.onnx", tiny(seed=i)) for i, k in enumerate(("crash", "segv", "slow"))]
+    odd = [
+        _write(tmp_path, f"{k}.onnx", tiny(seed=i)) for i, k in enumerate(("crash", "segv", "slow"))
+    ]
     out = tmp_path / "r.jsonl"
     started = time.perf_counter()
-    rows = list(
-        serenity.batch([*good, bad, *odd], jobs=2, timeout=3, worker=misbehaving, out=out)
-    )
+    rows = list(serenity.batch([*good, bad, *odd], jobs=2, timeout=3, worker=misbehaving, out=out))
     assert time.perf_counter() - started < 60  # the hanging worker was killed, not waited for
     by = {Path(r["model"]).name: r for r in rows}
     assert len(rows) == len(by) == 7
@@ -148,14 +148,22 @@ def test_cli_writes_models_and_plans_and_refuses_mixed_settings(
     outdir = tmp_path / "opt"
     outdir.mkdir()
     out = tmp_path / "r.jsonl"
-    code, stdout, _ = run_cli(capsys, "batch", listing, "--out", out, "-o", outdir, "--plan", "-j", "1")
+    code, stdout, _ = run_cli(
+        capsys, "batch", listing, "--out", out, "-o", outdir, "--plan", "-j", "1"
+    )
     assert code == 0, stdout
     for row in read_results(out):
         written = outdir / Path(row["model"]).name
         assert row["output"] == str(written)
-        assert serenity.schedule_model(serenity.load_model(written), "file").peak_bytes == row["peak_bytes"]
+        assert (
+            serenity.schedule_model(serenity.load_model(written), "file").peak_bytes
+            == row["peak_bytes"]
+        )
         assert row["plan"]["arena_bytes"] >= row["plan"]["lower_bound_bytes"] > 0
-        assert json.loads(Path(row["plan"]["output"]).read_text())["arena_bytes"] == row["plan"]["arena_bytes"]
+        assert (
+            json.loads(Path(row["plan"]["output"]).read_text())["arena_bytes"]
+            == row["plan"]["arena_bytes"]
+        )
     code, _, err = run_cli(capsys, "batch", listing, "--out", out, "--method", "rpo")
     assert code == 2 and "other settings" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "batch", tmp_path / "nope.onnx", "--out", out)

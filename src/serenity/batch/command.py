@@ -61,8 +61,11 @@ def add_parser(sub: Any) -> None:
         "keeps its journal in RESULTS.jsonl for resuming and needs pyarrow",
     )
     p.add_argument(
-        "-j", "--jobs", type=int, metavar="N", help="worker processes (default: CPU count; "
-        "Ray: the cluster's CPUs)"
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes (default: CPU count; Ray: the cluster's CPUs)",
     )
     p.add_argument(
         "--engine",

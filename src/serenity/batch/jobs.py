@@ -309,7 +309,8 @@ def process_job(job: Job, settings: Settings) -> dict[str, Any]:
     to the job's name, plus ``status`` (``"ok"``), ``error`` (``None``),
     ``sha256``, ``index``, ``settings`` and ``timings`` (seconds: ``load``,
     ``schedule`` (file order, the method and any rewriting), ``write``,
-    ``plan``, ``worker``: the whole call). With ``settings.plan`` it adds
+    ``plan``, ``worker``: the whole call; ``cpu``: the worker's CPU seconds
+    for it; the engine adds ``wall``: from dispatch to the result's arrival). With ``settings.plan`` it adds
     ``plan``: the arena's ``arena_bytes``, ``lower_bound_bytes``,
     ``alignment``, ``planner``, ``optimal``, ``seconds`` (the full plan is
     written beside the model when there is an ``outdir``).
@@ -319,7 +320,7 @@ def process_job(job: Job, settings: Settings) -> dict[str, Any]:
 
     Complexity: that of the scheduling method on the model.
     """
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     timings: dict[str, float] = {}
     try:
         model = _load(job, settings)
@@ -378,6 +379,7 @@ def process_job(job: Job, settings: Settings) -> dict[str, Any]:
     except Exception as e:  # a bug or a library failure: keep the run going, say what
         report = failure(job, settings, "error", f"internal error: {type(e).__name__}: {e}")
     timings["worker"] = _seconds(start)
+    timings["cpu"] = round(time.process_time() - cpu, 6)
     report.update(sha256=job.sha256, index=job.index, timings=timings)
     report["settings"] = settings.as_dict()
     return report

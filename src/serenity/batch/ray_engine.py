@@ -116,7 +116,9 @@ class RayPool:
             while pending or flight:
                 while pending and len(flight) < width:
                     job = pending.pop()
-                    ref = task.remote(worker_ref, _inline(job, self.settings, self.inline_bytes), settings_ref)
+                    ref = task.remote(
+                        worker_ref, _inline(job, self.settings, self.inline_bytes), settings_ref
+                    )
                     flight[ref] = (job, time.perf_counter())
                 wait_for = None
                 if timeout is not None:

@@ -114,9 +114,7 @@ def check_parquet() -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError:
-        raise UsageError(
-            f"--format parquet needs pyarrow: pip install '{PARQUET_EXTRA}'"
-        ) from None
+        raise UsageError(f"--format parquet needs pyarrow: pip install '{PARQUET_EXTRA}'") from None
 
 
 def write_parquet(rows: Iterable[dict[str, Any]], path: str | os.PathLike[str]) -> int:
