@@ -44,6 +44,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -102,18 +104,23 @@ def candidates(count: int, seed: int = 0) -> Iterable[tuple[str, Callable[[], on
             )
 
 
-def generate(directory: Path, count: int) -> list[Path]:
-    """Write the candidates that are not in ``directory`` yet; all their paths."""
+def _build(count: int, k: int, directory: Path) -> None:
+    name, build = list(candidates(count))[k]
+    path = directory / name
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        onnx.save(build(), str(tmp))
+        os.replace(tmp, path)
+
+
+def generate(directory: Path, count: int, jobs: int) -> list[Path]:
+    """Write the candidates that are not in ``directory`` yet (``jobs`` processes); their paths."""
     directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, build in candidates(count):
-        path = directory / name
-        if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            onnx.save(build(), str(tmp))
-            os.replace(tmp, path)
-        paths.append(path)
-    return paths
+    names = [name for name, _ in candidates(count)]
+    missing = [k for k, name in enumerate(names) if not (directory / name).exists()]
+    with ProcessPoolExecutor(jobs) as pool:
+        list(pool.map(partial(_build, count, directory=directory), missing))
+    return [directory / name for name in names]
 
 
 def _cpu() -> float:
@@ -264,7 +271,7 @@ def main() -> int:
     args = ap.parse_args()
 
     t = time.perf_counter()
-    paths = generate(args.dir / "candidates", args.count)
+    paths = generate(args.dir / "candidates", args.count, jobs=2)
     print(
         f"{len(paths)} candidates in {args.dir} ({time.perf_counter() - t:.0f} s)", file=sys.stderr
     )

@@ -111,7 +111,11 @@ def test_sigint_keeps_finished_results_and_a_rerun_finishes(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or len(read_results(out)) < 3):
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group
+    # Freeze the run, check it is mid-way, then Ctrl-C (the whole process group) and thaw.
+    os.killpg(proc.pid, signal.SIGSTOP)
+    assert len(read_results(out)) < n, "the run finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"interrupted" in err

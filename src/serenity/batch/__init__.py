@@ -29,7 +29,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ class BatchRun:
     out: Path | None = None
     worker: Worker = process_job
 
-    def results(self) -> Iterator[dict[str, Any]]:
+    def results(self) -> Generator[dict[str, Any], None, None]:
         """Yield the stored results, then each new one as it finishes (appended to ``out``).
 
         Closing the iterator early (or KeyboardInterrupt) stops the workers;
@@ -204,7 +204,7 @@ def batch(
     verify: bool = False,
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     worker: Worker = process_job,
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """Schedule many models in worker processes; yield each result as it finishes.
 
     Args:
