@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +69,12 @@ def default_timeout(time_limit: float | None, rewrite: bool) -> float | None:
 
 @dataclass
 class BatchRun:
-    """A prepared batch: what to run, what a previous run already finished.
+    """A batch in progress, as :func:`batch` returns it: an iterator of results.
 
-    Build one with :func:`prepare`, then iterate :meth:`results`.
+    Iterating yields the stored results (``done``), then each new one as it
+    finishes, appended to ``out`` first. :meth:`close` (or leaving the loop
+    through an exception such as KeyboardInterrupt) stops the workers;
+    every result yielded so far is already in ``out``.
 
     Attributes:
         todo: The jobs still to run, in input order.
@@ -87,13 +90,22 @@ class BatchRun:
     address: str | None = None
     out: Path | None = None
     worker: Worker = process_job
+    _results: Generator[dict[str, Any], None, None] | None = field(default=None, repr=False)
 
-    def results(self) -> Generator[dict[str, Any], None, None]:
-        """Yield the stored results, then each new one as it finishes (appended to ``out``).
+    def __iter__(self) -> BatchRun:
+        return self
 
-        Closing the iterator early (or KeyboardInterrupt) stops the workers;
-        every result yielded so far is already in ``out``.
-        """
+    def __next__(self) -> dict[str, Any]:
+        if self._results is None:
+            self._results = self._run()
+        return next(self._results)
+
+    def close(self) -> None:
+        """Stop the workers; results not yet yielded are lost (a rerun redoes them)."""
+        if self._results is not None:
+            self._results.close()
+
+    def _run(self) -> Generator[dict[str, Any], None, None]:
         yield from self.done
         if not self.todo:
             return
@@ -114,7 +126,7 @@ class BatchRun:
                 yield row
 
 
-def prepare(
+def batch(
     inputs: Iterable[BatchInput],
     *,
     jobs: int | None = None,
@@ -134,9 +146,50 @@ def prepare(
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     worker: Worker = process_job,
 ) -> BatchRun:
-    """Check the arguments, hash the inputs and read ``out``: a :class:`BatchRun`.
+    """Schedule many models in worker processes; iterate the results as they finish.
 
-    Arguments as :func:`batch`. Raises before any model runs.
+    Checks the arguments, hashes the inputs and reads ``out`` at once (so a
+    bad argument raises here, before any model runs); the models run as the
+    returned :class:`BatchRun` is iterated.
+
+    Args:
+        inputs: Model files (``.onnx``; a directory stands for every model
+            below it), ``onnx.ModelProto`` objects (never written to disk
+            unless ``outdir``) and :class:`~serenity.ir.Problem` objects.
+            The same input twice runs once.
+        jobs: Worker processes (local; default: the CPU count) or tasks in
+            flight (Ray; default: the cluster's CPUs).
+        engine: ``"local"`` or ``"ray"``.
+        address: Ray cluster address; ``None`` starts a local cluster.
+        out: JSON-lines results file: appended and flushed per result;
+            inputs with a stored line of the same content hash are skipped
+            and their stored line yielded first.
+        retry: With ``out``, run again the inputs whose stored status is
+            ``error`` or ``timeout``.
+        method: Scheduling method (see :data:`serenity.schedule.ENGINES`).
+        time_limit: Each model's search time limit (the method's default if None).
+        timeout: Hard seconds per model before its worker is killed
+            (``status: "timeout"``); 0 or ``None`` for none; the default is
+            :func:`default_timeout`.
+        inplace: The in-place memory model.
+        rewrite: Also apply identity rewrites that lower the peak.
+        split_outputs: With ``rewrite``, allow output-channel splits.
+        plan: Also plan each schedule's arena (summary in the result).
+        outdir: Write each scheduled model (``<stem>.onnx``) and, with
+            ``plan``, its plan (``<stem>.plan.json``) here.
+        verify: With ``outdir``, check each written model in onnxruntime.
+        input_shapes: Dims for symbolic graph inputs, for every model.
+        worker: The per-model function, ``(Job, Settings) -> dict``, defined
+            at module level (workers import it by name).
+
+    Returns:
+        A :class:`BatchRun`: an iterator of one dict per input (see
+        :func:`serenity.batch.jobs.process_job`), stored results first, then
+        in completion order; ``index`` is the input's position.
+
+    Raises:
+        UsageError: bad arguments, Ray missing for ``engine="ray"``, or
+            ``out`` made with other settings.
     """
     if engine not in BATCH_ENGINES:
         raise UsageError(f"unknown engine '{engine}'; choose one of {', '.join(BATCH_ENGINES)}")
@@ -185,89 +238,6 @@ def prepare(
     )
 
 
-def batch(
-    inputs: Iterable[BatchInput],
-    *,
-    jobs: int | None = None,
-    engine: str = "local",
-    address: str | None = None,
-    out: str | os.PathLike[str] | None = None,
-    retry: bool = False,
-    method: str = DEFAULT_METHOD,
-    time_limit: float | None = None,
-    timeout: float | None = -1.0,
-    inplace: bool = False,
-    rewrite: bool = False,
-    split_outputs: bool = True,
-    plan: bool = False,
-    outdir: str | os.PathLike[str] | None = None,
-    verify: bool = False,
-    input_shapes: Mapping[str, Sequence[int]] | None = None,
-    worker: Worker = process_job,
-) -> Generator[dict[str, Any], None, None]:
-    """Schedule many models in worker processes; yield each result as it finishes.
-
-    Args:
-        inputs: Model files (``.onnx``; a directory stands for every model
-            below it), ``onnx.ModelProto`` objects (never written to disk
-            unless ``outdir``) and :class:`~serenity.ir.Problem` objects.
-            The same input twice runs once.
-        jobs: Worker processes (local; default: the CPU count) or tasks in
-            flight (Ray; default: the cluster's CPUs).
-        engine: ``"local"`` or ``"ray"``.
-        address: Ray cluster address; ``None`` starts a local cluster.
-        out: JSON-lines results file: appended and flushed per result;
-            inputs with a stored line of the same content hash are skipped
-            and their stored line yielded first.
-        retry: With ``out``, run again the inputs whose stored status is
-            ``error`` or ``timeout``.
-        method: Scheduling method (see :data:`serenity.schedule.ENGINES`).
-        time_limit: Each model's search time limit (the method's default if None).
-        timeout: Hard seconds per model before its worker is killed
-            (``status: "timeout"``); 0 or ``None`` for none; the default is
-            :func:`default_timeout`.
-        inplace: The in-place memory model.
-        rewrite: Also apply identity rewrites that lower the peak.
-        split_outputs: With ``rewrite``, allow output-channel splits.
-        plan: Also plan each schedule's arena (summary in the result).
-        outdir: Write each scheduled model (``<stem>.onnx``) and, with
-            ``plan``, its plan (``<stem>.plan.json``) here.
-        verify: With ``outdir``, check each written model in onnxruntime.
-        input_shapes: Dims for symbolic graph inputs, for every model.
-        worker: The per-model function, ``(Job, Settings) -> dict``, defined
-            at module level (workers import it by name).
-
-    Yields:
-        One dict per input (see :func:`serenity.batch.jobs.process_job`),
-        stored results first, then in completion order; ``index`` is the
-        input's position.
-
-    Raises:
-        UsageError: bad arguments, Ray missing for ``engine="ray"``, or
-            ``out`` made with other settings; before any model runs.
-    """
-    run = prepare(
-        inputs,
-        jobs=jobs,
-        engine=engine,
-        address=address,
-        out=out,
-        retry=retry,
-        method=method,
-        time_limit=time_limit,
-        timeout=timeout,
-        inplace=inplace,
-        rewrite=rewrite,
-        split_outputs=split_outputs,
-        plan=plan,
-        outdir=outdir,
-        verify=verify,
-        input_shapes=input_shapes,
-        worker=worker,
-    )
-    return run.results()
-
-
 __all__ = [
     "BATCH_ENGINES",
     "STATUSES",
@@ -278,7 +248,6 @@ __all__ = [
     "batch",
     "default_timeout",
     "expand_paths",
-    "prepare",
     "process_job",
     "read_results",
     "same_result",

@@ -25,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from serenity.batch import BATCH_ENGINES, TIMEOUT_GRACE, prepare
+from serenity.batch import BATCH_ENGINES, TIMEOUT_GRACE, batch
 from serenity.batch.jobs import expand_paths
 from serenity.batch.results import check_parquet, read_results, write_parquet
 from serenity.errors import UsageError
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     taken = {p.resolve() for p in paths}
     if target.resolve() in taken or journal.resolve() in taken:
         raise UsageError(f"--out {target} would overwrite an input model; choose another path")
-    batch_run = prepare(
+    batch_run = batch(
         paths,
         jobs=args.jobs,
         engine=args.engine,
@@ -183,7 +183,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     )
     interrupted = False
     failed: list[dict[str, Any]] = []
-    with progress, closing(batch_run.results()) as results:
+    with progress, closing(batch_run) as results:
         bar = progress.add_task("batch", total=len(batch_run.todo))
         try:
             for i, row in enumerate(results):
