@@ -290,7 +290,6 @@ def main() -> int:
     configs: list[tuple[str, list[Any], dict[str, Any]]] = [
         ("local, --jobs 1", list(paths), {"jobs": 1}),
         ("local, --jobs 2", list(paths), {"jobs": 2}),
-        ("local, --jobs 2, in-memory ModelProto (API)", protos, {"jobs": 2}),
     ]
     try:
         import ray
@@ -306,6 +305,7 @@ def main() -> int:
                 {"engine": "ray", "jobs": 2},
             )
         )
+    configs.append(("local, --jobs 2, in-memory ModelProto (API)", protos, {"jobs": 2}))
     reference: dict[int, dict[str, Any]] = {}
     for k, (label, inputs, kw) in enumerate(configs):
         run = run_batch(label, inputs, work / f"run{k}.jsonl", time_limit=tl, **kw)
@@ -329,7 +329,21 @@ def main() -> int:
             run["same"] = f"= jobs 1 on {len(proven)} proven: " + ("yes" if same else "NO")
         runs.append(run)
         print(f"{label}: {run['seconds']:.1f} s {run['statuses']} {run['same']}", file=sys.stderr)
+        write(args, paths, ops, sizes, runs, reference, ray_version)  # after each: partial results
 
+    return 0
+
+
+def write(
+    args: argparse.Namespace,
+    paths: list[Path],
+    ops: list[int],
+    sizes: list[int],
+    runs: list[dict[str, Any]],
+    reference: dict[int, dict[str, Any]],
+    ray_version: str,
+) -> None:
+    """Write the markdown and JSON results of the runs made so far."""
     optimal = sum(bool(r.get("optimal")) for r in reference.values())
     meta = {
         "command": "python benchmarks/batch.py " + shlex.join(sys.argv[1:]),
@@ -343,7 +357,7 @@ def main() -> int:
         "ops_max": max(ops),
         "ops_median": int(statistics.median(ops)),
         "bytes_median": statistics.median(sizes),
-        "time_limit": tl,
+        "time_limit": args.time_limit,
     }
     notes = NOTES + (
         f"\n{optimal} of {len(paths)} schedules proven optimal within the time limit. "
@@ -353,7 +367,6 @@ def main() -> int:
     slim = [{k: v for k, v in r.items() if k not in ("rows", "peaks")} for r in runs]
     args.json.write_text(json.dumps({"meta": meta, "runs": slim}, indent=2) + "\n")
     print(f"wrote {args.out} and {args.json}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
