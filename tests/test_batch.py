@@ -172,6 +172,10 @@ def test_cli_writes_models_and_plans_and_refuses_mixed_settings(
     assert code == 2 and "other settings" in err and err.count("\n") == 1
     code, _, err = run_cli(capsys, "batch", tmp_path / "nope.onnx", "--out", out)
     assert code == 2 and "not found" in err
+    code, _, err = run_cli(
+        capsys, "batch", listing, "--out", tmp_path / "x.jsonl", "--address", "auto"
+    )
+    assert code == 2 and "--engine ray" in err
 
 
 def test_missing_extras_are_named(

@@ -193,6 +193,8 @@ def batch(
     """
     if engine not in BATCH_ENGINES:
         raise UsageError(f"unknown engine '{engine}'; choose one of {', '.join(BATCH_ENGINES)}")
+    if address is not None and engine != "ray":
+        raise UsageError("a cluster address needs the Ray engine (--engine ray)")
     if method not in ENGINES:
         raise UsageError(f"unknown method '{method}'; choose one of {', '.join(ENGINES)}")
     if jobs is not None and jobs < 1:
