@@ -106,7 +106,14 @@ def test_sigint_keeps_finished_results_and_a_rerun_finishes(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     cmd = [sys.executable, "-m", "serenity.cli", "batch", str(d), "--out", str(out), "-j", "1"]
     proc = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd,
+        env=env,
+        start_new_session=True,
+        # As from a shell: Ctrl-C handled (test runners' workers may ignore SIGINT,
+        # and a Python started with SIGINT ignored keeps ignoring it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or len(read_results(out)) < 3):
