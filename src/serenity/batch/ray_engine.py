@@ -98,13 +98,20 @@ class RayPool:
         started_here = not ray.is_initialized()
         if started_here:
             local = self.address is None
-            ray.init(
-                address=self.address,
-                num_cpus=self.jobs if local else None,
-                include_dashboard=False if local else None,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
+            try:
+                ray.init(
+                    address=self.address,
+                    num_cpus=self.jobs if local else None,
+                    include_dashboard=False if local else None,
+                    log_to_driver=False,
+                    logging_level="ERROR",
+                )
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                where = (
+                    f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
+                )
+                raise UsageError(f"cannot start or reach {where}: {first}") from None
         task = ray.remote(num_cpus=1, max_retries=0)(_run_task)
         width = self.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker_ref = ray.put(self.worker)
