@@ -288,6 +288,12 @@ def _seconds(start: float) -> float:
     return round(time.perf_counter() - start, 6)
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or its type's name if it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def failure(job: Job, settings: Settings, status: str, message: str) -> dict[str, Any]:
     """The result line of a model that did not finish: ``status`` and ``error``
     (``message`` on one line)."""

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from serenity.batch.jobs import Job, Settings, Worker, failure
+from serenity.batch.jobs import Job, Settings, Worker, failure, first_line
 from serenity.errors import UsageError
 
 #: The extra that brings Ray for ``--engine ray``.
@@ -107,11 +107,10 @@ class RayPool:
                     logging_level="ERROR",
                 )
             except (ConnectionError, RuntimeError, ValueError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 where = (
                     f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
                 )
-                raise UsageError(f"cannot start or reach {where}: {first}") from None
+                raise UsageError(f"cannot start or reach {where}: {first_line(e)}") from None
         task = ray.remote(num_cpus=1, max_retries=0)(_run_task)
         width = self.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker_ref = ray.put(self.worker)
@@ -140,8 +139,7 @@ class RayPool:
                         try:
                             result = ray.get(ref)
                         except ray.exceptions.RayError as e:
-                            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                            message = f"worker failed ({type(e).__name__}: {reason})"
+                            message = f"worker failed ({type(e).__name__}: {first_line(e)})"
                             result = failure(job, self.settings, "error", message)
                     elif timeout is not None and wall >= timeout:
                         ray.cancel(ref, force=True)
