@@ -53,7 +53,7 @@ import numpy as np
 import onnx
 
 import serenity
-from serenity.batch import read_results, same_result
+from serenity.batching import read_results, same_result
 from serenity.zoo import Genotype, RandWireConfig, build_darts_imagenet, build_randwire
 
 HERE = Path(__file__).resolve().parent

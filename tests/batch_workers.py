@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serenity.batch.jobs import Job, Settings, process_job
+from serenity.batching.jobs import Job, Settings, process_job
 
 
 def misbehaving(job: Job, settings: Settings) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from helpers import run_cli
 from onnx_models import design_example, residual_cell, tiny
 
 import serenity
-from serenity.batch import read_results, same_result
-from serenity.batch.jobs import file_sha256
+from serenity.batching import read_results, same_result
+from serenity.batching.jobs import file_sha256
 from serenity.ir import Problem
 
 

@@ -25,7 +25,7 @@ from serenity.api import (  # noqa: E402
     save_rewritten,
     schedule_model,
 )
-from serenity.batch import batch  # noqa: E402
+from serenity.batching import batch  # noqa: E402
 from serenity.errors import (  # noqa: E402
     CycleError,
     ModelError,

@@ -48,7 +48,7 @@ from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 #: subparsers object) and sets ``run`` with ``set_defaults(run=fn)``, where
 #: ``fn(args, out: rich.console.Console) -> int`` is the exit status; a user error
 #: is raised as a :class:`~serenity.errors.SerenityError` (exit 2, one line).
-COMMAND_MODULES: tuple[str, ...] = ("serenity.batch.command",)
+COMMAND_MODULES: tuple[str, ...] = ("serenity.batching.command",)
 
 
 def _kib(n: int) -> str:

@@ -25,9 +25,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from serenity.batch import BATCH_ENGINES, TIMEOUT_GRACE, batch
-from serenity.batch.jobs import expand_paths
-from serenity.batch.results import check_parquet, read_results, write_parquet
+from serenity.batching import BATCH_ENGINES, TIMEOUT_GRACE, batch
+from serenity.batching.jobs import expand_paths
+from serenity.batching.results import check_parquet, read_results, write_parquet
 from serenity.errors import UsageError
 from serenity.io.onnx_import import parse_input_shapes
 from serenity.schedule import DEFAULT_METHOD, ENGINES

@@ -6,14 +6,18 @@ paths, ``onnx.ModelProto`` objects or :class:`~serenity.ir.Problem` objects
 and yields one result per model as it finishes: the ``schedule --json``
 report plus ``status`` (``ok``, ``error`` with its one-line message, or
 ``timeout``), ``sha256``, ``index``, ``timings`` and ``settings`` (see
-:func:`serenity.batch.jobs.process_job`).
+:func:`serenity.batching.jobs.process_job`).
 
 Each model runs in a worker process of its own engine:
 
-- ``engine="local"`` (:mod:`serenity.batch.local`): ``jobs`` processes on
+- ``engine="local"`` (:mod:`serenity.batching.local`): ``jobs`` processes on
   this machine; a crash or a hard timeout kills only that model's worker.
-- ``engine="ray"`` (:mod:`serenity.batch.ray_engine`): one Ray task per
+- ``engine="ray"`` (:mod:`serenity.batching.ray_engine`): one Ray task per
   model on a local or remote cluster (the ``ray`` extra).
+
+The package is ``serenity.batching`` (not ``batch``) so that
+``serenity.batch`` is the function and ``import serenity.batching.jobs``
+still finds the submodules.
 
 With ``out``, every result is appended to a JSON-lines file and flushed as
 it arrives, and a rerun skips the models whose line is there with the same
@@ -34,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serenity.batch.jobs import (
+from serenity.batching.jobs import (
     STATUSES,
     BatchInput,
     Job,
@@ -46,7 +50,7 @@ from serenity.batch.jobs import (
     process_job,
     same_result,
 )
-from serenity.batch.results import Journal, finished, read_results, write_parquet
+from serenity.batching.results import Journal, finished, read_results, write_parquet
 from serenity.errors import UsageError
 from serenity.schedule import DEFAULT_METHOD, ENGINES
 
@@ -110,11 +114,11 @@ class BatchRun:
         if not self.todo:
             return
         if self.engine == "ray":
-            from serenity.batch.ray_engine import RayPool
+            from serenity.batching.ray_engine import RayPool
 
             pool: Any = RayPool(self.worker, self.settings, self.jobs, self.address)
         else:
-            from serenity.batch.local import LocalPool
+            from serenity.batching.local import LocalPool
 
             pool = LocalPool(self.worker, self.settings, self.jobs or os.cpu_count() or 1)
         if self.out is None:
@@ -184,7 +188,7 @@ def batch(
 
     Returns:
         A :class:`BatchRun`: an iterator of one dict per input (see
-        :func:`serenity.batch.jobs.process_job`), stored results first, then
+        :func:`serenity.batching.jobs.process_job`), stored results first, then
         in completion order; ``index`` is the input's position.
 
     Raises:
@@ -206,7 +210,7 @@ def batch(
     elif timeout == 0:
         timeout = None
     if engine == "ray":
-        from serenity.batch.ray_engine import _import_ray
+        from serenity.batching.ray_engine import _import_ray
 
         _import_ray()
     if outdir is not None and not Path(outdir).is_dir():

@@ -13,7 +13,7 @@ optionally rewrite, write, plan), and return the ``schedule --json`` report
 plus ``status``, ``error``, ``sha256``, ``index``, ``timings`` and
 ``settings``. It never raises for a bad model: errors become
 ``status: "error"`` with the one-line message. Crashes and hard timeouts are
-the engine's business (:mod:`serenity.batch.local`, :mod:`serenity.batch.ray_engine`).
+the engine's business (:mod:`serenity.batching.local`, :mod:`serenity.batching.ray_engine`).
 """
 
 from __future__ import annotations

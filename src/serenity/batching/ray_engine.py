@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
-from serenity.batch.jobs import Job, Settings, Worker, failure, first_line
+from serenity.batching.jobs import Job, Settings, Worker, failure, first_line
 from serenity.errors import UsageError
 
 #: The extra that brings Ray for ``--engine ray``.

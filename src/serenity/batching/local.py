@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from serenity.batch.jobs import Job, Settings, Worker, failure
+from serenity.batching.jobs import Job, Settings, Worker, failure
 
 
 def _serve(conn: Connection, worker: Worker, settings: Settings) -> None:
@@ -54,7 +54,7 @@ def _serve(conn: Connection, worker: Worker, settings: Settings) -> None:
 def _context() -> Any:
     if sys.platform.startswith("linux"):
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["serenity.batch.jobs"])
+        ctx.set_forkserver_preload(["serenity.batching.jobs"])
         return ctx
     return mp.get_context("spawn")
 
