@@ -25,7 +25,7 @@ them (``auto``, ``--time-limit`` per model) in five ways:
 Reports models/s, the overhead per model against the bare loop, CPU time
 (this process plus what the workers report per model), and checks that
 every configuration gives the same result per model as the first batch run
-(``serenity.batch.same_result``) on every model proven optimal: a search
+(``serenity.batching.same_result``) on every model proven optimal: a search
 stopped by its time limit keeps the best order and bound found by then,
 which depends on the machine's load, so those are counted, not compared. The machine is shared:
 the load average is recorded before and after every configuration.
