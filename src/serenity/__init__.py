@@ -25,6 +25,7 @@ from serenity.api import (  # noqa: E402
     save_rewritten,
     schedule_model,
 )
+from serenity.batching import batch  # noqa: E402
 from serenity.errors import (  # noqa: E402
     CycleError,
     ModelError,
@@ -51,6 +52,7 @@ __all__ = [
     "UsageError",
     "VerificationError",
     "__version__",
+    "batch",
     "build_example",
     "load_model",
     "lower_bound",

@@ -59,6 +59,7 @@ from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
 COMMAND_MODULES: tuple[str, ...] = (
     "serenity.report.command",
     "serenity.cli_offchip",
+    "serenity.batching.command",
 )
 
 #: Console width when stdout is not a terminal (no wrapping in logs).
