@@ -39,7 +39,7 @@ from serenity.errors import ModelError, UsageError
 from serenity.ir import Problem
 
 #: The format modules, tried in this order; each defines ``FORMAT``. One line per format.
-FORMAT_MODULES: tuple[str, ...] = ("serenity.io.onnx_import",)
+FORMAT_MODULES: tuple[str, ...] = ("serenity.io.onnx_import", "serenity.io.pt2")
 
 #: Bytes read from the head of a file to recognise its format.
 SNIFF_BYTES = 64
