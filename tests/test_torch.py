@@ -166,3 +166,22 @@ def test_a_zip_that_is_not_an_exported_program_is_a_clear_error(
     torch.save(Design().state_dict(), str(src))  # a zip, but a pickled state dict
     code, _, err = run(capsys, "schedule", src, "-o", tmp_path / "out.pt2")
     assert "not a torch.export archive" in assert_clean_error(code, err, tmp_path / "out.pt2")
+
+
+def test_executorch_pass_and_planner_reach_the_bound_and_run() -> None:
+    pytest.importorskip("executorch")
+    from serenity.torch.executorch import run_pte, to_executorch
+
+    ep = export(Design(), 1, 2, 16, 16)
+    x = torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(1))
+    default, rep0 = to_executorch(ep, reorder=False, plan_with_serenity=False)
+    ours, rep1 = to_executorch(ep)
+    assert rep0.arena_bytes == 34_816 and rep0.schedule is None and rep0.plan is None
+    # the arena read back from the program is the plan, at its lower bound and at the
+    # proven optimum of the order (sizes here are multiples of the 16-byte alignment)
+    assert rep1.schedule is not None and rep1.schedule.optimal and rep1.plan is not None
+    assert rep1.arena_bytes == rep1.plan.arena_bytes == rep1.plan.lower_bound_bytes == 13_312
+    want = ep.module()(x)
+    a, b = run_pte(default.buffer, [x])[0], run_pte(ours.buffer, [x])[0]
+    assert torch.equal(a, b)  # the same kernels in another order: bitwise equal
+    assert torch.allclose(a, want, rtol=1e-5, atol=1e-6)  # portable kernels vs ATen's

@@ -37,6 +37,7 @@ from torch import fx
 
 from serenity.errors import ModelError, UnknownShapeError, UnsupportedModelError
 from serenity.ir import Problem
+from serenity.plan import align_up
 
 #: Ops whose output is a view of their input although their schema does not say so.
 UNANNOTATED_VIEWS = ("aten::_unsafe_view",)
@@ -63,14 +64,14 @@ def is_mutating(node: fx.Node) -> bool:
     return node.op == "call_function" and schema is not None and schema.is_mutable
 
 
-def _tensor_bytes(val: torch.Tensor, node: fx.Node) -> int:
+def _tensor_bytes(val: torch.Tensor, node: fx.Node, alignment: int = 1) -> int:
     numel = val.numel()
     if not isinstance(numel, int):
         raise UnknownShapeError(
             f"node '{node.name}' has a dynamic shape {tuple(val.shape)}: serenity needs "
             "static shapes (export without dynamic_shapes)"
         )
-    return int(numel) * val.element_size()
+    return align_up(int(numel) * val.element_size(), alignment)
 
 
 def _leaves(val: Any) -> list[Any]:
@@ -163,6 +164,7 @@ def problem_from_graph(
     activation_inputs: Collection[str],
     *,
     is_alias: Callable[[fx.Node], bool] = schema_alias,
+    alignment: int = 1,
     name: str = "graph",
 ) -> GraphProblem:
     """The scheduling problem of an FX graph (see the module docstring).
@@ -171,6 +173,8 @@ def problem_from_graph(
         graph: Nodes with ``meta["val"]``.
         activation_inputs: Names of the placeholders that are activations.
         is_alias: True for a node whose outputs are views of its first input.
+        alignment: Tensor sizes are rounded up to a multiple of it (an arena's
+            alignment, so that the problem's peak bounds the arena).
         name: Label of the problem.
 
     Raises:
@@ -201,7 +205,7 @@ def problem_from_graph(
         if node.op == "placeholder":
             val = node.meta.get("val")
             if node.name in activation_inputs and isinstance(val, torch.Tensor):
-                t = new_tensor(_tensor_bytes(val, node), node.name)
+                t = new_tensor(_tensor_bytes(val, node, alignment), node.name)
                 storage[node] = [t]
                 graph_inputs.append(t)
             continue
@@ -231,7 +235,7 @@ def problem_from_graph(
             attached.add(node)
             continue
         outs: list[int | None] = [
-            new_tensor(_tensor_bytes(v, node), node.name if len(leaves) == 1 else f"{node.name}.{i}")
+            new_tensor(_tensor_bytes(v, node, alignment), node.name if len(leaves) == 1 else f"{node.name}.{i}")
             if isinstance(v, torch.Tensor)
             else None
             for i, v in enumerate(leaves)
