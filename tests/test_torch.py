@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import assert_clean_error
+from helpers import assert_clean_error, problems
 from helpers import run_cli as run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import serenity
 from serenity.errors import UnknownShapeError, UnsupportedModelError, VerificationError
@@ -185,3 +187,71 @@ def test_executorch_pass_and_planner_reach_the_bound_and_run() -> None:
     a, b = run_pte(default.buffer, [x])[0], run_pte(ours.buffer, [x])[0]
     assert torch.equal(a, b)  # the same kernels in another order: bitwise equal
     assert torch.allclose(a, want, rtol=1e-5, atol=1e-6)  # portable kernels vs ATen's
+
+
+class _Buf:
+    def __init__(self, name: str, info: object) -> None:
+        self.name, self.mpi_buffer, self.users = name, info, []
+
+    def get_name(self) -> str:
+        return self.name
+
+
+class _Node:
+    def __init__(self, name: str) -> None:
+        self.name, self.outs, self.mpi_node = name, [], None
+
+    def get_outputs(self) -> list[_Buf]:
+        return self.outs
+
+    def get_name(self) -> str:
+        return self.name
+
+
+@settings(max_examples=30, deadline=None)
+@given(problem=problems(max_ops=8), rnd=st.randoms(use_true_random=False))
+def test_inductor_problem_peaks_equal_inductors_own_estimate(problem, rnd) -> None:  # noqa: ANN001
+    """Random DAGs as Inductor scheduler nodes: serenity's simulated peak of any
+    order equals ``torch._inductor.memory.estimate_peak_memory``."""
+    from torch._inductor.memory import (
+        FreeableInputBuffer,
+        MemoryPlanningInfoForBuffer,
+        MemoryPlanningInfoForNode,
+        estimate_peak_memory,
+    )
+    from torch.utils._ordered_set import OrderedSet
+
+    from serenity.torch.inductor import problem_from_scheduler_nodes
+
+    nodes = [_Node(f"op{v}") for v in range(problem.num_ops)]
+    readers = [OrderedSet(nodes[c] for c in problem.consumers[t]) for t in range(problem.num_tensors)]
+    bufs: dict[int, object] = {}
+    freeable = {}
+    for t in range(problem.num_tensors):
+        size = problem.tensor_sizes[t]
+        info = MemoryPlanningInfoForBuffer(size, size, readers[t], OrderedSet(readers[t]))
+        if problem.producer[t] == -1:
+            if readers[t]:  # Inductor only knows the inputs something reads
+                bufs[t] = freeable[f"t{t}"] = FreeableInputBuffer(f"t{t}", info)
+        else:
+            bufs[t] = _Buf(f"t{t}", info)
+            nodes[problem.producer[t]].outs.append(bufs[t])
+    for v, node in enumerate(nodes):
+        node.mpi_node = MemoryPlanningInfoForNode(
+            index=v,
+            pred_buffers=OrderedSet(bufs[t] for t in problem.op_inputs[v] if t in bufs),
+            succ_nodes=OrderedSet(nodes[w] for w in problem.succs[v]),
+        )
+    outputs = OrderedSet(f"t{t}" for t in problem.graph_outputs)
+    converted = problem_from_scheduler_nodes(nodes, set(outputs))
+    indeg = [len(p) for p in problem.preds]
+    ready, order = [v for v in range(problem.num_ops) if indeg[v] == 0], []
+    while ready:
+        v = ready.pop(rnd.randrange(len(ready)))
+        order.append(v)
+        for w in problem.succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    want, _ = estimate_peak_memory([nodes[v] for v in order], freeable, outputs)
+    assert simulate(converted, order).peak_bytes == want
