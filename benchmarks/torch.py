@@ -110,6 +110,26 @@ def _stub_torchvision() -> None:
         sys.meta_path.insert(0, _StubFinder(missing))
 
 
+class Shift(torch.nn.Module):
+    """``ZeroPad2d((-1, 1, -1, 1))`` (NASNet's, PNASNet's "shift") as a slice and a
+    non-negative pad: the same values, and ExecuTorch's portable ``constant_pad_nd``
+    kernel refuses negative padding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))
+
+
+def replace_negative_pads(model: torch.nn.Module) -> int:
+    """Swap every ``ZeroPad2d((-1, 1, -1, 1))`` for :class:`Shift`; how many."""
+    count = 0
+    for parent in list(model.modules()):
+        for key, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.ZeroPad2d) and tuple(child.padding) == (-1, 1, -1, 1):
+                setattr(parent, key, Shift())
+                count += 1
+    return count
+
+
 def build(name: str, size: int) -> tuple[torch.nn.Module, torch.Tensor]:
     _stub_torchvision()
     import timm
@@ -117,6 +137,10 @@ def build(name: str, size: int) -> tuple[torch.nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     model = timm.create_model(name, pretrained=False).eval()
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = model(x)
+        replaced = replace_negative_pads(model)
+        assert not replaced or torch.equal(model(x), want), "Shift changed the outputs"
     return model, x
 
 
@@ -172,7 +196,9 @@ def stage_executorch(row: dict[str, Any], ep: Any, x: torch.Tensor, limit: float
     row["et_max_abs_diff_vs_eager"] = float((b - want).abs().max())
 
 
-def stage_inductor(row: dict[str, Any], model: torch.nn.Module, x: torch.Tensor, limit: float) -> None:
+def stage_inductor(
+    row: dict[str, Any], model: torch.nn.Module, x: torch.Tensor, limit: float
+) -> None:
     from serenity.torch.inductor import serenity_reordering
 
     torch._dynamo.reset()
@@ -285,7 +311,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for r in rows:
         for k, rec in enumerate(r.get("inductor", [])):
             inductor = min(
-                v for key, v in rec.items() if key in ("baseline", *(f"topological_sort_{m}" for m in ("lpmf", "bfs", "dfs")))
+                v
+                for key, v in rec.items()
+                if key in ("baseline", *(f"topological_sort_{m}" for m in ("lpmf", "bfs", "dfs")))
             )
             out.append(
                 f"| {r['model']} | {k} | {rec['nodes']} | {_kib(rec.get('baseline'))} "
@@ -298,7 +326,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--size", type=int, default=128, help="input height and width (default 128)")
     ap.add_argument("--stages", default=",".join(STAGES))
@@ -311,7 +341,9 @@ def main() -> int:
     rows = {(r["model"]): r for r in old["rows"]}
     for name in args.models.split(","):
         row = run_model(name, args.size, stages, args.time_limit)
-        rows[name] = {**rows.get(name, {}), **row} if rows.get(name, {}).get("size") == args.size else row
+        rows[name] = (
+            {**rows.get(name, {}), **row} if rows.get(name, {}).get("size") == args.size else row
+        )
         ordered = [rows[m] for m in (*MODELS, *sorted(set(rows) - set(MODELS))) if m in rows]
         import executorch
         import timm

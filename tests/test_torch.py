@@ -224,7 +224,9 @@ def test_inductor_problem_peaks_equal_inductors_own_estimate(problem, rnd) -> No
     from serenity.torch.inductor import problem_from_scheduler_nodes
 
     nodes = [_Node(f"op{v}") for v in range(problem.num_ops)]
-    readers = [OrderedSet(nodes[c] for c in problem.consumers[t]) for t in range(problem.num_tensors)]
+    readers = [
+        OrderedSet(nodes[c] for c in problem.consumers[t]) for t in range(problem.num_tensors)
+    ]
     bufs: dict[int, object] = {}
     freeable = {}
     for t in range(problem.num_tensors):

@@ -11,9 +11,10 @@ follows the order. torch is imported only when a ``.pt2`` is loaded (the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,15 @@ from serenity.ir import Problem
 
 #: A zip file's first four bytes (a local file header).
 ZIP_MAGIC = b"PK\x03\x04"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch's deprecation chatter (its own internals) kept off the user's terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 def _torch_export() -> Any:
@@ -64,19 +74,27 @@ class Pt2Model(Model):
     def reordered(self, order: Sequence[int], offsets: Mapping[int, int] | None = None) -> Any:
         """A new ``ExportedProgram`` with its ops in ``order`` (no arena plan: ignored)."""
         tx = _torch_export()
-        module = tx._reordered_module(self.graph_problem, self.program.graph_module, order)
-        return self.program._update(module, self.program.graph_signature)
+        with _quiet():
+            module = tx.reordered_module(self.graph_problem, self.program.graph_module, order)
+            return self.program._update(module, self.program.graph_signature)
 
     def verify(self, candidate: Any, *, exact: bool = True, seed: int = 0) -> VerifyReport:
         """Both programs run eagerly on the same seeded inputs; every output must be
         ``torch.equal`` (a reordering changes no kernel, so equality is exact)."""
-        n, diff = _torch_export().same_outputs(self.program, candidate, seed)
+        with _quiet():
+            n, diff = _torch_export().same_outputs(self.program, candidate, seed)
         names = tuple(
             getattr(s.arg, "name", str(i))
             for i, s in enumerate(self.program.graph_signature.output_specs)
         )
-        return VerifyReport(names[:n] or tuple(map(str, range(n))), True, diff, 0, seed,
-                            runtime=f"torch {_torch_version()} (eager)")
+        return VerifyReport(
+            names[:n] or tuple(map(str, range(n))),
+            True,
+            diff,
+            0,
+            seed,
+            runtime=f"torch {_torch_version()} (eager)",
+        )
 
     def write(self, candidate: Any, out: Path) -> list[Path]:
         """``torch.export.save`` to a temporary file beside ``out``, then rename."""
@@ -84,7 +102,8 @@ class Pt2Model(Model):
 
         tmp = out.with_name(f".{out.name}.tmp.pt2")  # torch.export.save wants .pt2
         try:
-            torch.export.save(candidate, str(tmp))
+            with _quiet():
+                torch.export.save(candidate, str(tmp))
             os.replace(tmp, out)
         except OSError as e:
             tmp.unlink(missing_ok=True)
@@ -110,23 +129,21 @@ def load_pt2(path: Path, input_shapes: Mapping[str, tuple[int, ...]]) -> Pt2Mode
             it has dynamic shapes or an op serenity cannot model.
     """
     if input_shapes:
-        raise UsageError(
-            f"{path}: a .pt2 program has static shapes; --input-shape does not apply"
-        )
+        raise UsageError(f"{path}: a .pt2 program has static shapes; --input-shape does not apply")
     tx = _torch_export()
     import torch
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch's deprecation chatter on load
+        with _quiet():
             ep = torch.export.load(str(path))
     except Exception as e:  # noqa: BLE001 - any failure means "not a readable archive"
         raise ModelError(
             f"{path} is not a torch.export archive ({type(e).__name__}: "
             f"{str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'})"
         ) from None
-    ep = tx.functional(ep)
-    gp = tx.graph_problem(ep, name=path.stem)
+    with _quiet():
+        ep = tx.functional(ep)
+        gp = tx.graph_problem(ep, name=path.stem)
     shapes = {
         n.name: tuple(int(d) for d in n.meta["val"].shape)
         for n in ep.graph.nodes

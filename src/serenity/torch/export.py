@@ -62,7 +62,7 @@ def problem_from_exported(ep: ExportedProgram, name: str = "exported") -> Proble
     return graph_problem(ep, name).problem
 
 
-def _reordered_module(gp: GraphProblem, gm: fx.GraphModule, order: Sequence[int]) -> fx.GraphModule:
+def reordered_module(gp: GraphProblem, gm: fx.GraphModule, order: Sequence[int]) -> fx.GraphModule:
     new = fx.GraphModule(gm, gp.rebuilt(order), class_name=type(gm).__name__)
     new.meta.update(gm.meta)
     return new
@@ -88,10 +88,10 @@ def reorder(ep_or_gm: ExportedProgram | fx.GraphModule, order: Sequence[int]) ->
     if isinstance(ep_or_gm, ExportedProgram):
         gp = graph_problem(ep_or_gm)
         return ep_or_gm._update(
-            _reordered_module(gp, ep_or_gm.graph_module, order), ep_or_gm.graph_signature
+            reordered_module(gp, ep_or_gm.graph_module, order), ep_or_gm.graph_signature
         )
     placeholders = [n.name for n in ep_or_gm.graph.nodes if n.op == "placeholder"]
-    return _reordered_module(problem_from_graph(ep_or_gm.graph, placeholders), ep_or_gm, order)
+    return reordered_module(problem_from_graph(ep_or_gm.graph, placeholders), ep_or_gm, order)
 
 
 def optimize(
@@ -126,7 +126,7 @@ def optimize(
     ep = functional(ep)
     gp = graph_problem(ep)
     result = schedule(gp.problem, method, ScheduleOptions(time_limit=time_limit))
-    new = ep._update(_reordered_module(gp, ep.graph_module, result.op_order), ep.graph_signature)
+    new = ep._update(reordered_module(gp, ep.graph_module, result.op_order), ep.graph_signature)
     return new, result
 
 

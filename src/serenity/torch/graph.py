@@ -121,7 +121,9 @@ class GraphProblem:
                     continue
                 if not ready:
                     stack.append((n, True))
-                    stack.extend((a, False) for a in reversed(n.all_input_nodes) if a not in emitted)
+                    stack.extend(
+                        (a, False) for a in reversed(n.all_input_nodes) if a not in emitted
+                    )
                     continue
                 if n in scheduled and n is not node:
                     raise ValueError(f"op '{n.name}' is needed before it is scheduled")
@@ -235,7 +237,10 @@ def problem_from_graph(
             attached.add(node)
             continue
         outs: list[int | None] = [
-            new_tensor(_tensor_bytes(v, node, alignment), node.name if len(leaves) == 1 else f"{node.name}.{i}")
+            new_tensor(
+                _tensor_bytes(v, node, alignment),
+                node.name if len(leaves) == 1 else f"{node.name}.{i}",
+            )
             if isinstance(v, torch.Tensor)
             else None
             for i, v in enumerate(leaves)

@@ -187,7 +187,8 @@ def serenity_reordering(
         logger.addHandler(handler)
         try:
             chosen = original(
-                nodes, *args,
+                nodes,
+                *args,
                 methods=[*(methods or defaults), serenity_method(method, time_limit, keep)],
             )
         finally:
