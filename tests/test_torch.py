@@ -36,7 +36,7 @@ from serenity.torch import (  # noqa: E402
     reorder,
     same_outputs,
 )
-from serenity.torch.measure import eager_peak_bytes  # noqa: E402
+from serenity.torch.measure import eager_live_peak_bytes, eager_peak_bytes  # noqa: E402
 
 
 class Design(torch.nn.Module):
@@ -89,6 +89,8 @@ def test_optimize_reaches_the_design_optimum_with_equal_outputs() -> None:
     before, after = eager_peak_bytes(ep), eager_peak_bytes(new)
     assert after < before
     assert 34_816 - 2_048 <= before <= 34_816 and 13_312 - 2_048 <= after <= 13_312
+    # storages held alive by op outputs: the model's peaks less the caller's 2,048-byte input
+    assert (eager_live_peak_bytes(ep), eager_live_peak_bytes(new)) == (33_792, 12_288)
     ops = [n.name for n in ep.graph.nodes if n.op == "call_function"]
     assert ops[:4] == ["conv2d", "conv2d_1", "conv2d_2", "conv2d_3"]  # the input is unchanged
 
