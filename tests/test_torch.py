@@ -30,6 +30,7 @@ def test_the_base_install_never_imports_torch() -> None:
 torch = pytest.importorskip("torch")
 
 from serenity.torch import (  # noqa: E402
+    export_model,
     functional,
     optimize,
     problem_from_exported,
@@ -135,6 +136,19 @@ def test_a_wrong_program_fails_the_check() -> None:
     other = export(Design(), 1, 2, 16, 16)  # same architecture, new random weights
     with pytest.raises(VerificationError, match="differs"):
         same_outputs(ep, other)
+
+
+class DataDependent(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.exp() if x.sum() > 0 else x.sin()
+
+
+def test_a_module_export_refuses_is_a_one_line_error() -> None:
+    with pytest.raises(UnsupportedModelError, match="torch.export cannot export DataDependent") as e:
+        export_model(DataDependent(), (torch.randn(4),))
+    assert "\n" not in str(e.value)
+    ep = export_model(Branchy().eval(), (torch.randn(1, 4, 8, 8),))  # functionalised
+    assert problem_from_exported(ep).num_ops > 0
 
 
 def test_dynamic_shapes_are_a_clear_error() -> None:

@@ -15,6 +15,7 @@ Importing this package imports torch (the ``torch`` extra:
 """
 
 from serenity.torch.export import (
+    export_model,
     functional,
     optimize,
     problem_from_exported,
@@ -26,6 +27,7 @@ from serenity.torch.graph import GraphProblem, problem_from_graph
 
 __all__ = [
     "GraphProblem",
+    "export_model",
     "functional",
     "optimize",
     "problem_from_exported",

@@ -18,7 +18,7 @@ from torch import fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind
 
-from serenity.errors import ModelError, VerificationError
+from serenity.errors import UnsupportedModelError, VerificationError
 from serenity.ir import Problem
 from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
 from serenity.torch.graph import GraphProblem, is_mutating, problem_from_graph
@@ -199,7 +199,22 @@ def same_outputs(a: ExportedProgram, b: ExportedProgram, seed: int = 0) -> tuple
     return len(want), 0.0
 
 
-def export_error(e: Exception) -> ModelError:
-    """A one-line :class:`ModelError` for a model ``torch.export`` refuses."""
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return ModelError(f"torch.export failed: {type(e).__name__}: {first}")
+def export_model(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+) -> ExportedProgram:
+    """``torch.export.export(module, args, kwargs)``, functionalised (:func:`functional`),
+    with static shapes: what :func:`optimize` and the ``.pt2`` format take.
+
+    Raises:
+        UnsupportedModelError: ``torch.export`` refuses the module (data-dependent
+            control flow, unsupported Python); one line naming the reason.
+    """
+    try:
+        ep = torch.export.export(module, args, kwargs)
+    except Exception as e:  # noqa: BLE001 - every export failure is the model's
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else "no reason given"
+        raise UnsupportedModelError(
+            f"torch.export cannot export {type(module).__name__}: {type(e).__name__}: {first}"
+        ) from None
+    return functional(ep)
