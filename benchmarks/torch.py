@@ -171,15 +171,18 @@ def stage_eager(row: dict[str, Any], ep: Any, new: Any) -> None:
 
 
 def stage_executorch(row: dict[str, Any], ep: Any, x: torch.Tensor, limit: float) -> None:
-    from serenity.torch.executorch import run_pte, to_executorch
+    from serenity.torch.executorch import lower, run_pte, to_edge
 
+    t = time.perf_counter()
+    edge = to_edge(ep)
+    row["et_to_edge_s"] = round(time.perf_counter() - t, 1)
     arenas: dict[str, int] = {}
     outputs: dict[str, Any] = {}
     for reorder in (False, True):
         for ours in (False, True):
             key = f"{'serenity' if reorder else 'export'}+{'serenity' if ours else 'greedy'}"
             t = time.perf_counter()
-            et, rep = to_executorch(ep, reorder=reorder, plan_with_serenity=ours, time_limit=limit)
+            et, rep = lower(edge, reorder=reorder, plan_with_serenity=ours, time_limit=limit)
             row[f"et_{key}_s"] = round(time.perf_counter() - t, 1)
             arenas[key] = rep.arena_bytes
             if rep.schedule is not None:
@@ -198,24 +201,50 @@ def stage_executorch(row: dict[str, Any], ep: Any, x: torch.Tensor, limit: float
     row["et_max_abs_diff_vs_eager"] = float((b - want).abs().max())
 
 
+class _Stop(Exception):
+    """Ends a compilation once Inductor has chosen its order (``--inductor-estimates-only``)."""
+
+
 def stage_inductor(
-    row: dict[str, Any], model: torch.nn.Module, x: torch.Tensor, limit: float
+    row: dict[str, Any], model: torch.nn.Module, x: torch.Tensor, limit: float, full: bool
 ) -> None:
+    """``torch.compile`` with serenity added to Inductor's methods. Unless ``full``,
+    the compilation stops right after the order is chosen (no C++ build, no run)."""
+    import torch._inductor.memory as memory
+
     from serenity.torch.inductor import serenity_reordering
 
     torch._dynamo.reset()
     t = time.perf_counter()
+    out = None
     with serenity_reordering(time_limit=limit) as records, torch.no_grad():
-        compiled = torch.compile(model)
-        out = compiled(x)
+        chosen = memory.reorder_for_peak_memory
+
+        def stop(*args: Any, **kwargs: Any) -> Any:
+            chosen(*args, **kwargs)
+            raise _Stop
+
+        if not full:
+            memory.reorder_for_peak_memory = stop
+        try:
+            out = torch.compile(model)(x)
+        except Exception:
+            if full or not records:
+                raise
+        finally:
+            memory.reorder_for_peak_memory = chosen
     row["inductor_s"] = round(time.perf_counter() - t, 1)
-    with torch.no_grad():
-        want = model(x)
     row["inductor"] = records
-    row["inductor_max_abs_diff_vs_eager"] = float((out - want).abs().max())
+    row["inductor_compiled"] = out is not None
+    if out is not None:
+        with torch.no_grad():
+            want = model(x)
+        row["inductor_max_abs_diff_vs_eager"] = float((out - want).abs().max())
 
 
-def run_model(name: str, size: int, stages: list[str], limit: float) -> dict[str, Any]:
+def run_model(
+    name: str, size: int, stages: list[str], limit: float, full: bool = True
+) -> dict[str, Any]:
     row: dict[str, Any] = {"model": name, "size": size}
     model, x = build(name, size)
     ep = new = None
@@ -229,13 +258,17 @@ def run_model(name: str, size: int, stages: list[str], limit: float) -> dict[str
         stage_executorch(row, ep, x, limit)
         print(f"{name}: executorch {row['et_arena']}", file=sys.stderr)
     if "inductor" in stages:
-        stage_inductor(row, model, x, limit)
+        stage_inductor(row, model, x, limit, full)
         print(f"{name}: inductor {row['inductor']}", file=sys.stderr)
     return row
 
 
 def _kib(n: int | None) -> str:
     return "—" if n is None else f"{n:,}"
+
+
+def _diff(d: float | None) -> str:
+    return "not compiled" if d is None else f"{d:.2g}"
 
 
 def _pct(before: int | None, after: int | None) -> str:
@@ -331,7 +364,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {_kib(rec.get('topological_sort_lpmf'))} | {_kib(rec.get('topological_sort_bfs'))} "
                 f"| {_kib(rec.get('topological_sort_dfs'))} | {_kib(inductor)} | {_kib(rec.get('serenity'))} "
                 f"| {'yes' if rec.get('optimal') else 'no'} | {_pct(inductor, rec.get('serenity'))} "
-                f"| {rec.get('chosen')} | {r['inductor_s']} | {r['inductor_max_abs_diff_vs_eager']:.2g} |"
+                f"| {rec.get('chosen')} | {r['inductor_s']} "
+                f"| {_diff(r.get('inductor_max_abs_diff_vs_eager'))} |"
             )
     return "\n".join(out) + "\n"
 
@@ -342,19 +376,33 @@ def main() -> int:
     )
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--size", type=int, default=128, help="input height and width (default 128)")
-    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--stages", default=",".join(STAGES), help="comma-separated; '' = none")
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--json", type=Path, default=HERE / "results-torch.json")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-torch.md")
+    ap.add_argument(
+        "--inductor-estimates-only",
+        action="store_true",
+        help="stop each compilation once Inductor has chosen its order (no C++ build)",
+    )
+    ap.add_argument("--merge", type=Path, nargs="*", default=[], help="results of other runs")
     args = ap.parse_args()
-    stages = args.stages.split(",")
-    old = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}
-    rows = {(r["model"]): r for r in old["rows"]}
-    for name in args.models.split(","):
-        row = run_model(name, args.size, stages, args.time_limit)
-        rows[name] = (
-            {**rows.get(name, {}), **row} if rows.get(name, {}).get("size") == args.size else row
-        )
+    stages = [s for s in args.stages.split(",") if s]
+    rows: dict[str, dict[str, Any]] = {}
+
+    def merge(row: dict[str, Any]) -> None:
+        same = rows.get(row["model"], {}).get("size") == row["size"]
+        rows[row["model"]] = {**rows[row["model"]], **row} if same else row
+
+    for source in [args.json, *args.merge]:
+        if source.exists():
+            for r in json.loads(source.read_text())["rows"]:
+                merge(r)
+    names = [m for m in args.models.split(",") if m] if stages else []
+    for name in [*names, None] if names else [None]:
+        if name is not None:
+            full = not args.inductor_estimates_only
+            merge(run_model(name, args.size, stages, args.time_limit, full))
         ordered = [rows[m] for m in (*MODELS, *sorted(set(rows) - set(MODELS))) if m in rows]
         import executorch
         import timm

@@ -249,7 +249,28 @@ def to_executorch(
     Raises:
         ValueError: the arena read back from the program is not the planned one.
     """
-    edge = to_edge(ep, constant_prop=constant_prop)
+    return lower(
+        to_edge(ep, constant_prop=constant_prop),
+        reorder=reorder,
+        plan_with_serenity=plan_with_serenity,
+        method=method,
+        time_limit=time_limit,
+    )
+
+
+def lower(
+    edge: Any,
+    *,
+    reorder: bool = True,
+    plan_with_serenity: bool = True,
+    method: str = DEFAULT_METHOD,
+    time_limit: float | None = 60.0,
+) -> tuple[Any, ExecutorchReport]:
+    """:func:`to_executorch` from an ``EdgeProgramManager`` (:func:`to_edge`'s);
+    ``edge`` is left as it was (the lowering runs on a deep copy)."""
+    import copy
+
+    edge = copy.deepcopy(edge)
     config, reorder_pass, planner = serenity_config(
         user_input_names(edge.exported_program()),
         reorder=reorder,
