@@ -409,6 +409,7 @@ def main() -> int:
             full = not args.inductor_estimates_only
             merge(run_model(name, args.size, stages, args.time_limit, full))
         ordered = [rows[m] for m in (*MODELS, *sorted(set(rows) - set(MODELS))) if m in rows]
+        _stub_torchvision()
         import executorch
         import timm
 
