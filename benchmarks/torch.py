@@ -349,9 +349,13 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "## Inductor (`torch.compile`): its estimate on its own fused graph",
         "",
         "`reorder_for_peak_memory` estimates each order on Inductor's fused graph "
-        "(weights count as freeable inputs there, so these bytes are not comparable "
-        "with the tables above). Inductor's pick = the lowest of its baseline and its "
-        "three methods; serenity was added as a fifth method.",
+        "(its buffers after fusion; the input and the weights are not counted), so "
+        "these bytes are not comparable with the tables above. Inductor's pick = the "
+        "lowest of its baseline (the order before reordering) and its three methods; "
+        "serenity (`auto`, same time limit) was added as a fifth method, and "
+        "`kept` is the one Inductor chose. serenity's peak of an order equals "
+        "Inductor's estimate (tested). With `--inductor-estimates-only` the "
+        "compilation stops once the order is chosen (no C++ build, no run).",
         "",
         "| model | graph | kernels | baseline | lpmf | bfs | dfs | Inductor's pick | serenity "
         "| optimal | vs pick | kept | compile s | max abs diff vs eager (of max abs output) |",

@@ -14,11 +14,13 @@ is lower, and records every method's estimate::
     records[0]  # {"nodes": 412, "baseline": ..., "topological_sort_lpmf": ..., "serenity": ...}
 
 The problem given to serenity is Inductor's own memory model
-(:func:`problem_from_scheduler_nodes`): graph inputs are live from the start
-until their last reader (weights included: Inductor frees them too), each
-buffer from its node to its last reader, graph outputs to the end; a
+(:func:`problem_from_scheduler_nodes`): the graph inputs Inductor may free
+are live from the start until their last reader (inputs named ``arg*`` or
+``primals_*``, the user's inputs and the weights, are not counted at all),
+each buffer from its node to its last reader, graph outputs to the end; a
 multi-output kernel allocates all its outputs at once and each is freed after
-its own readers. So serenity's peak of an order equals Inductor's estimate.
+its own readers. So serenity's peak of an order equals Inductor's estimate
+(checked against ``estimate_peak_memory`` in the tests).
 """
 
 from __future__ import annotations
