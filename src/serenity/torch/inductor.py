@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from serenity.ir import Problem
+from serenity.memory import simulate
 from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
 
 _LOGGER = "torch._inductor.memory"
@@ -130,10 +131,19 @@ def serenity_method(
     in serenity's order (graph outputs read from ``V.graph`` while Inductor compiles)."""
 
     def serenity(nodes: list[Any]) -> list[Any]:
+        from torch._inductor.memory import topological_sort_bfs, topological_sort_dfs
         from torch._inductor.virtualized import V
 
         problem = problem_from_scheduler_nodes(nodes, set(V.graph.get_output_names()))
-        result = schedule(problem, method, ScheduleOptions(time_limit=time_limit))
+        # Start from the best of Inductor's own orders, so serenity is never worse.
+        index = {node: i for i, node in enumerate(nodes)}
+        starts = [tuple(range(len(nodes)))] + [
+            tuple(index[n] for n in sort(nodes))
+            for sort in (topological_sort_dfs, topological_sort_bfs)
+        ]
+        hint = min(starts, key=lambda o: simulate(problem, o).peak_bytes)
+        options = ScheduleOptions(time_limit=time_limit, hint=hint)
+        result = schedule(problem, method, options)
         if on_result is not None:
             on_result(problem, result)
         return [nodes[v] for v in result.op_order]
@@ -179,7 +189,11 @@ def serenity_reordering(
         found: dict[str, Any] = {}
 
         def keep(problem: Problem, result: ScheduleResult) -> None:
-            found.update(lower_bound=result.lower_bound_bytes, optimal=result.optimal)
+            found.update(
+                lower_bound=result.lower_bound_bytes,
+                optimal=result.optimal,
+                serenity_own_peak=result.peak_bytes,  # equals Inductor's estimate of it
+            )
 
         handler, logger = _Estimates(), logging.getLogger(_LOGGER)
         level, propagate = logger.level, logger.propagate
