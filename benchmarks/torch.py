@@ -376,6 +376,9 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {rec.get('chosen')} | {r['inductor_s']} "
                 f"| {_diff(r.get('inductor_max_abs_diff_vs_eager'), r.get('eager_max_abs_output'))} |"
             )
+    notes = HERE / "RESULTS-torch-notes.md"
+    if notes.exists():
+        out += ["", notes.read_text().rstrip()]
     return "\n".join(out) + "\n"
 
 
