@@ -228,6 +228,39 @@ class _GiveUp(_Timeout):
     """The proven bound reached ``ScheduleOptions.give_up_at``."""
 
 
+class _MemoryCap(_Timeout):
+    """The search's states reached ``ScheduleOptions.search_memory``."""
+
+
+class _Exhausted(Exception):
+    """No order of the segment stays within the search's upper bound."""
+
+
+def _step(ops: _Ops, done: int, mem: int, v: int) -> tuple[int, int]:
+    """(footprint while ``v`` runs, memory after it) from state ``done`` holding ``mem``."""
+    after = done | (1 << v)
+    freed = ops.dead_bytes[v]
+    for size, cmask, is_out in ops.ins[v]:
+        if not is_out and cmask & ~after == 0:
+            freed += size
+    saved = 0
+    for size, cmask in ops.inplace[v]:
+        if cmask & ~after == 0 and size > saved:
+            saved = size
+    return mem + ops.out_bytes[v] - saved, mem + ops.out_bytes[v] - freed
+
+
+def _trace(ops: _Ops, start: int, mem: int, order: list[int]) -> tuple[list[int], list[int]]:
+    """Per step of ``order`` from ``start``: the footprint, and the memory before it."""
+    during, before, done = [], [], start
+    for v in order:
+        before.append(mem)
+        d, mem = _step(ops, done, mem, v)
+        during.append(d)
+        done |= 1 << v
+    return during, before
+
+
 class _Search:
     """Best-first search of one segment: from downset ``start`` to ``goal``."""
 
@@ -243,8 +276,11 @@ class _Search:
         tick: Callable[[], None],
         free_moves: bool = True,
         give_up_at: int | None = None,
+        max_expanded: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.ops, self.start, self.goal, self.start_mem = ops, start, goal, start_mem
+        self.max_expanded, self.max_bytes = max_expanded, max_bytes
         self.bound, self.upper, self.deadline, self.tick = bound, upper, deadline, tick
         self.give_up_at = give_up_at
         self.expanded = 0
@@ -263,6 +299,24 @@ class _Search:
                 self.wait[u] = d[2] & inside
                 self.block[u] = (d[1] | 1 << d[0]) & inside
 
+        self.came: dict[int, int] = {}
+        # Entries: (f, -depth, tie, g, done, mem, last op, ready mask).
+        self.heap = [
+            (max(bound, start_mem), 0, 0, start_mem, start, start_mem, -1, self._ready(start))
+        ]
+
+    def _check(self, states: int, goal: int) -> None:
+        """Progress, then stop at the deadline, the expansion budget or the memory cap."""
+        self.tick()
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise _Timeout
+        if self.max_expanded is not None and self.expanded >= self.max_expanded:
+            raise _Timeout
+        # A heap entry and a closed-set slot per state, masks of up to n bits.
+        per_state = 300 + 3 * (goal.bit_length() // 8)
+        if self.max_bytes is not None and states * per_state > self.max_bytes:
+            raise _MemoryCap
+
     def _ready(self, done: int) -> int:
         """The mask of ops of the segment whose predecessors all ran."""
         pred_mask = self.ops.pred_mask
@@ -275,48 +329,29 @@ class _Search:
                 ready |= low
         return ready
 
-    def _step(self, done: int, mem: int, v: int) -> tuple[int, int]:
-        """(footprint while ``v`` runs, memory after it) from state ``done``."""
-        ops = self.ops
-        after = done | (1 << v)
-        freed = ops.dead_bytes[v]
-        for size, cmask, is_out in ops.ins[v]:
-            if not is_out and cmask & ~after == 0:
-                freed += size
-        saved = 0
-        for size, cmask in ops.inplace[v]:
-            if cmask & ~after == 0 and size > saved:
-                saved = size
-        return mem + ops.out_bytes[v] - saved, mem + ops.out_bytes[v] - freed
-
     def run(self) -> tuple[list[int], int]:
         """Return the segment's order and its peak.
 
         The peak is the segment's optimum, or any value up to ``bound`` when the
         segment can stay within it.
         """
-        start, goal = self.start, self.goal
+        goal = self.goal
         pred_mask, succs, wait, block = self.ops.pred_mask, self.ops.succs, self.wait, self.block
-        step = self._step
-        came: dict[int, int] = {}
-        counter = 0
-        # Entries: (f, -depth, tie, g, done, mem, last op, ready mask).
-        heap = [
-            (
-                max(self.bound, self.start_mem),
-                0,
-                0,
-                self.start_mem,
-                start,
-                self.start_mem,
-                -1,
-                self._ready(start),
-            )
-        ]
+        ops, came, heap = self.ops, self.came, self.heap
+        counter = len(heap) + self.expanded  # any fresh tie-breaker keeps it deterministic
         while heap:
-            f, negdepth, _, g, done, mem, last, ready = heapq.heappop(heap)
+            entry = heapq.heappop(heap)
+            f, negdepth, _, g, done, mem, last, ready = entry
             if done in came:
                 continue
+            if self.expanded & 1023 == 0 or (
+                self.max_expanded is not None and self.expanded >= self.max_expanded
+            ):
+                try:
+                    self._check(len(came) + len(heap), goal)
+                except _Timeout:
+                    heapq.heappush(heap, entry)  # resumable: nothing is lost
+                    raise
             if done == goal:
                 came[done] = last
                 self.level = max(self.level, f)
@@ -331,7 +366,7 @@ class _Search:
                 w = wait[v]
                 if w and w & ~done:
                     continue  # delayed: some optimal order runs it later
-                steps.append((v, *step(done, mem, v)))
+                steps.append((v, *_step(ops, done, mem, v)))
             h = min(during for _, during, _ in steps)
             if h > f:  # lazy heuristic: re-queue with the sharper key
                 counter += 1
@@ -342,10 +377,6 @@ class _Search:
             if self.give_up_at is not None and f >= self.give_up_at:
                 raise _GiveUp  # every order of the segment peaks at f or more
             self.expanded += 1
-            if self.expanded & 1023 == 1:
-                self.tick()
-                if self.deadline is not None and time.perf_counter() > self.deadline:
-                    raise _Timeout
             free = None
             if self.use_free_moves:
                 free = next(
@@ -372,7 +403,69 @@ class _Search:
                     heap,
                     (max(f, during), negdepth - 1, counter, max(g, during), nxt, after, v, nready),
                 )
-        raise RuntimeError("exact search exhausted its queue below the upper bound")
+        raise _Exhausted
+
+    def beam(self, width: int, deadline: float | None) -> tuple[list[int], int] | None:
+        """Beam search: an order of the segment (no proof), or None at the deadline.
+
+        Layer by layer (ops executed), keep the ``width`` states of lowest
+        (peak so far, memory held), one per downset; successors follow the
+        same rules as :meth:`run` (delay blocks, free moves within the bound).
+
+        Complexity: O(segment ops x width x ready ops x degree).
+        """
+        ops, goal, wait, block = self.ops, self.goal, self.wait, self.block
+        pred_mask, succs = ops.pred_mask, ops.succs
+        layer = {self.start: (self.start_mem, self.start_mem, -1, self._ready(self.start))}
+        parents: list[dict[int, tuple[int, int]]] = []
+        while self.start.bit_count() + len(parents) < goal.bit_count():
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            nxt: dict[int, tuple[int, int, int, int]] = {}
+            back: dict[int, tuple[int, int]] = {}
+            for done, (g, mem, last, ready) in layer.items():
+                open_block = block[last] if last >= 0 else 0
+                rest = ready & open_block if open_block else ready
+                steps = []
+                while rest:
+                    low = rest & -rest
+                    rest ^= low
+                    v = low.bit_length() - 1
+                    w = wait[v]
+                    if not (w and w & ~done):
+                        steps.append((v, *_step(ops, done, mem, v)))
+                limit = max(g, self.bound)
+                free = next(
+                    (
+                        s
+                        for s in steps
+                        if s[1] <= limit and s[2] <= mem and (open_block or not block[s[0]])
+                    ),
+                    None,
+                )
+                for v, during, after in [free] if free is not None else steps:
+                    nd = done | 1 << v
+                    key = (max(g, during), after)
+                    old = nxt.get(nd)
+                    if old is not None and (old[0], old[1]) <= key:
+                        continue
+                    nready = ready ^ (1 << v)
+                    for x in succs[v]:
+                        if goal >> x & 1 and pred_mask[x] & ~nd == 0:
+                            nready |= 1 << x
+                    nxt[nd] = (*key, v, nready)
+                    back[nd] = (done, v)
+            if not nxt:
+                return None
+            kept = sorted(nxt.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))[:width]
+            layer = dict(kept)
+            parents.append(back)
+        done, (peak, *_) = min(layer.items(), key=lambda kv: (kv[1][0], kv[0]))
+        path = []
+        for back in reversed(parents):
+            done, v = back[done]
+            path.append(v)
+        return path[::-1], peak
 
     def _path(self, came: dict[int, int], done: int) -> list[int]:
         path = []
@@ -381,6 +474,114 @@ class _Search:
             path.append(v)
             done ^= 1 << v
         return path[::-1]
+
+
+#: Widths of the beam searches tried in turn (each about 8x the previous one's time).
+_BEAM_WIDTHS = (64, 512, 4096)
+#: Widths (ops) of the windows the local search re-solves around a peak step.
+_WINDOWS = (12, 24, 48, 96, 192, 384)
+#: States one window search may expand before the next window is tried.
+_WINDOW_EXPANSIONS = 20_000
+#: Share of the time limit the local search may take before the best-first search.
+LOCAL_SEARCH_SHARE = 0.25
+#: Seconds the best-first search runs alone before the local search is tried.
+FIRST_SLICE = 2.0
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+@dataclass
+class _Local:
+    """Counters of the local search (reported in the stats)."""
+
+    beams: int = 0
+    windows: int = 0
+    improved: int = 0
+    expanded: int = 0
+
+
+def _improve(
+    ops: _Ops,
+    start: int,
+    mem: int,
+    order: list[int],
+    bound: int,
+    deadline: float | None,
+    free_moves: bool,
+    counters: _Local,
+) -> tuple[list[int], int]:
+    """Large-neighbourhood search: lower a segment's peak by re-solving windows exactly.
+
+    Around the first step at the peak, a window of consecutive ops is
+    re-ordered by the best-first search from the set executed before it (the
+    memory after the window is a function of that set, so the steps outside
+    are unchanged), asking for every step below the peak; widths grow while
+    windows fail (each window search expands at most ``_WINDOW_EXPANSIONS``
+    states). Stops at ``bound`` (nothing lower exists), at the deadline, or when
+    no window improves. Returns the order and its peak (an upper bound only).
+
+    Complexity: O(windows x _WINDOW_EXPANSIONS x expansion cost).
+    """
+    order = list(order)
+    during, before = _trace(ops, start, mem, order)
+    peak = max(during)
+    n = len(order)
+    goal = start | sum(1 << v for v in order)
+    for width in _BEAM_WIDTHS:
+        if peak <= bound:
+            break
+        beam = _Search(ops, start, goal, mem, bound, peak, deadline, lambda: None, free_moves)
+        found = beam.beam(width, deadline)
+        if found is None:
+            break
+        counters.beams += 1
+        trial = _trace(ops, start, mem, found[0])
+        if max(trial[0]) < peak:
+            order, (during, before) = found[0], trial
+            peak = max(during)
+    while peak > bound and (deadline is None or time.perf_counter() < deadline):
+        p = during.index(peak)
+        found = None
+        for width in _WINDOWS:
+            width = min(width, n)
+            for i in dict.fromkeys((p - width // 2, p - width + 1, p)):
+                i = max(0, min(i, n - width))
+                j = i + width
+                counters.windows += 1
+                done = start | sum(1 << v for v in order[:i])
+                goal = done | sum(1 << v for v in order[i:j])
+                outside = max([*during[:i], *during[j:]], default=0)
+                search = _Search(
+                    ops,
+                    done,
+                    goal,
+                    before[i],
+                    min(max(bound, outside), peak - 1),
+                    peak - 1,
+                    deadline,
+                    lambda: None,
+                    free_moves,
+                    max_expanded=_WINDOW_EXPANSIONS,
+                )
+                try:
+                    found = (i, j, search.run()[0])
+                except (_Timeout, _Exhausted):
+                    continue
+                finally:
+                    counters.expanded += search.expanded
+                break
+            if found is not None or width == n:
+                break
+        if found is None:
+            break
+        i, j, sub = found
+        order[i:j] = sub
+        counters.improved += 1
+        during, before = _trace(ops, start, mem, order)
+        peak = max(during)
+    return order, peak
 
 
 def _seed_order(problem: Problem, options: ScheduleOptions) -> list[int]:
@@ -413,6 +614,7 @@ def exact(
     free_moves: bool = True,
     fusion: bool = True,
     delay: bool = True,
+    local_search: bool = True,
 ) -> ScheduleResult:
     """The memory-optimal order, proven; anytime under ``options.time_limit``.
 
@@ -431,9 +633,10 @@ def exact(
         free_moves: Apply the free-move reduction (likewise).
         fusion: Search the fused graph (default model only; likewise).
         delay: Delay single-consumer producers (default model only; likewise).
+        local_search: Lower the upper bound by re-solving windows first (likewise).
     """
     if fusion and not options.inplace:
-        return _exact_fused(problem, options, decompose, free_moves, delay)
+        return _exact_fused(problem, options, decompose, free_moves, delay, local_search)
     started = time.perf_counter()
     deadline = None if options.time_limit is None else started + options.time_limit
     order = _seed_order(problem, options)
@@ -459,18 +662,42 @@ def exact(
     expanded = moves = searched = 0
     proven = True
     last_report = [started]
+    local = _Local()
+
+    def say(message: str) -> None:
+        if options.progress:
+            now = time.perf_counter()
+            last_report[0] = now
+            print(f"exact: {now - started:6.1f}s  {message}", file=sys.stderr, flush=True)
 
     def tick() -> None:
-        now = time.perf_counter()
-        if options.progress and now - last_report[0] >= 1.0:
-            last_report[0] = now
-            print(
-                f"exact: {now - started:6.1f}s  segment {searched}/{len(segments)}  "
-                f"expanded {expanded + search.expanded:,}  bound {max(bound, search.level):,}",
-                file=sys.stderr,
-                flush=True,
+        if time.perf_counter() - last_report[0] >= 1.0:
+            say(
+                f"segment {searched}/{len(segments)}  expanded {expanded + search.expanded:,}  "
+                f"bound {max(bound, search.level):,}  best {max(seg_peak):,}"
             )
 
+    def improve(until: float | None) -> None:
+        """The local search on every segment that peaks above the proven bound."""
+        for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
+            if seg_peak[k] <= bound or (until is not None and time.perf_counter() >= until):
+                break
+            segments[k], seg_peak[k] = _improve(
+                ops,
+                done_before[k],
+                mem_before[k],
+                segments[k],
+                bound,
+                until,
+                free_moves,
+                local,
+            )
+        say(f"local search: best {max(seg_peak):,}  bound {bound:,}")
+
+    limit = options.time_limit
+    # The best-first search alone first (most graphs are proven in well under a second).
+    first_slice = FIRST_SLICE if limit is None else min(FIRST_SLICE, 0.1 * limit)
+    local_pending = local_search
     give_up_at = options.give_up_at
     for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
         if seg_peak[k] <= bound:
@@ -492,20 +719,48 @@ def exact(
             tick,
             free_moves,
             give_up_at,
+            max_bytes=options.search_memory,
         )
         try:
-            seg_order, peak = search.run()
+            if local_pending:
+                search.deadline = _earliest(deadline, time.perf_counter() + first_slice)
+                try:
+                    seg_order, peak = search.run()
+                except _Timeout as stop:
+                    if isinstance(stop, (_GiveUp, _MemoryCap)):
+                        raise
+                    local_pending = False
+                    share = None if limit is None else LOCAL_SEARCH_SHARE * limit
+                    improve(_earliest(deadline, None if share is None else started + share))
+                    search.upper = seg_peak[k]
+                    search.deadline = deadline
+                    seg_order, peak = search.run()  # resumed where it stopped
+            else:
+                seg_order, peak = search.run()
         except _Timeout as stop:
             bound = max(bound, search.level)
             proven = False
             stats["gave_up"] = isinstance(stop, _GiveUp)
             expanded += search.expanded
             moves += search.free_moves
+            if isinstance(stop, _MemoryCap):
+                # Degrade to the memory-bounded local search for the time left.
+                stats["memory_capped"] = True
+                say(f"search memory cap reached: bound {bound:,}; local search from here on")
+                if local_search:
+                    improve(deadline)
             break
         expanded += search.expanded
         moves += search.free_moves
         segments[k] = seg_order
+        seg_peak[k] = peak
         bound = max(bound, peak)
+    stats.update(
+        local_beams=local.beams,
+        local_windows=local.windows,
+        local_improved=local.improved,
+        local_expanded=local.expanded,
+    )
     stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
     final = [v for seg in segments for v in seg]
     return result_from_order(
@@ -514,7 +769,12 @@ def exact(
 
 
 def _exact_fused(
-    problem: Problem, options: ScheduleOptions, decompose: bool, free_moves: bool, delay: bool
+    problem: Problem,
+    options: ScheduleOptions,
+    decompose: bool,
+    free_moves: bool,
+    delay: bool,
+    local_search: bool,
 ) -> ScheduleResult:
     """:func:`exact` on the fused graph, expanded; the original's heuristic order if better.
 
@@ -526,7 +786,13 @@ def _exact_fused(
     fz = fuse(problem)
     if fz.ops_after == fz.ops_before:
         return exact(
-            problem, options, decompose=decompose, free_moves=free_moves, fusion=False, delay=delay
+            problem,
+            options,
+            decompose=decompose,
+            free_moves=free_moves,
+            fusion=False,
+            delay=delay,
+            local_search=local_search,
         )
     inner = exact(  # the hint names the original's ops: it is compared after expansion
         fz.problem,
@@ -535,6 +801,7 @@ def _exact_fused(
         free_moves=free_moves,
         fusion=False,
         delay=delay,
+        local_search=local_search,
     )
     order = fz.expand(inner.op_order)
     base = _seed_order(problem, options)
