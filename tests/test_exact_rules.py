@@ -20,7 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serenity import Problem, ScheduleOptions, simulate
-from serenity.schedule.exact import delayable_producers, exact
+from serenity.schedule.exact import (
+    _compile,
+    _improve,
+    _Local,
+    _Ops,
+    _Search,
+    _Timeout,
+    delayable_producers,
+    exact,
+)
 
 MANY = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -165,3 +174,62 @@ def test_several_delayable_producers_of_one_consumer_run_as_one_block() -> None:
     consumers = delayable_producers(p)
     assert consumers[0] == consumers[1] == 2
     assert _exact_peak(p, fusion=False, free_moves=False, decompose=False) == oracle_optimum(p)
+
+
+def _whole(p: Problem) -> tuple[_Ops, int, list[int]]:
+    ops = _compile(p, inplace=False)
+    order = p.topological_order()
+    return ops, sum(1 << v for v in order), order
+
+
+def _initial(p: Problem) -> int:
+    return simulate(p, p.topological_order()).initial_bytes
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired(), st.integers(1, 8))
+def test_beam_and_window_search_return_valid_orders_never_below_the_optimum(
+    p: Problem, width: int
+) -> None:
+    best = oracle_optimum(p)
+    ops, goal, order = _whole(p)
+    search = _Search(ops, 0, goal, _initial(p), 0, 1 << 60, None, lambda: None)
+    found = search.beam(width, None)
+    assert found is not None
+    beam_order, peak = found
+    assert p.is_topological(beam_order)
+    assert simulate(p, beam_order).peak_bytes == max(peak, _initial(p)) >= best
+    counters = _Local()
+    better, local_peak = _improve(ops, 0, _initial(p), order, 0, None, True, counters)
+    assert p.is_topological(better)
+    true_peak = simulate(p, better).peak_bytes
+    assert true_peak == max(local_peak, _initial(p)) >= best
+    assert true_peak <= simulate(p, order).peak_bytes
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired(), st.integers(1, 5))
+def test_a_search_stopped_and_resumed_still_finds_the_optimum(p: Problem, budget: int) -> None:
+    best = oracle_optimum(p)
+    ops, goal, _ = _whole(p)
+    search = _Search(ops, 0, goal, _initial(p), 0, 1 << 60, None, lambda: None)
+    while True:
+        search.max_expanded = search.expanded + budget
+        try:
+            order, peak = search.run()
+            break
+        except _Timeout:
+            assert search.level <= best  # a proven bound at every stop
+    assert max(peak, _initial(p)) == best == simulate(p, order).peak_bytes
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired())
+def test_the_memory_cap_keeps_the_result_sound(p: Problem) -> None:
+    best = oracle_optimum(p)
+    r = exact(p, ScheduleOptions(search_memory=0), fusion=False)
+    assert p.is_topological(r.op_order)
+    assert r.lower_bound_bytes <= best <= r.peak_bytes == simulate(p, r.op_order).peak_bytes
+    assert r.optimal == (r.peak_bytes == r.lower_bound_bytes)
+    if r.stats.get("memory_capped"):
+        assert not r.stats.get("gave_up")
