@@ -772,7 +772,7 @@ def exact(
     give_up_at = options.give_up_at
     for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
         if seg_peak[k] <= bound:
-            break  # this and every later segment already fit within the proven bound
+            continue  # fits within the proven bound (the local search may have reordered)
         if give_up_at is not None and bound >= give_up_at:
             proven = False
             stats["gave_up"] = True
@@ -826,6 +826,8 @@ def exact(
         segments[k] = seg_order
         seg_peak[k] = peak
         bound = max(bound, peak)
+    # Every segment searched or within the bound: nothing is claimed that is not proven.
+    proven = proven and max(seg_peak) <= bound
     stats.update(
         local_beams=local.beams,
         local_windows=local.windows,
