@@ -62,6 +62,7 @@ def _child(problem: Problem, method: str, limit: float, queue: Any) -> None:
             "cpu_s": time.process_time() - cpu,
             "expanded": r.stats.get("expanded"),
             "memory_capped": bool(r.stats.get("memory_capped")),
+            "local_beams": r.stats.get("local_beams"),
             "local_improved": r.stats.get("local_improved"),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_mb": before,

@@ -111,7 +111,7 @@ a few CPU seconds.
 
 **Memory cap.** The best-first search estimates its memory from its state count
 (a heap entry and a closed-set slot per state); at ``ScheduleOptions.search_memory``
-(1 GiB by default) it stops, keeps its proven bound, reports
+(512 MiB by default) it stops, keeps its proven bound, reports
 ``stats["memory_capped"]`` (and a progress line), and spends the time left on the
 local search, whose memory is bounded by the beam width and the window size.
 
