@@ -530,7 +530,7 @@ class _Search:
                 return None
             kept = sorted(nxt.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))[:width]
             layer = dict(kept)
-            parents.append(back)
+            parents.append({d: back[d] for d in layer})  # back-pointers of kept states only
         done, (peak, *_) = min(layer.items(), key=lambda kv: (kv[1][0], kv[0]))
         path = []
         for back in reversed(parents):
@@ -817,6 +817,8 @@ def exact(
             if isinstance(stop, _MemoryCap):
                 # Degrade to the memory-bounded local search for the time left.
                 stats["memory_capped"] = True
+                search.heap.clear()  # the search is not resumed: free its states
+                search.came.clear()
                 say(f"search memory cap reached: bound {bound:,}; local search from here on")
                 if local_search:
                     improve(deadline)
