@@ -148,7 +148,10 @@ def test_an_accepted_group_drops_the_sites_its_peak_does_not_need(
         unpruned = driver.rewrite_for_memory(model, split_outputs=False)
     # The all-sites group wins here, riders (BN folds no peak step needs) and all.
     assert "bn_fold" in {r.pass_name for r in unpruned.rewrites}
-    assert [r.pass_name for r in pruned.rewrites] == ["scale_fold", "scale_fold"]
+    # Which scale folds the peak needs depends on which optimal order the engine
+    # returns (several tie); the riders are dropped whichever it is.
+    kept = [r.pass_name for r in pruned.rewrites]
+    assert set(kept) == {"scale_fold"} and len(kept) < len(unpruned.rewrites)
     assert pruned.after.optimal and unpruned.after.optimal
     assert pruned.after.peak_bytes == unpruned.after.peak_bytes < pruned.before.peak_bytes
     assert_equivalent(model.proto, pruned.proto)

@@ -30,6 +30,91 @@ from ``v``'s old position on the executed sets are the same. So only that one
 successor is generated. This collapses chains of element-wise and shrinking
 ops, which is most of a CNN.
 
+**Delaying single-consumer producers (default model).** Notation of
+:mod:`serenity.schedule.fusion`: ``M(S)`` is the memory held after the ops of
+the downset ``S`` ran; op ``x`` run from ``S`` steps at ``M(S) + out(x)``.
+Call ``u`` a *delayable producer* of ``v`` when ``v`` is ``u``'s only successor
+and, with ``a`` the bytes of ``u``'s outputs, ``a_live`` those read (by ``v``)
+or graph outputs, ``F_max`` the bytes of ``u``'s inputs that are neither graph
+outputs nor read by ``v``, and ``b = out(v)``:
+
+    (1) ``a_live >= F_max``   and   (2) ``a - a_live + F_max <= b``.
+
+*Exchange.* In any order, move ``u`` from its place to right before ``v``. The
+ops ``X`` it passes are not descendants of ``u`` (those are ``v`` and later),
+so the order stays topological. For a set ``R`` with ``u, v`` not in it,
+``M(R + u) - M(R) = a_live - F(R)``, where ``F(R) <= F_max`` are the inputs
+``u`` frees from ``R`` (an input ``v`` reads is not freed before ``v``). So at
+every step in ``X`` the memory changes by ``F(R) - a_live <= 0`` by (1); ``u``'s
+new step, from the set ``T`` that precedes ``v``, is
+``M(T) + a = M(T + u) - a_live + F(T) + a <= M(T + u) + b`` by (2), which is
+``v``'s own step (the same set ``T + u`` precedes ``v`` in both orders); all
+other steps see the same executed sets. The peak does not rise.
+
+*Blocks.* Let ``E(v)`` be the delayable producers of ``v``, leaving out every op
+that is itself a consumer with a non-empty ``E`` (so blocks do not nest: the
+exchange never moves a consumer). Claim: some optimal order runs, for every
+``v``, the ops of ``E(v)`` as one contiguous block right before ``v``. Take an
+optimal order and, for one ``v`` at a time, move each member not yet in the
+run of ``E(v)`` ops right before ``v`` to right before ``v``: the run grows by
+one per move; a moved op lands inside ``v``'s own run only, and leaves no other
+run (it belongs to none), so runs already built stay contiguous; each move is
+the exchange above. So the search may require: a member ``u`` of ``E(v)`` opens
+``v``'s block only once every predecessor of ``v`` outside ``E(v)`` and every
+predecessor of the members has run (they precede the block in such an order),
+and while a block is open (its member ran, ``v`` did not: a function of the set,
+so one best path per downset is still enough) only members of that block and
+``v`` may run. The search thus keeps at least one of the optimal orders of the
+claim, and expands no more states than without the rule. Free moves are taken
+only where they keep such an order: inside an open block, or outside blocks
+with an op that is no member (moving a non-member forward out of the gaps
+between blocks keeps every block contiguous). A rule "``u`` waits until ``v``'s
+other inputs are ready" without blocks is wrong twice: with two members neither
+may run, and with a member whose input another op also reads, delaying keeps
+that input alive (``tests/test_exact_rules.py`` has both counterexamples; the
+second is why (1) is needed). Measured on RandWire CIFAR-10 (233 fused ops):
+514,281 states and 19 s with the waiting condition alone, 24,204 states and about 0.3 s with
+them (previously 150 s).
+
+**Free pairs.** A block of one member ``u`` (``E(v) = {u}``) and its consumer
+may be a free move as a whole. With ``out_v`` the bytes of ``v``'s outputs that
+are read or graph outputs, ``a_live`` as above, ``P_uv`` the bytes of the inputs
+of ``u`` or ``v`` (not ``u``'s outputs, not graph outputs) that nobody but ``u``
+and ``v`` reads, and ``P_v`` those of them ``v`` reads, require statically
+
+    (A) ``out_v <= P_uv``   and   (B) ``out_v <= a_live + P_v``.
+
+Then for any set ``R`` holding neither op, ``M(R + u + v) <= M(R)`` (``u``'s
+outputs die at ``v``; ``P_uv`` is freed), and for any ``R`` holding ``u`` only,
+``M(R + v) <= M(R)`` (``v`` frees ``u``'s outputs and ``P_v``). If at the
+expanded state no block is open, ``u`` may open ``v``'s block (it is not
+delayed), and both steps ``u`` then ``v`` stay within ``B`` and end no higher
+than ``mem``, move the run ``u v`` (contiguous in the orders of the block claim)
+to the front of such an optimal completion: every later step sees ``R + u + v``
+or ``R + v`` instead of ``R``, so none rises; the two new steps are within
+``B``; no other run is split (``v`` is no member, ``u`` belongs to ``v``'s run
+only). So ``u`` alone is generated, and ``v`` follows (the open block allows
+nothing else). RandWire's ``Mul -> Add`` accumulation steps are such pairs:
+CIFAR-10 24,204 -> 17,692 states.
+
+**Anytime upper bound.** When the best-first search has not finished after a
+first slice (``FIRST_SLICE`` seconds, at most a tenth of the time limit),
+a local search lowers the upper bound for up to ``LOCAL_SEARCH_SHARE`` of the
+limit: a beam search over the same moves (widths ``_BEAM_WIDTHS``), then
+windows of the best order re-solved exactly (large-neighbourhood search: the
+memory after a window is a function of the set executed, so the steps outside
+it do not change). The best-first search then resumes where it stopped, with
+the lower upper bound pruning its queue. The order returned is the best one
+found; the bound is the best-first search's level: the gap reported is the one
+proven. Measured on WS N=48 seed 0 (700 ops): 2,023,424 -> 1,712,128 bytes in
+a few CPU seconds.
+
+**Memory cap.** The best-first search estimates its memory from its state count
+(a heap entry and a closed-set slot per state); at ``ScheduleOptions.search_memory``
+(512 MiB by default) it stops, keeps its proven bound, reports
+``stats["memory_capped"]`` (and a progress line), and spends the time left on the
+local search, whose memory is bounded by the beam width and the window size.
+
 **Decomposition at cut ops.** An op that every other op either precedes or
 follows splits every order into independent segments (SERENITY's
 divide-and-conquer). Segments are solved one at a time, the one whose
@@ -47,7 +132,8 @@ up to about 20 ms for the pass and a second heuristic run. The in-place model
 searches the graph as it is.
 
 Reported statistics: states expanded, free moves, segments searched, ops
-after fusion.
+after fusion, the local search's beams, windows, improvements and states,
+``memory_capped``.
 
 Complexity: exponential in the width of the graph in the worst case (the
 problem is NP-hard); each expansion costs O(ready ops x degree).
@@ -79,9 +165,17 @@ class _Ops:
     ins: list[list[tuple[int, int, bool]]]
     # Per op: (size, consumer mask) of the inputs it may overwrite in place.
     inplace: list[list[tuple[int, int]]]
+    succs: list[tuple[int, ...]]
+    # Per op u in some E(v) (module docstring, "Delaying single-consumer
+    # producers"): (v, mask of E(v), mask of v's predecessors outside E(v) and of
+    # the predecessors of E(v)'s members); None for every other op.
+    delay: list[tuple[int, int, int] | None]
+    # Per op u: v when u alone makes up E(v) and the pair u, v may be a free move
+    # (module docstring, "Free pairs"); -1 otherwise.
+    pair: list[int]
 
 
-def _compile(problem: Problem, inplace: bool) -> _Ops:
+def _compile(problem: Problem, inplace: bool, delay_rule: bool = True) -> _Ops:
     sizes = problem.tensor_sizes
     cmask = [sum(1 << c for c in cons) for cons in problem.consumers]
     out_bytes, dead_bytes, pred_mask, ins, inp = [], [], [], [], []
@@ -106,7 +200,81 @@ def _compile(problem: Problem, inplace: bool) -> _Ops:
             if inplace
             else []
         )
-    return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp)
+    delay = _delayable(problem) if delay_rule and not inplace else [None] * problem.num_ops
+    pair = _free_pairs(problem, delay)
+    return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp, list(problem.succs), delay, pair)
+
+
+def _free_pairs(problem: Problem, delay: list[tuple[int, int, int] | None]) -> list[int]:
+    """Per op ``u``: ``v`` when ``E(v) = {u}`` and conditions (A) and (B) hold, else -1."""
+    sizes, go = problem.tensor_sizes, set(problem.graph_outputs)
+    pair = [-1] * problem.num_ops
+    for u, d in enumerate(delay):
+        if d is None or d[1] != 1 << u:
+            continue
+        v = d[0]
+        u_outs = set(problem.op_outputs[u])
+
+        def private(inputs: list[int], u: int = u, v: int = v, skip: set[int] = u_outs) -> int:
+            return sum(
+                sizes[t]
+                for t in dict.fromkeys(inputs)
+                if t not in skip and t not in go and set(problem.consumers[t]) <= {u, v}
+            )
+
+        out_v = sum(sizes[t] for t in problem.op_outputs[v] if problem.consumers[t] or t in go)
+        a_live = sum(sizes[t] for t in u_outs if problem.consumers[t] or t in go)
+        both = private([*problem.op_inputs[u], *problem.op_inputs[v]])
+        if out_v <= both and out_v <= a_live + private(list(problem.op_inputs[v])):
+            pair[u] = v
+    return pair
+
+
+def delayable_producers(problem: Problem) -> list[int | None]:
+    """Per op ``u``: its consumer ``v`` when ``u`` is in ``E(v)`` (module docstring), else None.
+
+    ``u`` qualifies when ``v`` is its only successor and, with ``a`` the bytes of
+    its outputs, ``a_live`` those read (by ``v``) or graph outputs, and
+    ``F_max`` its inputs that are neither graph outputs nor read by ``v``:
+    ``a_live >= F_max`` and ``a - a_live + F_max <= out(v)``.
+
+    Complexity: O(n + e) set work.
+    """
+    sizes, go = problem.tensor_sizes, set(problem.graph_outputs)
+    result: list[int | None] = []
+    for u in range(problem.num_ops):
+        if len(problem.succs[u]) != 1:
+            result.append(None)
+            continue
+        (v,) = problem.succs[u]
+        outs = problem.op_outputs[u]
+        a = sum(sizes[t] for t in outs)
+        a_live = sum(sizes[t] for t in outs if problem.consumers[t] or t in go)
+        f_max = sum(
+            sizes[t] for t in problem.op_inputs[u] if t not in go and v not in problem.consumers[t]
+        )
+        b = sum(sizes[t] for t in problem.op_outputs[v])
+        result.append(v if a_live >= f_max and a - a_live + f_max <= b else None)
+    return result
+
+
+def _delayable(problem: Problem) -> list[tuple[int, int, int] | None]:
+    consumer = delayable_producers(problem)
+    heads = {v for v in consumer if v is not None}
+    # A consumer stays where it is: it is never itself delayed (blocks do not nest).
+    consumer = [None if u in heads else v for u, v in enumerate(consumer)]
+    members: dict[int, int] = {}
+    for u, v in enumerate(consumer):
+        if v is not None:
+            members[v] = members.get(v, 0) | 1 << u
+    before: dict[int, int] = {}
+    for v, m in members.items():
+        need = sum(1 << p for p in problem.preds[v]) & ~m
+        for u in range(problem.num_ops):
+            if m >> u & 1:
+                need |= sum(1 << p for p in problem.preds[u])
+        before[v] = need
+    return [None if v is None else (v, members[v], before[v]) for v in consumer]
 
 
 def cut_ops(problem: Problem) -> list[int]:
@@ -129,6 +297,39 @@ class _GiveUp(_Timeout):
     """The proven bound reached ``ScheduleOptions.give_up_at``."""
 
 
+class _MemoryCap(_Timeout):
+    """The search's states reached ``ScheduleOptions.search_memory``."""
+
+
+class _Exhausted(Exception):
+    """No order of the segment stays within the search's upper bound."""
+
+
+def _step(ops: _Ops, done: int, mem: int, v: int) -> tuple[int, int]:
+    """(footprint while ``v`` runs, memory after it) from state ``done`` holding ``mem``."""
+    after = done | (1 << v)
+    freed = ops.dead_bytes[v]
+    for size, cmask, is_out in ops.ins[v]:
+        if not is_out and cmask & ~after == 0:
+            freed += size
+    saved = 0
+    for size, cmask in ops.inplace[v]:
+        if cmask & ~after == 0 and size > saved:
+            saved = size
+    return mem + ops.out_bytes[v] - saved, mem + ops.out_bytes[v] - freed
+
+
+def _trace(ops: _Ops, start: int, mem: int, order: list[int]) -> tuple[list[int], list[int]]:
+    """Per step of ``order`` from ``start``: the footprint, and the memory before it."""
+    during, before, done = [], [], start
+    for v in order:
+        before.append(mem)
+        d, mem = _step(ops, done, mem, v)
+        during.append(d)
+        done |= 1 << v
+    return during, before
+
+
 class _Search:
     """Best-first search of one segment: from downset ``start`` to ``goal``."""
 
@@ -144,8 +345,11 @@ class _Search:
         tick: Callable[[], None],
         free_moves: bool = True,
         give_up_at: int | None = None,
+        max_expanded: int | None = None,
+        max_bytes: int | None = None,
     ) -> None:
         self.ops, self.start, self.goal, self.start_mem = ops, start, goal, start_mem
+        self.max_expanded, self.max_bytes = max_expanded, max_bytes
         self.bound, self.upper, self.deadline, self.tick = bound, upper, deadline, tick
         self.give_up_at = give_up_at
         self.expanded = 0
@@ -153,31 +357,65 @@ class _Search:
         self.level = bound  # the f of the last state expanded: a proven bound
         self.use_free_moves = free_moves
 
-    def _ready(self, done: int) -> list[int]:
-        ops = self.ops
+        # Per delayable producer u of a consumer v inside this segment: ``wait[u]``,
+        # the ops that must have run before v's block may open, and ``block[u]``,
+        # the ops allowed while it is open (E(v) and v); 0 for every other op.
+        inside = goal & ~start
+        self.wait = [0] * len(ops.out_bytes)
+        self.block = [0] * len(ops.out_bytes)
+        for u, d in enumerate(ops.delay):
+            if d is not None and inside >> u & 1 and inside >> d[0] & 1:
+                self.wait[u] = d[2] & inside
+                self.block[u] = (d[1] | 1 << d[0]) & inside
+
+        self.came: dict[int, int] = {}
+        # Entries: (f, -depth, tie, g, done, mem, last op, ready mask).
+        self.heap = [
+            (max(bound, start_mem), 0, 0, start_mem, start, start_mem, -1, self._ready(start))
+        ]
+
+    def _check(self, states: int, goal: int) -> None:
+        """Progress, then stop at the deadline, the expansion budget or the memory cap."""
+        self.tick()
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            raise _Timeout
+        if self.max_expanded is not None and self.expanded >= self.max_expanded:
+            raise _Timeout
+        # A heap entry and a closed-set slot per state, masks of up to n bits.
+        per_state = 300 + 3 * (goal.bit_length() // 8)
+        if self.max_bytes is not None and states * per_state > self.max_bytes:
+            raise _MemoryCap
+
+    def _free(
+        self, steps: list[tuple[int, int, int]], limit: int, done: int, mem: int, open_block: int
+    ) -> tuple[int, int, int] | None:
+        """The free move among ``steps`` (module docstring), if any: a single op, else a pair."""
+        block = self.block
+        for s in steps:
+            if s[1] <= limit and s[2] <= mem and (open_block or not block[s[0]]):
+                return s
+        if open_block:
+            return None
+        pair, goal = self.ops.pair, self.goal
+        for s in steps:
+            v = pair[s[0]]
+            if v >= 0 and block[s[0]] and s[1] <= limit and goal >> v & 1:
+                during, after = _step(self.ops, done | 1 << s[0], s[2], v)
+                if during <= limit and after <= mem:
+                    return s
+        return None
+
+    def _ready(self, done: int) -> int:
+        """The mask of ops of the segment whose predecessors all ran."""
+        pred_mask = self.ops.pred_mask
         rest = self.goal & ~done
-        ready = []
+        ready = 0
         while rest:
             low = rest & -rest
-            v = low.bit_length() - 1
             rest ^= low
-            if ops.pred_mask[v] & ~done == 0:
-                ready.append(v)
+            if pred_mask[low.bit_length() - 1] & ~done == 0:
+                ready |= low
         return ready
-
-    def _step(self, done: int, mem: int, v: int) -> tuple[int, int]:
-        """(footprint while ``v`` runs, memory after it) from state ``done``."""
-        ops = self.ops
-        after = done | (1 << v)
-        freed = ops.dead_bytes[v]
-        for size, cmask, is_out in ops.ins[v]:
-            if not is_out and cmask & ~after == 0:
-                freed += size
-        saved = 0
-        for size, cmask in ops.inplace[v]:
-            if cmask & ~after == 0 and size > saved:
-                saved = size
-        return mem + ops.out_bytes[v] - saved, mem + ops.out_bytes[v] - freed
 
     def run(self) -> tuple[list[int], int]:
         """Return the segment's order and its peak.
@@ -185,37 +423,49 @@ class _Search:
         The peak is the segment's optimum, or any value up to ``bound`` when the
         segment can stay within it.
         """
-        start, goal = self.start, self.goal
-        came: dict[int, int] = {}
-        counter = 0
-        # Entries: (f, -depth, tie, g, done, mem, last op).
-        heap = [(max(self.bound, self.start_mem), 0, 0, self.start_mem, start, self.start_mem, -1)]
+        goal = self.goal
+        pred_mask, succs, wait, block = self.ops.pred_mask, self.ops.succs, self.wait, self.block
+        ops, came, heap = self.ops, self.came, self.heap
+        counter = len(heap) + self.expanded  # any fresh tie-breaker keeps it deterministic
         while heap:
-            f, negdepth, _, g, done, mem, last = heapq.heappop(heap)
+            entry = heapq.heappop(heap)
+            f, negdepth, _, g, done, mem, last, ready = entry
             if done in came:
                 continue
+            if self.expanded & 1023 == 0 or (
+                self.max_expanded is not None and self.expanded >= self.max_expanded
+            ):
+                try:
+                    self._check(len(came) + len(heap), goal)
+                except _Timeout:
+                    heapq.heappush(heap, entry)  # resumable: nothing is lost
+                    raise
             if done == goal:
                 came[done] = last
                 self.level = max(self.level, f)
                 return self._path(came, done), g
-            steps = [(v, *self._step(done, mem, v)) for v in self._ready(done)]
+            steps = []
+            open_block = block[last] if last >= 0 else 0
+            rest = ready & open_block if open_block else ready
+            while rest:
+                low = rest & -rest
+                rest ^= low
+                v = low.bit_length() - 1
+                w = wait[v]
+                if w and w & ~done:
+                    continue  # delayed: some optimal order runs it later
+                steps.append((v, *_step(ops, done, mem, v)))
             h = min(during for _, during, _ in steps)
             if h > f:  # lazy heuristic: re-queue with the sharper key
                 counter += 1
-                heapq.heappush(heap, (h, negdepth, counter, g, done, mem, last))
+                heapq.heappush(heap, (h, negdepth, counter, g, done, mem, last, ready))
                 continue
             came[done] = last
             self.level = max(self.level, f)
             if self.give_up_at is not None and f >= self.give_up_at:
                 raise _GiveUp  # every order of the segment peaks at f or more
             self.expanded += 1
-            if self.expanded & 1023 == 1:
-                self.tick()
-                if self.deadline is not None and time.perf_counter() > self.deadline:
-                    raise _Timeout
-            free = None
-            if self.use_free_moves:
-                free = next((s for s in steps if s[1] <= f and s[2] <= mem), None)
+            free = self._free(steps, f, done, mem, open_block) if self.use_free_moves else None
             if free is not None:
                 self.free_moves += 1
                 steps = [free]
@@ -223,11 +473,70 @@ class _Search:
                 nxt = done | (1 << v)
                 if during > self.upper or nxt in came:
                     continue
+                nready = ready ^ (1 << v)
+                for s in succs[v]:
+                    if goal >> s & 1 and pred_mask[s] & ~nxt == 0:
+                        nready |= 1 << s
                 counter += 1
                 heapq.heappush(
-                    heap, (max(f, during), negdepth - 1, counter, max(g, during), nxt, after, v)
+                    heap,
+                    (max(f, during), negdepth - 1, counter, max(g, during), nxt, after, v, nready),
                 )
-        raise RuntimeError("exact search exhausted its queue below the upper bound")
+        raise _Exhausted
+
+    def beam(self, width: int, deadline: float | None) -> tuple[list[int], int] | None:
+        """Beam search: an order of the segment (no proof), or None at the deadline.
+
+        Layer by layer (ops executed), keep the ``width`` states of lowest
+        (peak so far, memory held), one per downset; successors follow the
+        same rules as :meth:`run` (delay blocks, free moves within the bound).
+
+        Complexity: O(segment ops x width x ready ops x degree).
+        """
+        ops, goal, wait, block = self.ops, self.goal, self.wait, self.block
+        pred_mask, succs = ops.pred_mask, ops.succs
+        layer = {self.start: (self.start_mem, self.start_mem, -1, self._ready(self.start))}
+        parents: list[dict[int, tuple[int, int]]] = []
+        while self.start.bit_count() + len(parents) < goal.bit_count():
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            nxt: dict[int, tuple[int, int, int, int]] = {}
+            back: dict[int, tuple[int, int]] = {}
+            for done, (g, mem, last, ready) in layer.items():
+                open_block = block[last] if last >= 0 else 0
+                rest = ready & open_block if open_block else ready
+                steps = []
+                while rest:
+                    low = rest & -rest
+                    rest ^= low
+                    v = low.bit_length() - 1
+                    w = wait[v]
+                    if not (w and w & ~done):
+                        steps.append((v, *_step(ops, done, mem, v)))
+                free = self._free(steps, max(g, self.bound), done, mem, open_block)
+                for v, during, after in [free] if free is not None else steps:
+                    nd = done | 1 << v
+                    key = (max(g, during), after)
+                    old = nxt.get(nd)
+                    if old is not None and (old[0], old[1]) <= key:
+                        continue
+                    nready = ready ^ (1 << v)
+                    for x in succs[v]:
+                        if goal >> x & 1 and pred_mask[x] & ~nd == 0:
+                            nready |= 1 << x
+                    nxt[nd] = (*key, v, nready)
+                    back[nd] = (done, v)
+            if not nxt:
+                return None
+            kept = sorted(nxt.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))[:width]
+            layer = dict(kept)
+            parents.append({d: back[d] for d in layer})  # back-pointers of kept states only
+        done, (peak, *_) = min(layer.items(), key=lambda kv: (kv[1][0], kv[0]))
+        path = []
+        for back in reversed(parents):
+            done, v = back[done]
+            path.append(v)
+        return path[::-1], peak
 
     def _path(self, came: dict[int, int], done: int) -> list[int]:
         path = []
@@ -236,6 +545,114 @@ class _Search:
             path.append(v)
             done ^= 1 << v
         return path[::-1]
+
+
+#: Widths of the beam searches tried in turn (each about 8x the previous one's time).
+_BEAM_WIDTHS = (64, 512, 4096)
+#: Widths (ops) of the windows the local search re-solves around a peak step.
+_WINDOWS = (12, 24, 48, 96, 192, 384)
+#: States one window search may expand before the next window is tried.
+_WINDOW_EXPANSIONS = 20_000
+#: Share of the time limit the local search may take before the best-first search.
+LOCAL_SEARCH_SHARE = 0.25
+#: Seconds the best-first search runs alone before the local search is tried.
+FIRST_SLICE = 2.0
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+@dataclass
+class _Local:
+    """Counters of the local search (reported in the stats)."""
+
+    beams: int = 0
+    windows: int = 0
+    improved: int = 0
+    expanded: int = 0
+
+
+def _improve(
+    ops: _Ops,
+    start: int,
+    mem: int,
+    order: list[int],
+    bound: int,
+    deadline: float | None,
+    free_moves: bool,
+    counters: _Local,
+) -> tuple[list[int], int]:
+    """Large-neighbourhood search: lower a segment's peak by re-solving windows exactly.
+
+    Around the first step at the peak, a window of consecutive ops is
+    re-ordered by the best-first search from the set executed before it (the
+    memory after the window is a function of that set, so the steps outside
+    are unchanged), asking for every step below the peak; widths grow while
+    windows fail (each window search expands at most ``_WINDOW_EXPANSIONS``
+    states). Stops at ``bound`` (nothing lower exists), at the deadline, or when
+    no window improves. Returns the order and its peak (an upper bound only).
+
+    Complexity: O(windows x _WINDOW_EXPANSIONS x expansion cost).
+    """
+    order = list(order)
+    during, before = _trace(ops, start, mem, order)
+    peak = max(during)
+    n = len(order)
+    goal = start | sum(1 << v for v in order)
+    for width in _BEAM_WIDTHS:
+        if peak <= bound:
+            break
+        beam = _Search(ops, start, goal, mem, bound, peak, deadline, lambda: None, free_moves)
+        found = beam.beam(width, deadline)
+        if found is None:
+            break
+        counters.beams += 1
+        trial = _trace(ops, start, mem, found[0])
+        if max(trial[0]) < peak:
+            order, (during, before) = found[0], trial
+            peak = max(during)
+    while peak > bound and (deadline is None or time.perf_counter() < deadline):
+        p = during.index(peak)
+        found = None
+        for width in _WINDOWS:
+            width = min(width, n)
+            for i in dict.fromkeys((p - width // 2, p - width + 1, p)):
+                i = max(0, min(i, n - width))
+                j = i + width
+                counters.windows += 1
+                done = start | sum(1 << v for v in order[:i])
+                goal = done | sum(1 << v for v in order[i:j])
+                outside = max([*during[:i], *during[j:]], default=0)
+                search = _Search(
+                    ops,
+                    done,
+                    goal,
+                    before[i],
+                    min(max(bound, outside), peak - 1),
+                    peak - 1,
+                    deadline,
+                    lambda: None,
+                    free_moves,
+                    max_expanded=_WINDOW_EXPANSIONS,
+                )
+                try:
+                    found = (i, j, search.run()[0])
+                except (_Timeout, _Exhausted):
+                    continue
+                finally:
+                    counters.expanded += search.expanded
+                break
+            if found is not None or width == n:
+                break
+        if found is None:
+            break
+        i, j, sub = found
+        order[i:j] = sub
+        counters.improved += 1
+        during, before = _trace(ops, start, mem, order)
+        peak = max(during)
+    return order, peak
 
 
 def _seed_order(problem: Problem, options: ScheduleOptions) -> list[int]:
@@ -267,6 +684,8 @@ def exact(
     decompose: bool = True,
     free_moves: bool = True,
     fusion: bool = True,
+    delay: bool = True,
+    local_search: bool = True,
 ) -> ScheduleResult:
     """The memory-optimal order, proven; anytime under ``options.time_limit``.
 
@@ -284,9 +703,11 @@ def exact(
         decompose: Split at cut ops (switch off only to test that it is exact).
         free_moves: Apply the free-move reduction (likewise).
         fusion: Search the fused graph (default model only; likewise).
+        delay: Delay single-consumer producers (default model only; likewise).
+        local_search: Lower the upper bound by re-solving windows first (likewise).
     """
     if fusion and not options.inplace:
-        return _exact_fused(problem, options, decompose, free_moves)
+        return _exact_fused(problem, options, decompose, free_moves, delay, local_search)
     started = time.perf_counter()
     deadline = None if options.time_limit is None else started + options.time_limit
     order = _seed_order(problem, options)
@@ -297,7 +718,7 @@ def exact(
         stats.update(segments=0, searched=0, expanded=0, free_moves=0)
         return result_from_order(problem, order, "exact", options, started=started, stats=stats)
 
-    ops = _compile(problem, options.inplace)
+    ops = _compile(problem, options.inplace, delay)
     segments = _segments(problem, order) if decompose else [order]
     # Per segment: executed set and memory before it, the heuristic's peak inside it.
     done_before, mem_before, seg_peak = [], [], []
@@ -312,22 +733,46 @@ def exact(
     expanded = moves = searched = 0
     proven = True
     last_report = [started]
+    local = _Local()
+
+    def say(message: str) -> None:
+        if options.progress:
+            now = time.perf_counter()
+            last_report[0] = now
+            print(f"exact: {now - started:6.1f}s  {message}", file=sys.stderr, flush=True)
 
     def tick() -> None:
-        now = time.perf_counter()
-        if options.progress and now - last_report[0] >= 1.0:
-            last_report[0] = now
-            print(
-                f"exact: {now - started:6.1f}s  segment {searched}/{len(segments)}  "
-                f"expanded {expanded + search.expanded:,}  bound {max(bound, search.level):,}",
-                file=sys.stderr,
-                flush=True,
+        if time.perf_counter() - last_report[0] >= 1.0:
+            say(
+                f"segment {searched}/{len(segments)}  expanded {expanded + search.expanded:,}  "
+                f"bound {max(bound, search.level):,}  best {max(seg_peak):,}"
             )
 
+    def improve(until: float | None) -> None:
+        """The local search on every segment that peaks above the proven bound."""
+        for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
+            if seg_peak[k] <= bound or (until is not None and time.perf_counter() >= until):
+                break
+            segments[k], seg_peak[k] = _improve(
+                ops,
+                done_before[k],
+                mem_before[k],
+                segments[k],
+                bound,
+                until,
+                free_moves,
+                local,
+            )
+        say(f"local search: best {max(seg_peak):,}  bound {bound:,}")
+
+    limit = options.time_limit
+    # The best-first search alone first (most graphs are proven in well under a second).
+    first_slice = FIRST_SLICE if limit is None else min(FIRST_SLICE, 0.1 * limit)
+    local_pending = local_search
     give_up_at = options.give_up_at
     for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
         if seg_peak[k] <= bound:
-            break  # this and every later segment already fit within the proven bound
+            continue  # fits within the proven bound (the local search may have reordered)
         if give_up_at is not None and bound >= give_up_at:
             proven = False
             stats["gave_up"] = True
@@ -345,20 +790,52 @@ def exact(
             tick,
             free_moves,
             give_up_at,
+            max_bytes=options.search_memory,
         )
         try:
-            seg_order, peak = search.run()
+            if local_pending:
+                search.deadline = _earliest(deadline, time.perf_counter() + first_slice)
+                try:
+                    seg_order, peak = search.run()
+                except _Timeout as stop:
+                    if isinstance(stop, (_GiveUp, _MemoryCap)):
+                        raise
+                    local_pending = False
+                    share = None if limit is None else LOCAL_SEARCH_SHARE * limit
+                    improve(_earliest(deadline, None if share is None else started + share))
+                    search.upper = seg_peak[k]
+                    search.deadline = deadline
+                    seg_order, peak = search.run()  # resumed where it stopped
+            else:
+                seg_order, peak = search.run()
         except _Timeout as stop:
             bound = max(bound, search.level)
             proven = False
             stats["gave_up"] = isinstance(stop, _GiveUp)
             expanded += search.expanded
             moves += search.free_moves
+            if isinstance(stop, _MemoryCap):
+                # Degrade to the memory-bounded local search for the time left.
+                stats["memory_capped"] = True
+                search.heap.clear()  # the search is not resumed: free its states
+                search.came.clear()
+                say(f"search memory cap reached: bound {bound:,}; local search from here on")
+                if local_search:
+                    improve(deadline)
             break
         expanded += search.expanded
         moves += search.free_moves
         segments[k] = seg_order
+        seg_peak[k] = peak
         bound = max(bound, peak)
+    # Every segment searched or within the bound: nothing is claimed that is not proven.
+    proven = proven and max(seg_peak) <= bound
+    stats.update(
+        local_beams=local.beams,
+        local_windows=local.windows,
+        local_improved=local.improved,
+        local_expanded=local.expanded,
+    )
     stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
     final = [v for seg in segments for v in seg]
     return result_from_order(
@@ -367,7 +844,12 @@ def exact(
 
 
 def _exact_fused(
-    problem: Problem, options: ScheduleOptions, decompose: bool, free_moves: bool
+    problem: Problem,
+    options: ScheduleOptions,
+    decompose: bool,
+    free_moves: bool,
+    delay: bool,
+    local_search: bool,
 ) -> ScheduleResult:
     """:func:`exact` on the fused graph, expanded; the original's heuristic order if better.
 
@@ -378,13 +860,23 @@ def _exact_fused(
     started = time.perf_counter()
     fz = fuse(problem)
     if fz.ops_after == fz.ops_before:
-        return exact(problem, options, decompose=decompose, free_moves=free_moves, fusion=False)
+        return exact(
+            problem,
+            options,
+            decompose=decompose,
+            free_moves=free_moves,
+            fusion=False,
+            delay=delay,
+            local_search=local_search,
+        )
     inner = exact(  # the hint names the original's ops: it is compared after expansion
         fz.problem,
         replace(options, hint=None),
         decompose=decompose,
         free_moves=free_moves,
         fusion=False,
+        delay=delay,
+        local_search=local_search,
     )
     order = fz.expand(inner.op_order)
     base = _seed_order(problem, options)

@@ -27,6 +27,11 @@ class ScheduleOptions:
         hint: A known order of the problem's op ids (say, the schedule of the
             graph before a rewrite, carried over): ``exact`` and ``auto``
             return nothing worse than it. Ignored unless topological.
+        search_memory: Bytes the exact engine's best-first search may hold
+            (an estimate from its state count, 512 MiB by default: the process
+            stays under 1 GB with onnx and OR-Tools loaded; ``None``: no cap). At the cap it
+            keeps its proven bound and spends the time left on its
+            memory-bounded local search (``stats["memory_capped"]``).
     """
 
     inplace: bool = False
@@ -34,6 +39,7 @@ class ScheduleOptions:
     progress: bool = False
     give_up_at: int | None = None
     hint: tuple[int, ...] | None = None
+    search_memory: int | None = 1 << 29
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,9 @@ class RandWireConfig:
         head_channels: Channels of the final 1x1 conv.
         classes: Classifier outputs.
         resolution: Input height and width.
+        generator: ``"ws"`` (Watts-Strogatz, the default) or ``"er"``
+            (Erdos-Renyi with edge probability ``er_p``, the paper's ER(P)).
+        er_p: Edge probability of the ER generator.
     """
 
     channels: int
@@ -85,6 +88,8 @@ class RandWireConfig:
     head_channels: int = 1280
     classes: int = 10
     resolution: int = 32
+    generator: str = "ws"
+    er_p: float = 0.2
 
 
 #: CIFAR-10 setting: two stages at 16x16 and 8x8 (paper: 1.2M weights, 111.0M MACs).
@@ -134,10 +139,27 @@ def stage_graph(nodes: int, k: int, p: float, seed: int) -> StageGraph:
     return StageGraph(seed, nodes, tuple(edges))
 
 
+def er_stage_graph(nodes: int, p: float, seed: int) -> StageGraph:
+    """ER(nodes, p) from networkx's ``gnp_random_graph`` with ``seed``, oriented low -> high.
+
+    Raises:
+        ValueError: ``p`` outside [0, 1] or fewer than one node.
+    """
+    if nodes < 1 or not 0.0 <= p <= 1.0:
+        raise ValueError(f"ER({nodes}, {p}) needs N >= 1 and 0 <= P <= 1")
+    g = nx.gnp_random_graph(nodes, p, seed=seed)
+    edges = sorted((min(u, v), max(u, v)) for u, v in g.edges())
+    return StageGraph(seed, nodes, tuple(edges))
+
+
 def randwire_graphs(config: RandWireConfig, seed: int = 0) -> list[StageGraph]:
     """The random graphs (seed and edge list per stage) of a network built with ``seed``."""
+    if config.generator not in ("ws", "er"):
+        raise ValueError(f"unknown RandWire generator '{config.generator}' (ws, er)")
     return [
         stage_graph(config.nodes, config.k, config.p, seed * 100 + s)
+        if config.generator == "ws"
+        else er_stage_graph(config.nodes, config.er_p, seed * 100 + s)
         for s in range(len(config.stage_strides))
     ]
 

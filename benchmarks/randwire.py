@@ -1,0 +1,219 @@
+"""Benchmark: the exact engine on random-wired networks (RandWire, WS and ER stages).
+
+Usage (from the repository root)::
+
+    python benchmarks/randwire.py                     # the defaults below (about 40 min)
+    python benchmarks/randwire.py --nodes 16 32 --seeds 0 --limits 5 60 --ilp-nodes 16
+
+Networks: the zoo's RandWire CIFAR-10 and CIFAR-100 (``serenity.zoo``), then
+the CIFAR-10 layout (two random stages) with N nodes per stage from the WS
+generator (K=4, P=0.75) and the ER generator (P=0.2), for every N and seed.
+Each (network, time limit) is one run of ``exact`` in a fresh process, so its
+max RSS is its own. Reported: the order's peak, the proven lower bound, the
+gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
+process, states expanded, max RSS (and the process's RSS before the run: imports and the problem), whether the
+memory cap was hit; and the
+CP-SAT ILP (``--method ilp``) under the same limit for ``--ilp-nodes``, seed 0.
+The machine is shared (2 cores, other developers' jobs): time limits are wall
+clock, so CPU seconds are the figure to compare; wall can be several times
+higher. Writes ``benchmarks/RESULTS-randwire.md`` and ``results-randwire.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import serenity
+from serenity.io.onnx_import import load_proto
+from serenity.ir import Problem
+from serenity.schedule import ScheduleOptions, fuse
+from serenity.schedule.exact import exact
+from serenity.schedule.ilp import ilp
+from serenity.zoo import RANDWIRE_CIFAR10, RANDWIRE_CIFAR100
+from serenity.zoo.randwire import RandWireConfig, build_randwire
+
+HERE = Path(__file__).resolve().parent
+
+
+def _problem(config: RandWireConfig, seed: int, name: str) -> Problem:
+    return load_proto(build_randwire(config, seed), f"{name}.onnx").problem
+
+
+def _child(problem: Problem, method: str, limit: float, queue: Any) -> None:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall, cpu = time.perf_counter(), time.process_time()
+    engine = exact if method == "exact" else ilp
+    r = engine(problem, ScheduleOptions(time_limit=limit))
+    queue.put(
+        {
+            "peak": r.peak_bytes,
+            "bound": r.lower_bound_bytes,
+            "optimal": r.optimal,
+            "gap": r.gap,
+            "wall_s": time.perf_counter() - wall,
+            "cpu_s": time.process_time() - cpu,
+            "expanded": r.stats.get("expanded"),
+            "memory_capped": bool(r.stats.get("memory_capped")),
+            "local_beams": r.stats.get("local_beams"),
+            "local_improved": r.stats.get("local_improved"),
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_mb": before,
+        }
+    )
+
+
+def run_once(problem: Problem, method: str, limit: float) -> dict[str, Any]:
+    """One engine run in a fresh process (its own max RSS)."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(problem, method, limit, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return dict(result)
+
+
+def networks(nodes: list[int], seeds: list[int]) -> list[tuple[str, str, int, int, Problem]]:
+    """(name, generator, N, seed, problem): the zoo's two, then WS and ER per N and seed."""
+    out = [
+        ("RandWire CIFAR-10", "ws", 32, 0, _problem(RANDWIRE_CIFAR10, 0, "randwire_cifar10")),
+        ("RandWire CIFAR-100", "ws", 32, 0, _problem(RANDWIRE_CIFAR100, 0, "randwire_cifar100")),
+    ]
+    for gen in ("ws", "er"):
+        for n in nodes:
+            for seed in seeds:
+                config = replace(RANDWIRE_CIFAR10, nodes=n, generator=gen)
+                name = f"{gen.upper()} N={n} seed {seed}"
+                out.append((name, gen, n, seed, _problem(config, seed, f"rw_{gen}{n}_{seed}")))
+    return out
+
+
+def _mb(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def markdown(
+    rows: list[dict[str, Any]], ilp_rows: list[dict[str, Any]], limits: list[float]
+) -> str:
+    head = (
+        "| network | ops | fused | limit s | peak | bound | gap | proven | CPU s | wall s "
+        "| states | max RSS MB (before) | notes |\n"
+        "|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---|\n"
+    )
+    lines = []
+    for r in rows:
+        notes = []
+        if r["memory_capped"]:
+            notes.append("memory cap")
+        lines.append(
+            f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
+            f"{r['peak']:,} | {r['bound']:,} | {100 * r['gap']:.1f}% | "
+            f"{'yes' if r['optimal'] else 'no'} | {r['cpu_s']:.1f} | {r['wall_s']:.1f} | "
+            f"{(r['expanded'] or 0):,} | {_mb(r['max_rss_mb'])} ({_mb(r['rss_before_mb'])}) | "
+            f"{', '.join(notes)} |"
+        )
+    ilp_head = (
+        "| network | limit s | exact peak | exact bound | ILP peak | ILP bound | ILP proven "
+        "| ILP CPU s | ILP max RSS MB |\n|---|---:|---:|---:|---:|---:|:---:|---:|---:|\n"
+    )
+    ilp_lines = [
+        f"| {r['network']} | {r['limit']:g} | {r['exact_peak']:,} | {r['exact_bound']:,} | "
+        f"{r['peak']:,} | {r['bound']:,} | {'yes' if r['optimal'] else 'no'} | "
+        f"{r['cpu_s']:.1f} | {_mb(r['max_rss_mb'])} |"
+        for r in ilp_rows
+    ]
+    summary = _summary(rows, limits)
+    return (
+        "# RandWire benchmark: the exact engine on random-wired graphs\n\n"
+        "Regenerate with `python benchmarks/randwire.py` (see its docstring). "
+        f"serenity {serenity.__version__}, Python {platform.python_version()}, "
+        f"{platform.machine()}. The machine is shared by several developers (2 cores): "
+        "time limits are wall clock, **CPU s** is the figure to compare; gaps are "
+        "`peak / proven bound - 1`.\n\n"
+        + summary
+        + "\n## Exact engine\n\n"
+        + head
+        + "\n".join(lines)
+        + "\n\n## CP-SAT ILP under the same limit (seed 0)\n\n"
+        + (ilp_head + "\n".join(ilp_lines) if ilp_lines else "(not run)")
+        + "\n"
+    )
+
+
+def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
+    out = ["## Summary\n"]
+    for limit in limits:
+        sel = [r for r in rows if r["limit"] == limit and r["network"].startswith(("WS", "ER"))]
+        if not sel:
+            continue
+        proven = sum(r["optimal"] for r in sel)
+        within = sum(r["gap"] <= 0.01 for r in sel)
+        worst = max(r["gap"] for r in sel)
+        rss = max(r["max_rss_mb"] for r in sel)
+        out.append(
+            f"- limit {limit:g} s: {proven}/{len(sel)} WS/ER graphs proven, {within}/{len(sel)} "
+            f"within 1% of the proven bound, worst gap {100 * worst:.1f}%, "
+            f"max RSS {rss:,.0f} MB."
+        )
+    for r in rows:
+        if r["network"].startswith("RandWire") and r["optimal"]:
+            out.append(
+                f"- {r['network']} (limit {r['limit']:g} s): proven optimal in "
+                f"{r['cpu_s']:.1f} CPU s ({r['wall_s']:.1f} s wall)."
+            )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--nodes", type=int, nargs="+", default=[16, 32, 48, 64])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--limits", type=float, nargs="+", default=[5.0, 60.0])
+    ap.add_argument("--ilp-nodes", type=int, nargs="*", default=[16, 32])
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS-randwire.md")
+    args = ap.parse_args(argv)
+
+    rows: list[dict[str, Any]] = []
+    ilp_rows: list[dict[str, Any]] = []
+    for name, gen, n, seed, problem in networks(args.nodes, args.seeds):
+        fused = fuse(problem).ops_after
+        for limit in args.limits:
+            r = run_once(problem, "exact", limit)
+            row = {"network": name, "generator": gen, "nodes": n, "seed": seed}
+            row |= {"ops": problem.num_ops, "fused_ops": fused, "limit": limit, **r}
+            rows.append(row)
+            print(
+                f"{name}: limit {limit:g}s peak {r['peak']:,} bound {r['bound']:,} "
+                f"gap {100 * r['gap']:.1f}% cpu {r['cpu_s']:.1f}s rss {r['max_rss_mb']:.0f}MB",
+                flush=True,
+            )
+            if limit == max(args.limits) and n in args.ilp_nodes and seed == 0:
+                if name.startswith("RandWire"):
+                    continue
+                q = run_once(problem, "ilp", limit)
+                ilp_rows.append(
+                    {"network": name, "limit": limit, "exact_peak": r["peak"]}
+                    | {"exact_bound": r["bound"], **q}
+                )
+                print(f"  ilp: peak {q['peak']:,} bound {q['bound']:,}", flush=True)
+    text = markdown(rows, ilp_rows, args.limits)
+    args.out.write_text(text)
+    args.out.with_name("results-randwire.json").write_text(
+        json.dumps({"exact": rows, "ilp": ilp_rows}, indent=1) + "\n"
+    )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
