@@ -53,6 +53,7 @@ class Outputs:
 
     def __init__(self) -> None:
         self._staging: dict[Path, Path] = {}  # target folder -> its staging folder
+        self._given: dict[Path, Path] = {}  # staging folder -> the folder as the caller wrote it
         self._targets: list[Path] = []
         self.committed: list[Path] = []
 
@@ -75,15 +76,14 @@ class Outputs:
             except OSError as e:
                 raise UsageError(os_error_message(e, f"write to {final.parent}")) from None
             self._staging[folder] = staging
+            self._given[staging] = final.parent
         self._targets.append(final)
         return staging / final.name
 
     def staged_name(self, path: Path) -> Path:
-        """The final path of a staged path (for messages)."""
-        for folder, staging in self._staging.items():
-            if path.parent == staging:
-                return folder / path.name
-        return path
+        """The final path of a staged path, spelt as the caller spelt its folder."""
+        given = self._given.get(path.parent)
+        return path if given is None else given / path.name
 
     def commit(self) -> list[Path]:
         """Rename every staged file into place; returns the final paths."""
@@ -109,6 +109,7 @@ class Outputs:
             with contextlib.suppress(OSError):
                 shutil.rmtree(staging, ignore_errors=True)
         self._staging.clear()
+        self._given.clear()
 
 
 @contextlib.contextmanager
