@@ -36,6 +36,7 @@ from serenity.api import (
     save_rewritten,
     schedule_model,
 )
+from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
 from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
 from serenity.io.outputs import os_error_message, transaction
@@ -49,7 +50,7 @@ from serenity.plan import (
     ascii_chart,
 )
 from serenity.report import command as report_cli
-from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
+from serenity.schedule import DEFAULT_METHOD, ScheduleResult
 
 #: Commands that live in their own module (one registration line each). A module
 #: defines ``add_parser(sub)``, which adds its subparser to ``sub`` (an argparse
@@ -73,22 +74,11 @@ def _kib(n: int) -> str:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "model",
-        help="the model file, format chosen by its content (ONNX; external weight files "
-        "may be missing)",
+        help="the model file (ONNX, .tflite or .pt2), format chosen by its content "
+        "(ONNX external weight files may be missing)",
     )
-    p.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME=D0,D1,...",
-        help="fix the dims of a graph input with symbolic dims (repeatable)",
-    )
-    p.add_argument(
-        "--inplace",
-        action="store_true",
-        help="memory model with in-place reuse: element-wise and reshape-like ops write "
-        "over an input that dies there (not the default)",
-    )
+    add_input_shape(p)
+    add_inplace(p)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,18 +104,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT",
         help="where to write the model (in the input's format)",
     )
-    p.add_argument(
-        "--method",
-        default=DEFAULT_METHOD,
-        choices=list(ENGINES),
-        help=f"scheduling method (default: {DEFAULT_METHOD})",
-    )
+    add_method(p)
     p.add_argument("--json", metavar="REPORT.json", help="write the report as JSON")
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="stop the exact search after this long and keep the best order found, with its "
+    add_time_limit(
+        p,
+        "stop the exact search after this long and keep the best order found, with its "
         "proven lower bound (auto: 60 s by default)",
     )
     p.add_argument(
@@ -186,11 +169,9 @@ def _parser() -> argparse.ArgumentParser:
         help="round every offset and size up to a multiple (default: what the model's "
         f"runtime needs, else {DEFAULT_ALIGNMENT})",
     )
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help=f"seconds for the planner's exact search (default: {DEFAULT_TIME_LIMIT:g}) and, "
+    add_time_limit(
+        p,
+        f"seconds for the planner's exact search (default: {DEFAULT_TIME_LIMIT:g}) and, "
         "without --schedule, for the scheduling search",
     )
     p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
@@ -212,19 +193,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="RESULTS.md", help="write the table as markdown")
     p.add_argument("--json", metavar="RESULTS.json", help="write the numbers as JSON")
     p.add_argument("--notes", metavar="NOTES.md", help="append this markdown file's text to --out")
-    p.add_argument(
-        "--method",
-        default=DEFAULT_METHOD,
-        choices=list(ENGINES),
-        help=f"scheduling method compared with file order (default: {DEFAULT_METHOD})",
+    add_method(p, "scheduling method compared with file order")
+    add_time_limit(
+        p,
+        "seconds per network for the method (auto: 60 s by default)",
     )
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="seconds per network for the method (auto: 60 s by default)",
-    )
-    p.add_argument("--inplace", action="store_true", help="use the in-place memory model")
+    add_inplace(p)
     p.add_argument(
         "--no-rewrite",
         dest="rewrite",

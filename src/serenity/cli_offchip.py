@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from serenity.api import load_model
+from serenity.cli_options import add_input_shape, add_time_limit
 from serenity.errors import UsageError
 from serenity.io.format import parse_input_shapes
 from serenity.memory.offchip import DEFAULT_POLICY, POLICIES, format_size, parse_sizes
@@ -43,19 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         choices=POLICIES,
         help=f"eviction policy (default: {DEFAULT_POLICY}; see docs/offchip.md)",
     )
-    p.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME=D0,D1,...",
-        help="fix the dims of a graph input with symbolic dims (repeatable)",
-    )
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="seconds for the memory-optimal schedule (default 60)",
-    )
+    add_input_shape(p)
+    add_time_limit(p, "seconds for the memory-optimal schedule (default 60)")
     p.add_argument(
         "--evaluations",
         type=int,

@@ -28,9 +28,9 @@ from rich.progress import (
 from serenity.batching import BATCH_ENGINES, TIMEOUT_GRACE, batch
 from serenity.batching.jobs import expand_paths
 from serenity.batching.results import check_parquet, read_results, write_parquet
+from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
 from serenity.errors import UsageError
 from serenity.io.onnx_import import parse_input_shapes
-from serenity.schedule import DEFAULT_METHOD, ENGINES
 
 #: Exit status of a run that finished with some models in error or timeout.
 EXIT_SOME_FAILED = 3
@@ -76,17 +76,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--address", metavar="ADDR", help="with --engine ray: the cluster (default: start one here)"
     )
-    p.add_argument(
-        "--method",
-        default=DEFAULT_METHOD,
-        choices=list(ENGINES),
-        help=f"scheduling method (default: {DEFAULT_METHOD})",
-    )
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="each model's search limit: the best order found and its proven bound are kept "
+    add_method(p)
+    add_time_limit(
+        p,
+        "each model's search limit: the best order found and its proven bound are kept "
         "(auto: 60 s by default; with --rewrite, per trial)",
     )
     p.add_argument(
@@ -115,14 +108,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--verify", action="store_true", help="with -o: check each written model in onnxruntime"
     )
-    p.add_argument("--inplace", action="store_true", help="the in-place memory model")
-    p.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME=D0,D1,...",
-        help="fix the dims of a symbolic graph input, in every model (repeatable)",
-    )
+    add_inplace(p)
+    add_input_shape(p, ", in every model")
 
 
 def _journal_path(out: Path, fmt: str) -> Path:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from serenity.api import load_model, rewrite_model, schedule_model
+from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
 from serenity.errors import UsageError
 from serenity.io.format import parse_input_shapes
 from serenity.report import (
@@ -27,7 +28,7 @@ from serenity.report import (
     write_report,
 )
 from serenity.report.build import PLAN_TIME_LIMIT
-from serenity.schedule import DEFAULT_METHOD, ENGINES, ScheduleResult
+from serenity.schedule import ScheduleResult
 
 if TYPE_CHECKING:
     from serenity.api import PlanOutcome
@@ -47,25 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument(
         "-o", "--output", required=True, metavar="REPORT.html", help="where to write the page"
     )
-    p.add_argument(
-        "--input-shape",
-        action="append",
-        default=[],
-        metavar="NAME=D0,D1,...",
-        help="fix the dims of a graph input with symbolic dims (repeatable)",
-    )
-    p.add_argument("--inplace", action="store_true", help="the in-place memory model")
-    p.add_argument(
-        "--method",
-        default=DEFAULT_METHOD,
-        choices=list(ENGINES),
-        help=f"scheduling method (default: {DEFAULT_METHOD})",
-    )
-    p.add_argument(
-        "--time-limit",
-        type=float,
-        metavar="SECONDS",
-        help="seconds for the scheduling search (auto: 60 s by default; with --rewrite, "
+    add_input_shape(p)
+    add_inplace(p)
+    add_method(p)
+    add_time_limit(
+        p,
+        "seconds for the scheduling search (auto: 60 s by default; with --rewrite, "
         "per candidate, 10 s by default)",
     )
     p.add_argument(
