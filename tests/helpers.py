@@ -85,3 +85,19 @@ def assert_clean_error(code: int, err: str, *unwritten: Path) -> str:
     for path in unwritten:
         assert not path.exists(), f"{path} was written"
     return lines[0]
+
+
+def cell_with_external_weights(folder: Path, location: str = "cell.onnx.data") -> Path:
+    """``residual_cell`` saved as ``folder/cell.onnx`` with every weight in ``location``."""
+    import onnx
+    import onnx_models
+
+    src = folder / "cell.onnx"
+    onnx.save_model(
+        onnx_models.residual_cell(),
+        str(src),
+        save_as_external_data=True,
+        location=location,
+        size_threshold=0,
+    )
+    return src

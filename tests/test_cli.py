@@ -15,7 +15,7 @@ from pathlib import Path
 import onnx
 import onnx_models
 import pytest
-from helpers import assert_clean_error
+from helpers import assert_clean_error, cell_with_external_weights
 from helpers import run_cli as run
 
 import serenity
@@ -37,9 +37,7 @@ REPORT_KEYS = {
 
 @pytest.fixture
 def design(tmp_path: Path) -> Path:
-    path = tmp_path / "design.onnx"
-    onnx.save(onnx_models.design_example(), str(path))
-    return path
+    return design_path(tmp_path)
 
 
 # --------------------------------------------------------------------------- commands
@@ -304,14 +302,7 @@ def test_output_equal_to_input_is_refused(
 def test_output_over_external_weights_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "cell.onnx"
-    onnx.save_model(
-        onnx_models.residual_cell(),
-        str(src),
-        save_as_external_data=True,
-        location="weights.bin",
-        size_threshold=0,
-    )
+    src = cell_with_external_weights(tmp_path, "weights.bin")
     data = (tmp_path / "weights.bin").read_bytes()
     code, _, err = run(capsys, "schedule", src, "-o", tmp_path / "weights.bin")
     assert "overwrite" in assert_clean_error(code, err)

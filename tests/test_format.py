@@ -12,7 +12,7 @@ from pathlib import Path
 import onnx
 import onnx_models
 import pytest
-from helpers import assert_clean_error
+from helpers import assert_clean_error, cell_with_external_weights
 from helpers import run_cli as run
 
 import serenity
@@ -111,14 +111,7 @@ def test_side_outputs_never_overwrite_external_weights(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--json`` / ``--plan`` over the model's external-data file once destroyed the weights."""
-    src = tmp_path / "cell.onnx"
-    onnx.save_model(
-        onnx_models.residual_cell(),
-        str(src),
-        save_as_external_data=True,
-        location="cell.onnx.data",
-        size_threshold=0,
-    )
+    src = cell_with_external_weights(tmp_path)
     weights = tmp_path / "cell.onnx.data"
     data = weights.read_bytes()
     out = tmp_path / "out.onnx"

@@ -9,7 +9,7 @@ import onnx
 import onnx.numpy_helper
 import onnx_models
 import pytest
-from helpers import assert_clean_error
+from helpers import assert_clean_error, cell_with_external_weights
 from helpers import run_cli as run
 
 import serenity.cli
@@ -80,14 +80,7 @@ def test_weights_and_model_are_written_together(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``<out>.data`` is staged with the model: a stale one is replaced only on success."""
-    src = tmp_path / "cell.onnx"
-    onnx.save_model(
-        onnx_models.residual_cell(),
-        str(src),
-        save_as_external_data=True,
-        location="cell.onnx.data",
-        size_threshold=0,
-    )
+    src = cell_with_external_weights(tmp_path)
     out = tmp_path / "out.onnx"
     (tmp_path / "out.onnx.data").write_bytes(b"stale")
     code, stdout, err = run(capsys, "schedule", src, "-o", out, "--verify")

@@ -179,6 +179,36 @@ def rewrite_model(
     )
 
 
+def schedule_or_rewrite(
+    model: Model,
+    method: str = DEFAULT_METHOD,
+    *,
+    rewrite: bool = False,
+    inplace: bool = False,
+    time_limit: float | None = None,
+    split_outputs: bool = True,
+    progress: bool = False,
+) -> tuple[ScheduleResult, RewriteResult | None]:
+    """The schedule to write, and the rewriting that made it when ``rewrite``.
+
+    Without ``rewrite``: :func:`schedule_model` and ``None``. With it:
+    :func:`rewrite_model`'s schedule of the rewritten graph (``after``) and the
+    :class:`RewriteResult`, whose ``model`` is the graph to write.
+    """
+    if not rewrite:
+        options = {"inplace": inplace, "time_limit": time_limit, "progress": progress}
+        return schedule_model(model, method, **options), None
+    rewritten = rewrite_model(
+        model,
+        method,
+        inplace=inplace,
+        time_limit=time_limit,
+        split_outputs=split_outputs,
+        progress=progress,
+    )
+    return rewritten.after, rewritten
+
+
 def save_rewritten(
     model: Model,
     rewritten: RewriteResult,

@@ -31,15 +31,15 @@ from serenity.api import (
     plan_schedule,
     read_schedule,
     report_dict,
-    rewrite_model,
     save_model,
     save_rewritten,
     schedule_model,
+    schedule_or_rewrite,
 )
 from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
 from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
-from serenity.io.outputs import os_error_message, transaction
+from serenity.io.outputs import check_new_file, os_error_message, transaction, write_bytes
 from serenity.memory.offchip import format_size, parse_sizes
 from serenity.offchip import bench_reduction
 from serenity.plan import (
@@ -239,11 +239,7 @@ def _write_json(args: argparse.Namespace, path: str, data: dict[str, Any]) -> No
 
 def _write_text(args: argparse.Namespace, path: str, text: str) -> None:
     """Stage ``text`` for ``path`` in the command's transaction (see :func:`main`)."""
-    staged = args.tx.stage(path)
-    try:
-        staged.write_text(text)
-    except OSError as e:
-        raise UsageError(os_error_message(e, f"write {path}")) from None
+    write_bytes(args.tx, path, text.encode())
     _wrote(args, str(path))
 
 
@@ -280,24 +276,6 @@ def _wrote(args: argparse.Namespace, text: str) -> None:
     args.wrote.append(f"wrote {text}")
 
 
-def _check_new_file(flag: str, path: str | None, taken: Sequence[str | Path]) -> None:
-    """Refuse a path given to ``flag`` that would overwrite one of ``taken`` (the
-    model, other outputs) or cannot be created.
-
-    Checked before anything is written, so a bad path leaves no files behind.
-    """
-    if not path:
-        return
-    target = Path(path)
-    for other in taken:
-        if target.resolve() == Path(other).resolve():
-            raise UsageError(f"{flag} {target} would overwrite {other}; choose another path")
-    if target.is_dir():
-        raise UsageError(f"{flag} {target} is a directory; give a file name")
-    if not target.parent.exists():
-        raise UsageError(f"{flag} {target}: directory {target.parent} does not exist")
-
-
 def _model_files(args: argparse.Namespace, model: Model) -> list[Path]:
     """Every file the model reads (weights included) and, for ``schedule``, every
     file its ``-o`` writes: no side output (``--json``, ``--plan``) may be one."""
@@ -306,11 +284,11 @@ def _model_files(args: argparse.Namespace, model: Model) -> list[Path]:
 
 
 def _check_json_path(args: argparse.Namespace, model: Model) -> None:
-    _check_new_file("--json", args.json, _model_files(args, model))
+    check_new_file("--json", args.json, _model_files(args, model))
 
 
 def _check_plan_path(args: argparse.Namespace, model: Model) -> None:
-    _check_new_file(
+    check_new_file(
         "--plan", args.plan, [*_model_files(args, model), *([args.json] if args.json else [])]
     )
 
@@ -379,21 +357,15 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     taken = [*_model_files(args, model), *filter(None, (args.json, args.plan))]
     report_cli.check_paths(args, taken)
     base = schedule_model(model, "file", inplace=args.inplace)
-    rewritten = None
-    if args.rewrite:
-        rewritten = rewrite_model(
-            model,
-            args.method,
-            inplace=args.inplace,
-            time_limit=args.time_limit,
-            split_outputs=args.split_outputs,
-            progress=True,
-        )
-        result = rewritten.after
-    else:
-        result = schedule_model(
-            model, args.method, inplace=args.inplace, time_limit=args.time_limit, progress=True
-        )
+    result, rewritten = schedule_or_rewrite(
+        model,
+        args.method,
+        rewrite=args.rewrite,
+        inplace=args.inplace,
+        time_limit=args.time_limit,
+        split_outputs=args.split_outputs,
+        progress=True,
+    )
     written = rewritten.model if rewritten is not None else model
     embed = written.holds_plan and args.offline_plan
     planned = plan_schedule(written, result) if args.plan or embed else None
@@ -573,8 +545,8 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
 
     check_seconds(args, "time_limit", "trial_time_limit")
     inputs = [*args.paths, *([args.notes] if args.notes else [])]
-    _check_new_file("--out", args.out, inputs)
-    _check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
+    check_new_file("--out", args.out, inputs)
+    check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
     report_cli.check_paths(args, [*inputs, *filter(None, (args.out, args.json))])
     for flag, path in (("--out", args.out), ("--json", args.json)):
         if path and Path(path).suffix == ".onnx":

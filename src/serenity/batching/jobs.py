@@ -34,10 +34,10 @@ from serenity.api import (
     plan_dict,
     plan_schedule,
     report_dict,
-    rewrite_model,
     save_model,
     save_rewritten,
     schedule_model,
+    schedule_or_rewrite,
 )
 from serenity.errors import ModelError, SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
@@ -335,22 +335,16 @@ def process_job(job: Job, settings: Settings) -> dict[str, Any]:
         timings["load"] = _seconds(start)
         t = time.perf_counter()
         base = schedule_model(model, "file", inplace=settings.inplace)
-        rewritten = None
-        if settings.rewrite:
-            if job.problem is not None:
-                raise UsageError(f"{job.name}: rewriting needs an ONNX model, not a Problem")
-            rewritten = rewrite_model(
-                model,
-                settings.method,
-                inplace=settings.inplace,
-                time_limit=settings.time_limit,
-                split_outputs=settings.split_outputs,
-            )
-            result = rewritten.after
-        else:
-            result = schedule_model(
-                model, settings.method, inplace=settings.inplace, time_limit=settings.time_limit
-            )
+        if settings.rewrite and job.problem is not None:
+            raise UsageError(f"{job.name}: rewriting needs an ONNX model, not a Problem")
+        result, rewritten = schedule_or_rewrite(
+            model,
+            settings.method,
+            rewrite=settings.rewrite,
+            inplace=settings.inplace,
+            time_limit=settings.time_limit,
+            split_outputs=settings.split_outputs,
+        )
         timings["schedule"] = _seconds(t)
         output, verified = None, None
         if settings.outdir is not None and job.problem is None:

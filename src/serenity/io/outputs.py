@@ -26,7 +26,7 @@ import contextlib
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from serenity.errors import UsageError
@@ -48,14 +48,52 @@ def os_error_message(e: OSError, what: str) -> str:
     return f"cannot {what}: {reason}{where}"
 
 
+def check_new_file(
+    flag: str, path: str | os.PathLike[str] | None, taken: Sequence[str | os.PathLike[str]]
+) -> None:
+    """Refuse a path given to ``flag`` that would overwrite one of ``taken`` (the
+    model, other outputs) or cannot be created; nothing when ``path`` is empty.
+
+    Checked before anything is written, so a bad path leaves no files behind.
+
+    Raises:
+        UsageError: one line naming the flag and the clash.
+    """
+    if not path:
+        return
+    target = Path(path)
+    for other in taken:
+        if target.resolve() == Path(other).resolve():
+            raise UsageError(f"{flag} {target} would overwrite {other}; choose another path")
+    if target.is_dir():
+        raise UsageError(f"{flag} {target} is a directory; give a file name")
+    if not target.parent.exists():
+        raise UsageError(f"{flag} {target}: directory {target.parent} does not exist")
+
+
+def write_bytes(tx: Outputs | None, path: str | os.PathLike[str], data: bytes) -> None:
+    """Put ``data`` at ``path``: staged in ``tx``, or alone in a transaction of its
+    own (a temporary file and a rename) when there is none.
+
+    Raises:
+        UsageError: the file cannot be written (the message names why).
+    """
+    try:
+        if tx is not None:
+            tx.stage(path).write_bytes(data)
+            return
+        with transaction() as own:
+            own.stage(path).write_bytes(data)
+    except OSError as e:
+        raise UsageError(os_error_message(e, f"write {path}")) from None
+
+
 class Outputs:
     """The files of one transaction (see :func:`transaction`)."""
 
     def __init__(self) -> None:
         self._staging: dict[Path, Path] = {}  # target folder -> its staging folder
         self._given: dict[Path, Path] = {}  # staging folder -> the folder as the caller wrote it
-        self._targets: list[Path] = []
-        self.committed: list[Path] = []
 
     def stage(self, target: str | os.PathLike[str]) -> Path:
         """Where to write ``target`` now; it appears at ``target`` on commit.
@@ -77,7 +115,6 @@ class Outputs:
                 raise UsageError(os_error_message(e, f"write to {final.parent}")) from None
             self._staging[folder] = staging
             self._given[staging] = final.parent
-        self._targets.append(final)
         return staging / final.name
 
     def staged_name(self, path: Path) -> Path:
@@ -96,7 +133,6 @@ class Outputs:
                 except OSError as e:
                     raise UsageError(os_error_message(e, f"write {target}")) from None
                 done.append(target)
-        self.committed = done
         self._cleanup()
         return done
 

@@ -6,6 +6,7 @@ Registered in ``serenity.cli.COMMAND_MODULES``.
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 import time
 from collections.abc import Sequence
@@ -13,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from serenity.api import load_model, rewrite_model, schedule_model
+from serenity.api import load_model, schedule_model, schedule_or_rewrite
 from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
 from serenity.errors import UsageError
 from serenity.io.format import parse_input_shapes
+from serenity.io.outputs import write_bytes
 from serenity.report import (
     Writer,
     check_output,
@@ -24,7 +26,6 @@ from serenity.report import (
     plot_plan,
     plot_schedule,
     require_matplotlib,
-    write_atomic,
     write_report,
 )
 from serenity.report.build import PLAN_TIME_LIMIT
@@ -82,16 +83,14 @@ def run(args: argparse.Namespace, out: Console) -> int:
     model = load_model(args.model, parse_input_shapes(args.input_shape))
     check_output("-o", args.output, [args.model, *model.input_files()])
     base = schedule_model(model, "file", inplace=args.inplace)
-    rewritten = None
-    if args.rewrite:
-        rewritten = rewrite_model(
-            model, args.method, inplace=args.inplace, time_limit=args.time_limit, progress=True
-        )
-        result = rewritten.after
-    else:
-        result = schedule_model(
-            model, args.method, inplace=args.inplace, time_limit=args.time_limit, progress=True
-        )
+    result, rewritten = schedule_or_rewrite(
+        model,
+        args.method,
+        rewrite=args.rewrite,
+        inplace=args.inplace,
+        time_limit=args.time_limit,
+        progress=True,
+    )
     started, cpu = time.perf_counter(), time.process_time()
     command = "serenity " + shlex.join(getattr(args, "argv", ["report", args.model]))
     write_report(
@@ -120,14 +119,7 @@ def _writer(args: argparse.Namespace) -> Writer:
     """Stage outputs in the command's transaction (``args.tx``, set by
     :func:`serenity.cli.main`: every file appears only if all succeed), or
     write each atomically when there is none."""
-    tx = getattr(args, "tx", None)
-    if tx is None:
-        return write_atomic
-
-    def staged(path: str, data: bytes) -> None:
-        tx.stage(path).write_bytes(data)
-
-    return staged
+    return functools.partial(write_bytes, getattr(args, "tx", None))
 
 
 def _wrote(args: argparse.Namespace, out: Console, path: str) -> None:

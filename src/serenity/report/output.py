@@ -12,6 +12,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from serenity.errors import UsageError
+from serenity.io.outputs import check_new_file, write_bytes
 
 #: The one-line message when the ``report`` extra is not installed.
 MISSING_EXTRA = (
@@ -58,14 +59,7 @@ def check_output(
     require_matplotlib()
     if plot:
         plot_format(path)
-    target = Path(path)
-    for other in taken:
-        if target.resolve() == Path(other).resolve():
-            raise UsageError(f"{flag} {target} would overwrite {other}; choose another path")
-    if target.is_dir():
-        raise UsageError(f"{flag} {target} is a directory; give a file name")
-    if not target.parent.exists():
-        raise UsageError(f"{flag} {target}: directory {target.parent} does not exist")
+    check_new_file(flag, path, taken)
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -75,11 +69,4 @@ def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     Raises:
         UsageError: the file cannot be written.
     """
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {target}: {e.strerror}") from None
+    write_bytes(None, path, data)
