@@ -149,6 +149,7 @@ from dataclasses import dataclass, replace
 
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
+from serenity.schedule.decide import within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
 from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
@@ -557,6 +558,8 @@ _WINDOW_EXPANSIONS = 20_000
 LOCAL_SEARCH_SHARE = 0.25
 #: Seconds the best-first search runs alone before the local search is tried.
 FIRST_SLICE = 2.0
+#: Share of the time limit after which the decision search replaces the best-first one.
+DECISION_SHARE = 0.4
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -686,6 +689,7 @@ def exact(
     fusion: bool = True,
     delay: bool = True,
     local_search: bool = True,
+    decision: bool = True,
 ) -> ScheduleResult:
     """The memory-optimal order, proven; anytime under ``options.time_limit``.
 
@@ -705,9 +709,11 @@ def exact(
         fusion: Search the fused graph (default model only; likewise).
         delay: Delay single-consumer producers (default model only; likewise).
         local_search: Lower the upper bound by re-solving windows first (likewise).
+        decision: Hand over to the decision search at the memory cap or after
+            ``DECISION_SHARE`` of the time limit (likewise).
     """
     if fusion and not options.inplace:
-        return _exact_fused(problem, options, decompose, free_moves, delay, local_search)
+        return _exact_fused(problem, options, decompose, free_moves, delay, local_search, decision)
     started = time.perf_counter()
     deadline = None if options.time_limit is None else started + options.time_limit
     order = _seed_order(problem, options)
@@ -734,6 +740,7 @@ def exact(
     proven = True
     last_report = [started]
     local = _Local()
+    decided = {"rounds": 0, "found": 0, "visited": 0, "dead": 0}
 
     def say(message: str) -> None:
         if options.progress:
@@ -765,9 +772,49 @@ def exact(
             )
         say(f"local search: best {max(seg_peak):,}  bound {bound:,}")
 
+    def settle(k: int, search: _Search) -> tuple[bool, int]:
+        """Close segment ``k``'s gap by decision searches (:mod:`serenity.schedule.decide`).
+
+        Bisection between the segment's proven bound and its best peak: an
+        order found within the middle value becomes the best, a "none" lifts
+        the bound to the next level. Returns (proven, the segment's proven
+        lower bound); a spent budget or ``give_up_at`` ends the rounds unproven.
+        """
+        low = max(bound, search.level)
+        while seg_peak[k] > low:
+            if give_up_at is not None and low >= give_up_at:
+                stats["gave_up"] = True
+                return False, low
+            limit = (low + seg_peak[k] - 1) // 2
+
+            def progress(visited: int, dead: int, limit: int = limit, low: int = low) -> None:
+                if time.perf_counter() - last_report[0] >= 1.0:
+                    say(
+                        f"decision: any order within {limit:,}?  visited {visited:,}  "
+                        f"dead {dead:,}  bound {low:,}  best {seg_peak[k]:,}"
+                    )
+
+            answer = within(search, limit, deadline, options.search_memory, progress)
+            decided["rounds"] += 1
+            decided["visited"] += answer.visited
+            decided["dead"] = max(decided["dead"], answer.dead)
+            if answer.status == "none":
+                low = max(low, answer.bound)
+                say(f"decision: none within {limit:,}: bound {low:,}")
+            elif answer.status == "found" and answer.order is not None:
+                decided["found"] += 1
+                segments[k], seg_peak[k] = answer.order, answer.peak
+                say(f"decision: order found at {answer.peak:,}")
+            else:
+                say(f"decision: stopped ({answer.status}) within {limit:,}")
+                return False, low
+        return True, low
+
     limit = options.time_limit
     # The best-first search alone first (most graphs are proven in well under a second).
     first_slice = FIRST_SLICE if limit is None else min(FIRST_SLICE, 0.1 * limit)
+    # Then the decision search takes over (at this share of the limit, or at the memory cap).
+    switch_at = None if limit is None or not decision else started + DECISION_SHARE * limit
     local_pending = local_search
     give_up_at = options.give_up_at
     for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
@@ -786,7 +833,7 @@ def exact(
             mem_before[k],
             bound,
             seg_peak[k],
-            deadline,
+            _earliest(deadline, switch_at),
             tick,
             free_moves,
             give_up_at,
@@ -804,24 +851,30 @@ def exact(
                     share = None if limit is None else LOCAL_SEARCH_SHARE * limit
                     improve(_earliest(deadline, None if share is None else started + share))
                     search.upper = seg_peak[k]
-                    search.deadline = deadline
+                    search.deadline = _earliest(deadline, switch_at)
                     seg_order, peak = search.run()  # resumed where it stopped
             else:
                 seg_order, peak = search.run()
         except _Timeout as stop:
             bound = max(bound, search.level)
-            proven = False
-            stats["gave_up"] = isinstance(stop, _GiveUp)
             expanded += search.expanded
             moves += search.free_moves
-            if isinstance(stop, _MemoryCap):
-                # Degrade to the memory-bounded local search for the time left.
-                stats["memory_capped"] = True
+            capped = isinstance(stop, _MemoryCap)
+            stats["memory_capped"] = stats.get("memory_capped", False) or capped
+            time_left = deadline is None or time.perf_counter() < deadline
+            if decision and not isinstance(stop, _GiveUp) and (capped or time_left):
                 search.heap.clear()  # the search is not resumed: free its states
                 search.came.clear()
-                say(f"search memory cap reached: bound {bound:,}; local search from here on")
-                if local_search:
-                    improve(deadline)
+                why = "memory cap reached" if capped else "best-first share spent"
+                say(f"{why}: bound {bound:,}; decision search from here on")
+                settled, low = settle(k, search)
+                bound = max(bound, low)
+                if settled:
+                    continue  # the segment is proven; the next ones are searched as usual
+            proven = False
+            stats["gave_up"] = stats.get("gave_up", False) or isinstance(stop, _GiveUp)
+            if capped and local_search:
+                improve(deadline)  # the memory-bounded local search for the time left
             break
         expanded += search.expanded
         moves += search.free_moves
@@ -835,6 +888,10 @@ def exact(
         local_windows=local.windows,
         local_improved=local.improved,
         local_expanded=local.expanded,
+        decision_rounds=decided["rounds"],
+        decision_found=decided["found"],
+        decision_visited=decided["visited"],
+        decision_dead=decided["dead"],
     )
     stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
     final = [v for seg in segments for v in seg]
@@ -850,6 +907,7 @@ def _exact_fused(
     free_moves: bool,
     delay: bool,
     local_search: bool,
+    decision: bool,
 ) -> ScheduleResult:
     """:func:`exact` on the fused graph, expanded; the original's heuristic order if better.
 
@@ -868,6 +926,7 @@ def _exact_fused(
             fusion=False,
             delay=delay,
             local_search=local_search,
+            decision=decision,
         )
     inner = exact(  # the hint names the original's ops: it is compared after expansion
         fz.problem,
@@ -877,6 +936,7 @@ def _exact_fused(
         fusion=False,
         delay=delay,
         local_search=local_search,
+        decision=decision,
     )
     order = fz.expand(inner.op_order)
     base = _seed_order(problem, options)

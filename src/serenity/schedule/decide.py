@@ -1,0 +1,180 @@
+"""Decision search: is there an order of a segment whose every step stays within a limit?
+
+The best-first search of :mod:`serenity.schedule.exact` proves a lower bound level
+by level; it keeps every state it reached (a closed-set slot and a heap entry
+each). Once the lower bound is within reach of the best order known (its peak
+``U``), the question left is a yes/no one: does an order peak at ``U - 1`` or
+less? This module answers it with a depth-first search that keeps far less:
+
+**Reachability within a limit.** Fix a limit ``L``. From a state (the downset
+``S`` of ops executed; the memory ``M(S)`` held is a function of ``S``), a step
+is allowed when its footprint is at most ``L``. An order within ``L`` exists iff
+the goal set is reachable from the start through allowed steps. Whether the
+goal is reachable from ``S`` depends on ``S`` alone, so a set found to reach
+nothing is *dead* for good.
+
+**Depth-first, dead sets only.** The search dives depth first, trying the
+steps that leave the least memory first, and returns the path as soon as it
+reaches the goal. A set is fully explored only when none of its successors
+reached the goal, so every explored set that is not on the current path is
+dead (sets only grow along a path, so a set on the path is never reached again
+from below). Only dead sets are remembered, and only *branching* ones (two or
+more allowed successors): a set with one successor leads to it alone, so
+re-entering it costs a walk along the chain to the next remembered set, never
+a new search. Free moves make most sets non-branching (81% of the expansions
+on RandWire CIFAR-10 are free moves), so the memory is a fraction of the
+best-first search's for the same sets, and there is no heap at all.
+
+**The same reductions, within ``L``.** The delay blocks, free moves and free
+pairs of :mod:`serenity.schedule.exact` keep some order within ``L`` whenever
+one exists: their exchange arguments move ops of a feasible order without
+raising any step, and a free move's own step is checked against ``L`` (the
+best-first search checks it against its bound ``B``; here ``L`` plays that
+role). So the answer "no order within ``L``" is a proof that the segment's
+optimum is above ``L``.
+
+**The next level.** When the answer is "none", every order has a first step
+above ``L``. Take an optimal order that the reductions keep (their exchange
+arguments never raise a step, and a free move's own step is at most
+``L < OPT``, so from every set the search explores some optimal completion
+stays among its moves): its steps up to that first one above ``L`` stay within
+``L``, so the search explored the set it starts from and saw that step
+rejected. Hence the optimum is at least the smallest step the search rejected,
+which is returned as ``bound``: like the best-first search, a "none" lifts the
+lower bound to the next footprint that occurs, not merely to ``L + 1``.
+
+Complexity: O(reachable sets x ready ops x degree) time, memory proportional to
+the branching dead sets; exponential in the worst case (the problem is
+NP-hard).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serenity.schedule.exact import _Search
+
+
+@dataclass
+class Decision:
+    """The answer of :func:`within`.
+
+    Attributes:
+        status: ``"found"`` (``order`` stays within the limit), ``"none"`` (no
+            order does: proven), ``"timeout"`` or ``"memory"`` (no answer).
+        order: The segment's ops in order when found, else None.
+        peak: The memory before the segment or the largest step of ``order``,
+            whichever is larger (0 when not found).
+        visited: States entered (re-entries of non-branching states included).
+        dead: Dead branching states remembered.
+        bound: When ``status`` is ``"none"``: a proven lower bound on the
+            segment's optimum above the limit (module docstring, "The next
+            level"); else 0.
+    """
+
+    status: str
+    order: list[int] | None
+    peak: int
+    visited: int
+    dead: int
+    bound: int = 0
+
+
+def within(
+    search: _Search,
+    limit: int,
+    deadline: float | None = None,
+    max_bytes: int | None = None,
+    tick: Callable[[int, int], None] | None = None,
+) -> Decision:
+    """Decide whether the segment of ``search`` has an order with every step at most ``limit``.
+
+    Uses the segment's start, goal, start memory and rules (delay blocks, free
+    moves) of the given :class:`~serenity.schedule.exact._Search`; its heap and
+    closed set are not used. ``max_bytes`` caps the memory of the dead-set
+    table (estimated per entry); ``tick(visited, dead)`` is called about once
+    per 1,024 states for progress output.
+
+    Complexity: see the module docstring.
+    """
+    from serenity.schedule.exact import _step
+
+    ops, goal, wait, block = search.ops, search.goal, search.wait, search.block
+    pred_mask, succs = ops.pred_mask, ops.succs
+    use_free = search.use_free_moves
+    per_entry = sys.getsizeof(goal) + 40  # the int and its slot in the set
+    dead: set[int] = set()
+    visited = 0
+    above = [1 << 62]  # the smallest step seen above the limit: the next level
+
+    def successors(done: int, mem: int, last: int, ready: int) -> list[tuple[int, int, int]]:
+        open_block = block[last] if last >= 0 else 0
+        rest = ready & open_block if open_block else ready
+        steps = []
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            v = low.bit_length() - 1
+            w = wait[v]
+            if w and w & ~done:
+                continue  # delayed: some order within the limit runs it later
+            s = (v, *_step(ops, done, mem, v))
+            if s[1] <= limit:
+                steps.append(s)
+            elif s[1] < above[0]:
+                above[0] = s[1]
+        if use_free:
+            free = search._free(steps, limit, done, mem, open_block)
+            if free is not None:
+                return [free]
+        # Least memory left first: the dive finds an order quickly when one exists.
+        steps.sort(key=lambda s: (s[2], s[1], s[0]))
+        return steps
+
+    if search.start_mem > limit:
+        return Decision("none", None, 0, 0, 0, search.start_mem)
+    start = search.start
+    ready0 = search._ready(start)
+    # Frames: [done, mem, ready, successors, next index, peak so far].
+    stack = [[start, search.start_mem, ready0, successors(start, search.start_mem, -1, ready0), 0]]
+    path: list[int] = []
+    peaks: list[int] = [search.start_mem]
+    while stack:
+        frame = stack[-1]
+        done, mem, ready, steps, i = frame
+        if done == goal:
+            return Decision("found", list(path), max(peaks), visited, len(dead))
+        if i == len(steps):
+            if len(steps) > 1:
+                dead.add(done)
+            stack.pop()
+            peaks.pop()
+            if path:
+                path.pop()
+            continue
+        frame[4] = i + 1
+        v, during, after = steps[i]
+        nxt = done | 1 << v
+        if nxt in dead:
+            continue
+        visited += 1
+        if visited & 1023 == 1:  # the first visit too: a spent budget stops at once
+            if tick is not None:
+                tick(visited, len(dead))
+            if deadline is not None and time.perf_counter() > deadline:
+                return Decision("timeout", None, 0, visited, len(dead))
+            if max_bytes is not None and len(dead) * per_entry >= max_bytes:
+                return Decision("memory", None, 0, visited, len(dead))
+        nready = ready ^ (1 << v)
+        for s in succs[v]:
+            if goal >> s & 1 and pred_mask[s] & ~nxt == 0:
+                nready |= 1 << s
+        stack.append([nxt, after, nready, successors(nxt, after, v, nready), 0])
+        path.append(v)
+        peaks.append(during)
+    return Decision("none", None, 0, visited, len(dead), above[0])

@@ -1,0 +1,95 @@
+"""The decision search (``serenity.schedule.decide``) against exhaustive oracles.
+
+``within(search, L)`` must find an order exactly when the optimum is at most
+``L``: at the optimum it returns an order whose true peak is the optimum, one
+byte below it answers "none" (a proof). Both memory models, with and without
+free moves, on the adversarial graphs of ``test_exact_rules`` and on random
+DAGs; a budget of time or memory gives "timeout"/"memory", never a wrong
+answer.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from helpers import problems
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_exact_rules import _initial, oracle_optimum, wired
+from test_scheduling import brute_force
+
+from serenity import Problem, ScheduleOptions, simulate
+from serenity.schedule.decide import within
+from serenity.schedule.exact import _compile, _Search, exact
+
+SOME = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _search(p: Problem, inplace: bool = False, free: bool = True) -> _Search:
+    ops = _compile(p, inplace)
+    goal = (1 << p.num_ops) - 1
+    return _Search(ops, 0, goal, _initial(p), 0, 1 << 60, None, lambda: None, free)
+
+
+def _check(p: Problem, best: int, inplace: bool, free: bool) -> None:
+    search = _search(p, inplace, free)
+    yes = within(search, best)
+    assert yes.status == "found" and yes.order is not None
+    assert p.is_topological(yes.order)
+    assert simulate(p, yes.order, inplace=inplace).peak_bytes == yes.peak == best
+    assert within(search, best - 1).status == "none"
+
+
+@SOME
+@given(wired(), st.booleans())
+def test_within_decides_like_the_oracle_on_adversarial_graphs(p: Problem, free: bool) -> None:
+    _check(p, oracle_optimum(p), inplace=False, free=free)
+
+
+@SOME
+@given(problems(max_ops=8, inplace=True), st.booleans(), st.booleans())
+def test_within_decides_like_brute_force_in_both_memory_models(
+    p: Problem, inplace: bool, free: bool
+) -> None:
+    _check(p, brute_force(p, inplace), inplace=inplace, free=free)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired(max_ops=14))
+def test_a_budget_stops_the_search_without_a_wrong_answer(p: Problem) -> None:
+    best = oracle_optimum(p)
+    search = _search(p)
+    for limit in (best - 1, best):
+        out = within(search, limit, max_bytes=0)
+        assert out.status in ({"none", "memory"} if limit < best else {"found", "memory"})
+        out = within(search, limit, deadline=0.0)
+        assert out.status in ({"none", "timeout"} if limit < best else {"found", "timeout"})
+
+
+def _random_dag(seed: int, n: int) -> Problem:
+    """A random DAG of ``n`` equal-size ops reading 1-3 earlier tensors (RandWire-like)."""
+    rnd = random.Random(seed)
+    sizes, op_inputs, op_outputs = [1, 4], [[0]], [[1]]
+    for _ in range(1, n):
+        op_inputs.append(rnd.sample(range(1, len(sizes)), min(rnd.randint(1, 3), len(sizes) - 1)))
+        op_outputs.append([len(sizes)])
+        sizes.append(4)
+    read = {t for ins in op_inputs for t in ins}
+    op_inputs.append([t for t in range(1, len(sizes)) if t not in read])
+    op_outputs.append([len(sizes)])
+    sizes.append(4)
+    names = [f"op{i}" for i in range(len(op_inputs))]
+    return Problem(names, sizes, op_inputs, op_outputs, [0], [len(sizes) - 1])
+
+
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed: int) -> None:
+    """Capped after its first 1,024 states, the best-first search hands over to the
+    decision search, which proves the same optimum as the uncapped search."""
+    p = _random_dag(seed, 30)
+    free = exact(p, ScheduleOptions(), fusion=False)
+    r = exact(p, ScheduleOptions(search_memory=100_000), fusion=False, local_search=False)
+    assert r.stats["memory_capped"] and r.stats["decision_visited"] > 0
+    assert r.optimal and free.optimal
+    assert r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
