@@ -2,14 +2,18 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/randwire.py                     # the defaults below (about 40 min)
-    python benchmarks/randwire.py --nodes 16 32 --seeds 0 --limits 5 60 --ilp-nodes 16
+    python benchmarks/randwire.py                     # the defaults below
+    python benchmarks/randwire.py --nodes 16 32 --seeds 0 --limits 5 60 --ilp-nodes 16 \
+        --long --stretch --jobs 1
 
 Networks: the zoo's RandWire CIFAR-10 and CIFAR-100 (``serenity.zoo``), then
 the CIFAR-10 layout (two random stages) with N nodes per stage from the WS
 generator (K=4, P=0.75) and the ER generator (P=0.2), for every N and seed.
-Each (network, time limit) is one run of ``exact`` in a fresh process, so its
-max RSS is its own. Reported: the order's peak, the proven lower bound, the
+Seed 0 of N = 48 and 64 is also run at the ``--long`` limits (300 s), and
+the stretch graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the
+largest of ``--limits``. Each (network, time limit) is one run of ``exact`` in
+a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
+(2 by default, one per core). Reported: the order's peak, the proven lower bound, the
 gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
 process, states expanded, max RSS (and the process's RSS before the run: imports and the problem), whether the
 memory cap was hit; and the
@@ -27,6 +31,7 @@ import multiprocessing
 import platform
 import resource
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +68,9 @@ def _child(problem: Problem, method: str, limit: float, queue: Any) -> None:
             "expanded": r.stats.get("expanded"),
             "memory_capped": bool(r.stats.get("memory_capped")),
             "local_beams": r.stats.get("local_beams"),
+            "decision_rounds": r.stats.get("decision_rounds") or 0,
+            "decision_visited": r.stats.get("decision_visited") or 0,
+            "core": bool(r.stats.get("core")),
             "local_improved": r.stats.get("local_improved"),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_mb": before,
@@ -113,6 +121,10 @@ def markdown(
         notes = []
         if r["memory_capped"]:
             notes.append("memory cap")
+        if r.get("decision_rounds"):
+            notes.append(
+                f"decision {r['decision_rounds']} rounds, {r['decision_visited']:,} visited"
+            )
         lines.append(
             f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
             f"{r['peak']:,} | {r['bound']:,} | {100 * r['gap']:.1f}% | "
@@ -151,7 +163,11 @@ def markdown(
 def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
     out = ["## Summary\n"]
     for limit in limits:
-        sel = [r for r in rows if r["limit"] == limit and r["network"].startswith(("WS", "ER"))]
+        sel = [
+            r
+            for r in rows
+            if r["limit"] == limit and r["kind"] == "grid" and r["network"].startswith(("WS", "ER"))
+        ]
         if not sel:
             continue
         proven = sum(r["optimal"] for r in sel)
@@ -163,6 +179,14 @@ def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
             f"within 1% of the proven bound, worst gap {100 * worst:.1f}%, "
             f"max RSS {rss:,.0f} MB."
         )
+    for kind, what in (("long", "longer limit"), ("stretch", "stretch")):
+        for r in rows:
+            if r["kind"] == kind:
+                state = "proven" if r["optimal"] else f"gap {100 * r['gap']:.1f}%"
+                out.append(
+                    f"- {what}: {r['network']} ({r['ops']:,} ops), limit {r['limit']:g} s: "
+                    f"{state}, {r['cpu_s']:.1f} CPU s, max RSS {r['max_rss_mb']:,.0f} MB."
+                )
     for r in rows:
         if r["network"].startswith("RandWire") and r["optimal"]:
             out.append(
@@ -180,32 +204,66 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--limits", type=float, nargs="+", default=[5.0, 60.0])
     ap.add_argument("--ilp-nodes", type=int, nargs="*", default=[16, 32])
+    ap.add_argument(
+        "--long",
+        type=float,
+        nargs="*",
+        default=[300.0],
+        help="extra limits for seed 0 of --long-nodes",
+    )
+    ap.add_argument("--long-nodes", type=int, nargs="*", default=[48, 64])
+    ap.add_argument(
+        "--stretch",
+        type=int,
+        nargs="*",
+        default=[128, 256, 352],
+        help="WS N for the stretch graphs (seed 0, the largest of --limits)",
+    )
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (each in its own process)")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-randwire.md")
     args = ap.parse_args(argv)
 
-    rows: list[dict[str, Any]] = []
-    ilp_rows: list[dict[str, Any]] = []
+    # (kind, name, generator, N, seed, problem, limit); kind: grid, long or stretch.
+    plan: list[tuple[str, str, str, int, int, Problem, float]] = []
     for name, gen, n, seed, problem in networks(args.nodes, args.seeds):
-        fused = fuse(problem).ops_after
         for limit in args.limits:
-            r = run_once(problem, "exact", limit)
-            row = {"network": name, "generator": gen, "nodes": n, "seed": seed}
-            row |= {"ops": problem.num_ops, "fused_ops": fused, "limit": limit, **r}
-            rows.append(row)
-            print(
-                f"{name}: limit {limit:g}s peak {r['peak']:,} bound {r['bound']:,} "
-                f"gap {100 * r['gap']:.1f}% cpu {r['cpu_s']:.1f}s rss {r['max_rss_mb']:.0f}MB",
-                flush=True,
-            )
-            if limit == max(args.limits) and n in args.ilp_nodes and seed == 0:
-                if name.startswith("RandWire"):
-                    continue
-                q = run_once(problem, "ilp", limit)
-                ilp_rows.append(
-                    {"network": name, "limit": limit, "exact_peak": r["peak"]}
-                    | {"exact_bound": r["bound"], **q}
-                )
-                print(f"  ilp: peak {q['peak']:,} bound {q['bound']:,}", flush=True)
+            plan.append(("grid", name, gen, n, seed, problem, limit))
+        if seed == 0 and n in args.long_nodes and not name.startswith("RandWire"):
+            for limit in args.long:
+                plan.append(("long", name, gen, n, seed, problem, limit))
+    for n in args.stretch:
+        config = replace(RANDWIRE_CIFAR10, nodes=n, generator="ws")
+        problem = _problem(config, 0, f"rw_ws{n}_0")
+        plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, problem, max(args.limits)))
+
+    def one(item: tuple[str, str, str, int, int, Problem, float]) -> dict[str, Any]:
+        kind, name, gen, n, seed, problem, limit = item
+        r = run_once(problem, "exact", limit)
+        row = {"kind": kind, "network": name, "generator": gen, "nodes": n, "seed": seed}
+        row |= {"ops": problem.num_ops, "fused_ops": fuse(problem).ops_after, "limit": limit}
+        print(
+            f"{name}: limit {limit:g}s peak {r['peak']:,} bound {r['bound']:,} "
+            f"gap {100 * r['gap']:.1f}% cpu {r['cpu_s']:.1f}s rss {r['max_rss_mb']:.0f}MB",
+            flush=True,
+        )
+        return row | r
+
+    # Each run is its own process: --jobs of them at a time (CPU seconds stay comparable).
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        rows = list(pool.map(one, plan))
+    ilp_rows: list[dict[str, Any]] = []
+    for name, *_, problem in networks(args.ilp_nodes, [0]):
+        limit = max(args.limits)
+        match = [x for x in rows if (x["network"], x["limit"], x["kind"]) == (name, limit, "grid")]
+        if name.startswith("RandWire") or not match:
+            continue
+        r = match[0]
+        q = run_once(problem, "ilp", limit)
+        ilp_rows.append(
+            {"network": name, "limit": limit, "exact_peak": r["peak"]}
+            | {"exact_bound": r["bound"], **q}
+        )
+        print(f"{name}: ilp peak {q['peak']:,} bound {q['bound']:,}", flush=True)
     text = markdown(rows, ilp_rows, args.limits)
     args.out.write_text(text)
     args.out.with_name("results-randwire.json").write_text(

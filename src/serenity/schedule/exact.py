@@ -111,9 +111,19 @@ a few CPU seconds.
 
 **Memory cap.** The best-first search estimates its memory from its state count
 (a heap entry and a closed-set slot per state); at ``ScheduleOptions.search_memory``
-(512 MiB by default) it stops, keeps its proven bound, reports
-``stats["memory_capped"]`` (and a progress line), and spends the time left on the
-local search, whose memory is bounded by the beam width and the window size.
+(512 MiB by default) it stops, keeps its proven bound and reports
+``stats["memory_capped"]`` (and a progress line).
+
+**Decision search.** At the memory cap, or once ``DECISION_SHARE`` of the time
+limit is spent, the segment is handed to :mod:`serenity.schedule.decide`: rounds
+of "is there an order below the best peak known?", each a depth-first search
+that remembers only dead branching sets (no heap, no path per set: several
+times fewer bytes per state, and several times faster per state in Python).
+An order found becomes the best; "none" proves it optimal. WS N=48 seed 0
+(700 ops): proven in 105 CPU s and 538 MB, where the best-first search alone
+needed 14.0M states, about 280 s and 5 GB. If the rounds run out of time or
+memory, the local search gets what is left; the bound reported is the
+best-first search's.
 
 **Decomposition at cut ops.** An op that every other op either precedes or
 follows splits every order into independent segments (SERENITY's
@@ -133,7 +143,8 @@ searches the graph as it is.
 
 Reported statistics: states expanded, free moves, segments searched, ops
 after fusion, the local search's beams, windows, improvements and states,
-``memory_capped``.
+``memory_capped``, the decision rounds, orders found, states visited and the
+most dead sets held.
 
 Complexity: exponential in the width of the graph in the worst case (the
 problem is NP-hard); each expansion costs O(ready ops x degree).
@@ -775,17 +786,21 @@ def exact(
     def settle(k: int, search: _Search) -> tuple[bool, int]:
         """Close segment ``k``'s gap by decision searches (:mod:`serenity.schedule.decide`).
 
-        Bisection between the segment's proven bound and its best peak: an
-        order found within the middle value becomes the best, a "none" lifts
-        the bound to the next level. Returns (proven, the segment's proven
-        lower bound); a spent budget or ``give_up_at`` ends the rounds unproven.
+        Each round asks for an order below the best one known: one found
+        becomes the best (found orders are cheap: the dive meets one early), and
+        "none" proves the best optimal. Asking below the best rather than
+        bisecting: the proof at the optimum is needed anyway, and a "none" lower
+        down costs a large share of it again (measured on WS N=48 seed 0: 149
+        against 105 CPU s). The best-first search before it is what lifts the
+        lower bound step by step. Returns (proven, the segment's proven lower
+        bound); a spent budget or ``give_up_at`` ends the rounds unproven.
         """
         low = max(bound, search.level)
         while seg_peak[k] > low:
             if give_up_at is not None and low >= give_up_at:
                 stats["gave_up"] = True
                 return False, low
-            limit = (low + seg_peak[k] - 1) // 2
+            limit = seg_peak[k] - 1
 
             def progress(visited: int, dead: int, limit: int = limit, low: int = low) -> None:
                 if time.perf_counter() - last_report[0] >= 1.0:
