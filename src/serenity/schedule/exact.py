@@ -97,6 +97,21 @@ only). So ``u`` alone is generated, and ``v`` follows (the open block allows
 nothing else). RandWire's ``Mul -> Add`` accumulation steps are such pairs:
 CIFAR-10 24,204 -> 17,692 states.
 
+**In place.** Under the in-place model a step is ``M(S) + out(x) - s_S(x)``,
+``s_S(x)`` the largest input ``x`` may overwrite that no other op still reads
+(``M`` is unchanged). Free moves and free pairs stand as they are: they move
+ops earlier, which never makes another op lose its last read of an input, and
+their own steps are checked at the state. The delay exchange moves ``u``
+later, so two steps need a second look. ``v``'s step may be lower by up to
+``s_v``, the largest input ``v`` may overwrite, so (2) becomes
+``a - a_live + F_max + s_v <= b`` (``u``'s own saving only grows when it runs
+later). An op ``x`` of ``X`` may lose a saving ``s``: an input ``t`` of ``u``
+that ``x`` read last before the move. ``t`` is then counted in ``F_max`` but
+not freed by ``u`` at ``R`` (``x`` still reads it), so ``F(R) <= F_max - s`` and
+``x``'s step changes by ``F(R) - a_live + s <= F_max - a_live <= 0`` by (1):
+nothing more is needed. Counterexample to (2) without ``s_v`` in
+``tests/test_exact_rules.py``.
+
 **Anytime upper bound.** When the best-first search has not finished after a
 first slice (``FIRST_SLICE`` seconds, at most a tenth of the time limit),
 a local search lowers the upper bound for up to ``LOCAL_SEARCH_SHARE`` of the
@@ -212,7 +227,7 @@ def _compile(problem: Problem, inplace: bool, delay_rule: bool = True) -> _Ops:
             if inplace
             else []
         )
-    delay = _delayable(problem) if delay_rule and not inplace else [None] * problem.num_ops
+    delay = _delayable(problem, inplace) if delay_rule else [None] * problem.num_ops
     pair = _free_pairs(problem, delay)
     return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp, list(problem.succs), delay, pair)
 
@@ -242,13 +257,15 @@ def _free_pairs(problem: Problem, delay: list[tuple[int, int, int] | None]) -> l
     return pair
 
 
-def delayable_producers(problem: Problem) -> list[int | None]:
+def delayable_producers(problem: Problem, inplace: bool = False) -> list[int | None]:
     """Per op ``u``: its consumer ``v`` when ``u`` is in ``E(v)`` (module docstring), else None.
 
     ``u`` qualifies when ``v`` is its only successor and, with ``a`` the bytes of
     its outputs, ``a_live`` those read (by ``v``) or graph outputs, and
     ``F_max`` its inputs that are neither graph outputs nor read by ``v``:
-    ``a_live >= F_max`` and ``a - a_live + F_max <= out(v)``.
+    ``a_live >= F_max`` and ``a - a_live + F_max <= out(v)``. Under the
+    in-place model (module docstring, "In place") ``s_v``, the largest input
+    ``v`` may overwrite, joins the left side of the second condition.
 
     Complexity: O(n + e) set work.
     """
@@ -266,12 +283,15 @@ def delayable_producers(problem: Problem) -> list[int | None]:
             sizes[t] for t in problem.op_inputs[u] if t not in go and v not in problem.consumers[t]
         )
         b = sum(sizes[t] for t in problem.op_outputs[v])
-        result.append(v if a_live >= f_max and a - a_live + f_max <= b else None)
+        s_v = 0
+        if inplace:
+            s_v = max((sizes[t] for t in problem.inplace_inputs[v] if t not in go), default=0)
+        result.append(v if a_live >= f_max and a - a_live + f_max + s_v <= b else None)
     return result
 
 
-def _delayable(problem: Problem) -> list[tuple[int, int, int] | None]:
-    consumer = delayable_producers(problem)
+def _delayable(problem: Problem, inplace: bool) -> list[tuple[int, int, int] | None]:
+    consumer = delayable_producers(problem, inplace)
     heads = {v for v in consumer if v is not None}
     # A consumer stays where it is: it is never itself delayed (blocks do not nest).
     consumer = [None if u in heads else v for u, v in enumerate(consumer)]
