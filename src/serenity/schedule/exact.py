@@ -168,6 +168,7 @@ problem is NP-hard); each expansion costs O(ready ops x degree).
 from __future__ import annotations
 
 import heapq
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -179,6 +180,11 @@ from serenity.schedule.decide import within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
 from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
+
+try:
+    from serenity.schedule import _core
+except ImportError:  # not built: the pure-Python engine serves
+    _core = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -363,7 +369,13 @@ def _trace(ops: _Ops, start: int, mem: int, order: list[int]) -> tuple[list[int]
 
 
 class _Search:
-    """Best-first search of one segment: from downset ``start`` to ``goal``."""
+    """Best-first search of one segment: from downset ``start`` to ``goal``.
+
+    :meth:`run` uses the compiled core (``_core``, a port of :meth:`_run_python`
+    that returns the same order, peak, level and counters) when it is built, the
+    segment fits its masks and ``SERENITY_PURE_PYTHON`` is not set, or ``core``
+    forces the choice (``core=False``: the Python reference).
+    """
 
     def __init__(
         self,
@@ -379,6 +391,7 @@ class _Search:
         give_up_at: int | None = None,
         max_expanded: int | None = None,
         max_bytes: int | None = None,
+        core: bool | None = None,
     ) -> None:
         self.ops, self.start, self.goal, self.start_mem = ops, start, goal, start_mem
         self.max_expanded, self.max_bytes = max_expanded, max_bytes
@@ -402,9 +415,14 @@ class _Search:
 
         self.came: dict[int, int] = {}
         # Entries: (f, -depth, tie, g, done, mem, last op, ready mask).
-        self.heap = [
-            (max(bound, start_mem), 0, 0, start_mem, start, start_mem, -1, self._ready(start))
-        ]
+        self.heap: list[tuple[int, int, int, int, int, int, int, int]] = []
+        self._core, self._local = None, []
+        if _core is not None and (core if core is not None else _core_wanted()):
+            self._core, self._local = _make_core(self) or (None, [])
+        if self._core is None:
+            self.heap.append(
+                (max(bound, start_mem), 0, 0, start_mem, start, start_mem, -1, self._ready(start))
+            )
 
     def _check(self, states: int, goal: int) -> None:
         """Progress, then stop at the deadline, the expansion budget or the memory cap."""
@@ -453,8 +471,45 @@ class _Search:
         """Return the segment's order and its peak.
 
         The peak is the segment's optimum, or any value up to ``bound`` when the
-        segment can stay within it.
+        segment can stay within it. Raises :class:`_Timeout` (resumable: call
+        again, with a new ``upper`` or ``deadline`` if wanted), :class:`_GiveUp`,
+        :class:`_MemoryCap` or :class:`_Exhausted`.
         """
+        core = self._core
+        if core is None:
+            return self._run_python()
+        core.begin()  # the tie counter restarts as in _run_python
+        while True:
+            remaining = 1e30 if self.deadline is None else self.deadline - time.perf_counter()
+            status = core.run(
+                _clamp(self.upper),
+                -1 if self.max_expanded is None else max(0, self.max_expanded),
+                remaining,
+                -1 if self.give_up_at is None else max(0, _clamp(self.give_up_at)),
+                -1 if self.max_bytes is None else max(0, _clamp(self.max_bytes)),
+                _CORE_SLICE,
+            )
+            self.expanded, self.free_moves, self.level = core.expanded, core.free_moves, core.level
+            self.tick()  # progress; KeyboardInterrupt is seen here too
+            if status == _core.DONE:
+                return [self._local[v] for v in core.order], core.peak
+            if status != _core.SLICE:
+                raise _CORE_STOPS[status]
+
+    def clear(self) -> None:
+        """Free the states (the search is not resumed)."""
+        self.heap.clear()
+        self.came.clear()
+        if self._core is not None:
+            self._core.clear()
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """Bytes held by the compiled core's heap and closed set (None in Python)."""
+        return None if self._core is None else self._core.bytes
+
+    def _run_python(self) -> tuple[list[int], int]:
+        """The reference implementation of :meth:`run` (the core is a port of it)."""
         goal = self.goal
         pred_mask, succs, wait, block = self.ops.pred_mask, self.ops.succs, self.wait, self.block
         ops, came, heap = self.ops, self.came, self.heap
@@ -577,6 +632,103 @@ class _Search:
             path.append(v)
             done ^= 1 << v
         return path[::-1]
+
+
+#: Seconds the compiled core runs before it returns to Python (progress, signals).
+_CORE_SLICE = 0.2
+#: Values are clamped to this before they reach the core (its integers are 64-bit).
+_CORE_MAX = 1 << 62
+
+
+def _clamp(x: int) -> int:
+    return max(-_CORE_MAX, min(x, _CORE_MAX))
+
+
+def _core_wanted() -> bool:
+    return os.environ.get("SERENITY_PURE_PYTHON", "") in ("", "0")
+
+
+def _make_core(search: _Search) -> tuple[object, list[int]] | None:
+    """The compiled core for ``search`` and its ops in local order, or None when it
+    does not apply (segment too large for the masks, values beyond 64 bits, or a
+    start/goal that are not nested downsets).
+
+    Local index ``i`` is the ``i``-th op of ``goal & ~start`` in increasing global
+    order, so masks compare as the Python integers do. A tensor's consumers
+    inside the segment are listed; one read after the goal is never freed, one
+    read in ``start`` already was.
+
+    Complexity: O(segment ops x (degree + n / 64)).
+    """
+    ops, start, goal = search.ops, search.start, search.goal
+    if start & ~goal:
+        return None
+    inside = goal & ~start
+    local: list[int] = []
+    rest = inside
+    while rest:
+        low = rest & -rest
+        rest ^= low
+        local.append(low.bit_length() - 1)
+    words = 1
+    while words * 64 < len(local):
+        words *= 2
+    if words > _core.MAX_WORDS:
+        return None
+    index = {v: i for i, v in enumerate(local)}
+    total = search.start_mem + sum(ops.out_bytes[v] for v in local)
+    if max(total, search.bound) >= _CORE_MAX // 4 or search.start_mem < 0:
+        return None
+
+    def bits(mask: int) -> list[int]:
+        found = []
+        mask &= inside
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            found.append(index[low.bit_length() - 1])
+        return found
+
+    preds, succs, ins, inplace, wait, block, pair = [], [], [], [], [], [], []
+    for v in local:
+        if ops.pred_mask[v] & ~goal:
+            return None  # an op that can never run: the Python engine handles it
+        preds.append(bits(ops.pred_mask[v]))
+        succs.append([index[s] for s in ops.succs[v] if inside >> s & 1])
+        ins.append([(size, bits(c)) for size, c, is_out in ops.ins[v] if not is_out and not c & ~goal])
+        inplace.append([(size, bits(c)) for size, c in ops.inplace[v] if not c & ~goal])
+        wait.append(bits(search.wait[v]))
+        block.append(bits(search.block[v]))
+        u = ops.pair[v]
+        pair.append(index[u] if u >= 0 and inside >> u & 1 else -1)
+    core = _core.make_core(
+        words,
+        [ops.out_bytes[v] for v in local],
+        [ops.dead_bytes[v] for v in local],
+        preds,
+        succs,
+        ins,
+        inplace,
+        wait,
+        block,
+        pair,
+        search.start_mem,
+        search.bound,
+        search.use_free_moves,
+    )
+    return core, local
+
+
+_CORE_STOPS: dict[int, type[Exception]] = (
+    {}
+    if _core is None
+    else {
+        _core.TIMEOUT: _Timeout,
+        _core.GIVE_UP: _GiveUp,
+        _core.MEMORY_CAP: _MemoryCap,
+        _core.EXHAUSTED: _Exhausted,
+    }
+)
 
 
 #: Widths of the beam searches tried in turn (each about 8x the previous one's time).
@@ -898,8 +1050,7 @@ def exact(
             stats["memory_capped"] = stats.get("memory_capped", False) or capped
             time_left = deadline is None or time.perf_counter() < deadline
             if decision and not isinstance(stop, _GiveUp) and (capped or time_left):
-                search.heap.clear()  # the search is not resumed: free its states
-                search.came.clear()
+                search.clear()  # the search is not resumed: free its states
                 why = "memory cap reached" if capped else "best-first share spent"
                 say(f"{why}: bound {bound:,}; decision search from here on")
                 settled, low = settle(k, search)

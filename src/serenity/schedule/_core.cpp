@@ -1,0 +1,509 @@
+// Compiled core of the exact engine's best-first segment search.
+//
+// A line-by-line port of ``serenity.schedule.exact._Search._run_python`` (the
+// reference): same heap keys (f, -depth, counter, g, done, mem, last, ready) compared
+// as Python compares the tuples, same counter increments (lazy re-pushes included),
+// same step order (ascending op index), same free-move choice, same closed set, same
+// counters and the same stop conditions, so that for any input it returns the same
+// order, peak, level and expansion count. Only the memory cap differs: it counts the
+// real bytes of the closed table and the heap instead of the Python estimate.
+//
+// The ops of the segment (goal & ~start) are re-indexed locally 0..n-1 in increasing
+// global order, so masks compare as the Python integers do. Masks are W 64-bit words
+// (a template parameter); the Python side picks the smallest W that fits.
+//
+// Complexity per expansion: O(ready ops x (inputs x consumers + successors)) plus
+// O(W log states) for the heap and O(W) expected for the closed table.
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace py = pybind11;
+
+namespace {
+
+using i64 = std::int64_t;
+using u64 = std::uint64_t;
+using Clock = std::chrono::steady_clock;
+
+enum Status : int { DONE = 0, SLICE = 1, TIMEOUT = 2, GIVE_UP = 3, MEMORY_CAP = 4, EXHAUSTED = 5 };
+
+template <int W>
+struct Mask {
+    u64 w[W];
+
+    static Mask zero() {
+        Mask m;
+        for (int i = 0; i < W; ++i) m.w[i] = 0;
+        return m;
+    }
+    bool test(int v) const { return (w[v >> 6] >> (v & 63)) & 1; }
+    void set(int v) { w[v >> 6] |= u64(1) << (v & 63); }
+    void flip(int v) { w[v >> 6] ^= u64(1) << (v & 63); }
+    bool operator==(const Mask& o) const {
+        for (int i = 0; i < W; ++i)
+            if (w[i] != o.w[i]) return false;
+        return true;
+    }
+    // Python's integer order: the highest differing bit decides.
+    int cmp(const Mask& o) const {
+        for (int i = W - 1; i >= 0; --i)
+            if (w[i] != o.w[i]) return w[i] < o.w[i] ? -1 : 1;
+        return 0;
+    }
+    bool subset_of(const Mask& o) const {  // this & ~o == 0
+        for (int i = 0; i < W; ++i)
+            if (w[i] & ~o.w[i]) return false;
+        return true;
+    }
+    bool any() const {
+        for (int i = 0; i < W; ++i)
+            if (w[i]) return true;
+        return false;
+    }
+    u64 hash() const {
+        u64 h = 0x9E3779B97F4A7C15ull;
+        for (int i = 0; i < W; ++i) {
+            u64 x = w[i] + h;
+            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+            x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+            h = x ^ (x >> 31);
+        }
+        return h;
+    }
+};
+
+// Calls f(v) for every set bit v of m & filter, in ascending order.
+template <int W, class F>
+inline void for_bits(const Mask<W>& m, F&& f) {
+    for (int i = 0; i < W; ++i) {
+        u64 x = m.w[i];
+        while (x) {
+            int b = __builtin_ctzll(x);
+            x &= x - 1;
+            f(i * 64 + b);
+        }
+    }
+}
+
+// Closed set: open addressing, linear probing, masks -> last op (-2 marks an empty slot).
+template <int W>
+class Closed {
+  public:
+    Closed() { reset(1024); }
+    void reset(size_t cap) {
+        keys_.assign(cap, Mask<W>::zero());
+        last_.assign(cap, -2);
+        keys_.shrink_to_fit();
+        last_.shrink_to_fit();
+        size_ = 0;
+    }
+    size_t size() const { return size_; }
+    size_t bytes() const { return keys_.capacity() * sizeof(Mask<W>) + last_.capacity() * 4; }
+    // The last op stored for m, or -2 when m is not in the set.
+    int find(const Mask<W>& m) const {
+        size_t mask = keys_.size() - 1, i = m.hash() & mask;
+        while (last_[i] != -2) {
+            if (keys_[i] == m) return last_[i];
+            i = (i + 1) & mask;
+        }
+        return -2;
+    }
+    void insert(const Mask<W>& m, int last) {
+        if (2 * (size_ + 1) > keys_.size()) grow();
+        size_t mask = keys_.size() - 1, i = m.hash() & mask;
+        while (last_[i] != -2) {
+            if (keys_[i] == m) {
+                last_[i] = last;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+        keys_[i] = m;
+        last_[i] = last;
+        ++size_;
+    }
+
+  private:
+    void grow() {
+        std::vector<Mask<W>> keys;
+        std::vector<int> last;
+        keys.swap(keys_);
+        last.swap(last_);
+        reset(keys.size() * 2);
+        for (size_t i = 0; i < keys.size(); ++i)
+            if (last[i] != -2) insert(keys[i], last[i]);
+    }
+    std::vector<Mask<W>> keys_;
+    std::vector<int> last_;
+    size_t size_ = 0;
+};
+
+template <int W>
+struct Entry {
+    i64 f;
+    i64 counter;
+    i64 g;
+    i64 mem;
+    int negdepth;
+    int last;
+    Mask<W> done;
+    Mask<W> ready;
+};
+
+// a > b in the order of the Python tuple (f, -depth, counter, g, done, mem, last, ready).
+template <int W>
+struct Greater {
+    bool operator()(const Entry<W>& a, const Entry<W>& b) const {
+        if (a.f != b.f) return a.f > b.f;
+        if (a.negdepth != b.negdepth) return a.negdepth > b.negdepth;
+        if (a.counter != b.counter) return a.counter > b.counter;
+        if (a.g != b.g) return a.g > b.g;
+        int c = a.done.cmp(b.done);
+        if (c) return c > 0;
+        if (a.mem != b.mem) return a.mem > b.mem;
+        if (a.last != b.last) return a.last > b.last;
+        return a.ready.cmp(b.ready) > 0;
+    }
+};
+
+struct Input {
+    i64 size;
+    int first, count;  // consumers: cons[first .. first + count)
+};
+
+// The search's tables in local indices, as built by exact._core_tables.
+struct Tables {
+    int n = 0;
+    std::vector<i64> out_bytes, dead_bytes;
+    std::vector<std::vector<int>> preds, succs;
+    // Inputs that may be freed (not graph outputs, no consumer after the goal).
+    std::vector<std::vector<Input>> ins, inplace;
+    std::vector<int> cons;
+    std::vector<std::vector<int>> wait, block;  // as local op lists
+    std::vector<int> pair;
+};
+
+class CoreBase {
+  public:
+    virtual ~CoreBase() = default;
+    virtual void begin() = 0;
+    virtual int run(i64 upper, i64 max_expanded, double remaining, i64 give_up_at,
+                    i64 max_bytes, double slice) = 0;
+    virtual void clear() = 0;
+    virtual size_t bytes() const = 0;
+    virtual size_t states() const = 0;
+    i64 expanded = 0, free_moves = 0, level = 0, peak = 0;
+    std::vector<int> order;  // local indices
+};
+
+template <int W>
+class Core : public CoreBase {
+  public:
+    Core(Tables t, i64 start_mem, i64 bound) : t_(std::move(t)) {
+        level = bound;
+        int n = t_.n;
+        goal_ = Mask<W>::zero();
+        for (int v = 0; v < n; ++v) goal_.set(v);
+        auto to_mask = [&](const std::vector<int>& xs) {
+            Mask<W> m = Mask<W>::zero();
+            for (int x : xs) m.set(x);
+            return m;
+        };
+        pred_.resize(n);
+        wait_.resize(n);
+        block_.resize(n);
+        has_wait_.resize(n);
+        has_block_.resize(n);
+        for (int v = 0; v < n; ++v) {
+            pred_[v] = to_mask(t_.preds[v]);
+            wait_[v] = to_mask(t_.wait[v]);
+            block_[v] = to_mask(t_.block[v]);
+            has_wait_[v] = !t_.wait[v].empty();
+            has_block_[v] = !t_.block[v].empty();
+        }
+        Entry<W> e;
+        e.f = std::max(bound, start_mem);
+        e.negdepth = 0;
+        e.counter = 0;
+        e.g = start_mem;
+        e.done = Mask<W>::zero();
+        e.mem = start_mem;
+        e.last = -1;
+        e.ready = Mask<W>::zero();
+        for (int v = 0; v < n; ++v)
+            if (t_.preds[v].empty()) e.ready.set(v);
+        heap_.push_back(e);
+    }
+
+    void begin() override { counter_ = i64(heap_.size()) + expanded; }
+
+    size_t bytes() const override {
+        return closed_.bytes() + heap_.capacity() * sizeof(Entry<W>) + steps_.capacity() * 24;
+    }
+    size_t states() const override { return closed_.size() + heap_.size(); }
+
+    void clear() override {
+        std::vector<Entry<W>>().swap(heap_);
+        closed_.reset(1);
+    }
+
+    int run(i64 upper, i64 max_expanded, double remaining, i64 give_up_at, i64 max_bytes,
+            double slice) override {
+        auto now = Clock::now();
+        bool has_deadline = remaining < 1e18;
+        auto deadline = now + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(has_deadline ? remaining : 0.0));
+        auto slice_end = now + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(slice));
+        Greater<W> greater;
+        while (!heap_.empty()) {
+            std::pop_heap(heap_.begin(), heap_.end(), greater);
+            Entry<W> e = heap_.back();
+            heap_.pop_back();
+            if (closed_.find(e.done) != -2) continue;
+            if ((expanded & 1023) == 0 || (max_expanded >= 0 && expanded >= max_expanded)) {
+                int stop = -1;
+                auto t = Clock::now();
+                if (has_deadline && t > deadline)
+                    stop = TIMEOUT;
+                else if (max_expanded >= 0 && expanded >= max_expanded)
+                    stop = TIMEOUT;
+                else if (max_bytes >= 0 && bytes() > size_t(max_bytes))
+                    stop = MEMORY_CAP;
+                else if (t > slice_end)
+                    stop = SLICE;  // back to Python (progress, signals); nothing changes
+                if (stop >= 0) {
+                    heap_.push_back(e);  // resumable: nothing is lost
+                    std::push_heap(heap_.begin(), heap_.end(), greater);
+                    return stop;
+                }
+            }
+            if (e.done == goal_) {
+                closed_.insert(e.done, e.last);
+                level = std::max(level, e.f);
+                order = path(e.done);
+                peak = e.g;
+                return DONE;
+            }
+            // Steps: (v, during, after), ascending v.
+            steps_.clear();
+            const Mask<W>* open_block = nullptr;
+            if (e.last >= 0 && has_block_[e.last]) open_block = &block_[e.last];
+            Mask<W> rest = e.ready;
+            if (open_block)
+                for (int i = 0; i < W; ++i) rest.w[i] &= open_block->w[i];
+            Mask<W> done = e.done;
+            for_bits(rest, [&](int v) {
+                if (has_wait_[v] && !wait_[v].subset_of(done)) return;  // delayed
+                i64 during, after;
+                step(done, e.mem, v, during, after);
+                steps_.push_back({v, during, after});
+            });
+            if (steps_.empty()) throw std::runtime_error("no op can run: the goal is no downset");
+            i64 h = steps_[0].during;
+            for (const Step& s : steps_) h = std::min(h, s.during);
+            if (h > e.f) {  // lazy heuristic: re-queue with the sharper key
+                ++counter_;
+                Entry<W> r = e;
+                r.f = h;
+                r.counter = counter_;
+                heap_.push_back(r);
+                std::push_heap(heap_.begin(), heap_.end(), greater);
+                continue;
+            }
+            closed_.insert(e.done, e.last);
+            level = std::max(level, e.f);
+            if (give_up_at >= 0 && e.f >= give_up_at) return GIVE_UP;
+            ++expanded;
+            size_t first = 0, last = steps_.size();
+            if (use_free_moves) {
+                int k = free_step(e.f, done, e.mem, open_block != nullptr);
+                if (k >= 0) {
+                    ++free_moves;
+                    first = size_t(k);
+                    last = first + 1;
+                }
+            }
+            for (size_t k = first; k < last; ++k) {
+                const Step s = steps_[k];
+                Mask<W> nxt = done;
+                nxt.set(s.v);
+                if (s.during > upper || closed_.find(nxt) != -2) continue;
+                Entry<W> c;
+                c.ready = e.ready;
+                c.ready.flip(s.v);
+                for (int x : t_.succs[s.v])
+                    if (pred_[x].subset_of(nxt)) c.ready.set(x);
+                ++counter_;
+                c.f = std::max(e.f, s.during);
+                c.negdepth = e.negdepth - 1;
+                c.counter = counter_;
+                c.g = std::max(e.g, s.during);
+                c.done = nxt;
+                c.mem = s.after;
+                c.last = s.v;
+                heap_.push_back(c);
+                std::push_heap(heap_.begin(), heap_.end(), greater);
+            }
+        }
+        return EXHAUSTED;
+    }
+
+    bool use_free_moves = true;
+
+  private:
+    struct Step {
+        int v;
+        i64 during, after;
+    };
+
+    bool all_done(const Input& in, const Mask<W>& after) const {
+        for (int i = in.first; i < in.first + in.count; ++i)
+            if (!after.test(t_.cons[i])) return false;
+        return true;
+    }
+
+    void step(const Mask<W>& done, i64 mem, int v, i64& during, i64& after_mem) const {
+        Mask<W> after = done;
+        after.set(v);
+        i64 freed = t_.dead_bytes[v];
+        for (const Input& in : t_.ins[v])
+            if (all_done(in, after)) freed += in.size;
+        i64 saved = 0;
+        for (const Input& in : t_.inplace[v])
+            if (in.size > saved && all_done(in, after)) saved = in.size;
+        during = mem + t_.out_bytes[v] - saved;
+        after_mem = mem + t_.out_bytes[v] - freed;
+    }
+
+    // Index into steps_ of the free move (exact._Search._free), or -1.
+    int free_step(i64 limit, const Mask<W>& done, i64 mem, bool open_block) const {
+        for (size_t k = 0; k < steps_.size(); ++k) {
+            const Step& s = steps_[k];
+            if (s.during <= limit && s.after <= mem && (open_block || !has_block_[s.v]))
+                return int(k);
+        }
+        if (open_block) return -1;
+        for (size_t k = 0; k < steps_.size(); ++k) {
+            const Step& s = steps_[k];
+            int v = t_.pair[s.v];
+            if (v >= 0 && has_block_[s.v] && s.during <= limit) {
+                Mask<W> d = done;
+                d.set(s.v);
+                i64 during, after;
+                step(d, s.after, v, during, after);
+                if (during <= limit && after <= mem) return int(k);
+            }
+        }
+        return -1;
+    }
+
+    std::vector<int> path(Mask<W> done) const {
+        std::vector<int> p;
+        for (int v = closed_.find(done); v != -1; v = closed_.find(done)) {
+            p.push_back(v);
+            done.flip(v);
+        }
+        std::reverse(p.begin(), p.end());
+        return p;
+    }
+
+    Tables t_;
+    Mask<W> goal_;
+    std::vector<Mask<W>> pred_, wait_, block_;
+    std::vector<char> has_wait_, has_block_;
+    Closed<W> closed_;
+    std::vector<Entry<W>> heap_;
+    std::vector<Step> steps_;
+    i64 counter_ = 0;
+};
+
+std::vector<Input> inputs(const std::vector<std::pair<i64, std::vector<int>>>& xs,
+                          std::vector<int>& cons) {
+    std::vector<Input> out;
+    for (const auto& [size, cs] : xs) {
+        out.push_back({size, int(cons.size()), int(cs.size())});
+        cons.insert(cons.end(), cs.begin(), cs.end());
+    }
+    return out;
+}
+
+using InputLists = std::vector<std::vector<std::pair<i64, std::vector<int>>>>;
+
+std::unique_ptr<CoreBase> make_core(int words, std::vector<i64> out_bytes,
+                                    std::vector<i64> dead_bytes,
+                                    std::vector<std::vector<int>> preds,
+                                    std::vector<std::vector<int>> succs, const InputLists& ins,
+                                    const InputLists& inplace, std::vector<std::vector<int>> wait,
+                                    std::vector<std::vector<int>> block, std::vector<int> pair,
+                                    i64 start_mem, i64 bound, bool free_moves) {
+    Tables t;
+    t.n = int(out_bytes.size());
+    t.out_bytes = std::move(out_bytes);
+    t.dead_bytes = std::move(dead_bytes);
+    t.preds = std::move(preds);
+    t.succs = std::move(succs);
+    for (const auto& xs : ins) t.ins.push_back(inputs(xs, t.cons));
+    for (const auto& xs : inplace) t.inplace.push_back(inputs(xs, t.cons));
+    t.wait = std::move(wait);
+    t.block = std::move(block);
+    t.pair = std::move(pair);
+    if (t.n > words * 64) throw std::invalid_argument("segment larger than the mask");
+    std::unique_ptr<CoreBase> core;
+    auto build = [&](auto tag) {
+        constexpr int w = decltype(tag)::value;
+        auto c = std::make_unique<Core<w>>(std::move(t), start_mem, bound);
+        c->use_free_moves = free_moves;
+        core = std::move(c);
+    };
+    switch (words) {
+        case 1: build(std::integral_constant<int, 1>{}); break;
+        case 2: build(std::integral_constant<int, 2>{}); break;
+        case 4: build(std::integral_constant<int, 4>{}); break;
+        case 8: build(std::integral_constant<int, 8>{}); break;
+        case 16: build(std::integral_constant<int, 16>{}); break;
+        case 32: build(std::integral_constant<int, 32>{}); break;
+        default: throw std::invalid_argument("words must be 1, 2, 4, 8, 16 or 32");
+    }
+    return core;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "Compiled best-first segment search of serenity.schedule.exact.";
+    m.attr("MAX_WORDS") = 32;
+    m.attr("DONE") = int(DONE);
+    m.attr("SLICE") = int(SLICE);
+    m.attr("TIMEOUT") = int(TIMEOUT);
+    m.attr("GIVE_UP") = int(GIVE_UP);
+    m.attr("MEMORY_CAP") = int(MEMORY_CAP);
+    m.attr("EXHAUSTED") = int(EXHAUSTED);
+    py::class_<CoreBase>(m, "Core")
+        .def("begin", &CoreBase::begin, "Start a run(): the tie counter restarts as in Python.")
+        .def("run", &CoreBase::run, py::arg("upper"), py::arg("max_expanded"),
+             py::arg("remaining"), py::arg("give_up_at"), py::arg("max_bytes"), py::arg("slice"),
+             py::call_guard<py::gil_scoped_release>(),
+             "Search until done, a stop condition or the end of the slice; a status code.")
+        .def("clear", &CoreBase::clear, "Free the heap and the closed set.")
+        .def_property_readonly("bytes", &CoreBase::bytes)
+        .def_property_readonly("states", &CoreBase::states)
+        .def_readonly("expanded", &CoreBase::expanded)
+        .def_readonly("free_moves", &CoreBase::free_moves)
+        .def_readonly("level", &CoreBase::level)
+        .def_readonly("peak", &CoreBase::peak)
+        .def_readonly("order", &CoreBase::order);
+    m.def("make_core", &make_core, py::arg("words"), py::arg("out_bytes"), py::arg("dead_bytes"),
+          py::arg("preds"), py::arg("succs"), py::arg("ins"), py::arg("inplace"), py::arg("wait"),
+          py::arg("block"), py::arg("pair"), py::arg("start_mem"), py::arg("bound"),
+          py::arg("free_moves"));
+}
