@@ -1,0 +1,185 @@
+"""The compiled search core against the pure-Python reference (``_Search._run_python``).
+
+For any segment, model and budget the core must return the same order, peak,
+level, expansion and free-move counts as Python, stop at the same points and
+resume to the same answer; and with it the engine still finds the brute-force
+optimum.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from helpers import problems
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_exact_rules import oracle_optimum, wired
+
+from serenity import Problem, ScheduleOptions, simulate
+from serenity.schedule import exact as exact_module
+from serenity.schedule.exact import (
+    _compile,
+    _Exhausted,
+    _GiveUp,
+    _Search,
+    _Timeout,
+    _trace,
+    exact,
+)
+
+pytestmark = pytest.mark.skipif(exact_module._core is None, reason="compiled core not built")
+
+SOME = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _events(search: _Search, budget: int | None) -> list[tuple[object, ...]]:
+    """Run to the end, ``budget`` expansions at a time; every stop and its counters."""
+    events: list[tuple[object, ...]] = []
+    while True:
+        if budget is not None:
+            search.max_expanded = search.expanded + budget
+        try:
+            order, peak = search.run()
+            events.append(("done", tuple(order), peak))
+            break
+        except _GiveUp:
+            events.append(("give up",))
+            break
+        except _Timeout:
+            events.append(("timeout",))
+        except _Exhausted:
+            events.append(("exhausted",))
+            break
+        finally:
+            events.append((search.expanded, search.free_moves, search.level))
+    return events
+
+
+def _both(
+    p: Problem,
+    inplace: bool,
+    free_moves: bool,
+    cut: tuple[float, float],
+    bound: int,
+    slack: int | None,
+    give_up: int | None,
+    budget: int | None,
+) -> list[tuple[object, ...]]:
+    """The events of core and Python on the segment between two prefixes of an order."""
+    ops = _compile(p, inplace)
+    order = p.topological_order()
+    start_mem = simulate(p, order, inplace=inplace).initial_bytes
+    _, before = _trace(ops, 0, start_mem, order)
+    i = int(cut[0] * len(order))
+    j = i + int(cut[1] * (len(order) - i))
+    start = sum(1 << v for v in order[:i])
+    goal = start | sum(1 << v for v in order[i:j])
+    mem = before[i] if i < len(order) else 0
+    upper = 1 << 60 if slack is None else bound + slack
+    found = []
+    for core in (True, False):
+        search = _Search(
+            ops, start, goal, mem, bound, upper, None, lambda: None, free_moves, give_up, core=core
+        )
+        assert (search._core is not None) == core
+        found.append(_events(search, budget))
+    assert found[0] == found[1]
+    return found[0]
+
+
+@SOME
+@given(
+    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    st.booleans(),
+    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    st.integers(0, 200),
+    st.one_of(st.none(), st.integers(0, 100)),
+    st.one_of(st.none(), st.integers(0, 250)),
+    st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_core_matches_python_on_random_segments(
+    model: tuple[bool, Problem],
+    free_moves: bool,
+    cut: tuple[float, float],
+    bound: int,
+    slack: int | None,
+    give_up: int | None,
+    budget: int | None,
+) -> None:
+    inplace, p = model
+    _both(p, inplace, free_moves, cut, bound, slack, give_up, budget)
+
+
+@SOME
+@given(wired(), st.booleans(), st.one_of(st.none(), st.integers(1, 4)))
+def test_core_matches_python_on_delay_blocks_and_free_pairs(
+    p: Problem, free_moves: bool, budget: int | None
+) -> None:
+    events = _both(p, False, free_moves, (0.0, 1.0), 0, None, None, budget)
+    # From the empty set with bound 0 the peak is the optimum, resumed or not.
+    assert events[-2][0] == "done"
+    whole = _both(p, False, free_moves, (0.0, 1.0), 0, None, None, None)
+    assert events[-2][2] == whole[-2][2]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired())
+def test_engine_with_the_core_finds_the_brute_force_optimum(p: Problem) -> None:
+    best = oracle_optimum(p)
+    for flags in ({}, {"fusion": False, "decompose": False}):
+        r = exact(p, ScheduleOptions(), **flags)
+        assert r.optimal and r.peak_bytes == best == simulate(p, r.op_order).peak_bytes
+
+
+def _random_dag(n: int, seed: int) -> Problem:
+    """A larger random DAG (several mask words): each op reads 1-3 recent tensors."""
+    rng = random.Random(seed)
+    sizes = [rng.choice([1, 2, 4, 8])]
+    op_inputs, op_outputs = [], []
+    for v in range(n):
+        recent = range(max(0, len(sizes) - 12), len(sizes))
+        op_inputs.append(sorted(rng.sample(recent, min(len(recent), rng.randint(1, 3)))))
+        op_outputs.append([len(sizes)])
+        sizes.append(rng.choice([1, 2, 3, 4, 8, 16]))
+    read = {t for ins in op_inputs for t in ins}
+    outputs = [t for t in range(1, len(sizes)) if t not in read]
+    return Problem([f"op{v}" for v in range(n)], sizes, op_inputs, op_outputs, [0], outputs)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(100, 1), (200, 2), (300, 3)])
+def test_core_matches_python_on_multi_word_masks(n: int, seed: int) -> None:
+    p = _random_dag(n, seed)
+    for free_moves in (True, False):
+        events = _both(p, False, free_moves, (0.0, 1.0), 0, 40, None, 700)
+        assert len(events) >= 2
+
+
+def test_pure_python_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _random_dag(20, 0)
+    ops = _compile(p, False)
+    goal = (1 << p.num_ops) - 1
+
+    def search() -> _Search:
+        return _Search(ops, 0, goal, 0, 0, 1 << 40, None, lambda: None)
+
+    monkeypatch.setenv("SERENITY_PURE_PYTHON", "1")
+    assert search()._core is None
+    monkeypatch.setenv("SERENITY_PURE_PYTHON", "0")
+    assert search()._core is not None
+
+
+def test_a_core_search_past_its_deadline_resumes_with_a_new_one() -> None:
+    p = _random_dag(60, 4)
+    ops = _compile(p, False)
+    goal = (1 << p.num_ops) - 1
+    search = _Search(ops, 0, goal, 1, 0, 1 << 40, 0.0, lambda: None)  # deadline long past
+    with pytest.raises(_Timeout):
+        search.run()
+    search.deadline = None
+    order, peak = search.run()
+    assert p.is_topological(order)
+    reference = _Search(ops, 0, goal, 1, 0, 1 << 40, None, lambda: None, core=False)
+    assert (order, peak) == reference.run()
+    search.clear()
+    assert search.memory_bytes is not None and search.memory_bytes < 10_000
