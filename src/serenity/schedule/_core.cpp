@@ -159,20 +159,72 @@ struct Entry {
     Mask<W> ready;
 };
 
-// a > b in the order of the Python tuple (f, -depth, counter, g, done, mem, last, ready).
+// Priority queue of entries in the order of the Python tuple
+// (f, -depth, counter, g, done, mem, last, ready), smallest first. The binary heap
+// holds small keys (f, -depth, counter, slot); the rest of an entry sits in a pool
+// slot (reused once popped), read only when two keys tie (the counter restarts at
+// each run(), as in Python, so ties are possible after a resume).
 template <int W>
-struct Greater {
-    bool operator()(const Entry<W>& a, const Entry<W>& b) const {
-        if (a.f != b.f) return a.f > b.f;
-        if (a.negdepth != b.negdepth) return a.negdepth > b.negdepth;
-        if (a.counter != b.counter) return a.counter > b.counter;
-        if (a.g != b.g) return a.g > b.g;
-        int c = a.done.cmp(b.done);
-        if (c) return c > 0;
-        if (a.mem != b.mem) return a.mem > b.mem;
-        if (a.last != b.last) return a.last > b.last;
-        return a.ready.cmp(b.ready) > 0;
+class Queue {
+  public:
+    size_t size() const { return heap_.size(); }
+    bool empty() const { return heap_.empty(); }
+    size_t bytes() const {
+        return heap_.capacity() * sizeof(Key) + pool_.capacity() * sizeof(Entry<W>) +
+               free_.capacity() * sizeof(uint32_t);
     }
+    void clear() {
+        std::vector<Key>().swap(heap_);
+        std::vector<Entry<W>>().swap(pool_);
+        std::vector<uint32_t>().swap(free_);
+    }
+    void push(const Entry<W>& e) {
+        uint32_t slot;
+        if (free_.empty()) {
+            slot = uint32_t(pool_.size());
+            pool_.push_back(e);
+        } else {
+            slot = free_.back();
+            free_.pop_back();
+            pool_[slot] = e;
+        }
+        heap_.push_back({e.f, e.counter, e.negdepth, slot});
+        std::push_heap(heap_.begin(), heap_.end(), Greater{&pool_});
+    }
+    Entry<W> pop() {
+        std::pop_heap(heap_.begin(), heap_.end(), Greater{&pool_});
+        uint32_t slot = heap_.back().slot;
+        heap_.pop_back();
+        free_.push_back(slot);
+        return pool_[slot];
+    }
+
+  private:
+    struct Key {
+        i64 f;
+        i64 counter;
+        int negdepth;
+        uint32_t slot;
+    };
+    struct Greater {  // a > b
+        const std::vector<Entry<W>>* pool;
+        bool operator()(const Key& a, const Key& b) const {
+            if (a.f != b.f) return a.f > b.f;
+            if (a.negdepth != b.negdepth) return a.negdepth > b.negdepth;
+            if (a.counter != b.counter) return a.counter > b.counter;
+            const Entry<W>& x = (*pool)[a.slot];
+            const Entry<W>& y = (*pool)[b.slot];
+            if (x.g != y.g) return x.g > y.g;
+            int c = x.done.cmp(y.done);
+            if (c) return c > 0;
+            if (x.mem != y.mem) return x.mem > y.mem;
+            if (x.last != y.last) return x.last > y.last;
+            return x.ready.cmp(y.ready) > 0;
+        }
+    };
+    std::vector<Key> heap_;
+    std::vector<Entry<W>> pool_;
+    std::vector<uint32_t> free_;
 };
 
 struct Input {
@@ -241,18 +293,18 @@ class Core : public CoreBase {
         e.ready = Mask<W>::zero();
         for (int v = 0; v < n; ++v)
             if (t_.preds[v].empty()) e.ready.set(v);
-        heap_.push_back(e);
+        heap_.push(e);
     }
 
     void begin() override { counter_ = i64(heap_.size()) + expanded; }
 
     size_t bytes() const override {
-        return closed_.bytes() + heap_.capacity() * sizeof(Entry<W>) + steps_.capacity() * 24;
+        return closed_.bytes() + heap_.bytes() + steps_.capacity() * 24;
     }
     size_t states() const override { return closed_.size() + heap_.size(); }
 
     void clear() override {
-        std::vector<Entry<W>>().swap(heap_);
+        heap_.clear();
         closed_.reset(1);
     }
 
@@ -264,11 +316,8 @@ class Core : public CoreBase {
                                   std::chrono::duration<double>(has_deadline ? remaining : 0.0));
         auto slice_end = now + std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(slice));
-        Greater<W> greater;
         while (!heap_.empty()) {
-            std::pop_heap(heap_.begin(), heap_.end(), greater);
-            Entry<W> e = heap_.back();
-            heap_.pop_back();
+            Entry<W> e = heap_.pop();
             if (closed_.find(e.done) != -2) continue;
             if ((expanded & 1023) == 0 || (max_expanded >= 0 && expanded >= max_expanded)) {
                 int stop = -1;
@@ -282,8 +331,7 @@ class Core : public CoreBase {
                 else if (t > slice_end)
                     stop = SLICE;  // back to Python (progress, signals); nothing changes
                 if (stop >= 0) {
-                    heap_.push_back(e);  // resumable: nothing is lost
-                    std::push_heap(heap_.begin(), heap_.end(), greater);
+                    heap_.push(e);  // resumable: nothing is lost
                     return stop;
                 }
             }
@@ -316,8 +364,7 @@ class Core : public CoreBase {
                 Entry<W> r = e;
                 r.f = h;
                 r.counter = counter_;
-                heap_.push_back(r);
-                std::push_heap(heap_.begin(), heap_.end(), greater);
+                heap_.push(r);
                 continue;
             }
             closed_.insert(e.done, e.last);
@@ -351,8 +398,7 @@ class Core : public CoreBase {
                 c.done = nxt;
                 c.mem = s.after;
                 c.last = s.v;
-                heap_.push_back(c);
-                std::push_heap(heap_.begin(), heap_.end(), greater);
+                heap_.push(c);
             }
         }
         return EXHAUSTED;
@@ -422,7 +468,7 @@ class Core : public CoreBase {
     std::vector<Mask<W>> pred_, wait_, block_;
     std::vector<char> has_wait_, has_block_;
     Closed<W> closed_;
-    std::vector<Entry<W>> heap_;
+    Queue<W> heap_;
     std::vector<Step> steps_;
     i64 counter_ = 0;
 };
