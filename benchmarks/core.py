@@ -85,22 +85,30 @@ def _child(problem: Problem, engine: str, limit: float, search_only: bool, queue
 
     searches: list[Any] = []
 
+    def states(s: Any) -> int:
+        held = s._core.states if s._core is not None else len(s.came) + len(s.heap)
+        return max(held, getattr(s, "held", (0, None))[0])
+
+    def counted(s: Any) -> int | None:
+        held = getattr(s, "held", (0, None))
+        return held[1] if held[0] else s.memory_bytes
+
     class Recorded(exact_module._Search):  # type: ignore[misc, name-defined]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.held = (0, None)  # states and counted bytes when the memory cap cleared it
             searches.append(self)
+
+        def clear(self) -> None:
+            self.held = (states(self), self.memory_bytes)
+            super().clear()
 
     exact_module._Search = Recorded
     before = _hwm()
     cpu = time.process_time()
-    r = exact_module.exact(
-        problem, ScheduleOptions(time_limit=limit), local_search=not search_only
-    )
+    r = exact_module.exact(problem, ScheduleOptions(time_limit=limit), local_search=not search_only)
     cpu = time.process_time() - cpu
     rss = _hwm() - before
-
-    def states(s: Any) -> int:
-        return s._core.states if s._core is not None else len(s.came) + len(s.heap)
 
     big = max(searches, key=states, default=None)
     queue.put(
@@ -113,7 +121,7 @@ def _child(problem: Problem, engine: str, limit: float, search_only: bool, queue
             "memory_capped": bool(r.stats.get("memory_capped")),
             "states": 0 if big is None else states(big),
             "rss_growth": rss,
-            "core_bytes": None if big is None else big.memory_bytes,
+            "core_bytes": None if big is None else counted(big),
             "engine_used": "none" if big is None else "core" if big._core else "python",
         }
     )

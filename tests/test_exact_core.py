@@ -137,7 +137,7 @@ def _random_dag(n: int, seed: int) -> Problem:
     rng = random.Random(seed)
     sizes = [rng.choice([1, 2, 4, 8])]
     op_inputs, op_outputs = [], []
-    for v in range(n):
+    for _ in range(n):
         recent = range(max(0, len(sizes) - 12), len(sizes))
         op_inputs.append(sorted(rng.sample(recent, min(len(recent), rng.randint(1, 3)))))
         op_outputs.append([len(sizes)])

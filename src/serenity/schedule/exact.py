@@ -124,8 +124,9 @@ found; the bound is the best-first search's level: the gap reported is the one
 proven. Measured on WS N=48 seed 0 (700 ops): 2,023,424 -> 1,712,128 bytes in
 a few CPU seconds.
 
-**Memory cap.** The best-first search estimates its memory from its state count
-(a heap entry and a closed-set slot per state); at ``ScheduleOptions.search_memory``
+**Memory cap.** The best-first search counts its memory (the compiled core: the
+bytes of its closed table and heap; the Python search estimates it from its
+state count, a heap entry and a closed-set slot per state); at ``ScheduleOptions.search_memory``
 (512 MiB by default) it stops, keeps its proven bound and reports
 ``stats["memory_capped"]`` (and a progress line).
 
@@ -139,6 +140,14 @@ An order found becomes the best; "none" proves it optimal. WS N=48 seed 0
 needed 14.0M states, about 280 s and 5 GB. If the rounds run out of time or
 memory, the local search gets what is left; the bound reported is the
 best-first search's.
+
+**Compiled core.** ``_Search.run`` hands the loop to ``serenity.schedule._core``
+(C++, built at install) when it is importable, the segment has at most 2,048
+ops and ``SERENITY_PURE_PYTHON`` is unset or ``0``; it is a port of
+``_Search._run_python`` (same keys, tie-breaks, counters and stops, so the
+same order, peak and bound; ``tests/test_exact_core.py`` compares them) on a
+local re-indexing of the segment's ops, and returns to Python every
+``_CORE_SLICE`` seconds for progress and signals.
 
 **Decomposition at cut ops.** An op that every other op either precedes or
 follows splits every order into independent segments (SERENITY's
@@ -695,7 +704,9 @@ def _make_core(search: _Search) -> tuple[object, list[int]] | None:
             return None  # an op that can never run: the Python engine handles it
         preds.append(bits(ops.pred_mask[v]))
         succs.append([index[s] for s in ops.succs[v] if inside >> s & 1])
-        ins.append([(size, bits(c)) for size, c, is_out in ops.ins[v] if not is_out and not c & ~goal])
+        ins.append(
+            [(size, bits(c)) for size, c, is_out in ops.ins[v] if not is_out and not c & ~goal]
+        )
         inplace.append([(size, bits(c)) for size, c in ops.inplace[v] if not c & ~goal])
         wait.append(bits(search.wait[v]))
         block.append(bits(search.block[v]))
