@@ -425,7 +425,8 @@ class _Search:
         self.came: dict[int, int] = {}
         # Entries: (f, -depth, tie, g, done, mem, last op, ready mask).
         self.heap: list[tuple[int, int, int, int, int, int, int, int]] = []
-        self._core, self._local = None, []
+        self._core: _core.Core | None = None
+        self._local: list[int] = []
         if _core is not None and (core if core is not None else _core_wanted()):
             self._core, self._local = _make_core(self) or (None, [])
         if self._core is None:
@@ -657,7 +658,7 @@ def _core_wanted() -> bool:
     return os.environ.get("SERENITY_PURE_PYTHON", "") in ("", "0")
 
 
-def _make_core(search: _Search) -> tuple[object, list[int]] | None:
+def _make_core(search: _Search) -> tuple[_core.Core, list[int]] | None:
     """The compiled core for ``search`` and its ops in local order, or None when it
     does not apply (segment too large for the masks, values beyond 64 bits, or a
     start/goal that are not nested downsets).

@@ -1,0 +1,45 @@
+"""Types of the compiled search core (``_core.cpp``)."""
+
+MAX_WORDS: int
+DONE: int
+SLICE: int
+TIMEOUT: int
+GIVE_UP: int
+MEMORY_CAP: int
+EXHAUSTED: int
+
+class Core:
+    expanded: int
+    free_moves: int
+    level: int
+    peak: int
+    order: list[int]
+    bytes: int
+    states: int
+    def begin(self) -> None: ...
+    def run(
+        self,
+        upper: int,
+        max_expanded: int,
+        remaining: float,
+        give_up_at: int,
+        max_bytes: int,
+        slice: float,
+    ) -> int: ...
+    def clear(self) -> None: ...
+
+def make_core(
+    words: int,
+    out_bytes: list[int],
+    dead_bytes: list[int],
+    preds: list[list[int]],
+    succs: list[list[int]],
+    ins: list[list[tuple[int, list[int]]]],
+    inplace: list[list[tuple[int, list[int]]]],
+    wait: list[list[int]],
+    block: list[list[int]],
+    pair: list[int],
+    start_mem: int,
+    bound: int,
+    free_moves: bool,
+) -> Core: ...
