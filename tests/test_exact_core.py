@@ -33,10 +33,11 @@ pytestmark = pytest.mark.skipif(exact_module._core is None, reason="compiled cor
 SOME = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _events(search: _Search, budget: int | None) -> list[tuple[object, ...]]:
-    """Run to the end, ``budget`` expansions at a time; every stop and its counters."""
+def _events(search: _Search, budget: int | None, runs: int = 1 << 30) -> list[tuple[object, ...]]:
+    """Run to the end (at most ``runs`` times), ``budget`` expansions at a time; every
+    stop and its counters."""
     events: list[tuple[object, ...]] = []
-    while True:
+    for _ in range(runs):
         if budget is not None:
             search.max_expanded = search.expanded + budget
         try:
@@ -65,6 +66,7 @@ def _both(
     slack: int | None,
     give_up: int | None,
     budget: int | None,
+    runs: int = 1 << 30,
 ) -> list[tuple[object, ...]]:
     """The events of core and Python on the segment between two prefixes of an order."""
     ops = _compile(p, inplace)
@@ -83,7 +85,7 @@ def _both(
             ops, start, goal, mem, bound, upper, None, lambda: None, free_moves, give_up, core=core
         )
         assert (search._core is not None) == core
-        found.append(_events(search, budget))
+        found.append(_events(search, budget, runs))
     assert found[0] == found[1]
     return found[0]
 
@@ -153,6 +155,12 @@ def test_core_matches_python_on_multi_word_masks(n: int, seed: int) -> None:
     for free_moves in (True, False):
         events = _both(p, False, free_moves, (0.0, 1.0), 0, 40, None, 700)
         assert len(events) >= 2
+
+
+def test_core_matches_python_on_a_segment_of_thousands_of_ops() -> None:
+    p = _random_dag(4200, 5)  # 66 words: the largest mask template
+    events = _both(p, False, True, (0.0, 1.0), 0, None, None, 150, runs=3)
+    assert events[0] == ("timeout",) and events[1][0] == 150
 
 
 def test_pure_python_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

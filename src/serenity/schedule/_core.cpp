@@ -518,7 +518,9 @@ std::unique_ptr<CoreBase> make_core(int words, std::vector<i64> out_bytes,
         case 8: build(std::integral_constant<int, 8>{}); break;
         case 16: build(std::integral_constant<int, 16>{}); break;
         case 32: build(std::integral_constant<int, 32>{}); break;
-        default: throw std::invalid_argument("words must be 1, 2, 4, 8, 16 or 32");
+        case 64: build(std::integral_constant<int, 64>{}); break;
+        case 128: build(std::integral_constant<int, 128>{}); break;
+        default: throw std::invalid_argument("words must be a power of two up to 128");
     }
     return core;
 }
@@ -527,7 +529,7 @@ std::unique_ptr<CoreBase> make_core(int words, std::vector<i64> out_bytes,
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "Compiled best-first segment search of serenity.schedule.exact.";
-    m.attr("MAX_WORDS") = 32;
+    m.attr("MAX_WORDS") = 128;
     m.attr("DONE") = int(DONE);
     m.attr("SLICE") = int(SLICE);
     m.attr("TIMEOUT") = int(TIMEOUT);

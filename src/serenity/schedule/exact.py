@@ -142,7 +142,7 @@ memory, the local search gets what is left; the bound reported is the
 best-first search's.
 
 **Compiled core.** ``_Search.run`` hands the loop to ``serenity.schedule._core``
-(C++, built at install) when it is importable, the segment has at most 2,048
+(C++, built at install) when it is importable, the segment has at most 8,192
 ops and ``SERENITY_PURE_PYTHON`` is unset or ``0``; it is a port of
 ``_Search._run_python`` (same keys, tie-breaks, counters and stops, so the
 same order, peak and bound; ``tests/test_exact_core.py`` compares them) on a
