@@ -9,13 +9,14 @@ Part 1, random wiring: the zoo's RandWire CIFAR-10 (WS N=32, seed 0), the
 CIFAR-10 layout with WS stages of N=32 (seeds 1, 2) and N=48 (seed 0). Each
 (graph, engine) runs in a fresh process twice under ``--limit`` seconds:
 
-* *search only* (``exact(..., local_search=False)``): the best-first search
+* *search only* (``exact(..., local_search=False, decision=False)``): the best-first search
   alone, so states/s is the search's rate (CPU seconds, including the
   engine's setup: fusion, heuristics, cut ops). Bytes/state: the process's
   max RSS growth over the run divided by the states held at the end (closed
   set + heap) of the largest segment search; for the core also its own count
   of bytes (table and heap capacity).
-* *default* (``exact`` as the CLI calls it: local search, memory cap 512 MiB):
+* *default* (``exact`` as the CLI calls it: local search, decision search,
+  memory cap 512 MiB):
   peak, proven bound, proof, CPU seconds.
 
 The engine is chosen by the ``SERENITY_PURE_PYTHON`` environment variable.
@@ -106,7 +107,12 @@ def _child(problem: Problem, engine: str, limit: float, search_only: bool, queue
     exact_module._Search = Recorded
     before = _hwm()
     cpu = time.process_time()
-    r = exact_module.exact(problem, ScheduleOptions(time_limit=limit), local_search=not search_only)
+    r = exact_module.exact(
+        problem,
+        ScheduleOptions(time_limit=limit),
+        local_search=not search_only,
+        decision=not search_only,
+    )
     cpu = time.process_time() - cpu
     rss = _hwm() - before
 
@@ -181,7 +187,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['machine']}; shared with other jobs, so CPU seconds are the figure to "
         f"compare. Limit {limit:g} s wall per run, one fresh process per run.",
         "",
-        "## Search only (`local_search=False`): rate and memory per state",
+        "## Search only (`local_search=False, decision=False`): rate and memory per state",
         "",
         "| graph | engine | peak | bound | proven | CPU s | expanded | states/s | "
         "states held | RSS growth B/state | counted B/state | speedup |",
@@ -216,7 +222,7 @@ def markdown(results: dict[str, Any]) -> str:
         "their bounds differ. Uncapped runs expand the same states in the same order "
         "(`tests/test_exact_core.py`).",
         "",
-        "## Default `exact` (local search on, memory cap 512 MiB)",
+        "## Default `exact` (local and decision searches on, memory cap 512 MiB)",
         "",
         "| graph | engine | peak | bound | proven | CPU s | expanded | memory capped |",
         "|---|---|---|---|---|---|---|---|",
