@@ -181,7 +181,7 @@ def test_a_core_search_past_its_deadline_resumes_with_a_new_one() -> None:
     p = _random_dag(60, 4)
     ops = _compile(p, False)
     goal = (1 << p.num_ops) - 1
-    search = _Search(ops, 0, goal, 1, 0, 1 << 40, 0.0, lambda: None)  # deadline long past
+    search = _Search(ops, 0, goal, 1, 0, 1 << 40, 0.0, lambda: None, core=True)  # long past
     with pytest.raises(_Timeout):
         search.run()
     search.deadline = None
