@@ -18,6 +18,7 @@ from test_exact_rules import oracle_optimum, wired
 
 from serenity import Problem, ScheduleOptions, simulate
 from serenity.schedule import exact as exact_module
+from serenity.schedule.decide import within
 from serenity.schedule.exact import (
     _compile,
     _Exhausted,
@@ -191,3 +192,70 @@ def test_a_core_search_past_its_deadline_resumes_with_a_new_one() -> None:
     assert (order, peak) == reference.run()
     search.clear()
     assert search.memory_bytes is not None and search.memory_bytes < 10_000
+
+
+def _decisions(p: Problem, inplace: bool, free_moves: bool, cut: tuple[float, float], limit: int):
+    """(status, order, peak, visited, dead, bound) of core and Python on one segment."""
+    ops = _compile(p, inplace)
+    order = p.topological_order()
+    start_mem = simulate(p, order, inplace=inplace).initial_bytes
+    _, before = _trace(ops, 0, start_mem, order)
+    i = int(cut[0] * len(order))
+    j = i + int(cut[1] * (len(order) - i))
+    start = sum(1 << v for v in order[:i])
+    goal = start | sum(1 << v for v in order[i:j])
+    mem = before[i] if i < len(order) else 0
+    found = []
+    for core in (True, False):
+        search = _Search(
+            ops, start, goal, mem, 0, 1 << 60, None, lambda: None, free_moves, core=core
+        )
+        d = within(search, limit)
+        found.append((d.status, d.order, d.peak, d.visited, d.dead, d.bound))
+    assert found[0] == found[1]
+    return found[0]
+
+
+@SOME
+@given(
+    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    st.booleans(),
+    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    st.integers(0, 300),
+)
+def test_core_decides_like_python_on_random_segments(
+    model: tuple[bool, Problem], free_moves: bool, cut: tuple[float, float], limit: int
+) -> None:
+    inplace, p = model
+    _decisions(p, inplace, free_moves, cut, limit)
+
+
+@SOME
+@given(wired(), st.booleans(), st.integers(-1, 0))
+def test_core_decides_like_python_at_the_optimum(p: Problem, free_moves: bool, below: int) -> None:
+    best = oracle_optimum(p)
+    status, order, peak, *_, bound = _decisions(p, False, free_moves, (0.0, 1.0), best + below)
+    if below:
+        assert status == "none" and bound >= best
+    else:
+        assert status == "found" and order is not None and peak == best
+
+
+@pytest.mark.parametrize(("n", "seed"), [(100, 1), (130, 2)])
+def test_core_decides_like_python_on_multi_word_masks(n: int, seed: int) -> None:
+    p = _random_dag(n, seed)
+    best = exact(p, ScheduleOptions()).peak_bytes
+    for limit in (best - 1, best):
+        _decisions(p, False, True, (0.0, 1.0), limit)
+
+
+def test_the_core_decision_search_stops_at_its_budgets_and_frees_its_sets() -> None:
+    p = _random_dag(130, 2)
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    best = exact(p, ScheduleOptions()).peak_bytes
+    start_mem = simulate(p, p.topological_order()).initial_bytes
+    search = _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=True)
+    assert within(search, best - 1, deadline=0.0).status == "timeout"
+    assert within(search, best - 1, max_bytes=0).status == "memory"
+    assert search._core is not None and search._core.dead_count == 0
+    assert within(search, best - 1).status == "none"

@@ -34,7 +34,10 @@ using i64 = std::int64_t;
 using u64 = std::uint64_t;
 using Clock = std::chrono::steady_clock;
 
-enum Status : int { DONE = 0, SLICE = 1, TIMEOUT = 2, GIVE_UP = 3, MEMORY_CAP = 4, EXHAUSTED = 5 };
+enum Status : int {
+    DONE = 0, SLICE = 1, TIMEOUT = 2, GIVE_UP = 3, MEMORY_CAP = 4, EXHAUSTED = 5,
+    FOUND = 6, NONE = 7  // decide(): an order within the limit; none exists
+};
 
 template <int W>
 struct Mask {
@@ -253,6 +256,13 @@ class CoreBase {
     virtual void clear() = 0;
     virtual size_t bytes() const = 0;
     virtual size_t states() const = 0;
+    // Decision search (serenity.schedule.decide.within): resumable across SLICE returns
+    // while the limit stays the same.
+    virtual int decide(i64 limit, double remaining, i64 max_bytes, double slice) = 0;
+    virtual void decide_reset() = 0;
+    virtual size_t dead_count() const = 0;
+    virtual size_t decide_bytes() const = 0;
+    i64 visited = 0, next_level = 0;
     i64 expanded = 0, free_moves = 0, level = 0, peak = 0;
     std::vector<int> order;  // local indices
 };
@@ -260,7 +270,7 @@ class CoreBase {
 template <int W>
 class Core : public CoreBase {
   public:
-    Core(Tables t, i64 start_mem, i64 bound) : t_(std::move(t)) {
+    Core(Tables t, i64 start_mem, i64 bound) : t_(std::move(t)), start_mem_(start_mem) {
         level = bound;
         int n = t_.n;
         goal_ = Mask<W>::zero();
@@ -404,6 +414,88 @@ class Core : public CoreBase {
         return EXHAUSTED;
     }
 
+
+    // ---- Decision search: a port of serenity.schedule.decide.within ----
+    // Depth-first from the start, steps within the limit only, the least memory left
+    // first; dead branching sets remembered. Same visits, same first order found and
+    // same next level as the Python reference (tests/test_exact_core.py).
+    int decide(i64 limit, double remaining, i64 max_bytes, double slice) override {
+        auto now = Clock::now();
+        bool has_deadline = remaining < 1e18;
+        auto deadline = now + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(has_deadline ? remaining : 0.0));
+        auto slice_end = now + std::chrono::duration_cast<Clock::duration>(
+                                   std::chrono::duration<double>(slice));
+        if (!deciding_ || limit != limit_) {
+            decide_reset();
+            limit_ = limit;
+            if (start_mem_ > limit) {
+                next_level = start_mem_;
+                return NONE;
+            }
+            deciding_ = true;
+            Mask<W> ready = Mask<W>::zero();
+            for (int v = 0; v < t_.n; ++v)
+                if (t_.preds[v].empty()) ready.set(v);
+            push_frame(Mask<W>::zero(), start_mem_, ready, -1, start_mem_);
+        }
+        while (!stack_.empty()) {
+            Frame& f = stack_.back();
+            if (f.done == goal_) {
+                order.clear();
+                peak = start_mem_;
+                for (size_t k = 1; k < stack_.size(); ++k) {
+                    order.push_back(stack_[k].v);
+                    peak = std::max(peak, stack_[k].during);
+                }
+                deciding_ = false;
+                return FOUND;
+            }
+            if (f.i == f.end) {
+                if (f.end - f.begin > 1) dead_.insert(f.done, 0);
+                arena_.resize(f.begin);
+                stack_.pop_back();
+                continue;
+            }
+            const Step s = arena_[f.i];
+            Mask<W> nxt = f.done;
+            nxt.set(s.v);
+            if (dead_.find(nxt) != -2) {
+                ++f.i;
+                continue;
+            }
+            if (((visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
+                auto t = Clock::now();
+                if (has_deadline && t > deadline) return stop(TIMEOUT);
+                if (max_bytes >= 0 && decide_bytes() >= size_t(max_bytes)) return stop(MEMORY_CAP);
+                if (t > slice_end) return SLICE;  // back to Python; this visit is made on resume
+            }
+            ++f.i;
+            ++visited;
+            Mask<W> ready = f.ready;
+            ready.flip(s.v);
+            for (int x : t_.succs[s.v])
+                if (pred_[x].subset_of(nxt)) ready.set(x);
+            push_frame(nxt, s.after, ready, s.v, s.during);
+        }
+        deciding_ = false;
+        return NONE;
+    }
+
+    void decide_reset() override {
+        std::vector<Frame>().swap(stack_);
+        std::vector<Step>().swap(arena_);
+        dead_.reset(1024);
+        visited = 0;
+        next_level = std::numeric_limits<i64>::max();
+        deciding_ = false;
+    }
+
+    size_t dead_count() const override { return dead_.size(); }
+    size_t decide_bytes() const override {
+        return dead_.bytes() + stack_.capacity() * sizeof(Frame) + arena_.capacity() * sizeof(Step);
+    }
+
     bool use_free_moves = true;
 
   private:
@@ -462,6 +554,56 @@ class Core : public CoreBase {
         std::reverse(p.begin(), p.end());
         return p;
     }
+
+    struct Frame {
+        Mask<W> done, ready;
+        i64 mem, during;
+        size_t begin, i, end;
+        int v;
+    };
+
+    int stop(int status) {  // the caller reads the counters, then calls decide_reset()
+        deciding_ = false;
+        return status;
+    }
+
+    // Pushes the frame of set `done` (reached by op `v`, whose step was `during`):
+    // its steps within the limit, or the free move alone, the least memory left first.
+    void push_frame(const Mask<W>& done, i64 mem, const Mask<W>& ready, int v, i64 during) {
+        const Mask<W>* open_block = (v >= 0 && has_block_[v]) ? &block_[v] : nullptr;
+        Mask<W> rest = ready;
+        if (open_block)
+            for (int i = 0; i < W; ++i) rest.w[i] &= open_block->w[i];
+        steps_.clear();
+        for_bits(rest, [&](int x) {
+            if (has_wait_[x] && !wait_[x].subset_of(done)) return;  // delayed
+            i64 d, a;
+            step(done, mem, x, d, a);
+            if (d <= limit_)
+                steps_.push_back({x, d, a});
+            else if (d < next_level)
+                next_level = d;
+        });
+        size_t begin = arena_.size();
+        int k = use_free_moves ? free_step(limit_, done, mem, open_block != nullptr) : -1;
+        if (k >= 0) {
+            arena_.push_back(steps_[size_t(k)]);
+        } else {
+            std::sort(steps_.begin(), steps_.end(), [](const Step& a, const Step& b) {
+                if (a.after != b.after) return a.after < b.after;
+                if (a.during != b.during) return a.during < b.during;
+                return a.v < b.v;
+            });
+            arena_.insert(arena_.end(), steps_.begin(), steps_.end());
+        }
+        stack_.push_back({done, ready, mem, during, begin, begin, arena_.size(), v});
+    }
+
+    std::vector<Frame> stack_;
+    std::vector<Step> arena_;
+    Closed<W> dead_;
+    i64 limit_ = 0, start_mem_ = 0;
+    bool deciding_ = false;
 
     Tables t_;
     Mask<W> goal_;
@@ -536,6 +678,8 @@ PYBIND11_MODULE(_core, m) {
     m.attr("GIVE_UP") = int(GIVE_UP);
     m.attr("MEMORY_CAP") = int(MEMORY_CAP);
     m.attr("EXHAUSTED") = int(EXHAUSTED);
+    m.attr("FOUND") = int(FOUND);
+    m.attr("NONE") = int(NONE);
     py::class_<CoreBase>(m, "Core")
         .def("begin", &CoreBase::begin, "Start a run(): the tie counter restarts as in Python.")
         .def("run", &CoreBase::run, py::arg("upper"), py::arg("max_expanded"),
@@ -549,7 +693,15 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("free_moves", &CoreBase::free_moves)
         .def_readonly("level", &CoreBase::level)
         .def_readonly("peak", &CoreBase::peak)
-        .def_readonly("order", &CoreBase::order);
+        .def_readonly("order", &CoreBase::order)
+        .def("decide", &CoreBase::decide, py::arg("limit"), py::arg("remaining"),
+             py::arg("max_bytes"), py::arg("slice"), py::call_guard<py::gil_scoped_release>(),
+             "Decision search within `limit` until an answer, a stop or the end of the slice.")
+        .def("decide_reset", &CoreBase::decide_reset, "Free the decision search's sets.")
+        .def_property_readonly("dead_count", &CoreBase::dead_count)
+        .def_property_readonly("decide_bytes", &CoreBase::decide_bytes)
+        .def_readonly("visited", &CoreBase::visited)
+        .def_readonly("next_level", &CoreBase::next_level);
     m.def("make_core", &make_core, py::arg("words"), py::arg("out_bytes"), py::arg("dead_bytes"),
           py::arg("preds"), py::arg("succs"), py::arg("ins"), py::arg("inplace"), py::arg("wait"),
           py::arg("block"), py::arg("pair"), py::arg("start_mem"), py::arg("bound"),

@@ -7,6 +7,8 @@ TIMEOUT: int
 GIVE_UP: int
 MEMORY_CAP: int
 EXHAUSTED: int
+FOUND: int
+NONE: int
 
 class Core:
     expanded: int
@@ -27,6 +29,12 @@ class Core:
         slice: float,
     ) -> int: ...
     def clear(self) -> None: ...
+    visited: int
+    next_level: int
+    dead_count: int
+    decide_bytes: int
+    def decide(self, limit: int, remaining: float, max_bytes: int, slice: float) -> int: ...
+    def decide_reset(self) -> None: ...
 
 def make_core(
     words: int,

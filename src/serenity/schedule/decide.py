@@ -102,6 +102,8 @@ def within(
 
     Complexity: see the module docstring.
     """
+    if search._core is not None:
+        return _within_core(search, limit, deadline, max_bytes, tick)
     from serenity.schedule.exact import _step
 
     ops, goal, wait, block = search.ops, search.goal, search.wait, search.block
@@ -178,3 +180,39 @@ def within(
         path.append(v)
         peaks.append(during)
     return Decision("none", None, 0, visited, len(dead), above[0])
+
+
+def _within_core(
+    search: _Search,
+    limit: int,
+    deadline: float | None,
+    max_bytes: int | None,
+    tick: Callable[[int, int], None] | None,
+) -> Decision:
+    """:func:`within` in the compiled core (a port: same visits, order and next level;
+    its memory cap counts the real bytes of its tables), in slices for progress and
+    signals."""
+    from serenity.schedule import _core
+    from serenity.schedule.exact import _CORE_SLICE, _clamp
+
+    core = search._core
+    assert core is not None
+    try:
+        while True:
+            remaining = 1e30 if deadline is None else deadline - time.perf_counter()
+            cap = -1 if max_bytes is None else max(0, _clamp(max_bytes))
+            status = core.decide(_clamp(limit), remaining, cap, _CORE_SLICE)
+            if tick is not None:
+                tick(core.visited, core.dead_count)  # progress; KeyboardInterrupt is seen here
+            if status == _core.FOUND:
+                order = [search._local[v] for v in core.order]
+                return Decision("found", order, core.peak, core.visited, core.dead_count)
+            if status == _core.NONE:
+                return Decision(
+                    "none", None, 0, core.visited, core.dead_count, core.next_level
+                )
+            if status != _core.SLICE:
+                stop = "timeout" if status == _core.TIMEOUT else "memory"
+                return Decision(stop, None, 0, core.visited, core.dead_count)
+    finally:
+        core.decide_reset()  # answered, stopped or interrupted: free the sets
