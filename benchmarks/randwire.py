@@ -15,7 +15,8 @@ largest of ``--limits``. Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
 (2 by default, one per core). Reported: the order's peak, the proven lower bound, the
 gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
-process, states expanded, max RSS (and the process's RSS before the run: imports and the problem), whether the
+process, states expanded, max RSS (and the process's RSS before the run: imports,
+the problem and its fusion), whether the
 memory cap was hit; and the
 CP-SAT ILP (``--method ilp``) under the same limit for ``--ilp-nodes``, seed 0.
 The machine is shared (2 cores, other developers' jobs): time limits are wall
@@ -52,7 +53,14 @@ def _problem(config: RandWireConfig, seed: int, name: str) -> Problem:
     return load_proto(build_randwire(config, seed), f"{name}.onnx").problem
 
 
-def _child(problem: Problem, method: str, limit: float, queue: Any) -> None:
+#: A network to build: (config, seed, file name). Built in the child, so that the
+#: parent stays small (Linux carries the max RSS of the forked parent across exec).
+Spec = tuple[RandWireConfig, int, str]
+
+
+def _child(spec: Spec, method: str, limit: float, queue: Any) -> None:
+    problem = _problem(*spec)
+    fused = fuse(problem).ops_after
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall, cpu = time.perf_counter(), time.process_time()
     engine = exact if method == "exact" else ilp
@@ -74,33 +82,35 @@ def _child(problem: Problem, method: str, limit: float, queue: Any) -> None:
             "local_improved": r.stats.get("local_improved"),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_mb": before,
+            "ops": problem.num_ops,
+            "fused_ops": fused,
         }
     )
 
 
-def run_once(problem: Problem, method: str, limit: float) -> dict[str, Any]:
+def run_once(spec: Spec, method: str, limit: float) -> dict[str, Any]:
     """One engine run in a fresh process (its own max RSS)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(problem, method, limit, queue))
+    proc = ctx.Process(target=_child, args=(spec, method, limit, queue))
     proc.start()
     result = queue.get()
     proc.join()
     return dict(result)
 
 
-def networks(nodes: list[int], seeds: list[int]) -> list[tuple[str, str, int, int, Problem]]:
-    """(name, generator, N, seed, problem): the zoo's two, then WS and ER per N and seed."""
+def networks(nodes: list[int], seeds: list[int]) -> list[tuple[str, str, int, int, Spec]]:
+    """(name, generator, N, seed, spec): the zoo's two, then WS and ER per N and seed."""
     out = [
-        ("RandWire CIFAR-10", "ws", 32, 0, _problem(RANDWIRE_CIFAR10, 0, "randwire_cifar10")),
-        ("RandWire CIFAR-100", "ws", 32, 0, _problem(RANDWIRE_CIFAR100, 0, "randwire_cifar100")),
+        ("RandWire CIFAR-10", "ws", 32, 0, (RANDWIRE_CIFAR10, 0, "randwire_cifar10")),
+        ("RandWire CIFAR-100", "ws", 32, 0, (RANDWIRE_CIFAR100, 0, "randwire_cifar100")),
     ]
     for gen in ("ws", "er"):
         for n in nodes:
             for seed in seeds:
                 config = replace(RANDWIRE_CIFAR10, nodes=n, generator=gen)
                 name = f"{gen.upper()} N={n} seed {seed}"
-                out.append((name, gen, n, seed, _problem(config, seed, f"rw_{gen}{n}_{seed}")))
+                out.append((name, gen, n, seed, (config, seed, f"rw_{gen}{n}_{seed}")))
     return out
 
 
@@ -223,24 +233,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-randwire.md")
     args = ap.parse_args(argv)
 
-    # (kind, name, generator, N, seed, problem, limit); kind: grid, long or stretch.
-    plan: list[tuple[str, str, str, int, int, Problem, float]] = []
-    for name, gen, n, seed, problem in networks(args.nodes, args.seeds):
+    # (kind, name, generator, N, seed, spec, limit); kind: grid, long or stretch.
+    plan: list[tuple[str, str, str, int, int, Spec, float]] = []
+    for name, gen, n, seed, spec in networks(args.nodes, args.seeds):
         for limit in args.limits:
-            plan.append(("grid", name, gen, n, seed, problem, limit))
+            plan.append(("grid", name, gen, n, seed, spec, limit))
         if seed == 0 and n in args.long_nodes and not name.startswith("RandWire"):
             for limit in args.long:
-                plan.append(("long", name, gen, n, seed, problem, limit))
+                plan.append(("long", name, gen, n, seed, spec, limit))
     for n in args.stretch:
         config = replace(RANDWIRE_CIFAR10, nodes=n, generator="ws")
-        problem = _problem(config, 0, f"rw_ws{n}_0")
-        plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, problem, max(args.limits)))
+        spec = (config, 0, f"rw_ws{n}_0")
+        plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, spec, max(args.limits)))
 
-    def one(item: tuple[str, str, str, int, int, Problem, float]) -> dict[str, Any]:
-        kind, name, gen, n, seed, problem, limit = item
-        r = run_once(problem, "exact", limit)
+    def one(item: tuple[str, str, str, int, int, Spec, float]) -> dict[str, Any]:
+        kind, name, gen, n, seed, spec, limit = item
+        r = run_once(spec, "exact", limit)
         row = {"kind": kind, "network": name, "generator": gen, "nodes": n, "seed": seed}
-        row |= {"ops": problem.num_ops, "fused_ops": fuse(problem).ops_after, "limit": limit}
+        row["limit"] = limit
         print(
             f"{name}: limit {limit:g}s peak {r['peak']:,} bound {r['bound']:,} "
             f"gap {100 * r['gap']:.1f}% cpu {r['cpu_s']:.1f}s rss {r['max_rss_mb']:.0f}MB",
@@ -252,13 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, plan))
     ilp_rows: list[dict[str, Any]] = []
-    for name, *_, problem in networks(args.ilp_nodes, [0]):
+    for name, *_, spec in networks(args.ilp_nodes, [0]):
         limit = max(args.limits)
         match = [x for x in rows if (x["network"], x["limit"], x["kind"]) == (name, limit, "grid")]
         if name.startswith("RandWire") or not match:
             continue
         r = match[0]
-        q = run_once(problem, "ilp", limit)
+        q = run_once(spec, "ilp", limit)
         ilp_rows.append(
             {"network": name, "limit": limit, "exact_peak": r["peak"]}
             | {"exact_bound": r["bound"], **q}

@@ -89,7 +89,7 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
     decision search, which proves the same optimum as the uncapped search."""
     p = _random_dag(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
-    r = exact(p, ScheduleOptions(search_memory=100_000), fusion=False, local_search=False)
+    r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=False)
     assert r.stats["memory_capped"] and r.stats["decision_visited"] > 0
     assert r.optimal and free.optimal
     assert r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes

@@ -111,6 +111,10 @@ class Closed {
     }
     size_t size() const { return size_; }
     size_t bytes() const { return keys_.capacity() * sizeof(Mask<W>) + last_.capacity() * 4; }
+    // Bytes a rehash would allocate (beside the old table) if `inserts` more came now.
+    size_t grow_bytes(size_t inserts) const {
+        return 2 * (size_ + inserts) > keys_.size() ? 2 * bytes() : 0;
+    }
     // The last op stored for m, or -2 when m is not in the set.
     int find(const Mask<W>& m) const {
         size_t mask = keys_.size() - 1, i = m.hash() & mask;
@@ -175,6 +179,13 @@ class Queue {
     size_t bytes() const {
         return heap_.capacity() * sizeof(Key) + pool_.capacity() * sizeof(Entry<W>) +
                free_.capacity() * sizeof(uint32_t);
+    }
+    // Bytes the vectors could allocate (beside the old ones) if `pushes` more came now.
+    size_t grow_bytes(size_t pushes) const {
+        size_t fresh = pushes > free_.size() ? pushes - free_.size() : 0;
+        bool grows = heap_.size() + pushes > heap_.capacity() ||
+                     pool_.size() + fresh > pool_.capacity();
+        return grows ? 2 * bytes() : 0;
     }
     void clear() {
         std::vector<Key>().swap(heap_);
@@ -313,6 +324,12 @@ class Core : public CoreBase {
     }
     size_t states() const override { return closed_.size() + heap_.size(); }
 
+    // What the tables could allocate during the next 1,024 expansions (a rehash of the
+    // closed set, a doubling of the heap's vectors), beside what they hold.
+    size_t growth() const {
+        return closed_.grow_bytes(1024) + heap_.grow_bytes(1024 * size_t(std::max(t_.n, 1)));
+    }
+
     void clear() override {
         heap_.clear();
         closed_.reset(1);
@@ -336,8 +353,8 @@ class Core : public CoreBase {
                     stop = TIMEOUT;
                 else if (max_expanded >= 0 && expanded >= max_expanded)
                     stop = TIMEOUT;
-                else if (max_bytes >= 0 && bytes() > size_t(max_bytes))
-                    stop = MEMORY_CAP;
+                else if (max_bytes >= 0 && bytes() + growth() > size_t(max_bytes))
+                    stop = MEMORY_CAP;  // before a growth would pass the cap, not after
                 else if (t > slice_end)
                     stop = SLICE;  // back to Python (progress, signals); nothing changes
                 if (stop >= 0) {
@@ -467,7 +484,8 @@ class Core : public CoreBase {
             if (((visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
                 auto t = Clock::now();
                 if (has_deadline && t > deadline) return stop(TIMEOUT);
-                if (max_bytes >= 0 && decide_bytes() >= size_t(max_bytes)) return stop(MEMORY_CAP);
+                if (max_bytes >= 0 && decide_bytes() + dead_.grow_bytes(1024) >= size_t(max_bytes))
+                    return stop(MEMORY_CAP);  // before a rehash would pass the cap
                 if (t > slice_end) return SLICE;  // back to Python; this visit is made on resume
             }
             ++f.i;
