@@ -261,19 +261,24 @@ def main(argv: list[str] | None = None) -> int:
     # Each run is its own process: --jobs of them at a time (CPU seconds stay comparable).
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, plan))
-    ilp_rows: list[dict[str, Any]] = []
+    limit = max(args.limits)
+    ilp_plan = []
     for name, *_, spec in networks(args.ilp_nodes, [0]):
-        limit = max(args.limits)
         match = [x for x in rows if (x["network"], x["limit"], x["kind"]) == (name, limit, "grid")]
-        if name.startswith("RandWire") or not match:
-            continue
-        r = match[0]
+        if not name.startswith("RandWire") and match:
+            ilp_plan.append((name, spec, match[0]))
+
+    def one_ilp(item: tuple[str, Spec, dict[str, Any]]) -> dict[str, Any]:
+        name, spec, r = item
         q = run_once(spec, "ilp", limit)
-        ilp_rows.append(
-            {"network": name, "limit": limit, "exact_peak": r["peak"]}
-            | {"exact_bound": r["bound"], **q}
-        )
         print(f"{name}: ilp peak {q['peak']:,} bound {q['bound']:,}", flush=True)
+        return {"network": name, "limit": limit, "exact_peak": r["peak"]} | {
+            "exact_bound": r["bound"],
+            **q,
+        }
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        ilp_rows = list(pool.map(one_ilp, ilp_plan))
     text = markdown(rows, ilp_rows, args.limits)
     args.out.write_text(text)
     args.out.with_name("results-randwire.json").write_text(

@@ -1006,6 +1006,8 @@ def exact(
                 say(f"decision: order found at {answer.peak:,}")
             else:
                 say(f"decision: stopped ({answer.status}) within {limit:,}")
+                if answer.status == "memory":
+                    stats["memory_capped"] = True
                 return False, low
         return True, low
 
@@ -1071,7 +1073,7 @@ def exact(
                     continue  # the segment is proven; the next ones are searched as usual
             proven = False
             stats["gave_up"] = stats.get("gave_up", False) or isinstance(stop, _GiveUp)
-            if capped and local_search:
+            if stats["memory_capped"] and local_search:
                 improve(deadline)  # the memory-bounded local search for the time left
             break
         expanded += search.expanded
