@@ -215,9 +215,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "Caveats: states/s includes the engine's setup (fusion, heuristics, the core's "
         "tables; about 0.05-0.1 s), so short proofs understate the core's rate. The core "
-        "checks the memory cap every 1,024 expansions against its capacity bytes, so it "
-        "stops up to one growth step above the cap, and its max RSS also holds the copy a "
-        "vector makes while it doubles; the Python search checks an estimate (about 300 "
+        "checks the memory cap every 1,024 expansions against its capacity bytes plus "
+        "what a rehash or a vector doubling within the next 1,024 expansions could "
+        "allocate, so it stops before passing the cap; the Python search checks an "
+        "estimate (about 300 "
         "bytes per state), so capped runs of the two engines stop at different states and "
         "their bounds differ. Uncapped runs expand the same states in the same order "
         "(`tests/test_exact_core.py`).",
