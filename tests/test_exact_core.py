@@ -23,6 +23,7 @@ from serenity.schedule.exact import (
     _compile,
     _Exhausted,
     _GiveUp,
+    _Ops,
     _Search,
     _Timeout,
     _trace,
@@ -58,6 +59,19 @@ def _events(search: _Search, budget: int | None, runs: int = 1 << 30) -> list[tu
     return events
 
 
+def _segment(p: Problem, inplace: bool, cut: tuple[float, float]) -> tuple[_Ops, int, int, int]:
+    """(ops, start, goal, memory at start) of the segment between two prefixes of an order."""
+    ops = _compile(p, inplace)
+    order = p.topological_order()
+    start_mem = simulate(p, order, inplace=inplace).initial_bytes
+    _, before = _trace(ops, 0, start_mem, order)
+    i = int(cut[0] * len(order))
+    j = i + int(cut[1] * (len(order) - i))
+    start = sum(1 << v for v in order[:i])
+    goal = start | sum(1 << v for v in order[i:j])
+    return ops, start, goal, before[i] if i < len(order) else 0
+
+
 def _both(
     p: Problem,
     inplace: bool,
@@ -70,15 +84,7 @@ def _both(
     runs: int = 1 << 30,
 ) -> list[tuple[object, ...]]:
     """The events of core and Python on the segment between two prefixes of an order."""
-    ops = _compile(p, inplace)
-    order = p.topological_order()
-    start_mem = simulate(p, order, inplace=inplace).initial_bytes
-    _, before = _trace(ops, 0, start_mem, order)
-    i = int(cut[0] * len(order))
-    j = i + int(cut[1] * (len(order) - i))
-    start = sum(1 << v for v in order[:i])
-    goal = start | sum(1 << v for v in order[i:j])
-    mem = before[i] if i < len(order) else 0
+    ops, start, goal, mem = _segment(p, inplace, cut)
     upper = 1 << 60 if slack is None else bound + slack
     found = []
     for core in (True, False):
@@ -194,17 +200,11 @@ def test_a_core_search_past_its_deadline_resumes_with_a_new_one() -> None:
     assert search.memory_bytes is not None and search.memory_bytes < 10_000
 
 
-def _decisions(p: Problem, inplace: bool, free_moves: bool, cut: tuple[float, float], limit: int):
+def _decisions(
+    p: Problem, inplace: bool, free_moves: bool, cut: tuple[float, float], limit: int
+) -> tuple[object, ...]:
     """(status, order, peak, visited, dead, bound) of core and Python on one segment."""
-    ops = _compile(p, inplace)
-    order = p.topological_order()
-    start_mem = simulate(p, order, inplace=inplace).initial_bytes
-    _, before = _trace(ops, 0, start_mem, order)
-    i = int(cut[0] * len(order))
-    j = i + int(cut[1] * (len(order) - i))
-    start = sum(1 << v for v in order[:i])
-    goal = start | sum(1 << v for v in order[i:j])
-    mem = before[i] if i < len(order) else 0
+    ops, start, goal, mem = _segment(p, inplace, cut)
     found = []
     for core in (True, False):
         search = _Search(

@@ -370,19 +370,8 @@ class Core : public CoreBase {
                 return DONE;
             }
             // Steps: (v, during, after), ascending v.
-            steps_.clear();
-            const Mask<W>* open_block = nullptr;
-            if (e.last >= 0 && has_block_[e.last]) open_block = &block_[e.last];
-            Mask<W> rest = e.ready;
-            if (open_block)
-                for (int i = 0; i < W; ++i) rest.w[i] &= open_block->w[i];
             Mask<W> done = e.done;
-            for_bits(rest, [&](int v) {
-                if (has_wait_[v] && !wait_[v].subset_of(done)) return;  // delayed
-                i64 during, after;
-                step(done, e.mem, v, during, after);
-                steps_.push_back({v, during, after});
-            });
+            const Mask<W>* open_block = moves(done, e.mem, e.last, e.ready);
             if (steps_.empty()) throw std::runtime_error("no op can run: the goal is no downset");
             i64 h = steps_[0].during;
             for (const Step& s : steps_) h = std::min(h, s.during);
@@ -413,10 +402,7 @@ class Core : public CoreBase {
                 nxt.set(s.v);
                 if (s.during > upper || closed_.find(nxt) != -2) continue;
                 Entry<W> c;
-                c.ready = e.ready;
-                c.ready.flip(s.v);
-                for (int x : t_.succs[s.v])
-                    if (pred_[x].subset_of(nxt)) c.ready.set(x);
+                c.ready = next_ready(e.ready, s.v, nxt);
                 ++counter_;
                 c.f = std::max(e.f, s.during);
                 c.negdepth = e.negdepth - 1;
@@ -490,11 +476,7 @@ class Core : public CoreBase {
             }
             ++f.i;
             ++visited;
-            Mask<W> ready = f.ready;
-            ready.flip(s.v);
-            for (int x : t_.succs[s.v])
-                if (pred_[x].subset_of(nxt)) ready.set(x);
-            push_frame(nxt, s.after, ready, s.v, s.during);
+            push_frame(nxt, s.after, next_ready(f.ready, s.v, nxt), s.v, s.during);
         }
         deciding_ = false;
         return NONE;
@@ -539,6 +521,31 @@ class Core : public CoreBase {
             if (in.size > saved && all_done(in, after)) saved = in.size;
         during = mem + t_.out_bytes[v] - saved;
         after_mem = mem + t_.out_bytes[v] - freed;
+    }
+
+    // Fills steps_ with the steps (v, during, after) allowed from a state, ascending v
+    // (exact._Search._moves); returns the block `last` left open, or nullptr.
+    const Mask<W>* moves(const Mask<W>& done, i64 mem, int last, const Mask<W>& ready) {
+        const Mask<W>* open_block = (last >= 0 && has_block_[last]) ? &block_[last] : nullptr;
+        Mask<W> rest = ready;
+        if (open_block)
+            for (int i = 0; i < W; ++i) rest.w[i] &= open_block->w[i];
+        steps_.clear();
+        for_bits(rest, [&](int v) {
+            if (has_wait_[v] && !wait_[v].subset_of(done)) return;  // delayed
+            i64 during, after;
+            step(done, mem, v, during, after);
+            steps_.push_back({v, during, after});
+        });
+        return open_block;
+    }
+
+    // The ready mask after v ran (exact._Search._next_ready); nxt holds v.
+    Mask<W> next_ready(Mask<W> ready, int v, const Mask<W>& nxt) const {
+        ready.flip(v);
+        for (int x : t_.succs[v])
+            if (pred_[x].subset_of(nxt)) ready.set(x);
+        return ready;
     }
 
     // Index into steps_ of the free move (exact._Search._free), or -1.
@@ -588,20 +595,15 @@ class Core : public CoreBase {
     // Pushes the frame of set `done` (reached by op `v`, whose step was `during`):
     // its steps within the limit, or the free move alone, the least memory left first.
     void push_frame(const Mask<W>& done, i64 mem, const Mask<W>& ready, int v, i64 during) {
-        const Mask<W>* open_block = (v >= 0 && has_block_[v]) ? &block_[v] : nullptr;
-        Mask<W> rest = ready;
-        if (open_block)
-            for (int i = 0; i < W; ++i) rest.w[i] &= open_block->w[i];
-        steps_.clear();
-        for_bits(rest, [&](int x) {
-            if (has_wait_[x] && !wait_[x].subset_of(done)) return;  // delayed
-            i64 d, a;
-            step(done, mem, x, d, a);
-            if (d <= limit_)
-                steps_.push_back({x, d, a});
-            else if (d < next_level)
-                next_level = d;
-        });
+        const Mask<W>* open_block = moves(done, mem, v, ready);
+        size_t kept = 0;  // keep the steps within the limit, in order
+        for (const Step& s : steps_) {
+            if (s.during <= limit_)
+                steps_[kept++] = s;
+            else if (s.during < next_level)
+                next_level = s.during;
+        }
+        steps_.resize(kept);
         size_t begin = arena_.size();
         int k = use_free_moves ? free_step(limit_, done, mem, open_block != nullptr) : -1;
         if (k >= 0) {

@@ -110,32 +110,22 @@ def within(
     """
     if search._core is not None:
         return _within_core(search, limit, deadline, max_bytes, tick)
-    from serenity.schedule.exact import _step
-
-    ops, goal, wait, block = search.ops, search.goal, search.wait, search.block
-    pred_mask, succs = ops.pred_mask, ops.succs
+    goal = search.goal
     use_free = search.use_free_moves
     per_entry = sys.getsizeof(goal) + 40  # the int and its slot in the set
     dead: set[int] = set()
     visited = 0
-    above = [1 << 62]  # the smallest step seen above the limit: the next level
+    above = 1 << 62  # the smallest step seen above the limit: the next level
 
     def successors(done: int, mem: int, last: int, ready: int) -> list[tuple[int, int, int]]:
-        open_block = block[last] if last >= 0 else 0
-        rest = ready & open_block if open_block else ready
+        nonlocal above
+        moves, open_block = search._moves(done, mem, last, ready)
         steps = []
-        while rest:
-            low = rest & -rest
-            rest ^= low
-            v = low.bit_length() - 1
-            w = wait[v]
-            if w and w & ~done:
-                continue  # delayed: some order within the limit runs it later
-            s = (v, *_step(ops, done, mem, v))
+        for s in moves:
             if s[1] <= limit:
                 steps.append(s)
-            elif s[1] < above[0]:
-                above[0] = s[1]
+            elif s[1] < above:
+                above = s[1]
         if use_free:
             free = search._free(steps, limit, done, mem, open_block)
             if free is not None:
@@ -148,7 +138,7 @@ def within(
         return Decision("none", None, 0, 0, 0, search.start_mem)
     start = search.start
     ready0 = search._ready(start)
-    # Frames: [done, mem, ready, successors, next index, peak so far].
+    # Frames: [done, mem, ready, successors, next index]; path and peaks run beside them.
     stack = [[start, search.start_mem, ready0, successors(start, search.start_mem, -1, ready0), 0]]
     path: list[int] = []
     peaks: list[int] = [search.start_mem]
@@ -178,14 +168,11 @@ def within(
                 return Decision("timeout", None, 0, visited, len(dead))
             if max_bytes is not None and len(dead) * per_entry >= max_bytes:
                 return Decision("memory", None, 0, visited, len(dead))
-        nready = ready ^ (1 << v)
-        for s in succs[v]:
-            if goal >> s & 1 and pred_mask[s] & ~nxt == 0:
-                nready |= 1 << s
+        nready = search._next_ready(ready, v, nxt)
         stack.append([nxt, after, nready, successors(nxt, after, v, nready), 0])
         path.append(v)
         peaks.append(during)
-    return Decision("none", None, 0, visited, len(dead), above[0])
+    return Decision("none", None, 0, visited, len(dead), above)
 
 
 def _within_core(
@@ -214,9 +201,7 @@ def _within_core(
                 order = [search._local[v] for v in core.order]
                 return Decision("found", order, core.peak, core.visited, core.dead_count)
             if status == _core.NONE:
-                return Decision(
-                    "none", None, 0, core.visited, core.dead_count, core.next_level
-                )
+                return Decision("none", None, 0, core.visited, core.dead_count, core.next_level)
             if status != _core.SLICE:
                 stop = "timeout" if status == _core.TIMEOUT else "memory"
                 return Decision(stop, None, 0, core.visited, core.dead_count)

@@ -519,11 +519,38 @@ class _Search:
         """Bytes held by the compiled core's heap and closed set (None in Python)."""
         return None if self._core is None else self._core.bytes
 
+    def _moves(
+        self, done: int, mem: int, last: int, ready: int
+    ) -> tuple[list[tuple[int, int, int]], int]:
+        """The steps ``(v, footprint, memory after)`` allowed from a state, in
+        ascending ``v`` (delay blocks applied), and the mask of the block ``last``
+        left open (0 if none)."""
+        ops, wait = self.ops, self.wait
+        open_block = self.block[last] if last >= 0 else 0
+        rest = ready & open_block if open_block else ready
+        steps = []
+        while rest:
+            low = rest & -rest
+            rest ^= low
+            v = low.bit_length() - 1
+            w = wait[v]
+            if w and w & ~done:
+                continue  # delayed: some optimal order runs it later
+            steps.append((v, *_step(ops, done, mem, v)))
+        return steps, open_block
+
+    def _next_ready(self, ready: int, v: int, nxt: int) -> int:
+        """The ready mask after ``v`` ran (``nxt``: the executed set with ``v``)."""
+        pred_mask, goal = self.ops.pred_mask, self.goal
+        ready ^= 1 << v
+        for s in self.ops.succs[v]:
+            if goal >> s & 1 and pred_mask[s] & ~nxt == 0:
+                ready |= 1 << s
+        return ready
+
     def _run_python(self) -> tuple[list[int], int]:
         """The reference implementation of :meth:`run` (the core is a port of it)."""
-        goal = self.goal
-        pred_mask, succs, wait, block = self.ops.pred_mask, self.ops.succs, self.wait, self.block
-        ops, came, heap = self.ops, self.came, self.heap
+        goal, came, heap = self.goal, self.came, self.heap
         counter = len(heap) + self.expanded  # any fresh tie-breaker keeps it deterministic
         while heap:
             entry = heapq.heappop(heap)
@@ -542,17 +569,7 @@ class _Search:
                 came[done] = last
                 self.level = max(self.level, f)
                 return self._path(came, done), g
-            steps = []
-            open_block = block[last] if last >= 0 else 0
-            rest = ready & open_block if open_block else ready
-            while rest:
-                low = rest & -rest
-                rest ^= low
-                v = low.bit_length() - 1
-                w = wait[v]
-                if w and w & ~done:
-                    continue  # delayed: some optimal order runs it later
-                steps.append((v, *_step(ops, done, mem, v)))
+            steps, open_block = self._moves(done, mem, last, ready)
             h = min(during for _, during, _ in steps)
             if h > f:  # lazy heuristic: re-queue with the sharper key
                 counter += 1
@@ -571,10 +588,7 @@ class _Search:
                 nxt = done | (1 << v)
                 if during > self.upper or nxt in came:
                     continue
-                nready = ready ^ (1 << v)
-                for s in succs[v]:
-                    if goal >> s & 1 and pred_mask[s] & ~nxt == 0:
-                        nready |= 1 << s
+                nready = self._next_ready(ready, v, nxt)
                 counter += 1
                 heapq.heappush(
                     heap,
@@ -591,8 +605,7 @@ class _Search:
 
         Complexity: O(segment ops x width x ready ops x degree).
         """
-        ops, goal, wait, block = self.ops, self.goal, self.wait, self.block
-        pred_mask, succs = ops.pred_mask, ops.succs
+        goal = self.goal
         layer = {self.start: (self.start_mem, self.start_mem, -1, self._ready(self.start))}
         parents: list[dict[int, tuple[int, int]]] = []
         while self.start.bit_count() + len(parents) < goal.bit_count():
@@ -601,16 +614,7 @@ class _Search:
             nxt: dict[int, tuple[int, int, int, int]] = {}
             back: dict[int, tuple[int, int]] = {}
             for done, (g, mem, last, ready) in layer.items():
-                open_block = block[last] if last >= 0 else 0
-                rest = ready & open_block if open_block else ready
-                steps = []
-                while rest:
-                    low = rest & -rest
-                    rest ^= low
-                    v = low.bit_length() - 1
-                    w = wait[v]
-                    if not (w and w & ~done):
-                        steps.append((v, *_step(ops, done, mem, v)))
+                steps, open_block = self._moves(done, mem, last, ready)
                 free = self._free(steps, max(g, self.bound), done, mem, open_block)
                 for v, during, after in [free] if free is not None else steps:
                     nd = done | 1 << v
@@ -618,11 +622,7 @@ class _Search:
                     old = nxt.get(nd)
                     if old is not None and (old[0], old[1]) <= key:
                         continue
-                    nready = ready ^ (1 << v)
-                    for x in succs[v]:
-                        if goal >> x & 1 and pred_mask[x] & ~nd == 0:
-                            nready |= 1 << x
-                    nxt[nd] = (*key, v, nready)
+                    nxt[nd] = (*key, v, self._next_ready(ready, v, nd))
                     back[nd] = (done, v)
             if not nxt:
                 return None
