@@ -99,7 +99,7 @@ def test_sigint_keeps_finished_results_and_a_rerun_finishes(
 ) -> None:
     d = tmp_path / "models"
     d.mkdir()
-    n = 40
+    n = 80  # enough that a loaded machine does not finish before the poll sees 3
     for i in range(n):
         _write(d, f"t{i:02d}.onnx", tiny(seed=i))
     out = tmp_path / "r.jsonl"

@@ -8,8 +8,11 @@ schedule per set is all that must be kept. On top of that:
 footprint along it, ``g``; states are expanded in order of
 ``f = max(g, h(S), L)`` where ``h(S)`` is the footprint of the cheapest next
 step (no completion can avoid taking some next step) and ``L`` is a proven
-global lower bound. ``f`` never decreases along a path and ``h`` is
-consistent, so the first time the full set is taken from the queue its ``f`` is
+global lower bound: the larger of the per-op bound and the width bound
+(:mod:`serenity.memory.bounds`: outputs whose lifetimes overlap in every
+order form a graph, and some step holds as many of them as its treewidth
+plus one; on random-wired graphs it is the stronger one). ``f`` never
+decreases along a path and ``h`` is consistent, so the first time the full set is taken from the queue its ``f`` is
 the optimum: nothing above the optimum is ever expanded.
 
 **Clamping at the lower bound.** Every order peaks at ``L`` or more, so two
@@ -186,6 +189,7 @@ from dataclasses import dataclass, replace
 
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
+from serenity.memory.bounds import width_bound
 from serenity.schedule.decide import within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
@@ -914,11 +918,19 @@ def exact(
     deadline = None if options.time_limit is None else started + options.time_limit
     order = _seed_order(problem, options)
     timeline = simulate(problem, order, inplace=options.inplace)
-    bound = lower_bound(problem, inplace=options.inplace)
-    stats: dict[str, object] = {"heuristic_peak": timeline.peak_bytes, "trivial_bound": bound}
+    trivial = lower_bound(problem, inplace=options.inplace)
+    width = width_bound(problem, inplace=options.inplace)
+    bound = max(trivial, width)
+    stats: dict[str, object] = {
+        "heuristic_peak": timeline.peak_bytes,
+        "trivial_bound": trivial,
+        "width_bound": width,
+    }
     if timeline.peak_bytes <= bound:
         stats.update(segments=0, searched=0, expanded=0, free_moves=0)
-        return result_from_order(problem, order, "exact", options, started=started, stats=stats)
+        return result_from_order(
+            problem, order, "exact", options, started=started, bound=bound, stats=stats
+        )
 
     ops = _compile(problem, options.inplace, delay)
     segments = _segments(problem, order) if decompose else [order]

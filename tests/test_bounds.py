@@ -1,0 +1,149 @@
+"""The width bound (serenity.memory.bounds): a lower bound on every order's peak.
+
+Checked against the exhaustive optimum on random graphs in both memory models,
+on graphs built like RandWire stages (node outputs summed one Add at a time,
+where the bound beats the per-op one), and its treewidth bounds against the
+exact treewidth of small random graphs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from functools import cache
+
+from helpers import problems
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_exact_rules import oracle_optimum, wired
+
+from serenity import Problem, ScheduleOptions
+from serenity.memory import lower_bound
+from serenity.memory.bounds import minor_min_width, width_bound
+from serenity.schedule.exact import exact
+
+MANY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def treewidth(adj: list[set[int]]) -> int:
+    """Exact treewidth by the elimination-order recursion over vertex subsets."""
+    n = len(adj)
+
+    def q(eliminated: frozenset[int], v: int) -> int:
+        # Vertices outside eliminated + {v} reachable from v through eliminated ones.
+        seen, stack, found = {v}, [v], set()
+        while stack:
+            x = stack.pop()
+            for y in adj[x]:
+                if y in seen:
+                    continue
+                seen.add(y)
+                if y in eliminated:
+                    stack.append(y)
+                else:
+                    found.add(y)
+        return len(found)
+
+    @cache
+    def tw(eliminated: frozenset[int]) -> int:
+        if len(eliminated) == n:
+            return -1
+        return min(
+            max(tw(eliminated | {v}), q(eliminated, v)) for v in range(n) if v not in eliminated
+        )
+
+    return tw(frozenset())
+
+
+@st.composite
+def graphs(draw: st.DrawFn) -> list[set[int]]:
+    n = draw(st.integers(1, 8))
+    adj: list[set[int]] = [set() for _ in range(n)]
+    for u, w in itertools.combinations(range(n), 2):
+        if draw(st.booleans()):
+            adj[u].add(w)
+            adj[w].add(u)
+    return adj
+
+
+@MANY
+@given(graphs())
+def test_treewidth_bounds_never_exceed_the_treewidth(adj: list[set[int]]) -> None:
+    exact_tw = treewidth(adj)
+    assert minor_min_width(adj) <= exact_tw
+
+
+def test_treewidth_bounds_on_known_graphs() -> None:
+    def clique(n: int) -> list[set[int]]:
+        return [set(range(n)) - {v} for v in range(n)]
+
+    cycle = [{(v - 1) % 7, (v + 1) % 7} for v in range(7)]
+    path = [{w for w in (v - 1, v + 1) if 0 <= w < 6} for v in range(6)]
+    assert minor_min_width(clique(6)) == 5
+    assert minor_min_width(cycle) == 2
+    assert minor_min_width(path) == 1
+    assert minor_min_width([set(), set()]) == 0
+
+
+@MANY
+@given(st.data(), st.booleans())
+def test_width_bound_never_exceeds_the_optimum(data: st.DataObject, inplace: bool) -> None:
+    p = data.draw(problems(max_ops=8, inplace=inplace))
+    assert width_bound(p, inplace=inplace) <= oracle_optimum(p, inplace)
+
+
+@MANY
+@given(wired(), st.booleans())
+def test_width_bound_on_wired_graphs(p: Problem, inplace: bool) -> None:
+    assert width_bound(p, inplace=inplace) <= oracle_optimum(p, inplace)
+
+
+def summed_stage(nodes: int, p_edge: float, seed: int, size: int = 4) -> Problem:
+    """A RandWire-like stage: a random DAG on ``nodes`` nodes whose node sums its
+    inputs one binary Add at a time, then applies a unary op (every op reads at most
+    two tensors, so the per-op bound stays at three tensors)."""
+    rng = random.Random(seed)
+    names: list[str] = []
+    sizes = [size]  # tensor 0: the stage input
+    ins: list[list[int]] = []
+    outs: list[list[int]] = []
+
+    def op(reads: list[int]) -> int:
+        sizes.append(size)
+        names.append(f"op{len(names)}")
+        ins.append(reads)
+        outs.append([len(sizes) - 1])
+        return len(sizes) - 1
+
+    node_out: list[int] = []
+    for j in range(nodes):
+        preds = [node_out[i] for i in range(j) if rng.random() < p_edge] or [0]
+        acc = preds[0]
+        for t in preds[1:]:
+            acc = op([acc, t])
+        node_out.append(op([acc]))
+    read = {t for r in ins for t in r}
+    sinks = [t for t in node_out if t not in read]
+    acc = sinks[0]
+    for t in sinks[1:]:
+        acc = op([acc, t])
+    return Problem(names, sizes, ins, outs, [0], [acc], inplace_inputs=[r[:1] for r in ins])
+
+
+def test_width_bound_beats_the_per_op_bound_on_summed_stages() -> None:
+    raised = 0
+    for seed in range(12):
+        p = summed_stage(9, 0.55, seed)
+        for inplace in (False, True):
+            optimum = oracle_optimum(p, inplace)
+            width = width_bound(p, inplace=inplace)
+            assert width <= optimum, (seed, inplace)
+            raised += width > lower_bound(p, inplace=inplace)
+    assert raised >= 6  # the bound is not vacuous on these graphs
+
+
+def test_exact_reports_the_width_bound_and_stays_optimal() -> None:
+    p = summed_stage(9, 0.55, 3)
+    r = exact(p, ScheduleOptions())
+    assert r.optimal and r.peak_bytes == oracle_optimum(p)
+    assert r.stats["width_bound"] >= width_bound(p) > lower_bound(p)
