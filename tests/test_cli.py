@@ -70,6 +70,8 @@ def test_inspect(design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert data["baseline_peak_bytes"] == 34_816
     assert data["best_heuristic_peak_bytes"] == 13_312
     assert data["lower_bound_bytes"] <= 13_312
+    assert 0 < data["width_bound_bytes"] <= 13_312
+    assert "width bound" in stdout
     assert data["largest_tensor_bytes"] == 8192
     assert design.read_bytes() == before
 

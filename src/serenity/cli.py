@@ -40,6 +40,7 @@ from serenity.cli_options import add_inplace, add_input_shape, add_method, add_t
 from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
 from serenity.io.outputs import check_new_file, os_error_message, transaction, write_bytes
+from serenity.memory.bounds import width_bound
 from serenity.memory.offchip import format_size, parse_sizes
 from serenity.offchip import bench_reduction
 from serenity.plan import (
@@ -318,6 +319,12 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
         f"{best.lower_bound_bytes:,} B",
         f"{_kib(best.lower_bound_bytes)} KiB, no search (schedule proves a stronger one)",
     )
+    width = width_bound(p, inplace=args.inplace)
+    table.add_row(
+        "width bound",
+        f"{width:,} B",
+        f"{_kib(width)} KiB, outputs alive together in every order (docs/memory-model.md)",
+    )
     table.add_row(
         "best heuristic peak",
         f"{best.peak_bytes:,} B",
@@ -341,6 +348,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
                 "baseline_peak_bytes": base.peak_bytes,
                 "lower_bound_bytes": best.lower_bound_bytes,
                 "lower_bound_kind": "trivial",
+                "width_bound_bytes": width,
                 "best_heuristic_peak_bytes": best.peak_bytes,
                 "best_heuristic": best.stats["chosen"],
                 "inplace": args.inplace,

@@ -71,6 +71,7 @@ from serenity._cpsat import warm_start
 from serenity.errors import UsageError
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
+from serenity.memory.bounds import width_bound
 from serenity.schedule.fusion import Fusion, fuse
 from serenity.schedule.heuristics import best_heuristic_order
 from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
@@ -447,7 +448,10 @@ def ilp(
     hint = _fused_hint(fusion, base_order, inplace) if fusion else base_order
     hint_peak = simulate(target, hint, inplace=inplace).peak_bytes
     stats["hint_peak"] = hint_peak
-    model = build_model(target, inplace, hint, min(hint_peak, base_peak), trivial, prune=prune)
+    width = width_bound(target, inplace=inplace)  # fusion keeps the optimum
+    stats["width_bound"] = width
+    floor = max(trivial, width)
+    model = build_model(target, inplace, hint, min(hint_peak, base_peak), floor, prune=prune)
     stats.update(model.size)
     stats["build_seconds"] = round(time.perf_counter() - started, 3)
     remaining = None
