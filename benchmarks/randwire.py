@@ -14,6 +14,7 @@ the stretch graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the
 largest of ``--limits``. Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
 (2 by default, one per core). Reported: the order's peak, the proven lower bound, the
+bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`), the
 gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
 process, states expanded, max RSS (and the process's RSS before the run: imports,
 the problem and its fusion), whether the
@@ -69,6 +70,8 @@ def _child(spec: Spec, method: str, limit: float, queue: Any) -> None:
         {
             "peak": r.peak_bytes,
             "bound": r.lower_bound_bytes,
+            "width_bound": r.stats.get("width_bound") or 0,
+            "trivial_bound": r.stats.get("trivial_bound") or 0,
             "optimal": r.optimal,
             "gap": r.gap,
             "wall_s": time.perf_counter() - wall,
@@ -122,9 +125,9 @@ def markdown(
     rows: list[dict[str, Any]], ilp_rows: list[dict[str, Any]], limits: list[float]
 ) -> str:
     head = (
-        "| network | ops | fused | limit s | peak | bound | gap | proven | CPU s | wall s "
-        "| states | max RSS MB (before) | notes |\n"
-        "|---|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---|\n"
+        "| network | ops | fused | limit s | peak | bound | trivial / width bound | gap | proven "
+        "| CPU s | wall s | states | max RSS MB (before) | notes |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---|\n"
     )
     lines = []
     for r in rows:
@@ -137,7 +140,8 @@ def markdown(
             )
         lines.append(
             f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
-            f"{r['peak']:,} | {r['bound']:,} | {100 * r['gap']:.1f}% | "
+            f"{r['peak']:,} | {r['bound']:,} | {r['trivial_bound']:,} / {r['width_bound']:,} | "
+            f"{100 * r['gap']:.1f}% | "
             f"{'yes' if r['optimal'] else 'no'} | {r['cpu_s']:.1f} | {r['wall_s']:.1f} | "
             f"{(r['expanded'] or 0):,} | {_mb(r['max_rss_mb'])} ({_mb(r['rss_before_mb'])}) | "
             f"{', '.join(notes)} |"
