@@ -259,3 +259,38 @@ def test_the_core_decision_search_stops_at_its_budgets_and_frees_its_sets() -> N
     assert within(search, best - 1, max_bytes=0).status == "memory"
     assert search._core is not None and search._core.dead_count == 0
     assert within(search, best - 1).status == "none"
+
+
+def test_the_core_dead_sets_stop_before_the_cap_or_answer_as_python() -> None:
+    # 25,222 dead sets: several arena blocks and table rebuilds; uncapped, the table
+    # doubles past load 3/4, under a tighter cap it fills up to 9/10 instead.
+    p = _random_dag(110, 16)
+    best = exact(p, ScheduleOptions()).peak_bytes
+    reference = _decisions(p, False, True, (0.0, 1.0), best - 1)  # core == Python
+    assert reference[0] == "none" and reference[4] > 20_000
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    start_mem = simulate(p, p.topological_order()).initial_bytes
+    core = _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=True)._core
+    assert core is not None
+
+    def run(cap: int) -> tuple[int, tuple[int, int, int], int]:
+        """(status, (visited, dead, next level), most bytes held at once)."""
+        status = core.decide(best - 1, 1e30, cap, 1e9)
+        answer = (status, (core.visited, core.dead_count, core.next_level), core.decide_peak_bytes)
+        core.decide_reset()
+        return answer
+
+    status, counts, peak = run(-1)
+    assert status == exact_module._core.NONE and counts == tuple(reference[3:])
+    base = run(0)[2]  # the empty set and the frames: allocated before the first check
+    caps, answered = range(peak // 16, 2 * peak, peak // 16), []
+    for cap in caps:
+        status, found, held = run(cap)
+        assert held <= max(cap, base)  # stopped before any allocation passed the cap
+        assert status == exact_module._core.MEMORY_CAP or (status, found) == (
+            exact_module._core.NONE,
+            counts,
+        )
+        if status != exact_module._core.MEMORY_CAP:
+            answered.append(cap)
+    assert answered and answered[0] < peak and answered[-1] == caps[-1]

@@ -12,8 +12,18 @@
 // global order, so masks compare as the Python integers do. Masks are W 64-bit words
 // (a template parameter); the Python side picks the smallest W that fits.
 //
+// It also ports the decision search ``serenity.schedule.decide.within`` (Core::decide):
+// same visits, same first order found and same next level as the reference. Its dead
+// sets live in a DeadSet, not a Closed<W>: each mask in ceil(n / 64) words in an arena of
+// fixed blocks, an 8-byte slot (arena index, 32-bit hash tag) per table entry, load 3/4
+// (9/10 when doubling would pass the cap): 43-44 B per dead set on the 167-180-op
+// segments of RandWire WS N=48 where Closed<4> took 72-144 B plus a rehash's copy. Its
+// memory cap is checked every 1,024 visits against every byte the set could allocate
+// before the next check (blocks, a table rebuild), so it stops before passing it.
+//
 // Complexity per expansion: O(ready ops x (inputs x consumers + successors)) plus
-// O(W log states) for the heap and O(W) expected for the closed table.
+// O(W log states) for the heap and O(W) expected for the closed table; per decision
+// visit the same step work plus O(n / 64) expected for the dead sets.
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -38,6 +48,18 @@ enum Status : int {
     DONE = 0, SLICE = 1, TIMEOUT = 2, GIVE_UP = 3, MEMORY_CAP = 4, EXHAUSTED = 5,
     FOUND = 6, NONE = 7  // decide(): an order within the limit; none exists
 };
+
+// A 64-bit hash of k words (splitmix64 steps chained).
+inline u64 hash_words(const u64* w, int k) {
+    u64 h = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < k; ++i) {
+        u64 x = w[i] + h;
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        h = x ^ (x >> 31);
+    }
+    return h;
+}
 
 template <int W>
 struct Mask {
@@ -72,16 +94,7 @@ struct Mask {
             if (w[i]) return true;
         return false;
     }
-    u64 hash() const {
-        u64 h = 0x9E3779B97F4A7C15ull;
-        for (int i = 0; i < W; ++i) {
-            u64 x = w[i] + h;
-            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-            x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-            h = x ^ (x >> 31);
-        }
-        return h;
-    }
+    u64 hash() const { return hash_words(w, W); }
 };
 
 // Calls f(v) for every set bit v of m & filter, in ascending order.
@@ -152,6 +165,121 @@ class Closed {
     std::vector<Mask<W>> keys_;
     std::vector<int> last_;
     size_t size_ = 0;
+};
+
+// The decision search's dead sets: exact membership of masks stored in k words each
+// (k = ceil(n / 64), a runtime value, not the template's W).
+//
+// Masks sit in an arena of fixed blocks of kBlock masks (growth adds a block, never
+// copies). A table of 8-byte slots points at them: the arena index + 1 in the low 32
+// bits (0: empty), the hash's low 32 bits in the high ones (the slot comes from its high
+// bits), so that a probe touches the
+// arena only on a tag match (then the words are compared: no false positives). Linear
+// probing; any table size (a hash maps to slot (hash * size) >> 64). The table grows by
+// a rebuild from the arena: the old table is freed first, so a growth allocates only
+// the new one. It doubles past load 3/4, or, when room() found that the doubling would
+// not fit the budget, fills up to load 9/10 first.
+//
+// Bytes per set: 8k in the arena plus 8 / load in the table (load 3/8..9/10), e.g.
+// 57-69 B for a 359-op segment (k = 6) where Closed<8> takes 136-272 B.
+class DeadSet {
+  public:
+    static constexpr size_t kBlock = 4096;  // masks per arena block
+
+    DeadSet() { reset(1); }
+
+    // Empties the set for masks of `words` words; frees the arena.
+    void reset(int words, size_t slots = 1024) {
+        k_ = std::max(words, 1);
+        std::vector<std::unique_ptr<u64[]>>().swap(blocks_);
+        slots_ = std::vector<u64>(slots, 0);
+        size_ = 0;
+        may_double_ = true;
+        peak_ = bytes();
+    }
+    size_t size() const { return size_; }
+    size_t bytes() const { return arena_bytes() + slots_.capacity() * sizeof(u64); }
+    // The most bytes the set held at once (transients of a growth included) since reset.
+    size_t peak() const { return peak_; }
+
+    bool contains(const u64* m) const {
+        u64 h = hash_words(m, k_);
+        u64 tag = h & 0xFFFFFFFFu;
+        size_t c = slots_.size(), i = slot(h, c);
+        for (u64 s; (s = slots_[i]) != 0; i = i + 1 == c ? 0 : i + 1)
+            if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
+        return false;
+    }
+
+    void insert(const u64* m) {
+        if (contains(m)) return;
+        if (size_ + 1 >= 0xFFFFFFFFull) throw std::length_error("too many dead sets");
+        size_t c = slots_.size();
+        if (4 * (size_ + 1) > 3 * c && (may_double_ || 10 * (size_ + 1) > 9 * c))
+            rebuild(2 * c);
+        if (size_ == blocks_.size() * kBlock) {
+            size_t cap = blocks_.capacity();
+            if (blocks_.size() == cap) {
+                blocks_.reserve(next_cap(cap));
+                note_peak(cap * sizeof(std::unique_ptr<u64[]>));  // the old vector, freed
+            }
+            blocks_.emplace_back(new u64[kBlock * size_t(k_)]);  // uninitialised: no touch
+            note_peak(0);
+        }
+        std::copy(m, m + k_, at(size_));
+        place(hash_words(m, k_), size_ + 1);
+        ++size_;
+    }
+
+    // Whether `inserts` more sets fit in `avail` bytes, transients included; records
+    // whether the table may double meanwhile (else it fills up to load 9/10 first).
+    bool room(size_t inserts, size_t avail) {
+        size_t s = size_ + inserts, c = slots_.size(), grown = c;
+        while (4 * s > 3 * grown) grown *= 2;
+        // Blocks: the pointer vector may reallocate (old and new vectors at once).
+        size_t blocks = (s + kBlock - 1) / kBlock, cap = blocks_.capacity(), old_cap = 0;
+        while (cap < blocks) old_cap = cap, cap = next_cap(cap);
+        size_t arena = blocks * kBlock * size_t(k_) * sizeof(u64) +
+                       (cap + old_cap) * sizeof(std::unique_ptr<u64[]>);
+        size_t table = std::max(c, grown) * sizeof(u64);  // the old one is freed first
+        may_double_ = arena + table < avail;
+        if (may_double_) return true;
+        return 10 * s <= 9 * c && arena + c * sizeof(u64) < avail;
+    }
+
+  private:
+    static size_t next_cap(size_t cap) { return std::max<size_t>(16, 2 * cap); }
+    static size_t slot(u64 h, size_t c) {
+        return size_t((static_cast<unsigned __int128>(h) * c) >> 64);
+    }
+    size_t arena_bytes() const {
+        return blocks_.size() * kBlock * size_t(k_) * sizeof(u64) +
+               blocks_.capacity() * sizeof(std::unique_ptr<u64[]>);
+    }
+    u64* at(size_t i) const { return blocks_[i / kBlock].get() + (i % kBlock) * size_t(k_); }
+    bool same(const u64* a, const u64* b) const {
+        for (int i = 0; i < k_; ++i)
+            if (a[i] != b[i]) return false;
+        return true;
+    }
+    void place(u64 h, size_t index1) {  // index1: arena index + 1; not yet in the table
+        size_t c = slots_.size(), i = slot(h, c);
+        while (slots_[i] != 0) i = i + 1 == c ? 0 : i + 1;
+        slots_[i] = (h << 32) | index1;
+    }
+    void rebuild(size_t c) {
+        std::vector<u64>().swap(slots_);
+        slots_ = std::vector<u64>(c, 0);
+        note_peak(0);
+        for (size_t i = 0; i < size_; ++i) place(hash_words(at(i), k_), i + 1);
+    }
+    void note_peak(size_t extra) { peak_ = std::max(peak_, bytes() + extra); }
+
+    int k_ = 1;
+    std::vector<std::unique_ptr<u64[]>> blocks_;
+    std::vector<u64> slots_;
+    size_t size_ = 0, peak_ = 0;
+    bool may_double_ = true;
 };
 
 template <int W>
@@ -273,6 +401,7 @@ class CoreBase {
     virtual void decide_reset() = 0;
     virtual size_t dead_count() const = 0;
     virtual size_t decide_bytes() const = 0;
+    virtual size_t decide_peak_bytes() const = 0;
     i64 visited = 0, next_level = 0;
     i64 expanded = 0, free_moves = 0, level = 0, peak = 0;
     std::vector<int> order;  // local indices
@@ -437,6 +566,7 @@ class Core : public CoreBase {
                 return NONE;
             }
             deciding_ = true;
+            stack_.reserve(size_t(t_.n) + 1);  // the deepest path: no reallocation
             Mask<W> ready = Mask<W>::zero();
             for (int v = 0; v < t_.n; ++v)
                 if (t_.preds[v].empty()) ready.set(v);
@@ -455,7 +585,7 @@ class Core : public CoreBase {
                 return FOUND;
             }
             if (f.i == f.end) {
-                if (f.end - f.begin > 1) dead_.insert(f.done, 0);
+                if (f.end - f.begin > 1) dead_.insert(f.done.w);
                 arena_.resize(f.begin);
                 stack_.pop_back();
                 continue;
@@ -463,15 +593,14 @@ class Core : public CoreBase {
             const Step s = arena_[f.i];
             Mask<W> nxt = f.done;
             nxt.set(s.v);
-            if (dead_.find(nxt) != -2) {
+            if (dead_.contains(nxt.w)) {
                 ++f.i;
                 continue;
             }
             if (((visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
                 auto t = Clock::now();
                 if (has_deadline && t > deadline) return stop(TIMEOUT);
-                if (max_bytes >= 0 && decide_bytes() + dead_.grow_bytes(1024) >= size_t(max_bytes))
-                    return stop(MEMORY_CAP);  // before a rehash would pass the cap
+                if (!dead_room(max_bytes)) return stop(MEMORY_CAP);  // before a growth passes it
                 if (t > slice_end) return SLICE;  // back to Python; this visit is made on resume
             }
             ++f.i;
@@ -485,16 +614,15 @@ class Core : public CoreBase {
     void decide_reset() override {
         std::vector<Frame>().swap(stack_);
         std::vector<Step>().swap(arena_);
-        dead_.reset(1024);
+        dead_.reset((t_.n + 63) / 64);
         visited = 0;
         next_level = std::numeric_limits<i64>::max();
         deciding_ = false;
     }
 
     size_t dead_count() const override { return dead_.size(); }
-    size_t decide_bytes() const override {
-        return dead_.bytes() + stack_.capacity() * sizeof(Frame) + arena_.capacity() * sizeof(Step);
-    }
+    size_t decide_bytes() const override { return dead_.bytes() + frame_bytes(); }
+    size_t decide_peak_bytes() const override { return dead_.peak() + frame_bytes(); }
 
     bool use_free_moves = true;
 
@@ -619,9 +747,21 @@ class Core : public CoreBase {
         stack_.push_back({done, ready, mem, during, begin, begin, arena_.size(), v});
     }
 
+    size_t frame_bytes() const {
+        return stack_.capacity() * sizeof(Frame) + arena_.capacity() * sizeof(Step);
+    }
+
+    // Whether the dead sets may grow until the next check (at most 1,024 visits, so at
+    // most 1,024 + n + 1 frames close) within max_bytes (< 0: no cap).
+    bool dead_room(i64 max_bytes) {
+        size_t inserts = 1024 + size_t(t_.n) + 1, used = frame_bytes();
+        if (max_bytes < 0) return dead_.room(inserts, std::numeric_limits<size_t>::max());
+        return used < size_t(max_bytes) && dead_.room(inserts, size_t(max_bytes) - used);
+    }
+
     std::vector<Frame> stack_;
     std::vector<Step> arena_;
-    Closed<W> dead_;
+    DeadSet dead_;
     i64 limit_ = 0, start_mem_ = 0;
     bool deciding_ = false;
 
@@ -720,6 +860,7 @@ PYBIND11_MODULE(_core, m) {
         .def("decide_reset", &CoreBase::decide_reset, "Free the decision search's sets.")
         .def_property_readonly("dead_count", &CoreBase::dead_count)
         .def_property_readonly("decide_bytes", &CoreBase::decide_bytes)
+        .def_property_readonly("decide_peak_bytes", &CoreBase::decide_peak_bytes)
         .def_readonly("visited", &CoreBase::visited)
         .def_readonly("next_level", &CoreBase::next_level);
     m.def("make_core", &make_core, py::arg("words"), py::arg("out_bytes"), py::arg("dead_bytes"),

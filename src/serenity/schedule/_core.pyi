@@ -33,6 +33,7 @@ class Core:
     next_level: int
     dead_count: int
     decide_bytes: int
+    decide_peak_bytes: int
     def decide(self, limit: int, remaining: float, max_bytes: int, slice: float) -> int: ...
     def decide_reset(self) -> None: ...
 
