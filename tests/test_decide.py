@@ -10,6 +10,7 @@ answer.
 
 from __future__ import annotations
 
+import importlib
 import random
 
 import pytest
@@ -20,7 +21,7 @@ from test_exact_rules import _initial, oracle_optimum, wired
 from test_scheduling import brute_force
 
 from serenity import Problem, ScheduleOptions, simulate
-from serenity.schedule.decide import within
+from serenity.schedule.decide import Decision, within
 from serenity.schedule.exact import _compile, _Search, exact
 
 SOME = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -38,7 +39,8 @@ def _check(p: Problem, best: int, inplace: bool, free: bool) -> None:
     assert yes.status == "found" and yes.order is not None
     assert p.is_topological(yes.order)
     assert simulate(p, yes.order, inplace=inplace).peak_bytes == yes.peak == best
-    assert within(search, best - 1).status == "none"
+    no = within(search, best - 1)
+    assert no.status == "none" and no.bound == best  # the next level is the optimum
 
 
 @SOME
@@ -93,3 +95,44 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
     assert r.stats["memory_capped"] and r.stats["decision_visited"] > 0
     assert r.optimal and free.optimal
     assert r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_rounds_from_below_prove_the_same_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the rounds from above out of time at once, the rounds from below lift the
+    bound level by level until an order within it is found: the same optimum."""
+    monkeypatch.setattr(importlib.import_module("serenity.schedule.exact"), "FROM_BELOW_SHARE", 0)
+    p = _random_dag(seed, 30)
+    free = exact(p, ScheduleOptions(), fusion=False)
+    options = ScheduleOptions(search_memory=200_000, time_limit=600)
+    r = exact(p, options, fusion=False, local_search=False)
+    assert r.stats["decision_below"] > 0
+    assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired(max_ops=11), st.integers(1, 4), st.sampled_from([None, 0]))
+def test_rounds_from_below_never_claim_too_much(p: Problem, rounds: int, cap: int | None) -> None:
+    """Stopped after a few decision rounds (above, then from below), the engine's bound
+    is at most the optimum, and an order claimed optimal is."""
+    engine = importlib.import_module("serenity.schedule.exact")
+    best = oracle_optimum(p)
+    calls = []
+
+    def stopping(search: object, limit: int, *args: object) -> Decision:
+        calls.append(limit)
+        if len(calls) > rounds:
+            return Decision("timeout", None, 0, 0, 0)
+        return within(search, limit, *args)  # type: ignore[arg-type]
+
+    old = engine.FROM_BELOW_SHARE, engine.within
+    engine.FROM_BELOW_SHARE, engine.within = 0.0, stopping
+    try:
+        options = ScheduleOptions(search_memory=cap, time_limit=600)
+        r = exact(p, options, fusion=False, local_search=False)
+    finally:
+        engine.FROM_BELOW_SHARE, engine.within = old
+    assert r.lower_bound_bytes <= best <= r.peak_bytes
+    assert not r.optimal or r.peak_bytes == best
