@@ -81,6 +81,7 @@ def _child(spec: Spec, method: str, limit: float, queue: Any) -> None:
             "local_beams": r.stats.get("local_beams"),
             "decision_rounds": r.stats.get("decision_rounds") or 0,
             "decision_visited": r.stats.get("decision_visited") or 0,
+            "decision_below": r.stats.get("decision_below") or 0,
             "core": bool(r.stats.get("core")),
             "local_improved": r.stats.get("local_improved"),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -135,8 +136,11 @@ def markdown(
         if r["memory_capped"]:
             notes.append("memory cap")
         if r.get("decision_rounds"):
+            below = r.get("decision_below") or 0
             notes.append(
-                f"decision {r['decision_rounds']} rounds, {r['decision_visited']:,} visited"
+                f"decision {r['decision_rounds']} rounds"
+                + (f" ({below} from below)" if below else "")
+                + f", {r['decision_visited']:,} visited"
             )
         lines.append(
             f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
