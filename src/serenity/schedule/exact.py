@@ -150,7 +150,9 @@ below instead: "is there an order within the proven bound?" lifts the bound
 a footprint level per "none" and proves an order found optimal. They hold
 fewer dead sets than the best-first search held states at the same level,
 so they lift the bound past where it stopped: WS N=64 seed 0 (926 ops) from
-1,167,360 to 1,556,480 in 22 s, against 1,789,952 found. The proof when the
+1,167,360 to 1,556,480 in 22 s when started at once (by hand), and to
+1,712,128 against 1,789,952 found under the default 300 s run
+(``benchmarks/RESULTS-randwire.md``). The proof when the
 best order is optimal is the same search from either side (the last round
 from below asks for the level under it), so asking from above first loses
 nothing there and keeps the cheap dives that lower the best order. If the
