@@ -1,5 +1,6 @@
 """The memory model: simulate an order, lower bounds."""
 
+from serenity.memory.bounds import width_bound
 from serenity.memory.model import (
     Timeline,
     inplace_saving,
@@ -18,4 +19,5 @@ __all__ = [
     "peak_bytes",
     "peak_step_live_sets",
     "simulate",
+    "width_bound",
 ]
