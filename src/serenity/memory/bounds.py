@@ -15,8 +15,8 @@ the running op is live while it runs). So the peak is at least ``sigma``
 times the largest clique of that interval graph, which is its pathwidth plus
 one. Some overlaps hold in *every* order: ``u``'s interval reaches at least
 every consumer ``c`` of those outputs and every ancestor of ``c``; call that
-set ``E(u)`` (with ``u``). If ``w`` is in ``E(u)`` and ``u`` in ``E(w)``, each
-interval starts no later than the other ends. Those pairs form the *forced
+set, with ``u`` and its ancestors, ``E(u)``. If ``w`` is in ``E(u)`` and ``u``
+in ``E(w)``, each interval starts no later than the other ends. Those pairs form the *forced
 overlap graph* ``F``, a subgraph of every order's interval graph, so every
 order peaks at or above ``sigma * (pw(F) + 1)``.
 
@@ -53,6 +53,8 @@ from serenity.ir import Problem
 
 #: Distinct output sizes (largest first) the width bound is computed for.
 MAX_LEVELS = 6
+#: Graphs with more ops get no width bound (its matrices take n^2 bytes).
+MAX_OPS = 8192
 
 
 def minor_min_width(adj: Sequence[set[int]]) -> int:
@@ -115,7 +117,7 @@ def _reach(problem: Problem, sigma: int) -> tuple[list[int], np.ndarray]:
     nbytes = (n + 7) // 8
     rows = np.zeros((len(keep), nbytes), dtype=np.uint8)
     for i, u in enumerate(keep):
-        reach = 1 << u
+        reach = anc[u] | 1 << u  # its ancestors run before it in every order
         for t in problem.op_outputs[u]:
             if sizes[t] >= sigma:
                 for c in problem.consumers[t]:
@@ -129,11 +131,13 @@ def width_bound(problem: Problem, *, inplace: bool = False) -> int:
     """The width bound (module docstring): a lower bound on every order's peak.
 
     Computed for the ``MAX_LEVELS`` largest distinct output sizes; 0 for a
-    graph without ops.
+    graph without ops or with more than ``MAX_OPS`` (a valid, if useless, bound).
 
     Complexity: O(MAX_LEVELS x (n^2 / 8 + e_F x d + n log n)) for n ops and a
     forced overlap graph of e_F edges and maximum degree d.
     """
+    if problem.num_ops > MAX_OPS:
+        return 0
     sizes = problem.tensor_sizes
     produced = {sizes[t] for outs in problem.op_outputs for t in outs}
     best = 0

@@ -12,8 +12,9 @@ global lower bound: the larger of the per-op bound and the width bound
 (:mod:`serenity.memory.bounds`: outputs whose lifetimes overlap in every
 order form a graph, and some step holds as many of them as its treewidth
 plus one; on random-wired graphs it is the stronger one). ``f`` never
-decreases along a path and ``h`` is consistent, so the first time the full set is taken from the queue its ``f`` is
-the optimum: nothing above the optimum is ever expanded.
+decreases along a path and ``h`` is consistent, so the first time the full
+set is taken from the queue its ``f`` is the optimum: nothing above the
+optimum is ever expanded.
 
 **Clamping at the lower bound.** Every order peaks at ``L`` or more, so two
 partial schedules whose peaks are both at most ``L`` are equally good. Ties in
@@ -137,13 +138,14 @@ state count, a heap entry and a closed-set slot per state); at ``ScheduleOptions
 (512 MiB by default) it stops, keeps its proven bound and reports
 ``stats["memory_capped"]`` (and a progress line).
 
-**Decision search.** At the memory cap, or after the first slice, the segment is handed to :mod:`serenity.schedule.decide`: rounds
-of "is there an order below the best peak known?", each a depth-first search
-that remembers only dead branching sets (no heap, no path per set: several
-times fewer bytes per state, and several times faster per state in Python).
-An order found becomes the best; "none" proves it optimal. WS N=48 seed 0
-(700 ops): proven in 6.8 CPU s and 523 MB max RSS with the compiled core (105
-CPU s and 538 MB in pure Python), where the best-first search alone needed
+**Decision search.** At the memory cap, or after the first slice, the
+segment is handed to :mod:`serenity.schedule.decide`: rounds of "is there an
+order below the best peak known?", each a depth-first search that remembers
+only dead branching sets (no heap, no path per set: several times fewer bytes
+per state, and several times faster per state in Python). An order found
+becomes the best; "none" proves it optimal. WS N=48 seed 0 (700 ops): proven
+in 4.2-5.7 CPU s and at most 524 MB max RSS with the compiled core (105 CPU s
+and 538 MB in pure Python, measured a session earlier), where the best-first search alone needed
 14.0M states, about 280 s and 5 GB. When a round from above reaches the
 memory cap or runs past ``FROM_BELOW_SHARE`` of the limit, the rounds ask from
 below instead: "is there an order within the proven bound?" lifts the bound
@@ -152,11 +154,11 @@ fewer dead sets than the best-first search held states at the same level,
 so they lift the bound past where it stopped: WS N=64 seed 0 (926 ops) from
 1,167,360 to 1,556,480 in 22 s when started at once (by hand), and to
 1,712,128 against 1,789,952 found under the default 300 s run
-(``benchmarks/RESULTS-randwire.md``). The proof when the
-best order is optimal is the same search from either side (the last round
-from below asks for the level under it), so asking from above first loses
-nothing there and keeps the cheap dives that lower the best order. If the
-rounds from below stop too, the local search gets what is left.
+(``benchmarks/RESULTS-randwire.md``). The proof when the best order is
+optimal is the same search from either side (the last round from below asks
+for the level under it), so asking from above first loses nothing there and
+keeps the cheap dives that lower the best order. If the rounds from below
+stop too, the local search gets what is left.
 
 **Compiled core.** ``_Search.run`` hands the loop to ``serenity.schedule._core``
 (C++, built at install) when it is importable, the segment has at most 8,192
@@ -1007,9 +1009,9 @@ def exact(
 
         From below once a round from above stops at the memory cap or runs past
         ``FROM_BELOW_SHARE`` of the time limit: each round asks for an order
-        within the proven lower bound ``low``. "None" lifts
-        ``low`` to the next footprint level; an order found proves itself
-        optimal (its peak is at most ``low``). Those rounds hold fewer dead
+        within the proven lower bound ``low``. "None" lifts ``low`` to the
+        next footprint level; an order found proves itself optimal (its peak
+        is at most ``low``). Those rounds hold fewer dead
         sets (the limit is tighter), so they lift the bound past the level
         where the best-first search stopped at the same cap. Returns (proven,
         the segment's proven lower bound); a spent budget, a round from below
