@@ -9,6 +9,8 @@ optimum.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from helpers import problems
@@ -84,15 +86,35 @@ def _both(
     runs: int = 1 << 30,
 ) -> list[tuple[object, ...]]:
     """The events of core and Python on the segment between two prefixes of an order."""
-    ops, start, goal, mem = _segment(p, inplace, cut)
     upper = 1 << 60 if slack is None else bound + slack
-    found = []
+    return _same_on_both(
+        p, inplace, cut, lambda s: _events(s, budget, runs), bound, upper, free_moves, give_up
+    )
+
+
+T = TypeVar("T")
+
+
+def _same_on_both(
+    p: Problem,
+    inplace: bool,
+    cut: tuple[float, float],
+    observe: Callable[[_Search], T],
+    bound: int,
+    upper: int,
+    free_moves: bool,
+    give_up: int | None = None,
+) -> T:
+    """What ``observe`` sees of the core's and of Python's search on the segment between
+    two prefixes of an order; checked equal."""
+    ops, start, goal, mem = _segment(p, inplace, cut)
+    found: list[T] = []
     for core in (True, False):
         search = _Search(
             ops, start, goal, mem, bound, upper, None, lambda: None, free_moves, give_up, core=core
         )
         assert (search._core is not None) == core
-        found.append(_events(search, budget, runs))
+        found.append(observe(search))
     assert found[0] == found[1]
     return found[0]
 
@@ -204,16 +226,12 @@ def _decisions(
     p: Problem, inplace: bool, free_moves: bool, cut: tuple[float, float], limit: int
 ) -> tuple[object, ...]:
     """(status, order, peak, visited, dead, bound) of core and Python on one segment."""
-    ops, start, goal, mem = _segment(p, inplace, cut)
-    found = []
-    for core in (True, False):
-        search = _Search(
-            ops, start, goal, mem, 0, 1 << 60, None, lambda: None, free_moves, core=core
-        )
+
+    def decide(search: _Search) -> tuple[object, ...]:
         d = within(search, limit)
-        found.append((d.status, d.order, d.peak, d.visited, d.dead, d.bound))
-    assert found[0] == found[1]
-    return found[0]
+        return (d.status, d.order, d.peak, d.visited, d.dead, d.bound)
+
+    return _same_on_both(p, inplace, cut, decide, 0, 1 << 60, free_moves)
 
 
 @SOME

@@ -102,10 +102,11 @@ def minor_min_width(adj: Sequence[set[int]]) -> int:
     return best
 
 
-def _reach(problem: Problem, sigma: int) -> tuple[list[int], np.ndarray]:
-    """The ops with an output of ``sigma`` bytes or more, and the boolean matrix of
-    ``E`` between them: ``E[i, j]`` when op ``keep[j]`` runs no later than the last
-    reader of op ``keep[i]``'s such outputs in every order.
+def _reach(problem: Problem, sigma: int, anc: list[int]) -> np.ndarray:
+    """The boolean matrix of ``E`` between the ops ``keep`` with an output of ``sigma``
+    bytes or more: ``E[i, j]`` when op ``keep[j]`` runs no later than the last
+    reader of op ``keep[i]``'s such outputs in every order (``anc``: the problem's
+    ancestor masks).
 
     Complexity: O(n^2 / 8) bytes and time for n ops.
     """
@@ -113,7 +114,6 @@ def _reach(problem: Problem, sigma: int) -> tuple[list[int], np.ndarray]:
     keep = [
         v for v in range(problem.num_ops) if any(sizes[t] >= sigma for t in problem.op_outputs[v])
     ]
-    anc = problem.ancestor_masks()
     n = problem.num_ops
     nbytes = (n + 7) // 8
     rows = np.zeros((len(keep), nbytes), dtype=np.uint8)
@@ -125,7 +125,7 @@ def _reach(problem: Problem, sigma: int) -> tuple[list[int], np.ndarray]:
                     reach |= anc[c] | 1 << c
         rows[i] = np.frombuffer(reach.to_bytes(nbytes, "little"), dtype=np.uint8)
     full = np.unpackbits(rows, axis=1, count=n, bitorder="little").astype(bool)
-    return keep, full[:, keep]
+    return full[:, keep]
 
 
 def width_bound(problem: Problem, *, inplace: bool = False) -> int:
@@ -141,9 +141,10 @@ def width_bound(problem: Problem, *, inplace: bool = False) -> int:
         return 0
     sizes = problem.tensor_sizes
     produced = {sizes[t] for outs in problem.op_outputs for t in outs}
+    anc = problem.ancestor_masks()
     best = 0
     for sigma in sorted((s for s in produced if s > 0), reverse=True)[:MAX_LEVELS]:
-        keep, reach = _reach(problem, sigma)
+        reach = _reach(problem, sigma, anc)
         forced = reach & reach.T
         np.fill_diagonal(forced, False)
         adj = [set(np.flatnonzero(row).tolist()) for row in forced]

@@ -44,6 +44,23 @@ using i64 = std::int64_t;
 using u64 = std::uint64_t;
 using Clock = std::chrono::steady_clock;
 
+// When a run() or decide() call stops: the deadline (`remaining` seconds from now,
+// none when remaining >= 1e18) and the end of its slice.
+struct Stops {
+    bool has_deadline;
+    Clock::time_point deadline, slice_end;
+    Stops(double remaining, double slice) : has_deadline(remaining < 1e18) {
+        auto now = Clock::now();
+        auto after = [now](double s) {
+            return now + std::chrono::duration_cast<Clock::duration>(
+                             std::chrono::duration<double>(s));
+        };
+        deadline = after(has_deadline ? remaining : 0.0);
+        slice_end = after(slice);
+    }
+    bool timed_out(Clock::time_point t) const { return has_deadline && t > deadline; }
+};
+
 enum Status : int {
     DONE = 0, SLICE = 1, TIMEOUT = 2, GIVE_UP = 3, MEMORY_CAP = 4, EXHAUSTED = 5,
     FOUND = 6, NONE = 7  // decide(): an order within the limit; none exists
@@ -202,17 +219,11 @@ class DeadSet {
     // The most bytes the set held at once (transients of a growth included) since reset.
     size_t peak() const { return peak_; }
 
-    bool contains(const u64* m) const {
-        u64 h = hash_words(m, k_);
-        u64 tag = h & 0xFFFFFFFFu;
-        size_t c = slots_.size(), i = slot(h, c);
-        for (u64 s; (s = slots_[i]) != 0; i = i + 1 == c ? 0 : i + 1)
-            if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
-        return false;
-    }
+    bool contains(const u64* m) const { return contains(m, hash_words(m, k_)); }
 
     void insert(const u64* m) {
-        if (contains(m)) return;
+        u64 h = hash_words(m, k_);
+        if (contains(m, h)) return;
         if (size_ + 1 >= 0xFFFFFFFFull) throw std::length_error("too many dead sets");
         size_t c = slots_.size();
         if (4 * (size_ + 1) > 3 * c && (may_double_ || 10 * (size_ + 1) > 9 * c))
@@ -227,7 +238,7 @@ class DeadSet {
             note_peak(0);
         }
         std::copy(m, m + k_, at(size_));
-        place(hash_words(m, k_), size_ + 1);
+        place(h, size_ + 1);
         ++size_;
     }
 
@@ -261,6 +272,14 @@ class DeadSet {
         for (int i = 0; i < k_; ++i)
             if (a[i] != b[i]) return false;
         return true;
+    }
+    // Whether m (of hash h) is in the set: a tag match first, then the words.
+    bool contains(const u64* m, u64 h) const {
+        u64 tag = h & 0xFFFFFFFFu;
+        size_t c = slots_.size(), i = slot(h, c);
+        for (u64 s; (s = slots_[i]) != 0; i = i + 1 == c ? 0 : i + 1)
+            if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
+        return false;
     }
     void place(u64 h, size_t index1) {  // index1: arena index + 1; not yet in the table
         size_t c = slots_.size(), i = slot(h, c);
@@ -440,9 +459,7 @@ class Core : public CoreBase {
         e.done = Mask<W>::zero();
         e.mem = start_mem;
         e.last = -1;
-        e.ready = Mask<W>::zero();
-        for (int v = 0; v < n; ++v)
-            if (t_.preds[v].empty()) e.ready.set(v);
+        e.ready = start_ready();
         heap_.push(e);
     }
 
@@ -466,25 +483,20 @@ class Core : public CoreBase {
 
     int run(i64 upper, i64 max_expanded, double remaining, i64 give_up_at, i64 max_bytes,
             double slice) override {
-        auto now = Clock::now();
-        bool has_deadline = remaining < 1e18;
-        auto deadline = now + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(has_deadline ? remaining : 0.0));
-        auto slice_end = now + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(slice));
+        const Stops stops(remaining, slice);
         while (!heap_.empty()) {
             Entry<W> e = heap_.pop();
             if (closed_.find(e.done) != -2) continue;
             if ((expanded & 1023) == 0 || (max_expanded >= 0 && expanded >= max_expanded)) {
                 int stop = -1;
                 auto t = Clock::now();
-                if (has_deadline && t > deadline)
+                if (stops.timed_out(t))
                     stop = TIMEOUT;
                 else if (max_expanded >= 0 && expanded >= max_expanded)
                     stop = TIMEOUT;
                 else if (max_bytes >= 0 && bytes() + growth() > size_t(max_bytes))
                     stop = MEMORY_CAP;  // before a growth would pass the cap, not after
-                else if (t > slice_end)
+                else if (t > stops.slice_end)
                     stop = SLICE;  // back to Python (progress, signals); nothing changes
                 if (stop >= 0) {
                     heap_.push(e);  // resumable: nothing is lost
@@ -552,12 +564,7 @@ class Core : public CoreBase {
     // first; dead branching sets remembered. Same visits, same first order found and
     // same next level as the Python reference (tests/test_exact_core.py).
     int decide(i64 limit, double remaining, i64 max_bytes, double slice) override {
-        auto now = Clock::now();
-        bool has_deadline = remaining < 1e18;
-        auto deadline = now + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(has_deadline ? remaining : 0.0));
-        auto slice_end = now + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(slice));
+        const Stops stops(remaining, slice);
         if (!deciding_ || limit != limit_) {
             decide_reset();
             limit_ = limit;
@@ -567,10 +574,7 @@ class Core : public CoreBase {
             }
             deciding_ = true;
             stack_.reserve(size_t(t_.n) + 1);  // the deepest path: no reallocation
-            Mask<W> ready = Mask<W>::zero();
-            for (int v = 0; v < t_.n; ++v)
-                if (t_.preds[v].empty()) ready.set(v);
-            push_frame(Mask<W>::zero(), start_mem_, ready, -1, start_mem_);
+            push_frame(Mask<W>::zero(), start_mem_, start_ready(), -1, start_mem_);
         }
         while (!stack_.empty()) {
             Frame& f = stack_.back();
@@ -599,9 +603,9 @@ class Core : public CoreBase {
             }
             if (((visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
                 auto t = Clock::now();
-                if (has_deadline && t > deadline) return stop(TIMEOUT);
+                if (stops.timed_out(t)) return stop(TIMEOUT);
                 if (!dead_room(max_bytes)) return stop(MEMORY_CAP);  // before a growth passes it
-                if (t > slice_end) return SLICE;  // back to Python; this visit is made on resume
+                if (t > stops.slice_end) return SLICE;  // back to Python; this visit is made on resume
             }
             ++f.i;
             ++visited;
@@ -666,6 +670,14 @@ class Core : public CoreBase {
             steps_.push_back({v, during, after});
         });
         return open_block;
+    }
+
+    // The ready mask at the start: the ops without a predecessor in the segment.
+    Mask<W> start_ready() const {
+        Mask<W> ready = Mask<W>::zero();
+        for (int v = 0; v < t_.n; ++v)
+            if (t_.preds[v].empty()) ready.set(v);
+        return ready;
     }
 
     // The ready mask after v ran (exact._Search._next_ready); nxt holds v.
