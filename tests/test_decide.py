@@ -98,6 +98,19 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
 
 
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_the_beam_slice_before_the_rounds_keeps_the_optimum(seed: int) -> None:
+    """At the memory cap the beam searches run first (a lower start for the rounds
+    from above); the rounds still prove the uncapped search's optimum, and the order
+    returned is a valid one with that peak."""
+    p = _random_dag(seed, 30)
+    free = exact(p, ScheduleOptions(), fusion=False)
+    r = exact(p, ScheduleOptions(search_memory=200_000, time_limit=600), fusion=False)
+    assert r.stats["memory_capped"] and r.stats["local_beams"] > 0
+    assert r.optimal and p.is_topological(r.op_order)
+    assert r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_rounds_from_below_prove_the_same_optimum(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
