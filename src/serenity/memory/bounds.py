@@ -38,7 +38,14 @@ member; otherwise at most ``x`` itself is lost. Either way the step holds
 
 Measured: on RandWire stages it lifts the bound well above the per-op one
 (ER N=64: 655,360 to 1,556,480 bytes, 20 tensors); on the timm graphs it does
-not beat it.
+not beat it. What limits it is the treewidth heuristic, not ``F``: on ER N=32
+seed 0 (77,824-byte outputs, 185 vertices) MMD+ proves treewidth 9 (10
+tensors) while a min-fill elimination shows at most 16, and the optimum holds
+18; on WS N=128 seed 0 the range is 17 to 47. Randomised tie-breaking in
+MMD+ gains at most one. On the 82-vertex graph left by the simplicial
+reductions, a CP-SAT elimination-order model did not decide ``tw <= 12`` in
+2 minutes, nor a memoised component recursion ``tw <= 9`` in 3. An exact treewidth solver (positive-instance driven, Tamaki
+2019) on the reduced graph is the measured next step for this bound.
 ``tests/test_bounds.py`` checks it against the exhaustive optimum on random
 graphs in both models and the treewidth bound against the exact treewidth.
 """
