@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -214,6 +215,102 @@ def test_parquet_has_one_row_per_model(tmp_path: Path, capsys: pytest.CaptureFix
     assert json.loads(next(iter(ok.values()))["settings"])["method"] == "auto"
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    import socket
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        assert process.poll() is None, "ray start --head exited"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"nothing listens on port {port} after {seconds} s")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
+def test_ray_reaches_a_cluster_started_apart_by_its_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--address` joins a cluster this run did not start (`ray start --head`, with token
+    authentication, which recent Ray enforces) and gives the local engine's results;
+    the cluster is left running."""
+    import secrets
+    import shutil
+    import tempfile
+
+    paths = _zoo(tmp_path / "m", 2)
+    port = _free_port()
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # the head and this client share it
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must be short
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [
+            str(ray_cli) if ray_cli.exists() else "ray",
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: stopped below, nothing else
+    )
+    try:
+        out = tmp_path / "ray.jsonl"
+        args = ["batch", *map(str, paths), "--out", str(out), "--engine", "ray"]
+        args += ["--address", f"127.0.0.1:{port}"]
+        _wait_for_port(port, head)  # Ray retries an address nobody answers for minutes
+        # A process of its own, as a user runs it (Ray keeps the cluster's token mode
+        # for the life of a process, so a local cluster could not start in it later).
+        run = subprocess.run(
+            [sys.executable, "-m", "serenity.cli", *args], capture_output=True, text=True
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert head.poll() is None  # the run did not stop the cluster it joined
+        rows = read_results(out)
+        assert {r["model"]: r["peak_bytes"] for r in rows} == {str(p): _bare_peak(p) for p in paths}
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_failed_ray_task_is_reported_by_its_cause() -> None:
+    """Ray's first line names only the task; the reason is the cause's last error line,
+    without colour codes, with a hint when a node lacks serenity."""
+    from serenity.batching.ray_engine import _reason
+
+    class TaskError(RuntimeError):
+        def __init__(self, cause: BaseException) -> None:
+            super().__init__("\x1b[36mray::_run_task()\x1b[39m (pid=1, ip=10.0.0.2)")
+            self.cause = cause
+
+    cause = RuntimeError(
+        "The remote function failed to import on the worker:\n\nTraceback (most recent"
+        ' call last):\n  File "x.py", line 3\nModuleNotFoundError: No module named'
+        " 'serenity'\n"
+    )
+    assert _reason(TaskError(cause)) == (
+        "ModuleNotFoundError: No module named 'serenity'; every node needs serenity installed"
+    )
+    assert _reason(RuntimeError("\x1b[31mboom\x1b[0m\nmore")) == "boom"
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed")
 def test_ray_gives_the_same_results_file_as_local(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -224,10 +321,10 @@ def test_ray_gives_the_same_results_file_as_local(
     files = {}
     for engine in ("local", "ray"):
         files[engine] = tmp_path / f"{engine}.jsonl"
-        code, stdout, _ = run_cli(
+        code, stdout, err = run_cli(
             capsys, "batch", d, "--out", files[engine], "-j", "2", "--engine", engine
         )
-        assert code == 3, stdout
+        assert code == 3, stdout + err
     local = {r["model"]: r for r in read_results(files["local"])}
     ray = {r["model"]: r for r in read_results(files["ray"])}
     assert local.keys() == ray.keys() and len(local) == 4

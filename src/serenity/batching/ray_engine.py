@@ -19,6 +19,7 @@ installed (the worker function is imported by name, not shipped).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -41,6 +42,22 @@ def _import_ray() -> Any:
     except ImportError:
         raise UsageError(f"--engine ray needs Ray: pip install '{RAY_EXTRA}'") from None
     return ray
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _reason(e: BaseException) -> str:
+    """One line on why a Ray task failed: the last ``Error: ...`` line of its cause
+    (Ray's own first line names only the task, its pid and node), with a hint when
+    the node cannot import serenity."""
+    text = _ANSI.sub("", str(getattr(e, "cause", None) or e))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b.*:", line)]
+    reason = errors[-1] if errors else lines[0] if lines else type(e).__name__
+    if "No module named 'serenity" in reason:
+        reason += "; every node needs serenity installed"
+    return reason
 
 
 def _run_task(worker: Worker, job: Job, settings: Settings) -> dict[str, Any]:
@@ -111,7 +128,13 @@ class RayPool:
                 where = (
                     f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
                 )
-                raise UsageError(f"cannot start or reach {where}: {first_line(e)}") from None
+                hint = ""
+                if not local and os.environ.get("RAY_AUTH_MODE") != "token":
+                    hint = (
+                        " (a cluster with token authentication needs RAY_AUTH_MODE=token"
+                        " and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token)"
+                    )
+                raise UsageError(f"cannot start or reach {where}: {first_line(e)}{hint}") from None
         task = ray.remote(num_cpus=1, max_retries=0)(_run_task)
         width = self.jobs or max(1, int(ray.cluster_resources().get("CPU", 1)))
         worker_ref = ray.put(self.worker)
@@ -140,7 +163,7 @@ class RayPool:
                         try:
                             result = ray.get(ref)
                         except ray.exceptions.RayError as e:
-                            message = f"worker failed ({type(e).__name__}: {first_line(e)})"
+                            message = f"worker failed ({_reason(e)})"
                             result = failure(job, self.settings, "error", message)
                     elif timeout is not None and wall >= timeout:
                         ray.cancel(ref, force=True)
