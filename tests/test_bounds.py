@@ -19,7 +19,13 @@ from test_exact_rules import oracle_optimum, wired
 
 from serenity import Problem, ScheduleOptions
 from serenity.memory import lower_bound
-from serenity.memory.bounds import minor_min_width, width_bound
+from serenity.memory.bounds import (
+    _minors,
+    minor_exact_width,
+    minor_min_width,
+    treewidth_at_most,
+    width_bound,
+)
 from serenity.schedule.exact import exact
 
 MANY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -71,6 +77,55 @@ def graphs(draw: st.DrawFn) -> list[set[int]]:
 def test_treewidth_bounds_never_exceed_the_treewidth(adj: list[set[int]]) -> None:
     exact_tw = treewidth(adj)
     assert minor_min_width(adj) <= exact_tw
+
+
+def _masks(adj: list[set[int]]) -> list[int]:
+    return [sum(1 << w for w in a) for a in adj]
+
+
+@MANY
+@given(graphs())
+def test_the_exact_treewidth_decision_matches_the_recursion(adj: list[set[int]]) -> None:
+    """``treewidth_at_most`` answers yes at the treewidth and no one below it; the
+    minor step, given the whole graph, finds the treewidth from any lower start; a
+    spent budget answers nothing."""
+    exact_tw = treewidth(adj)
+    assert treewidth_at_most(_masks(adj), exact_tw, 10**6)[0] is True
+    if exact_tw > 0:
+        assert treewidth_at_most(_masks(adj), exact_tw - 1, 10**6)[0] is False
+        assert minor_exact_width(adj, 0) == exact_tw
+        assert minor_exact_width(adj, 0, max_visits=0) == 0
+
+
+@MANY
+@given(graphs(), st.integers(0, 3))
+def test_contracted_minors_never_have_a_larger_treewidth(adj: list[set[int]], seed: int) -> None:
+    """Every minor ``_minors`` builds has the size asked and at most the graph's treewidth
+    (a wrong contraction that adds an edge between non-neighbours breaks this)."""
+    exact_tw = treewidth(adj)
+    sizes = [m for m in (6, 4, 2) if m < len(adj)]
+    minors = _minors(adj, sizes, seed)
+    assert [len(nb) for nb in minors] == sizes
+    for nb in minors:
+        small = [{w for w in range(len(nb)) if nb[v] >> w & 1} for v in range(len(nb))]
+        assert all(v not in a and all(v in small[w] for w in a) for v, a in enumerate(small))
+        assert treewidth(small) <= exact_tw
+
+
+def test_minors_lift_the_treewidth_bound_of_a_grid() -> None:
+    """A 7x7 grid has treewidth 7; MMD+ proves 3 on it (every minor it walks through
+    keeps a vertex of degree 3 or less), the exact step on its minors proves more."""
+    side = 7
+    adj: list[set[int]] = [set() for _ in range(side * side)]
+    for r, c in itertools.product(range(side), repeat=2):
+        for dr, dc in ((0, 1), (1, 0)):
+            if r + dr < side and c + dc < side:
+                u, w = r * side + c, (r + dr) * side + c + dc
+                adj[u].add(w)
+                adj[w].add(u)
+    low = minor_min_width(adj)
+    lifted = minor_exact_width(adj, low)
+    assert low < lifted <= side
 
 
 def test_treewidth_bounds_on_known_graphs() -> None:

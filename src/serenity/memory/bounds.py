@@ -26,7 +26,8 @@ degree of every minor (it is minor-monotone, and a graph of treewidth ``k`` has
 a vertex of degree at most ``k``); :func:`minor_min_width` finds a minor of
 high minimum degree by contracting edges (the MMD+ heuristic with
 least-common-neighbour contraction, Bodlaender and Koster, "Treewidth
-computations II. Lower bounds", 2011). With ``k`` its value the bound is
+computations II. Lower bounds", 2011), raised by the exact treewidth of small
+minors (below). With ``k`` its value the bound is
 ``(k + 1) * sigma``, taken for the few largest output sizes.
 
 In-place model: the op ``x`` running at the shared step may write its output
@@ -38,14 +39,23 @@ member; otherwise at most ``x`` itself is lost. Either way the step holds
 
 Measured: on RandWire stages it lifts the bound well above the per-op one
 (ER N=64: 655,360 to 1,556,480 bytes, 20 tensors); on the timm graphs it does
-not beat it. What limits it is the treewidth heuristic, not ``F``: on ER N=32
-seed 0 (77,824-byte outputs, 185 vertices) MMD+ proves treewidth 9 (10
-tensors) while a min-fill elimination shows at most 16, and the optimum holds
-18; on WS N=128 seed 0 the range is 17 to 47. Randomised tie-breaking in
-MMD+ gains at most one. On the 82-vertex graph left by the simplicial
-reductions, a CP-SAT elimination-order model did not decide ``tw <= 12`` in
-2 minutes, nor a memoised component recursion ``tw <= 9`` in 3. An exact treewidth solver (positive-instance driven, Tamaki
-2019) on the reduced graph is the measured next step for this bound.
+not beat it.
+
+MMD+ alone stays well below the treewidth of ``F`` on random wiring: on ER
+N=32 seed 0 (77,824-byte outputs, 185 vertices) it proves 9 while a min-fill
+elimination shows at most 16, and the optimum holds 18 tensors. So, where a
+higher treewidth could raise the bound, :func:`minor_exact_width` contracts
+``F`` the same way down to minors of 16 to 40 vertices (three contraction
+orders) and decides their treewidth exactly (:func:`treewidth_at_most`, a
+memoised search over elimination sets, at most ``MINOR_VISITS`` steps per
+size level): a minor's treewidth is a lower bound on ``F``'s. Measured (fused
+graphs, 20,000 steps, 0.4-1.0 s each): ER N=32 seed 0 778,240 -> 1,089,536 B
+(optimum 1,400,832), ER N=48 seed 0 1,245,184 -> 1,556,480, ER N=64 seed 0
+1,556,480 -> 2,023,424, WS N=48 seed 2 856,064 -> 1,011,712, WS N=64 seed 0
+933,888 -> 1,167,360, WS N=128 seed 0 1,400,832 -> 1,634,304; on the timm
+graphs the whole width bound still takes 1-2 ms and does not beat the per-op
+bound. Randomised MMD+ alone gained at most one; a CP-SAT
+elimination-order model did not decide ``tw <= 12`` on ER N=32 in 2 minutes.
 ``tests/test_bounds.py`` checks it against the exhaustive optimum on random
 graphs in both models and the treewidth bound against the exact treewidth.
 """
@@ -53,7 +63,8 @@ graphs in both models and the treewidth bound against the exact treewidth.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -63,6 +74,12 @@ from serenity.ir import Problem
 MAX_LEVELS = 6
 #: Graphs with more ops get no width bound (its matrices take n^2 bytes).
 MAX_OPS = 8192
+#: Sizes (vertices) of the minors whose treewidth is decided exactly, per contraction
+#: order, and the number of contraction orders tried (:func:`minor_exact_width`).
+MINOR_SIZES = (16, 20, 24, 28, 32, 36, 40)
+MINOR_TRIES = 3
+#: Elimination steps one :func:`minor_exact_width` call may take (keeps it deterministic).
+MINOR_VISITS = 20_000
 
 
 def minor_min_width(adj: Sequence[set[int]]) -> int:
@@ -82,30 +99,162 @@ def minor_min_width(adj: Sequence[set[int]]) -> int:
 
     Complexity: O(e x d + n log n) for maximum degree d.
     """
+    best = 0
+    for remaining, degree, _, _ in _contractions(adj, range(len(adj))):
+        if remaining - 1 <= best:
+            break
+        best = max(best, degree)
+    return best
+
+
+def _contractions(
+    adj: Sequence[set[int]], rank: Sequence[int]
+) -> Iterator[tuple[int, int, list[set[int]], list[bool]]]:
+    """Contracts the graph one vertex at a time, MMD+'s way: a vertex of minimum degree
+    into the neighbour it shares the fewest neighbours with (an isolated one is
+    deleted); ties by degree, then by ``rank``. Yields, before each step, the number
+    of vertices left, the degree of the vertex about to go, and the graph (neighbour
+    sets and which vertices are alive; not to be modified)."""
     g = [set(a) for a in adj]
     alive = [True] * len(g)
-    heap = [(len(a), v) for v, a in enumerate(g)]
+    heap = [(len(a), rank[v], v) for v, a in enumerate(g)]
     heapq.heapify(heap)
-    best, remaining = 0, len(g)
-    while heap and remaining - 1 > best:
-        d, v = heapq.heappop(heap)
+    remaining = len(g)
+    while heap:
+        d, _, v = heapq.heappop(heap)
         if not alive[v] or d != len(g[v]):
             continue  # a stale entry
-        best = max(best, d)
+        yield remaining, d, g, alive
         alive[v] = False
         remaining -= 1
         nb = g[v]
         g[v] = set()
         if not nb:
             continue
-        u = min(nb, key=lambda w: (len(g[w] & nb), len(g[w]), w))
+        u = min(nb, key=lambda w: (len(g[w] & nb), len(g[w]), rank[w]))
         for w in nb:
             g[w].discard(v)
             if w != u:
                 g[u].add(w)
                 g[w].add(u)
         for w in nb:
-            heapq.heappush(heap, (len(g[w]), w))
+            heapq.heappush(heap, (len(g[w]), rank[w], w))
+
+
+def _minors(adj: Sequence[set[int]], sizes: Sequence[int], seed: int) -> list[list[int]]:
+    """Minors of the graph with ``sizes`` vertices (those it reaches), as neighbour bitmasks.
+
+    Contracts as :func:`minor_min_width` does (:func:`_contractions`), ties broken
+    by a random order drawn from ``seed``: different seeds give different minors
+    of the same graph.
+
+    Complexity: O(e x d + n log n), plus O(sum(sizes) x size) for the snapshots.
+    """
+    order = list(range(len(adj)))
+    random.Random(seed).shuffle(order)
+    rank = [0] * len(adj)
+    for i, v in enumerate(order):
+        rank[v] = i
+    wanted = sorted((m for m in sizes if m < len(adj)), reverse=True)
+    found: list[list[int]] = []
+    for remaining, _, g, alive in _contractions(adj, rank):
+        if not wanted:
+            break
+        if remaining == wanted[0]:
+            wanted.pop(0)
+            keep = [v for v in range(len(g)) if alive[v]]
+            index = {v: i for i, v in enumerate(keep)}
+            found.append([sum(1 << index[w] for w in g[v]) for v in keep])
+    return found
+
+
+def treewidth_at_most(nb: Sequence[int], k: int, max_visits: int) -> tuple[bool | None, int]:
+    """Whether the graph (neighbour bitmasks) has treewidth at most ``k`` (None when
+    ``max_visits`` elimination steps did not settle it), and the steps taken.
+
+    Treewidth is the least, over elimination orders, of the largest ``|Q(S, v)|``:
+    the vertices outside ``S + v`` that ``v`` reaches through the set ``S``
+    eliminated before it. A depth-first search over ``S`` takes steps with
+    ``|Q| <= k`` (the smallest first) and remembers the sets from which the
+    rest cannot be eliminated; once ``k + 1`` or fewer vertices remain, any
+    order of them will do.
+
+    Complexity: O(2^n x n x e / 64) in the worst case, cut off by ``max_visits``.
+    """
+    n = len(nb)
+    dead: set[int] = set()
+    visits = 0
+
+    def q(done: int, v: int) -> int:
+        seen = frontier = 1 << v
+        out = 0
+        while frontier:
+            step = 0
+            while frontier:
+                low = frontier & -frontier
+                frontier ^= low
+                step |= nb[low.bit_length() - 1]
+            step &= ~seen
+            seen |= step
+            out |= step & ~done
+            frontier = step & done
+        return out.bit_count()
+
+    def search(done: int) -> bool:
+        nonlocal visits
+        if n - done.bit_count() <= k + 1:
+            return True
+        if done in dead:
+            return False
+        visits += 1
+        if visits > max_visits:
+            raise _OutOfVisits
+        steps = sorted((q(done, v), v) for v in range(n) if not done >> v & 1)
+        for width, v in steps:
+            if width > k:
+                break
+            if search(done | 1 << v):
+                return True
+        dead.add(done)
+        return False
+
+    try:
+        return search(0), visits
+    except _OutOfVisits:
+        return None, visits
+
+
+class _OutOfVisits(Exception):
+    pass
+
+
+def minor_exact_width(adj: Sequence[set[int]], low: int, max_visits: int | None = None) -> int:
+    """A treewidth lower bound of at least ``low``: the exact treewidth of small minors.
+
+    Treewidth never grows under contraction, so the treewidth of any minor
+    bounds the graph's. For each size in ``MINOR_SIZES`` and each of
+    ``MINOR_TRIES`` contraction orders (:func:`_minors`), asks
+    :func:`treewidth_at_most` whether the minor fits within the bound so far,
+    and raises the bound while it does not. ``max_visits`` caps the elimination
+    steps of the whole call (``MINOR_VISITS`` by default; a question cut off
+    proves nothing): the result is deterministic.
+
+    Complexity: O(max_visits x m x e_m / 64) for minors of m vertices and e_m edges.
+    """
+    best = low
+    budget = MINOR_VISITS if max_visits is None else max_visits
+    if len(adj) <= MINOR_SIZES[-1]:  # small enough to decide as it is
+        tries = [[[sum(1 << w for w in a) for a in adj]]]
+    else:
+        tries = [_minors(adj, MINOR_SIZES, seed)[::-1] for seed in range(MINOR_TRIES)]
+    for minors in tries:
+        for nb in minors:  # the smallest first
+            while budget > 0 and len(nb) > best + 1:
+                fits, used = treewidth_at_most(nb, best, budget)
+                budget -= used
+                if fits is not False:
+                    break
+                best += 1
     return best
 
 
@@ -156,5 +305,7 @@ def width_bound(problem: Problem, *, inplace: bool = False) -> int:
         np.fill_diagonal(forced, False)
         adj = [set(np.flatnonzero(row).tolist()) for row in forced]
         k = minor_min_width(adj)
+        if (k + 2) * sigma > best:  # only if a higher treewidth could raise the bound
+            k = minor_exact_width(adj, k)
         best = max(best, (k if inplace else k + 1) * sigma)
     return best
