@@ -48,7 +48,7 @@ higher treewidth could raise the bound, :func:`minor_exact_width` contracts
 ``F`` the same way down to minors of 16 to 40 vertices (three contraction
 orders) and decides their treewidth exactly (:func:`treewidth_at_most`, a
 memoised search over elimination sets, at most ``MINOR_VISITS`` steps per
-size level): a minor's treewidth is a lower bound on ``F``'s. Measured (fused
+output size): a minor's treewidth is a lower bound on ``F``'s. Measured (fused
 graphs, 20,000 steps, 0.4-1.0 s each): ER N=32 seed 0 778,240 -> 1,089,536 B
 (optimum 1,400,832), ER N=48 seed 0 1,245,184 -> 1,556,480, ER N=64 seed 0
 1,556,480 -> 2,023,424, WS N=48 seed 2 856,064 -> 1,011,712, WS N=64 seed 0
