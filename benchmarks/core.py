@@ -213,8 +213,9 @@ def markdown(results: dict[str, Any]) -> str:
         "segment search holds (closed set + heap). Counted: the core's own bytes "
         "(closed table and heap capacity, what `search_memory` is checked against).",
         "",
-        "Caveats: states/s includes the engine's setup (fusion, heuristics, the core's "
-        "tables; about 0.05-0.1 s), so short proofs understate the core's rate. The core "
+        "Caveats: states/s includes the engine's setup (fusion, heuristics, the width "
+        "bound, the core's tables; about 0.3-0.5 s on these graphs, most of it the width "
+        "bound's minor step), so short proofs understate the core's rate. The core "
         "checks the memory cap every 1,024 expansions against its capacity bytes plus "
         "what a rehash or a vector doubling within the next 1,024 expansions could "
         "allocate, so it stops before passing the cap; the Python search checks an "
