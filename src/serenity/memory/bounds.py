@@ -244,10 +244,13 @@ def minor_exact_width(adj: Sequence[set[int]], low: int, max_visits: int | None 
     best = low
     budget = MINOR_VISITS if max_visits is None else max_visits
     if len(adj) <= MINOR_SIZES[-1]:  # small enough to decide as it is
-        tries = [[[sum(1 << w for w in a) for a in adj]]]
+        tries = iter([[[sum(1 << w for w in a) for a in adj]]])
     else:
-        tries = [_minors(adj, MINOR_SIZES, seed)[::-1] for seed in range(MINOR_TRIES)]
+        # Built one contraction order at a time: none once the budget is spent.
+        tries = (_minors(adj, MINOR_SIZES, seed)[::-1] for seed in range(MINOR_TRIES))
     for minors in tries:
+        if budget <= 0:
+            break
         for nb in minors:  # the smallest first
             while budget > 0 and len(nb) > best + 1:
                 fits, used = treewidth_at_most(nb, best, budget)
@@ -291,7 +294,9 @@ def width_bound(problem: Problem, *, inplace: bool = False) -> int:
     graph without ops or with more than ``MAX_OPS`` (a valid, if useless, bound).
 
     Complexity: O(MAX_LEVELS x (n^2 / 8 + e_F x d + n log n)) for n ops and a
-    forced overlap graph of e_F edges and maximum degree d.
+    forced overlap graph of e_F edges and maximum degree d, plus
+    :func:`minor_exact_width` (at most ``MINOR_VISITS`` steps) per size where a
+    higher treewidth could raise the bound: 0.4-1.0 s on RandWire graphs.
     """
     if problem.num_ops > MAX_OPS:
         return 0

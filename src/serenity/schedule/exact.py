@@ -121,8 +121,9 @@ first slice (``FIRST_SLICE`` seconds, at most a tenth of the time limit), the
 decision search below takes over; its dives lower the upper bound (WS N=48
 seed 0, 700 ops: 2,023,424 -> 1,712,128 bytes in well under a second). Before
 its rounds, beam searches of widths 64 and 512 over the segment get
-``BEAM_SLICE`` seconds (at most 5% of the limit): on ER N=48 seed 0 (1,184 ops) the dives stop at 2,334,720
-for the whole minute, a width-512 beam finds 2,256,896 in 1.6 s. A local
+``BEAM_SLICE`` seconds (at most 5% of the limit): on ER N=48 seed 0 (1,184
+ops) the dives stop at 2,334,720 for the whole minute, a width-512 beam finds
+2,256,896 in 1.6 s. A local
 search lowers it further with whatever time the decision rounds leave (or,
 with the decision search switched off, for up to ``LOCAL_SEARCH_SHARE`` of the
 limit before the best-first search resumes): a beam search over the same
@@ -147,9 +148,9 @@ order below the best peak known?", each a depth-first search that remembers
 only dead branching sets (no heap, no path per set: several times fewer bytes
 per state, and several times faster per state in Python). An order found
 becomes the best; "none" proves it optimal. WS N=48 seed 0 (700 ops): proven
-in 4.2-5.7 CPU s and at most 524 MB max RSS with the compiled core (105 CPU s
-and 538 MB in pure Python, measured a session earlier), where the best-first search alone needed
-14.0M states, about 280 s and 5 GB. When a round from above reaches the
+in 5.4-5.6 CPU s and at most 403 MB max RSS with the compiled core at 60 and
+300 s (105 CPU s and 538 MB in pure Python, measured two sessions earlier),
+where the best-first search alone needed 14.0M states, about 280 s and 5 GB. When a round from above reaches the
 memory cap or runs past ``FROM_BELOW_SHARE`` of the limit, the rounds ask from
 below instead: "is there an order within the proven bound?" lifts the bound
 a footprint level per "none" and proves an order found optimal. They hold
@@ -784,6 +785,7 @@ FIRST_SLICE = 2.0
 #: whole minute. The widest beam is left out: it would take the whole slice on graphs the
 #: rounds prove in seconds (WS N=48 seed 0: 5.7 -> 8.1 CPU s with it).
 BEAM_SLICE = 3.0
+_SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: Share of the time limit after which the decision rounds ask from below (lift the bound).
 FROM_BELOW_SHARE = 0.9
 
@@ -993,9 +995,14 @@ def exact(
                 f"bound {max(bound, search.level):,}  best {max(seg_peak):,}"
             )
 
-    def improve(until: float | None, only: int | None = None, windows: bool = True) -> None:
+    def improve(
+        until: float | None,
+        only: int | None = None,
+        windows: bool = True,
+        widths: tuple[int, ...] = _BEAM_WIDTHS,
+    ) -> None:
         """The local search on every segment (or segment ``only``) that peaks above the
-        proven bound; ``windows=False``: its two narrower beam searches alone."""
+        proven bound: beams of ``widths``, then (``windows``) window re-solving."""
         chosen = sorted(range(len(segments)), key=lambda k: -seg_peak[k])
         for k in chosen if only is None else [only]:
             if seg_peak[k] <= bound or (until is not None and time.perf_counter() >= until):
@@ -1010,7 +1017,7 @@ def exact(
                 free_moves,
                 local,
                 windows,
-                _BEAM_WIDTHS if windows else _BEAM_WIDTHS[:2],
+                widths,
             )
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
@@ -1135,7 +1142,8 @@ def exact(
                 say(f"{why}: bound {bound:,}; decision search from here on")
                 if local_search:  # a cheap better start for the rounds from above
                     beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, 0.05 * limit)
-                    improve(_earliest(deadline, time.perf_counter() + beams), k, windows=False)
+                    until = _earliest(deadline, time.perf_counter() + beams)
+                    improve(until, k, windows=False, widths=_SLICE_WIDTHS)
                 settled, low = settle(k, search)
                 bound = max(bound, low)
                 if settled:
