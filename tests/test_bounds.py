@@ -3,7 +3,7 @@
 Checked against the exhaustive optimum on random graphs in both memory models,
 on graphs built like RandWire stages (node outputs summed one Add at a time,
 where the bound beats the per-op one), and its treewidth bounds against the
-exact treewidth of small random graphs.
+exact treewidth and pathwidth of small random graphs.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from serenity import Problem, ScheduleOptions
 from serenity.memory import lower_bound
 from serenity.memory.bounds import (
     _minors,
-    minor_exact_width,
     minor_min_width,
-    treewidth_at_most,
+    minor_pathwidth,
+    pathwidth_at_most,
     width_bound,
 )
 from serenity.schedule.exact import exact
@@ -61,6 +61,23 @@ def treewidth(adj: list[set[int]]) -> int:
     return tw(frozenset())
 
 
+def pathwidth(adj: list[set[int]]) -> int:
+    """Exact pathwidth: the vertex separation number, by the recursion over prefixes."""
+    n = len(adj)
+
+    @cache
+    def vs(placed: frozenset[int]) -> int:
+        if len(placed) == n:
+            return 0
+        return min(
+            max(len(set().union(*(adj[u] for u in placed | {v})) - placed - {v}), vs(placed | {v}))
+            for v in range(n)
+            if v not in placed
+        )
+
+    return vs(frozenset())
+
+
 @st.composite
 def graphs(draw: st.DrawFn) -> list[set[int]]:
     n = draw(st.integers(1, 8))
@@ -85,37 +102,35 @@ def _masks(adj: list[set[int]]) -> list[int]:
 
 @MANY
 @given(graphs())
-def test_the_exact_treewidth_decision_matches_the_recursion(adj: list[set[int]]) -> None:
-    """``treewidth_at_most`` answers yes at the treewidth and no one below it; the
-    minor step, given the whole graph, finds the treewidth from any lower start; a
-    spent budget answers nothing."""
-    exact_tw = treewidth(adj)
-    assert treewidth_at_most(_masks(adj), exact_tw, 10**6)[0] is True
-    if exact_tw > 0:
-        assert treewidth_at_most(_masks(adj), exact_tw - 1, 10**6)[0] is False
-        assert minor_exact_width(adj, 0) == exact_tw
-        assert minor_exact_width(adj, 0, max_visits=0) == 0
+def test_the_exact_pathwidth_decision_matches_the_recursion(adj: list[set[int]]) -> None:
+    """``pathwidth_at_most`` answers yes at the pathwidth and no one below it (its free
+    placements included); the minor step, given the whole graph, finds the pathwidth
+    from any lower start; a spent budget answers nothing."""
+    exact_pw = pathwidth(adj)
+    assert treewidth(adj) <= exact_pw
+    assert pathwidth_at_most(_masks(adj), exact_pw, 10**6)[0] is True
+    if exact_pw > 0:
+        assert pathwidth_at_most(_masks(adj), exact_pw - 1, 10**6)[0] is False
+        assert minor_pathwidth(adj, 0) == exact_pw
+        assert minor_pathwidth(adj, 0, max_visits=0) == 0
 
 
 @MANY
 @given(graphs(), st.integers(0, 3))
-def test_contracted_minors_never_have_a_larger_treewidth(adj: list[set[int]], seed: int) -> None:
-    """Every minor ``_minors`` builds has the size asked and at most the graph's treewidth
+def test_contracted_minors_never_have_a_larger_pathwidth(adj: list[set[int]], seed: int) -> None:
+    """Every minor ``_minors`` builds has the size asked and at most the graph's pathwidth
     (a wrong contraction that adds an edge between non-neighbours breaks this)."""
-    exact_tw = treewidth(adj)
+    exact_pw = pathwidth(adj)
     sizes = [m for m in (6, 4, 2) if m < len(adj)]
     minors = _minors(adj, sizes, seed)
     assert [len(nb) for nb in minors] == sizes
     for nb in minors:
         small = [{w for w in range(len(nb)) if nb[v] >> w & 1} for v in range(len(nb))]
         assert all(v not in a and all(v in small[w] for w in a) for v, a in enumerate(small))
-        assert treewidth(small) <= exact_tw
+        assert pathwidth(small) <= exact_pw
 
 
-def test_minors_lift_the_treewidth_bound_of_a_grid() -> None:
-    """A 7x7 grid has treewidth 7; MMD+ proves 4 on it, the exact step on its minors
-    proves more (5), never more than 7."""
-    side = 7
+def _grid(side: int) -> list[set[int]]:
     adj: list[set[int]] = [set() for _ in range(side * side)]
     for r, c in itertools.product(range(side), repeat=2):
         for dr, dc in ((0, 1), (1, 0)):
@@ -123,9 +138,19 @@ def test_minors_lift_the_treewidth_bound_of_a_grid() -> None:
                 u, w = r * side + c, (r + dr) * side + c + dc
                 adj[u].add(w)
                 adj[w].add(u)
-    low = minor_min_width(adj)
-    lifted = minor_exact_width(adj, low)
-    assert low < lifted <= side
+    return adj
+
+
+def test_the_minor_step_lifts_mmd_to_the_pathwidth_of_grids() -> None:
+    """An s x s grid has pathwidth s. MMD+ proves 4 on a 7x7 grid; the exact step
+    (the grid itself, 49 vertices) proves 7. A 10x10 grid (100 vertices, pathwidth 10)
+    is decided on its contracted minors: more than MMD+, never more than 10."""
+    small = _grid(7)
+    assert minor_min_width(small) == 4
+    assert minor_pathwidth(small, 4) == 7
+    large = _grid(10)
+    low = minor_min_width(large)
+    assert low < minor_pathwidth(large, low) <= 10
 
 
 def test_treewidth_bounds_on_known_graphs() -> None:

@@ -26,9 +26,9 @@ degree of every minor (it is minor-monotone, and a graph of treewidth ``k`` has
 a vertex of degree at most ``k``); :func:`minor_min_width` finds a minor of
 high minimum degree by contracting edges (the MMD+ heuristic with
 least-common-neighbour contraction, Bodlaender and Koster, "Treewidth
-computations II. Lower bounds", 2011), raised by the exact treewidth of small
-minors (below). With ``k`` its value the bound is
-``(k + 1) * sigma``, taken for the few largest output sizes.
+computations II. Lower bounds", 2011), raised by the exact pathwidth of small
+minors (below; pathwidth is minor-monotone too). With ``k`` its value the bound
+is ``(k + 1) * sigma``, taken for the few largest output sizes.
 
 In-place model: the op ``x`` running at the shared step may write its output
 over one input that dies there, so one clique member may not count on top of
@@ -41,23 +41,30 @@ Measured: on RandWire stages it lifts the bound well above the per-op one
 (ER N=64: 655,360 to 1,556,480 bytes, 20 tensors); on the timm graphs it does
 not beat it.
 
-MMD+ alone stays well below the treewidth of ``F`` on random wiring: on ER
-N=32 seed 0 (77,824-byte outputs, 185 vertices) it proves 9 while a min-fill
-elimination shows at most 16, and the optimum holds 18 tensors. So, where a
-higher treewidth could raise the bound, :func:`minor_exact_width` contracts
-``F`` the same way down to minors of 16 to 40 vertices (three contraction
-orders) and decides their treewidth exactly (:func:`treewidth_at_most`, a
-memoised search over elimination sets, at most ``MINOR_VISITS`` steps per
-output size): a minor's treewidth is a lower bound on ``F``'s. Measured (fused
-graphs, 20,000 steps, 0.4-1.0 s each): ER N=32 seed 0 778,240 -> 1,089,536 B
-(optimum 1,400,832), ER N=48 seed 0 1,245,184 -> 1,556,480, ER N=64 seed 0
-1,556,480 -> 2,023,424, WS N=48 seed 2 856,064 -> 1,011,712, WS N=64 seed 0
-933,888 -> 1,167,360, WS N=128 seed 0 1,400,832 -> 1,634,304; on the timm
-graphs the whole width bound still takes 1-2 ms and does not beat the per-op
-bound. Randomised MMD+ alone gained at most one; a CP-SAT
-elimination-order model did not decide ``tw <= 12`` on ER N=32 in 2 minutes.
+MMD+ alone stays well below the pathwidth of ``F`` on random wiring: on ER
+N=32 seed 0 (77,824-byte outputs, 185 vertices) it proves 9, and the optimum
+holds 18 tensors. So, where a higher width could raise the bound,
+:func:`minor_pathwidth` contracts ``F`` the same way down to minors of 16 to 64
+vertices (three contraction orders) and decides their pathwidth exactly
+(:func:`pathwidth_at_most`, a memoised search over vertex-order prefixes that
+places for free every vertex that does not widen the prefix's boundary; at
+most ``MINOR_VISITS`` steps per output size). A minor's pathwidth is a lower
+bound on ``F``'s. Measured (fused graphs, 20,000 steps, 1-2 s each), MMD+ ->
+with minors: ER N=32 seed 0 778,240 -> 1,245,184 B (optimum 1,400,832), ER
+N=48 seed 0 1,245,184 -> 1,789,952, ER N=64 seed 0 1,556,480 -> 2,256,896, WS
+N=48 seed 2 856,064 -> 1,400,832, WS N=64 seed 0 933,888 -> 1,478,656, WS
+N=128 seed 0 1,400,832 -> 2,023,424. The exact *treewidth* of minors (the
+previous step: a search over elimination sets) reached 1,089,536 on ER N=32
+seed 0 and 1,556,480 on ER N=48 seed 0 with the same budget: deciding
+pathwidth is far cheaper (the free placements), so larger minors fit, and
+pathwidth is the quantity the argument needs. :func:`exact` runs the minor
+step only when its first search has not finished (it costs a second); on the
+timm graphs the width bound takes 1-2 ms and does not beat the per-op bound.
+Randomised MMD+ alone gained at most one; a CP-SAT elimination-order model did
+not decide ``tw <= 12`` on ER N=32 in 2 minutes.
 ``tests/test_bounds.py`` checks it against the exhaustive optimum on random
-graphs in both models and the treewidth bound against the exact treewidth.
+graphs in both models, MMD+ against the exact treewidth and the minor step
+against the exact pathwidth.
 """
 
 from __future__ import annotations
@@ -74,11 +81,11 @@ from serenity.ir import Problem
 MAX_LEVELS = 6
 #: Graphs with more ops get no width bound (its matrices take n^2 bytes).
 MAX_OPS = 8192
-#: Sizes (vertices) of the minors whose treewidth is decided exactly, per contraction
-#: order, and the number of contraction orders tried (:func:`minor_exact_width`).
-MINOR_SIZES = (16, 20, 24, 28, 32, 36, 40)
+#: Sizes (vertices) of the minors whose pathwidth is decided exactly, per contraction
+#: order, and the number of contraction orders tried (:func:`minor_pathwidth`).
+MINOR_SIZES = (16, 24, 32, 40, 48, 56, 64)
 MINOR_TRIES = 3
-#: Elimination steps one :func:`minor_exact_width` call may take (keeps it deterministic).
+#: Search steps one :func:`minor_pathwidth` call may take (keeps it deterministic).
 MINOR_VISITS = 20_000
 
 
@@ -168,58 +175,73 @@ def _minors(adj: Sequence[set[int]], sizes: Sequence[int], seed: int) -> list[li
     return found
 
 
-def treewidth_at_most(nb: Sequence[int], k: int, max_visits: int) -> tuple[bool | None, int]:
-    """Whether the graph (neighbour bitmasks) has treewidth at most ``k`` (None when
-    ``max_visits`` elimination steps did not settle it), and the steps taken.
+def pathwidth_at_most(nb: Sequence[int], k: int, max_visits: int) -> tuple[bool | None, int]:
+    """Whether the graph (neighbour bitmasks) has pathwidth at most ``k`` (None when
+    ``max_visits`` search steps did not settle it), and the steps taken.
 
-    Treewidth is the least, over elimination orders, of the largest ``|Q(S, v)|``:
-    the vertices outside ``S + v`` that ``v`` reaches through the set ``S``
-    eliminated before it. A depth-first search over ``S`` takes steps with
-    ``|Q| <= k`` (the smallest first) and remembers the sets from which the
-    rest cannot be eliminated; once ``k + 1`` or fewer vertices remain, any
-    order of them will do.
+    Pathwidth is the vertex separation number: the least, over vertex orders, of
+    the largest number of vertices not yet placed that are adjacent to ones
+    placed, ``|N(S) - S|`` over the order's prefixes ``S``. A depth-first search
+    over prefixes takes steps that keep that number at most ``k`` (the smallest
+    first) and remembers the prefixes from which the rest cannot be placed.
+    Before branching it places every vertex whose step does not raise the
+    number: ``S -> |N(S) - S|`` is submodular (the size of a closed
+    neighbourhood, a coverage function, less ``|S|``), so if ``f(S + v) <= f(S)``
+    then adding ``v`` to every later prefix of an order from ``S`` raises none of
+    them, and some best order from ``S`` places ``v`` next. Once ``k`` or fewer
+    vertices remain, no prefix can exceed ``k``.
 
-    Complexity: O(2^n x n x e / 64) in the worst case, cut off by ``max_visits``.
+    Complexity: O(2^n x n^2 / 64) in the worst case, cut off by ``max_visits``.
     """
     n = len(nb)
+    full = (1 << n) - 1
     dead: set[int] = set()
     visits = 0
 
-    def q(done: int, v: int) -> int:
-        seen = frontier = 1 << v
-        out = 0
-        while frontier:
-            step = 0
-            while frontier:
-                low = frontier & -frontier
-                frontier ^= low
-                step |= nb[low.bit_length() - 1]
-            step &= ~seen
-            seen |= step
-            out |= step & ~done
-            frontier = step & done
-        return out.bit_count()
+    def close(done: int, reach: int) -> tuple[int, int]:
+        # Placing v changes the number by its new neighbours, less one if v was counted.
+        moved = True
+        while moved:
+            moved = False
+            rest = full & ~done
+            while rest:
+                low = rest & -rest
+                rest ^= low
+                v = low.bit_length() - 1
+                if (nb[v] & ~(done | reach)).bit_count() <= (1 if reach & low else 0):
+                    done, reach, moved = done | low, reach | nb[v], True
+        return done, reach
 
-    def search(done: int) -> bool:
+    def search(start: int, reach: int) -> bool:
         nonlocal visits
-        if n - done.bit_count() <= k + 1:
-            return True
-        if done in dead:
+        if start in dead:
             return False
-        visits += 1
-        if visits > max_visits:
-            raise _OutOfVisits
-        steps = sorted((q(done, v), v) for v in range(n) if not done >> v & 1)
-        for width, v in steps:
-            if width > k:
-                break
-            if search(done | 1 << v):
-                return True
-        dead.add(done)
+        done, reach = close(start, reach)
+        if n - done.bit_count() <= k:
+            return True
+        if done not in dead:
+            visits += 1
+            if visits > max_visits:
+                raise _OutOfVisits
+            cost = (reach & ~done).bit_count()
+            steps = []
+            rest = full & ~done
+            while rest:
+                low = rest & -rest
+                rest ^= low
+                v = low.bit_length() - 1
+                after = cost + (nb[v] & ~(done | reach)).bit_count() - (1 if reach & low else 0)
+                if after <= k:
+                    steps.append((after, v))
+            for _, v in sorted(steps):
+                if search(done | 1 << v, reach | nb[v]):
+                    return True
+            dead.add(done)
+        dead.add(start)  # the same answer before the free placements
         return False
 
     try:
-        return search(0), visits
+        return search(0, 0), visits
     except _OutOfVisits:
         return None, visits
 
@@ -228,18 +250,19 @@ class _OutOfVisits(Exception):
     pass
 
 
-def minor_exact_width(adj: Sequence[set[int]], low: int, max_visits: int | None = None) -> int:
-    """A treewidth lower bound of at least ``low``: the exact treewidth of small minors.
+def minor_pathwidth(adj: Sequence[set[int]], low: int, max_visits: int | None = None) -> int:
+    """A pathwidth lower bound of at least ``low`` (itself a pathwidth lower bound, e.g.
+    MMD+'s): the exact pathwidth of small minors.
 
-    Treewidth never grows under contraction, so the treewidth of any minor
+    Pathwidth never grows under contraction, so the pathwidth of any minor
     bounds the graph's. For each size in ``MINOR_SIZES`` and each of
     ``MINOR_TRIES`` contraction orders (:func:`_minors`), asks
-    :func:`treewidth_at_most` whether the minor fits within the bound so far,
-    and raises the bound while it does not. ``max_visits`` caps the elimination
+    :func:`pathwidth_at_most` whether the minor fits within the bound so far,
+    and raises the bound while it does not. ``max_visits`` caps the search
     steps of the whole call (``MINOR_VISITS`` by default; a question cut off
     proves nothing): the result is deterministic.
 
-    Complexity: O(max_visits x m x e_m / 64) for minors of m vertices and e_m edges.
+    Complexity: O(max_visits x m^2 / 64) for minors of m vertices.
     """
     best = low
     budget = MINOR_VISITS if max_visits is None else max_visits
@@ -253,7 +276,7 @@ def minor_exact_width(adj: Sequence[set[int]], low: int, max_visits: int | None 
             break
         for nb in minors:  # the smallest first
             while budget > 0 and len(nb) > best + 1:
-                fits, used = treewidth_at_most(nb, best, budget)
+                fits, used = pathwidth_at_most(nb, best, budget)
                 budget -= used
                 if fits is not False:
                     break
@@ -287,16 +310,17 @@ def _reach(problem: Problem, sigma: int, anc: list[int]) -> np.ndarray:
     return full[:, keep]
 
 
-def width_bound(problem: Problem, *, inplace: bool = False) -> int:
+def width_bound(problem: Problem, *, inplace: bool = False, minors: bool = True) -> int:
     """The width bound (module docstring): a lower bound on every order's peak.
 
     Computed for the ``MAX_LEVELS`` largest distinct output sizes; 0 for a
     graph without ops or with more than ``MAX_OPS`` (a valid, if useless, bound).
+    ``minors=False`` leaves out the minor step (MMD+ alone: milliseconds).
 
     Complexity: O(MAX_LEVELS x (n^2 / 8 + e_F x d + n log n)) for n ops and a
     forced overlap graph of e_F edges and maximum degree d, plus
-    :func:`minor_exact_width` (at most ``MINOR_VISITS`` steps) per size where a
-    higher treewidth could raise the bound: 0.4-1.0 s on RandWire graphs.
+    :func:`minor_pathwidth` (at most ``MINOR_VISITS`` steps) per size where a
+    higher width could raise the bound: 1-2 s on RandWire graphs.
     """
     if problem.num_ops > MAX_OPS:
         return 0
@@ -310,7 +334,7 @@ def width_bound(problem: Problem, *, inplace: bool = False) -> int:
         np.fill_diagonal(forced, False)
         adj = [set(np.flatnonzero(row).tolist()) for row in forced]
         k = minor_min_width(adj)
-        if (k + 2) * sigma > best:  # only if a higher treewidth could raise the bound
-            k = minor_exact_width(adj, k)
+        if minors and (k + 2) * sigma > best:  # only if a higher width could raise the bound
+            k = minor_pathwidth(adj, k)
         best = max(best, (k if inplace else k + 1) * sigma)
     return best
