@@ -12,6 +12,7 @@ import itertools
 import random
 from functools import cache
 
+import pytest
 from helpers import problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,8 @@ from serenity import Problem, ScheduleOptions
 from serenity.memory import lower_bound
 from serenity.memory.bounds import (
     _minors,
+    _pathwidth_at_most_python,
+    _width,
     minor_min_width,
     minor_pathwidth,
     pathwidth_at_most,
@@ -108,9 +111,11 @@ def test_the_exact_pathwidth_decision_matches_the_recursion(adj: list[set[int]])
     from any lower start; a spent budget answers nothing."""
     exact_pw = pathwidth(adj)
     assert treewidth(adj) <= exact_pw
-    assert pathwidth_at_most(_masks(adj), exact_pw, 10**6)[0] is True
+    for decide in (pathwidth_at_most, _pathwidth_at_most_python):
+        assert decide(_masks(adj), exact_pw, 10**6)[0] is True
+        if exact_pw > 0:
+            assert decide(_masks(adj), exact_pw - 1, 10**6)[0] is False
     if exact_pw > 0:
-        assert pathwidth_at_most(_masks(adj), exact_pw - 1, 10**6)[0] is False
         assert minor_pathwidth(adj, 0) == exact_pw
         assert minor_pathwidth(adj, 0, max_visits=0) == 0
 
@@ -128,6 +133,26 @@ def test_contracted_minors_never_have_a_larger_pathwidth(adj: list[set[int]], se
         small = [{w for w in range(len(nb)) if nb[v] >> w & 1} for v in range(len(nb))]
         assert all(v not in a and all(v in small[w] for w in a) for v, a in enumerate(small))
         assert pathwidth(small) <= exact_pw
+
+
+@pytest.mark.skipif(_width is None, reason="compiled pathwidth decision not built")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 200), st.floats(0.0, 0.3), st.integers(0, 40), st.integers(0, 2_000))
+def test_the_compiled_pathwidth_decision_is_the_reference(
+    n: int, density: float, k: int, budget: int
+) -> None:
+    """``_width.cpp`` answers as the Python reference with the same steps, budget
+    included, on graphs of one to four 64-bit words."""
+    rnd = random.Random(n * 7919 + k)
+    adj: list[set[int]] = [set() for _ in range(n)]
+    for u, w in itertools.combinations(range(n), 2):
+        if rnd.random() < density:
+            adj[u].add(w)
+            adj[w].add(u)
+    lists = [sorted(a) for a in adj]
+    fits, visits = _width.pathwidth_at_most(lists, k, budget)
+    answer = None if fits < 0 else bool(fits)
+    assert (answer, visits) == _pathwidth_at_most_python(_masks(adj), k, budget)
 
 
 def _grid(side: int) -> list[set[int]]:

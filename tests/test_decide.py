@@ -89,7 +89,7 @@ def _random_dag(seed: int, n: int) -> Problem:
 def no_minors(monkeypatch: pytest.MonkeyPatch) -> None:
     """The width bound's minor step proves nothing: on some of these graphs (seed 84)
     it meets the optimum at the hand-over and leaves the decision rounds nothing to do."""
-    monkeypatch.setattr(importlib.import_module("serenity.memory.bounds"), "MINOR_VISITS", 0)
+    monkeypatch.setattr(importlib.import_module("serenity.schedule.exact"), "MINOR_SECONDS", 0)
 
 
 def test_the_minor_step_at_the_hand_over_can_prove_alone() -> None:

@@ -70,6 +70,7 @@ against the exact pathwidth.
 from __future__ import annotations
 
 import heapq
+import os
 import random
 from collections.abc import Iterator, Sequence
 
@@ -77,16 +78,26 @@ import numpy as np
 
 from serenity.ir import Problem
 
+try:  # the compiled pathwidth decision (_width.cpp), built at install
+    from serenity.memory import _width
+except ImportError:  # pragma: no cover - a build without a compiler
+    _width = None  # type: ignore[assignment]
+
 #: Distinct output sizes (largest first) the width bound is computed for.
 MAX_LEVELS = 6
 #: Graphs with more ops get no width bound (its matrices take n^2 bytes).
 MAX_OPS = 8192
 #: Sizes (vertices) of the minors whose pathwidth is decided exactly, per contraction
 #: order, and the number of contraction orders tried (:func:`minor_pathwidth`).
-MINOR_SIZES = (16, 24, 32, 40, 48, 56, 64)
+MINOR_SIZES = (16, 24, 32, 40, 48, 56, 64, 72, 80)
 MINOR_TRIES = 3
-#: Search steps one :func:`minor_pathwidth` call may take (keeps it deterministic).
-MINOR_VISITS = 20_000
+#: Search steps one :func:`minor_pathwidth` call takes by default (a count, not a time:
+#: the bound is deterministic), compiled and in the pure-Python fallback.
+MINOR_VISITS = 200_000
+MINOR_VISITS_PYTHON = 20_000
+#: Search steps per second on RandWire minors, compiled and in Python (measured; for
+#: :func:`minor_budget`).
+MINOR_RATE = (150_000, 8_000)
 
 
 def minor_min_width(adj: Sequence[set[int]]) -> int:
@@ -175,9 +186,31 @@ def _minors(adj: Sequence[set[int]], sizes: Sequence[int], seed: int) -> list[li
     return found
 
 
+def compiled() -> bool:
+    """Whether :func:`pathwidth_at_most` runs compiled (``_width.cpp`` built, and
+    ``SERENITY_PURE_PYTHON`` unset or ``0``)."""
+    return _width is not None and os.environ.get("SERENITY_PURE_PYTHON", "") in ("", "0")
+
+
 def pathwidth_at_most(nb: Sequence[int], k: int, max_visits: int) -> tuple[bool | None, int]:
     """Whether the graph (neighbour bitmasks) has pathwidth at most ``k`` (None when
     ``max_visits`` search steps did not settle it), and the steps taken.
+
+    Runs compiled when :func:`compiled` (the same answer and steps: ``_width.cpp``
+    is a port of :func:`_pathwidth_at_most_python`, the reference), for graphs of
+    up to ``_width.MAX_VERTICES`` vertices.
+    """
+    if compiled() and len(nb) <= _width.MAX_VERTICES:
+        lists = [[w for w in range(len(nb)) if mask >> w & 1] for mask in nb]
+        fits, visits = _width.pathwidth_at_most(lists, k, max_visits)
+        return (None if fits < 0 else bool(fits)), visits
+    return _pathwidth_at_most_python(nb, k, max_visits)
+
+
+def _pathwidth_at_most_python(
+    nb: Sequence[int], k: int, max_visits: int
+) -> tuple[bool | None, int]:
+    """:func:`pathwidth_at_most` in Python, the reference.
 
     Pathwidth is the vertex separation number: the least, over vertex orders, of
     the largest number of vertices not yet placed that are adjacent to ones
@@ -250,6 +283,14 @@ class _OutOfVisits(Exception):
     pass
 
 
+def minor_budget(seconds: float | None = None) -> int:
+    """The search steps of a minor step of about ``seconds`` (at ``MINOR_RATE``) on the
+    engine :func:`pathwidth_at_most` uses, or its default budget when None."""
+    if seconds is None:
+        return MINOR_VISITS if compiled() else MINOR_VISITS_PYTHON
+    return int(seconds * MINOR_RATE[0 if compiled() else 1])
+
+
 def minor_pathwidth(adj: Sequence[set[int]], low: int, max_visits: int | None = None) -> int:
     """A pathwidth lower bound of at least ``low`` (itself a pathwidth lower bound, e.g.
     MMD+'s): the exact pathwidth of small minors.
@@ -259,13 +300,13 @@ def minor_pathwidth(adj: Sequence[set[int]], low: int, max_visits: int | None = 
     ``MINOR_TRIES`` contraction orders (:func:`_minors`), asks
     :func:`pathwidth_at_most` whether the minor fits within the bound so far,
     and raises the bound while it does not. ``max_visits`` caps the search
-    steps of the whole call (``MINOR_VISITS`` by default; a question cut off
+    steps of the whole call (:func:`minor_budget` by default; a question cut off
     proves nothing): the result is deterministic.
 
     Complexity: O(max_visits x m^2 / 64) for minors of m vertices.
     """
     best = low
-    budget = MINOR_VISITS if max_visits is None else max_visits
+    budget = minor_budget() if max_visits is None else max_visits
     if len(adj) <= MINOR_SIZES[-1]:  # small enough to decide as it is
         tries = iter([[[sum(1 << w for w in a) for a in adj]]])
     else:
@@ -310,17 +351,20 @@ def _reach(problem: Problem, sigma: int, anc: list[int]) -> np.ndarray:
     return full[:, keep]
 
 
-def width_bound(problem: Problem, *, inplace: bool = False, minors: bool = True) -> int:
+def width_bound(
+    problem: Problem, *, inplace: bool = False, minor_visits: int | None = None
+) -> int:
     """The width bound (module docstring): a lower bound on every order's peak.
 
     Computed for the ``MAX_LEVELS`` largest distinct output sizes; 0 for a
     graph without ops or with more than ``MAX_OPS`` (a valid, if useless, bound).
-    ``minors=False`` leaves out the minor step (MMD+ alone: milliseconds).
+    ``minor_visits`` is the minor step's budget per size (:func:`minor_budget` when
+    None; 0 leaves it out: MMD+ alone, milliseconds).
 
     Complexity: O(MAX_LEVELS x (n^2 / 8 + e_F x d + n log n)) for n ops and a
     forced overlap graph of e_F edges and maximum degree d, plus
-    :func:`minor_pathwidth` (at most ``MINOR_VISITS`` steps) per size where a
-    higher width could raise the bound: 1-2 s on RandWire graphs.
+    :func:`minor_pathwidth` (at most ``minor_visits`` steps) per size where a
+    higher width could raise the bound.
     """
     if problem.num_ops > MAX_OPS:
         return 0
@@ -334,7 +378,7 @@ def width_bound(problem: Problem, *, inplace: bool = False, minors: bool = True)
         np.fill_diagonal(forced, False)
         adj = [set(np.flatnonzero(row).tolist()) for row in forced]
         k = minor_min_width(adj)
-        if minors and (k + 2) * sigma > best:  # only if a higher width could raise the bound
-            k = minor_pathwidth(adj, k)
+        if minor_visits != 0 and (k + 2) * sigma > best:  # if a higher width could raise it
+            k = minor_pathwidth(adj, k, minor_visits)
         best = max(best, (k if inplace else k + 1) * sigma)
     return best

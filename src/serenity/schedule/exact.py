@@ -215,7 +215,7 @@ from dataclasses import dataclass, replace
 
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
-from serenity.memory.bounds import width_bound
+from serenity.memory.bounds import minor_budget, width_bound
 from serenity.schedule.decide import within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
@@ -792,6 +792,10 @@ FIRST_SLICE = 2.0
 #: whole minute. The widest beam is left out: it would take the whole slice on graphs the
 #: rounds prove in seconds (WS N=48 seed 0: 5.7 -> 8.1 CPU s with it).
 BEAM_SLICE = 3.0
+#: The width bound's minor step at the hand-over: steps for about this share of the
+#: time limit, at most ``MINOR_SECONDS`` worth (:func:`serenity.memory.bounds.minor_budget`).
+MINOR_SHARE = 0.15
+MINOR_SECONDS = 15.0
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: Share of the time limit after which the decision rounds ask from below (lift the bound).
 FROM_BELOW_SHARE = 0.9
@@ -959,7 +963,7 @@ def exact(
     timeline = simulate(problem, order, inplace=options.inplace)
     trivial = lower_bound(problem, inplace=options.inplace)
     # The minor step waits for the hand-over: most proofs finish before it would pay.
-    width = width_bound(problem, inplace=options.inplace, minors=False)
+    width = width_bound(problem, inplace=options.inplace, minor_visits=0)
     bound = max(trivial, width)
     stats: dict[str, object] = {
         "heuristic_peak": timeline.peak_bytes,
@@ -1140,7 +1144,9 @@ def exact(
         except _Timeout as stop:
             bound = max(bound, search.level)
             if not isinstance(stop, _GiveUp) and not stats.get("width_minors"):
-                width = width_bound(problem, inplace=options.inplace)
+                seconds = MINOR_SECONDS if limit is None else min(MINOR_SECONDS, MINOR_SHARE * limit)
+                budget = minor_budget(seconds)
+                width = width_bound(problem, inplace=options.inplace, minor_visits=budget)
                 stats.update(width_bound=width, width_minors=True)  # once, at the hand-over
                 bound = max(bound, width)
                 say(f"width bound with minors: {width:,}")
