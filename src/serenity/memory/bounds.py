@@ -44,24 +44,35 @@ not beat it.
 MMD+ alone stays well below the pathwidth of ``F`` on random wiring: on ER
 N=32 seed 0 (77,824-byte outputs, 185 vertices) it proves 9, and the optimum
 holds 18 tensors. So, where a higher width could raise the bound,
-:func:`minor_pathwidth` contracts ``F`` the same way down to minors of 16 to 64
+:func:`minor_pathwidth` contracts ``F`` the same way down to minors of 16 to 80
 vertices (three contraction orders) and decides their pathwidth exactly
 (:func:`pathwidth_at_most`, a memoised search over vertex-order prefixes that
-places for free every vertex that does not widen the prefix's boundary; at
-most ``MINOR_VISITS`` steps per output size). A minor's pathwidth is a lower
-bound on ``F``'s. Measured (fused graphs, 20,000 steps, 1-2 s each), MMD+ ->
-with minors: ER N=32 seed 0 778,240 -> 1,245,184 B (optimum 1,400,832), ER
-N=48 seed 0 1,245,184 -> 1,789,952, ER N=64 seed 0 1,556,480 -> 2,256,896, WS
-N=48 seed 2 856,064 -> 1,400,832, WS N=64 seed 0 933,888 -> 1,478,656, WS
-N=128 seed 0 1,400,832 -> 2,023,424. The exact *treewidth* of minors (the
-previous step: a search over elimination sets) reached 1,089,536 on ER N=32
-seed 0 and 1,556,480 on ER N=48 seed 0 with the same budget: deciding
-pathwidth is far cheaper (the free placements), so larger minors fit, and
-pathwidth is the quantity the argument needs. :func:`exact` runs the minor
-step only when its first search has not finished (it costs a second); on the
-timm graphs the width bound takes 1-2 ms and does not beat the per-op bound.
-Randomised MMD+ alone gained at most one; a CP-SAT elimination-order model did
-not decide ``tw <= 12`` on ER N=32 in 2 minutes.
+places for free every vertex that does not widen the prefix's boundary,
+compiled in ``_width.cpp``; at most a given number of steps per output size).
+A minor's pathwidth is a lower bound on ``F``'s. Measured on the fused graphs,
+MMD+ alone -> 200,000 steps (the default, 0.4-1.2 s) -> 1,350,000 steps (what
+:func:`~serenity.schedule.exact.exact` gives it under a 60 s limit, 0.8-6.5 s):
+
+- ER N=32 seed 0: 778,240 -> 1,245,184 -> 1,323,008 B (optimum 1,400,832);
+- ER N=48 seed 0: 1,245,184 -> 1,867,776 -> 2,023,424;
+- ER N=64 seed 0: 1,556,480 -> 2,256,896 -> 2,334,720;
+- WS N=48 seed 2: 856,064 -> 1,556,480 -> 1,556,480;
+- WS N=64 seed 0: 933,888 -> 1,556,480 -> 1,634,304;
+- WS N=128 seed 0: 1,400,832 -> 2,179,072 -> 2,256,896.
+
+The cost grows about tenfold per eight more vertices (ER N=48 seed 0: "pw <=
+24?" on a 72-vertex minor takes 537,000 steps, "pw <= 25?" on an 80-vertex one
+2.8 million). The exact *treewidth* of minors (the previous step: a search over
+elimination sets, in Python) reached only 1,089,536 on ER N=32 seed 0 and
+1,556,480 on ER N=48 seed 0: deciding pathwidth is far cheaper (the free
+placements), so larger minors fit, and pathwidth is the quantity the argument
+needs. Measured and dropped: the same search on the forced order itself (prefixes
+closed under ancestry, each output counted while a reader is still to come): on
+ER N=32 seed 0 it did not decide 15 tensors in 100,000 steps, and on windows of
+60 consecutive outputs it proved only 8. On the timm graphs the width bound
+takes 1-2 ms and does not beat the per-op bound. Randomised MMD+ alone gained at
+most one; a CP-SAT elimination-order model did not decide ``tw <= 12`` on ER
+N=32 in 2 minutes.
 ``tests/test_bounds.py`` checks it against the exhaustive optimum on random
 graphs in both models, MMD+ against the exact treewidth and the minor step
 against the exact pathwidth.
