@@ -214,8 +214,8 @@ def markdown(results: dict[str, Any]) -> str:
         "(closed table and heap capacity, what `search_memory` is checked against).",
         "",
         "Caveats: states/s includes the engine's setup (fusion, heuristics, the width "
-        "bound, the core's tables; about 0.3-0.5 s on these graphs, most of it the width "
-        "bound's minor step), so short proofs understate the core's rate. The core "
+        "bound without its minor step, which waits for a hand-over to the decision "
+        "search, and the core's tables), so short proofs understate the core's rate. The core "
         "checks the memory cap every 1,024 expansions against its capacity bytes plus "
         "what a rehash or a vector doubling within the next 1,024 expansions could "
         "allocate, so it stops before passing the cap; the Python search checks an "

@@ -104,6 +104,16 @@ def test_the_minor_step_at_the_hand_over_can_prove_alone() -> None:
     assert "width_minors" not in free.stats  # proven before any hand-over
 
 
+@pytest.mark.parametrize("decision", [True, False])
+def test_a_search_stopped_at_the_time_limit_gets_no_minor_step(decision: bool) -> None:
+    """The minor step takes steps for a share of the limit, but never time past it: a
+    search the limit stopped (here at once) reports the width bound without it."""
+    p = _random_dag(84, 30)
+    r = exact(p, ScheduleOptions(time_limit=1e-9), fusion=False, decision=decision)
+    assert not r.optimal and "width_minors" not in r.stats
+    assert r.lower_bound_bytes <= exact(p, ScheduleOptions(), fusion=False).peak_bytes
+
+
 @pytest.mark.usefixtures("no_minors")
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed: int) -> None:

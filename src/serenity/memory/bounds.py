@@ -106,9 +106,10 @@ MINOR_TRIES = 3
 #: the bound is deterministic), compiled and in the pure-Python fallback.
 MINOR_VISITS = 200_000
 MINOR_VISITS_PYTHON = 20_000
-#: Search steps per second on RandWire minors, compiled and in Python (measured; for
-#: :func:`minor_budget`).
-MINOR_RATE = (150_000, 8_000)
+#: Search steps per second on RandWire minors, compiled and in Python, contractions
+#: included (for :func:`minor_budget`; measured compiled: 90,000-105,000 on the
+#: 232- and 434-vertex graphs of WS N=64 and ER N=48 seed 0).
+MINOR_RATE = (100_000, 8_000)
 
 
 def minor_min_width(adj: Sequence[set[int]]) -> int:

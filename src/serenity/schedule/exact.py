@@ -1147,8 +1147,10 @@ def exact(
                 seg_order, peak = search.run()
         except _Timeout as stop:
             bound = max(bound, search.level)
-            if not isinstance(stop, _GiveUp) and not stats.get("width_minors"):
-                seconds = MINOR_SECONDS if limit is None else min(MINOR_SECONDS, MINOR_SHARE * limit)
+            seconds = MINOR_SECONDS if limit is None else min(MINOR_SECONDS, MINOR_SHARE * limit)
+            if deadline is not None:  # never past the limit (a search stopped at it: none)
+                seconds = min(seconds, deadline - time.perf_counter())
+            if not isinstance(stop, _GiveUp) and not stats.get("width_minors") and seconds > 0:
                 budget = minor_budget(seconds)
                 width = width_bound(problem, inplace=options.inplace, minor_visits=budget)
                 stats.update(width_bound=width, width_minors=True)  # once, at the hand-over
