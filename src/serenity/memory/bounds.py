@@ -50,8 +50,10 @@ vertices (three contraction orders) and decides their pathwidth exactly
 places for free every vertex that does not widen the prefix's boundary,
 compiled in ``_width.cpp``; at most a given number of steps per output size).
 A minor's pathwidth is a lower bound on ``F``'s. Measured on the fused graphs,
-MMD+ alone -> 200,000 steps (the default, 0.4-1.2 s) -> 1,350,000 steps (what
-:func:`~serenity.schedule.exact.exact` gives it under a 60 s limit, 0.8-6.5 s):
+MMD+ alone -> 200,000 steps (the default, 0.4-1.2 s) -> at most 1,200,000 steps
+(what :func:`~serenity.schedule.exact.exact` gives it under a 60 s limit; 1.5-13.4
+CPU s, 70,000-180,000 steps/s on a slower machine, the searches of ER N=32 and 64
+and WS N=48 ending early):
 
 - ER N=32 seed 0: 778,240 -> 1,245,184 -> 1,323,008 B (optimum 1,400,832);
 - ER N=48 seed 0: 1,245,184 -> 1,867,776 -> 2,023,424;
@@ -107,7 +109,7 @@ MINOR_TRIES = 3
 MINOR_VISITS = 200_000
 MINOR_VISITS_PYTHON = 20_000
 #: Search steps per second on RandWire minors, compiled and in Python, contractions
-#: included (for :func:`minor_budget`; measured compiled: 90,000-105,000 on the
+#: included (for :func:`minor_budget`; measured compiled: 84,000-109,000 on the
 #: 232- and 434-vertex graphs of WS N=64 and ER N=48 seed 0).
 MINOR_RATE = (100_000, 8_000)
 

@@ -146,12 +146,16 @@ state count, a heap entry and a closed-set slot per state); at ``ScheduleOptions
 **Anytime lower bound.** The search starts from the width bound without its
 minor step (milliseconds). At the first hand-over below, the minor step runs
 once with ``MINOR_SHARE`` of the limit's worth of steps (at most
-``MINOR_SECONDS``; a step count, so the bound is deterministic) and lifts the
-bound every later round starts from: at 60 s, ER N=48 seed 0 1,245,184 ->
-2,023,424 and WS N=48 seed 2 856,064 -> 1,556,480, where the rounds from below
-had lifted them to 1,556,480 and 1,167,360 in the whole minute. Run up front it
-cost every search that proves in milliseconds a second (RandWire CIFAR-10:
-0.05 -> 0.4 s).
+``MINOR_SECONDS``, never more than the time left; a step count, so the bound is
+deterministic wherever the limit is not that close) and lifts the bound every
+later round starts from: at 60 s (1.2 million steps), ER N=48 seed 0 1,245,184
+-> 2,023,424 and WS N=48 seed 2 856,064 -> 1,556,480, where the rounds from
+below had lifted them to 1,556,480 and 1,167,360 in the whole minute; WS N=64
+seed 2 reaches 1,712,128 there, one footprint level more than with the 900,000
+steps of a 15% share. Its searches stop early once every minor fits (WS N=48
+seed 0: 460,000 steps), so graphs proven from above lose little to it. Run up
+front it cost every search that proves in milliseconds a second (RandWire
+CIFAR-10: 0.05 -> 0.4 s).
 
 **Decision search.** At the memory cap, or after the first slice, the
 segment is handed to :mod:`serenity.schedule.decide`: rounds of "is there an
@@ -798,7 +802,7 @@ FIRST_SLICE = 2.0
 BEAM_SLICE = 3.0
 #: The width bound's minor step at the hand-over: steps for about this share of the
 #: time limit, at most ``MINOR_SECONDS`` worth (:func:`serenity.memory.bounds.minor_budget`).
-MINOR_SHARE = 0.15
+MINOR_SHARE = 0.2
 MINOR_SECONDS = 15.0
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: Share of the time limit after which the decision rounds ask from below (lift the bound).
