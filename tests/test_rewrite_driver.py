@@ -77,6 +77,8 @@ def test_cli_rewrite_verify_json(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "rewrites:" in stdout
     data = json.loads(report.read_text())
     assert data["rewritten_peak_bytes"] == data["peak_bytes"] < data["unrewritten_peak_bytes"]
+    assert data["unrewritten_optimal"] is True  # a small graph: the baseline is proven
+    assert "no rewrite (proven)" in stdout
     block = data["rewrite"]
     assert block["default_model"]["peak_bytes_after"] == data["rewritten_peak_bytes_default"]
     assert block["inplace_model"]["peak_bytes_after"] == data["rewritten_peak_bytes_inplace"]

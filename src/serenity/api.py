@@ -284,7 +284,9 @@ def report_dict(
 
     With ``rewrite``, ``result`` is the rewritten model's schedule (``schedule``
     names its nodes, ``peak_bytes`` is its peak, both as written) and the
-    report adds ``unrewritten_peak_bytes`` (the best peak without rewriting),
+    report adds ``unrewritten_peak_bytes`` (the best peak without rewriting, the
+    baseline the rewrites are credited against) and ``unrewritten_optimal`` (that
+    peak proven optimal),
     ``rewritten_peak_bytes``, ``rewritten_peak_bytes_default`` and
     ``rewritten_peak_bytes_inplace`` (both memory models), and ``rewrite``
     (see :func:`rewrite_dict`).
@@ -326,6 +328,7 @@ def report_dict(
         report["scheduled_ops"] = rewrite.model.problem.num_ops
         report["activation_tensors"] = rewrite.model.problem.num_tensors
         report["unrewritten_peak_bytes"] = rewrite.before.peak_bytes
+        report["unrewritten_optimal"] = rewrite.before.optimal
         report["rewritten_peak_bytes"] = rewrite.after.peak_bytes
         report["rewritten_peak_bytes_default"] = peaks["default_after"]
         report["rewritten_peak_bytes_inplace"] = peaks["inplace_after"]

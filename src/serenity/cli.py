@@ -402,8 +402,10 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     if "heuristic_peak" in result.stats:
         rows.insert(0, ("best heuristic", int(result.stats["heuristic_peak"])))
     if rewritten is not None:
+        before = rewritten.before  # the baseline a rewrite is credited against: proven?
+        proof = "proven" if before.optimal else f"not proven, gap {before.gap:.1%}"
         rows = [
-            (f"{rewritten.before.engine}, no rewrite", rewritten.before.peak_bytes),
+            (f"{before.engine}, no rewrite ({proof})", before.peak_bytes),
             (f"{result.engine}, {len(rewritten.rewrites)} rewrite(s)", result.peak_bytes),
         ]
     for label, peak in rows:
