@@ -48,7 +48,7 @@ holds 18 tensors. So, where a higher width could raise the bound,
 vertices (three contraction orders) and decides their pathwidth exactly
 (:func:`pathwidth_at_most`, a memoised search over vertex-order prefixes that
 places for free every vertex that does not widen the prefix's boundary,
-compiled in ``_width.cpp``; at most a given number of steps per output size).
+compiled in ``_width.cpp``; at most a given number of steps, shared by the output sizes).
 A minor's pathwidth is a lower bound on ``F``'s. Measured on the fused graphs,
 MMD+ alone -> 200,000 steps (the default, 0.4-1.2 s) -> at most 1,200,000 steps
 (what :func:`~serenity.schedule.exact.exact` gives it under a 60 s limit; 1.5-13.4
@@ -319,8 +319,13 @@ def minor_pathwidth(adj: Sequence[set[int]], low: int, max_visits: int | None = 
 
     Complexity: O(max_visits x m^2 / 64) for minors of m vertices.
     """
-    best = low
     budget = minor_budget() if max_visits is None else max_visits
+    return _minor_pathwidth(adj, low, budget)[0]
+
+
+def _minor_pathwidth(adj: Sequence[set[int]], low: int, budget: int) -> tuple[int, int]:
+    """:func:`minor_pathwidth` with the steps ``budget`` given; also returns the steps left."""
+    best = low
     if len(adj) <= MINOR_SIZES[-1]:  # small enough to decide as it is
         tries = iter([[[sum(1 << w for w in a) for a in adj]]])
     else:
@@ -336,7 +341,7 @@ def minor_pathwidth(adj: Sequence[set[int]], low: int, max_visits: int | None = 
                 if fits is not False:
                     break
                 best += 1
-    return best
+    return best, budget
 
 
 def _reach(problem: Problem, sigma: int, anc: list[int]) -> np.ndarray:
@@ -365,19 +370,18 @@ def _reach(problem: Problem, sigma: int, anc: list[int]) -> np.ndarray:
     return full[:, keep]
 
 
-def width_bound(
-    problem: Problem, *, inplace: bool = False, minor_visits: int | None = None
-) -> int:
+def width_bound(problem: Problem, *, inplace: bool = False, minor_visits: int | None = None) -> int:
     """The width bound (module docstring): a lower bound on every order's peak.
 
     Computed for the ``MAX_LEVELS`` largest distinct output sizes; 0 for a
     graph without ops or with more than ``MAX_OPS`` (a valid, if useless, bound).
-    ``minor_visits`` is the minor step's budget per size (:func:`minor_budget` when
-    None; 0 leaves it out: MMD+ alone, milliseconds).
+    ``minor_visits`` is the minor step's budget of search steps, shared by the sizes
+    in turn, largest first (:func:`minor_budget` when None; 0 leaves it out: MMD+
+    alone, milliseconds).
 
     Complexity: O(MAX_LEVELS x (n^2 / 8 + e_F x d + n log n)) for n ops and a
     forced overlap graph of e_F edges and maximum degree d, plus
-    :func:`minor_pathwidth` (at most ``minor_visits`` steps) per size where a
+    :func:`minor_pathwidth` (``minor_visits`` steps in all) on the sizes where a
     higher width could raise the bound.
     """
     if problem.num_ops > MAX_OPS:
@@ -385,6 +389,7 @@ def width_bound(
     sizes = problem.tensor_sizes
     produced = {sizes[t] for outs in problem.op_outputs for t in outs}
     anc = problem.ancestor_masks()
+    budget = minor_budget() if minor_visits is None else minor_visits
     best = 0
     for sigma in sorted((s for s in produced if s > 0), reverse=True)[:MAX_LEVELS]:
         reach = _reach(problem, sigma, anc)
@@ -392,7 +397,7 @@ def width_bound(
         np.fill_diagonal(forced, False)
         adj = [set(np.flatnonzero(row).tolist()) for row in forced]
         k = minor_min_width(adj)
-        if minor_visits != 0 and (k + 2) * sigma > best:  # if a higher width could raise it
-            k = minor_pathwidth(adj, k, minor_visits)
+        if budget > 0 and (k + 2) * sigma > best:  # if a higher width could raise it
+            k, budget = _minor_pathwidth(adj, k, budget)
         best = max(best, (k if inplace else k + 1) * sigma)
     return best

@@ -809,6 +809,13 @@ _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 FROM_BELOW_SHARE = 0.9
 
 
+def _minor_seconds(limit: float | None, deadline: float | None) -> float:
+    """Seconds' worth of steps for the minor step at the hand-over: ``MINOR_SHARE`` of
+    the limit, at most ``MINOR_SECONDS``, never past the deadline (none at it)."""
+    seconds = MINOR_SECONDS if limit is None else min(MINOR_SECONDS, MINOR_SHARE * limit)
+    return seconds if deadline is None else min(seconds, deadline - time.perf_counter())
+
+
 def _earliest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
 
@@ -1151,10 +1158,9 @@ def exact(
                 seg_order, peak = search.run()
         except _Timeout as stop:
             bound = max(bound, search.level)
-            seconds = MINOR_SECONDS if limit is None else min(MINOR_SECONDS, MINOR_SHARE * limit)
-            if deadline is not None:  # never past the limit (a search stopped at it: none)
-                seconds = min(seconds, deadline - time.perf_counter())
-            if not isinstance(stop, _GiveUp) and not stats.get("width_minors") and seconds > 0:
+            once = not isinstance(stop, _GiveUp) and not stats.get("width_minors")
+            seconds = _minor_seconds(limit, deadline) if once else 0.0
+            if seconds > 0:
                 budget = minor_budget(seconds)
                 width = width_bound(problem, inplace=options.inplace, minor_visits=budget)
                 stats.update(width_bound=width, width_minors=True)  # once, at the hand-over
