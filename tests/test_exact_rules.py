@@ -267,6 +267,30 @@ def test_beam_and_window_search_return_valid_orders_never_below_the_optimum(
     assert true_peak <= simulate(p, order).peak_bytes
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired(), st.integers(1, 8))
+def test_a_beam_keeps_to_its_budget_of_generated_successors(p: Problem, width: int) -> None:
+    """The budget is a count, not a clock: a beam that generates more than it stops
+    with nothing, one within it finds the same order as without a budget, and
+    ``_improve`` starts a wider beam only when its predicted count fits."""
+    ops, goal, order = _whole(p)
+
+    def beam(budget: int | None) -> tuple[tuple[list[int], int] | None, int]:
+        search = _Search(ops, 0, goal, _initial(p), 0, 1 << 60, None, lambda: None)
+        return search.beam(width, None, budget), search.generated
+
+    free, generated = beam(None)
+    assert free is not None and generated > 0
+    assert beam(generated) == (free, generated)
+    cut, spent = beam(generated - 1)
+    assert cut is None and spent <= generated
+    for budget in (0, generated, 10**9):
+        counters = _Local()
+        _improve(ops, 0, _initial(p), order, 0, None, True, counters, False, (1, 8), budget)
+        # a beam stops at the first expansion over the budget: at most its moves over
+        assert counters.generated <= budget + max(len(order), 1)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(wired(), st.integers(1, 5))
 def test_a_search_stopped_and_resumed_still_finds_the_optimum(p: Problem, budget: int) -> None:
