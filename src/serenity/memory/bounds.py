@@ -120,7 +120,11 @@ MINOR_VISITS = 200_000
 MINOR_VISITS_PYTHON = 20_000
 #: Search steps per second on RandWire minors, compiled and in Python, contractions
 #: included (for :func:`minor_budget`; measured compiled: 84,000-109,000 on the
-#: 232- and 434-vertex graphs of WS N=64 and ER N=48 seed 0).
+#: 232- and 434-vertex graphs of WS N=64 and ER N=48 seed 0). On the denser graphs of
+#: the delay-block orders, two jobs on two cores, 33,000-127,000: a step's cost grows
+#: with the minor, so the share can run up to twice its time (ER N=32 seed 2: 862,000
+#: steps in 25.8 s, to a level that proves the graph). 60,000 was tried: that graph then
+#: took 46.5 CPU s instead of 30.8 through the decision rounds, others gained nothing.
 MINOR_RATE = (100_000, 8_000)
 
 
