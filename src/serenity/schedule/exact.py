@@ -122,8 +122,8 @@ first slice (``FIRST_SLICE`` seconds, at most a tenth of the time limit), the
 decision search below takes over; its dives lower the upper bound (WS N=48
 seed 0, 700 ops: 2,023,424 -> 1,712,128 bytes in well under a second). Before
 its rounds, beam searches of widths 64 and 512 over the segment get
-``BEAM_SLICE`` seconds' worth of beam states (at most 5% of the limit; a
-beam runs to its end or not at all, so the result does not depend on the
+``BEAM_SLICE`` seconds' worth of generated successors (at most 5% of the
+limit; a count, not wall clock, so the result does not depend on the
 machine's speed): on ER N=48 seed 0 (1,184 ops) the dives stop at 2,334,720
 for the whole minute, a width-512 beam finds 2,256,896 in 1.6-2.7 s. A local
 search lowers it further with whatever time the decision rounds leave (or,
@@ -877,7 +877,7 @@ def _improve(
     counters: _Local,
     windows: bool = True,
     widths: tuple[int, ...] = _BEAM_WIDTHS,
-    beam_states: int | None = None,
+    beam_budget: int | None = None,
 ) -> tuple[list[int], int]:
     """Large-neighbourhood search: lower a segment's peak by re-solving windows exactly.
 
@@ -888,9 +888,10 @@ def _improve(
     windows fail (each window search expands at most ``_WINDOW_EXPANSIONS``
     states). Stops at ``bound`` (nothing lower exists), at the deadline, or when
     no window improves. The beam searches over the whole segment (widths
-    ``widths``) run first, each only if its states (width x ops) fit in what
-    is left of ``beam_states`` (None: no such budget); ``windows=False`` runs
-    them alone. Returns the order and its peak (an upper bound only).
+    ``widths``) run first, within ``beam_budget`` successors generated in all
+    (None: no such budget; a beam past it returns nothing, and a wider one
+    starts only if its predicted count, width / previous width times the
+    previous beam's, fits in what is left); ``windows=False`` runs them alone. Returns the order and its peak (an upper bound only).
 
     Complexity: O(windows x _WINDOW_EXPANSIONS x expansion cost).
     """
@@ -903,14 +904,14 @@ def _improve(
     for i, width in enumerate(widths):
         if peak <= bound:
             break
-        if beam_states is not None and i and cost * width // widths[i - 1] > beam_states:
+        if beam_budget is not None and i and cost * width // widths[i - 1] > beam_budget:
             break  # it would not finish: leave the time to the caller
         beam = _Search(ops, start, goal, mem, bound, peak, deadline, lambda: None, free_moves)
-        found = beam.beam(width, deadline, beam_states)
+        found = beam.beam(width, deadline, beam_budget)
         cost = beam.generated
         counters.generated += cost
-        if beam_states is not None:
-            beam_states -= cost
+        if beam_budget is not None:
+            beam_budget -= cost
         if found is None:
             break
         counters.beams += 1
@@ -1074,10 +1075,10 @@ def exact(
         only: int | None = None,
         windows: bool = True,
         widths: tuple[int, ...] = _BEAM_WIDTHS,
-        beam_states: int | None = None,
+        beam_budget: int | None = None,
     ) -> None:
         """The local search on every segment (or segment ``only``) that peaks above the
-        proven bound: beams of ``widths`` (within ``beam_states`` per segment), then
+        proven bound: beams of ``widths`` (within ``beam_budget`` per segment), then
         (``windows``) window re-solving."""
         chosen = sorted(range(len(segments)), key=lambda k: -seg_peak[k])
         for k in chosen if only is None else [only]:
@@ -1094,7 +1095,7 @@ def exact(
                 local,
                 windows,
                 widths,
-                beam_states,
+                beam_budget,
             )
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
@@ -1230,7 +1231,7 @@ def exact(
                 if local_search:  # a cheap better start for the rounds from above
                     beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, 0.05 * limit)
                     states = int(beams * BEAM_RATE)
-                    improve(deadline, k, windows=False, widths=_SLICE_WIDTHS, beam_states=states)
+                    improve(deadline, k, windows=False, widths=_SLICE_WIDTHS, beam_budget=states)
                 settled, low = settle(k, search)
                 bound = max(bound, low)
                 if settled:
