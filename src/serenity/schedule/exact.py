@@ -377,7 +377,12 @@ def block_precedences(problem: Problem, inplace: bool = False) -> list[int]:
 
     Complexity: O(n + e) set work.
     """
-    return [0 if d is None else d[2] for d in _delayable(problem, inplace)]
+    return _precedences(_delayable(problem, inplace))
+
+
+def _precedences(delay: list[tuple[int, int, int] | None]) -> list[int]:
+    """:func:`block_precedences` from the delay blocks already computed."""
+    return [0 if d is None else d[2] for d in delay]
 
 
 def cut_ops(problem: Problem) -> list[int]:
@@ -891,7 +896,8 @@ def _improve(
     ``widths``) run first, within ``beam_budget`` successors generated in all
     (None: no such budget; a beam past it returns nothing, and a wider one
     starts only if its predicted count, width / previous width times the
-    previous beam's, fits in what is left); ``windows=False`` runs them alone. Returns the order and its peak (an upper bound only).
+    previous beam's, fits in what is left); ``windows=False`` runs them alone.
+    Returns the order and its peak (an upper bound only).
 
     Complexity: O(windows x _WINDOW_EXPANSIONS x expansion cost).
     """
@@ -1023,9 +1029,10 @@ def exact(
     order = _seed_order(problem, options)
     timeline = simulate(problem, order, inplace=options.inplace)
     trivial = lower_bound(problem, inplace=options.inplace)
+    ops = _compile(problem, options.inplace, delay)
     # The minor step waits for the hand-over: most proofs finish before it would pay.
     # Over the orders that keep the delay blocks (one of them is optimal).
-    before = block_precedences(problem, options.inplace) if delay else None
+    before = _precedences(ops.delay) if delay else None
     width = width_bound(problem, inplace=options.inplace, minor_visits=0, before=before)
     bound = max(trivial, width)
     stats: dict[str, object] = {
@@ -1039,7 +1046,6 @@ def exact(
             problem, order, "exact", options, started=started, bound=bound, stats=stats
         )
 
-    ops = _compile(problem, options.inplace, delay)
     segments = _segments(problem, order) if decompose else [order]
     # Per segment: executed set and memory before it, the heuristic's peak inside it.
     done_before, mem_before, seg_peak = [], [], []
@@ -1230,8 +1236,13 @@ def exact(
                 say(f"{why}: bound {bound:,}; decision search from here on")
                 if local_search:  # a cheap better start for the rounds from above
                     beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, 0.05 * limit)
-                    states = int(beams * BEAM_RATE)
-                    improve(deadline, k, windows=False, widths=_SLICE_WIDTHS, beam_budget=states)
+                    improve(
+                        deadline,
+                        k,
+                        windows=False,
+                        widths=_SLICE_WIDTHS,
+                        beam_budget=int(beams * BEAM_RATE),
+                    )
                 settled, low = settle(k, search)
                 bound = max(bound, low)
                 if settled:
