@@ -220,6 +220,18 @@ class DeadSet {
     size_t peak() const { return peak_; }
 
     bool contains(const u64* m) const { return contains(m, hash_words(m, k_)); }
+    // Whether m (of hash h) is in the set: a tag match first, then the words.
+    bool contains(const u64* m, u64 h) const {
+        u64 tag = h & 0xFFFFFFFFu;
+        size_t c = slots_.size(), i = slot(h, c);
+        for (u64 s; (s = slots_[i]) != 0; i = i + 1 == c ? 0 : i + 1)
+            if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
+        return false;
+    }
+    // The hash contains() and insert() use, and a hint to load its slot: a lookup in a
+    // table of millions of sets misses the cache; prefetched, it overlaps other work.
+    u64 hash(const u64* m) const { return hash_words(m, k_); }
+    void prefetch(u64 h) const { __builtin_prefetch(slots_.data() + slot(h, slots_.size())); }
 
     void insert(const u64* m) {
         u64 h = hash_words(m, k_);
@@ -272,14 +284,6 @@ class DeadSet {
         for (int i = 0; i < k_; ++i)
             if (a[i] != b[i]) return false;
         return true;
-    }
-    // Whether m (of hash h) is in the set: a tag match first, then the words.
-    bool contains(const u64* m, u64 h) const {
-        u64 tag = h & 0xFFFFFFFFu;
-        size_t c = slots_.size(), i = slot(h, c);
-        for (u64 s; (s = slots_[i]) != 0; i = i + 1 == c ? 0 : i + 1)
-            if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
-        return false;
     }
     void place(u64 h, size_t index1) {  // index1: arena index + 1; not yet in the table
         size_t c = slots_.size(), i = slot(h, c);
@@ -466,7 +470,7 @@ class Core : public CoreBase {
     void begin() override { counter_ = i64(heap_.size()) + expanded; }
 
     size_t bytes() const override {
-        return closed_.bytes() + heap_.bytes() + steps_.capacity() * 24;
+        return closed_.bytes() + heap_.bytes() + steps_.capacity() * sizeof(Step);
     }
     size_t states() const override { return closed_.size() + heap_.size(); }
 
@@ -597,7 +601,7 @@ class Core : public CoreBase {
             const Step s = arena_[f.i];
             Mask<W> nxt = f.done;
             nxt.set(s.v);
-            if (dead_.contains(nxt.w)) {
+            if (dead_.contains(nxt.w, s.h)) {
                 ++f.i;
                 continue;
             }
@@ -634,6 +638,7 @@ class Core : public CoreBase {
     struct Step {
         int v;
         i64 during, after;
+        u64 h;  // decide(): the hash of the set it leads to (DeadSet::hash)
     };
 
     bool all_done(const Input& in, const Mask<W>& after) const {
@@ -667,7 +672,7 @@ class Core : public CoreBase {
             if (has_wait_[v] && !wait_[v].subset_of(done)) return;  // delayed
             i64 during, after;
             step(done, mem, v, during, after);
-            steps_.push_back({v, during, after});
+            steps_.push_back({v, during, after, 0});
         });
         return open_block;
     }
@@ -755,6 +760,15 @@ class Core : public CoreBase {
                 return a.v < b.v;
             });
             arena_.insert(arena_.end(), steps_.begin(), steps_.end());
+        }
+        // decide() looks each successor up in the dead sets before it enters it (most
+        // visits' largest cost on big tables: a cache miss): hash them and prefetch their
+        // slots now, so that the lookups of the later ones find them loaded.
+        for (size_t k = begin; k < arena_.size(); ++k) {
+            Mask<W> nxt = done;
+            nxt.set(arena_[k].v);
+            arena_[k].h = dead_.hash(nxt.w);
+            dead_.prefetch(arena_[k].h);
         }
         stack_.push_back({done, ready, mem, during, begin, begin, arena_.size(), v});
     }
