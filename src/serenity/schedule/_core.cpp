@@ -23,7 +23,9 @@
 //
 // Complexity per expansion: O(ready ops x (inputs x consumers + successors)) plus
 // O(W log states) for the heap and O(W) expected for the closed table; per decision
-// visit the same step work plus O(n / 64) expected for the dead sets.
+// visit the same step work plus O(n / 64) expected for the dead sets. On big tables a
+// dead-set lookup is mostly a cache miss: a frame hashes its successors and prefetches
+// their slots when it is pushed (WS N=48 seed 1: 1.3x the visits per CPU second).
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
