@@ -221,7 +221,6 @@ class DeadSet {
     // The most bytes the set held at once (transients of a growth included) since reset.
     size_t peak() const { return peak_; }
 
-    bool contains(const u64* m) const { return contains(m, hash_words(m, k_)); }
     // Whether m (of hash h) is in the set: a tag match first, then the words.
     bool contains(const u64* m, u64 h) const {
         u64 tag = h & 0xFFFFFFFFu;
@@ -230,7 +229,7 @@ class DeadSet {
             if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
         return false;
     }
-    // The hash contains() and insert() use, and a hint to load its slot: a lookup in a
+    // The hash of m that contains() takes, and a hint to load its slot: a lookup in a
     // table of millions of sets misses the cache; prefetched, it overlaps other work.
     u64 hash(const u64* m) const { return hash_words(m, k_); }
     void prefetch(u64 h) const { __builtin_prefetch(slots_.data() + slot(h, slots_.size())); }

@@ -257,7 +257,14 @@ class _Ops:
     pair: list[int]
 
 
-def _compile(problem: Problem, inplace: bool, delay_rule: bool = True) -> _Ops:
+def _compile(
+    problem: Problem,
+    inplace: bool,
+    delay_rule: bool = True,
+    delays: list[tuple[int, int, int] | None] | None = None,
+) -> _Ops:
+    """The search's per-op data; ``delays``: the delay blocks when the caller already
+    computed them (:func:`_delayable`), else they are computed here (with ``delay_rule``)."""
     sizes = problem.tensor_sizes
     cmask = [sum(1 << c for c in cons) for cons in problem.consumers]
     out_bytes, dead_bytes, pred_mask, ins, inp = [], [], [], [], []
@@ -282,7 +289,10 @@ def _compile(problem: Problem, inplace: bool, delay_rule: bool = True) -> _Ops:
             if inplace
             else []
         )
-    delay = _delayable(problem, inplace) if delay_rule else [None] * problem.num_ops
+    if delays is not None:
+        delay = delays
+    else:
+        delay = _delayable(problem, inplace) if delay_rule else [None] * problem.num_ops
     pair = _free_pairs(problem, delay)
     return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp, list(problem.succs), delay, pair)
 
@@ -1029,10 +1039,10 @@ def exact(
     order = _seed_order(problem, options)
     timeline = simulate(problem, order, inplace=options.inplace)
     trivial = lower_bound(problem, inplace=options.inplace)
-    ops = _compile(problem, options.inplace, delay)
+    delays = _delayable(problem, options.inplace) if delay else None
     # The minor step waits for the hand-over: most proofs finish before it would pay.
     # Over the orders that keep the delay blocks (one of them is optimal).
-    before = _precedences(ops.delay) if delay else None
+    before = None if delays is None else _precedences(delays)
     width = width_bound(problem, inplace=options.inplace, minor_visits=0, before=before)
     bound = max(trivial, width)
     stats: dict[str, object] = {
@@ -1046,6 +1056,7 @@ def exact(
             problem, order, "exact", options, started=started, bound=bound, stats=stats
         )
 
+    ops = _compile(problem, options.inplace, delay, delays)
     segments = _segments(problem, order) if decompose else [order]
     # Per segment: executed set and memory before it, the heuristic's peak inside it.
     done_before, mem_before, seg_peak = [], [], []
