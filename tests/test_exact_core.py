@@ -279,9 +279,10 @@ def test_the_core_decision_search_stops_at_its_budgets_and_frees_its_sets() -> N
     assert within(search, best - 1).status == "none"
 
 
-def test_the_core_dead_sets_stop_before_the_cap_or_answer_as_python() -> None:
+def test_the_core_dead_sets_stay_under_the_cap_and_answer_as_python() -> None:
     # 25,222 dead sets: several arena blocks and table rebuilds; uncapped, the table
-    # doubles past load 3/4, under a tighter cap it fills up to 9/10 instead.
+    # doubles past load 3/4, under a tighter cap it fills up to 9/10 instead, then
+    # forgets the lighter half of its sets (at most _MAX_EVICTIONS times).
     p = _random_dag(110, 16)
     best = exact(p, ScheduleOptions()).peak_bytes
     reference = _decisions(p, False, True, (0.0, 1.0), best - 1)  # core == Python
@@ -291,24 +292,55 @@ def test_the_core_dead_sets_stop_before_the_cap_or_answer_as_python() -> None:
     core = _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=True)._core
     assert core is not None
 
-    def run(cap: int) -> tuple[int, tuple[int, int, int], int]:
-        """(status, (visited, dead, next level), most bytes held at once)."""
+    def run(cap: int) -> tuple[int, tuple[int, int, int], int, int]:
+        """(status, (visited, dead, next level), most bytes held at once, sets forgotten)."""
         status = core.decide(best - 1, 1e30, cap, 1e9)
-        answer = (status, (core.visited, core.dead_count, core.next_level), core.decide_peak_bytes)
+        counts = (core.visited, core.dead_count, core.next_level)
+        answer = (status, counts, core.decide_peak_bytes, core.evicted)
         core.decide_reset()
         return answer
 
-    status, counts, peak = run(-1)
-    assert status == exact_module._core.NONE and counts == tuple(reference[3:])
+    status, counts, peak, evicted = run(-1)
+    assert status == exact_module._core.NONE and counts == tuple(reference[3:]) and not evicted
     base = run(0)[2]  # the empty set and the frames: allocated before the first check
     caps, answered = range(peak // 16, 2 * peak, peak // 16), []
     for cap in caps:
-        status, found, held = run(cap)
-        assert held <= max(cap, base)  # stopped before any allocation passed the cap
-        assert status == exact_module._core.MEMORY_CAP or (status, found) == (
-            exact_module._core.NONE,
-            counts,
-        )
-        if status != exact_module._core.MEMORY_CAP:
-            answered.append(cap)
-    assert answered and answered[0] < peak and answered[-1] == caps[-1]
+        status, found, held, evicted = run(cap)
+        assert held <= max(cap, base)  # stopped or evicted before any allocation passed it
+        if status == exact_module._core.MEMORY_CAP:
+            continue
+        # Forgotten sets cost visits, never the answer or the next level.
+        assert status == exact_module._core.NONE and found[2] == counts[2]
+        assert (found[0] > counts[0]) == (evicted > 0) and found[0] >= counts[0]
+        answered.append((cap, evicted))
+    assert answered[-1] == (caps[-1], 0)
+    assert any(evicted for cap, evicted in answered if cap < peak)  # answered past the cap
+
+
+@pytest.mark.parametrize(("n", "seed"), [(110, 16), (130, 2), (100, 1)])
+def test_the_core_forgets_dead_sets_as_python_and_answers_the_same(n: int, seed: int) -> None:
+    """Capped at a share of the sets the uncapped search holds, core and Python forget the
+    same sets at the same visits (same counts); the answer, its order and the next level
+    stay those of the uncapped search, or both stop at the cap after _MAX_EVICTIONS."""
+    p = _random_dag(n, seed)
+    best = exact(p, ScheduleOptions()).peak_bytes
+    answered = 0
+    for limit in (best - 1, best):
+
+        def decide(search: _Search, cap: int | None, limit: int = limit) -> tuple[object, ...]:
+            d = within(search, limit, max_dead=cap)
+            return (d.status, d.order, d.peak, d.visited, d.dead, d.bound, d.evicted)
+
+        free = _same_on_both(p, False, (0.0, 1.0), lambda s: decide(s, None), 0, 1 << 60, True)
+        for share in (0.8, 0.1):
+            cap = max(1, int(share * free[4]))
+            capped = _same_on_both(
+                p, False, (0.0, 1.0), lambda s, cap=cap: decide(s, cap), 0, 1 << 60, True
+            )
+            if capped[0] == "memory":
+                assert capped[6] > 0
+                continue
+            assert capped[:3] == free[:3] and capped[5] == free[5]
+            assert capped[3] >= free[3] and capped[4] <= max(free[4], cap)
+            answered += capped[6] > 0
+    assert answered  # some answer came past evictions

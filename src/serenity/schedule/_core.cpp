@@ -19,7 +19,8 @@
 // (9/10 when doubling would pass the cap): 43-44 B per dead set on the 167-180-op
 // segments of RandWire WS N=48 where Closed<4> took 72-144 B plus a rehash's copy. Its
 // memory cap is checked every 1,024 visits against every byte the set could allocate
-// before the next check (blocks, a table rebuild), so it stops before passing it.
+// before the next check (blocks, a table rebuild): there it forgets the lighter half of
+// its sets (at most 4 times a decision) or stops, before passing the cap.
 //
 // Complexity per expansion: O(ready ops x (inputs x consumers + successors)) plus
 // O(W log states) for the heap and O(W) expected for the closed table; per decision
@@ -199,8 +200,12 @@ class Closed {
 // the new one. It doubles past load 3/4, or, when room() found that the doubling would
 // not fit the budget, fills up to load 9/10 first.
 //
-// Bytes per set: 8k in the arena plus 8 / load in the table (load 3/8..9/10), e.g.
-// 57-69 B for a 359-op segment (k = 6) where Closed<8> takes 136-272 B.
+// Bytes per set: 8k + 1 in the arena plus 8 / load in the table (load 3/8..9/10),
+// e.g. 58-70 B for a 359-op segment (k = 6) where Closed<8> takes 136-272 B.
+//
+// Each set carries a weight (a byte beside its mask: the bit length of the visits its
+// subtree took to prove it dead). At the memory cap, evict() keeps the heavier half:
+// a forgotten set costs only a re-search of its subtree, never a wrong answer.
 class DeadSet {
   public:
     static constexpr size_t kBlock = 4096;  // masks per arena block
@@ -234,7 +239,7 @@ class DeadSet {
     u64 hash(const u64* m) const { return hash_words(m, k_); }
     void prefetch(u64 h) const { __builtin_prefetch(slots_.data() + slot(h, slots_.size())); }
 
-    void insert(const u64* m) {
+    void insert(const u64* m, int weight) {
         u64 h = hash_words(m, k_);
         if (contains(m, h)) return;
         if (size_ + 1 >= 0xFFFFFFFFull) throw std::length_error("too many dead sets");
@@ -247,12 +252,41 @@ class DeadSet {
                 blocks_.reserve(next_cap(cap));
                 note_peak(cap * sizeof(std::unique_ptr<u64[]>));  // the old vector, freed
             }
-            blocks_.emplace_back(new u64[kBlock * size_t(k_)]);  // uninitialised: no touch
+            blocks_.emplace_back(new u64[block_words()]);  // uninitialised: no touch
             note_peak(0);
         }
         std::copy(m, m + k_, at(size_));
+        weight_at(size_) = std::uint8_t(std::min(weight, 63));
         place(h, size_ + 1);
         ++size_;
+    }
+
+    // Forgets all but the heavier half of the sets (ties: the earlier inserted), frees
+    // the arena blocks it emptied, and re-places the rest in the same table; returns the
+    // number forgotten. serenity.schedule.decide._evict is the same rule.
+    size_t evict() {
+        size_t keep = size_ / 2, count[64] = {};
+        for (size_t i = 0; i < size_; ++i) ++count[weight_at(i)];
+        int t = 63;
+        size_t above = 0;  // sets heavier than t, all kept
+        while (t > 0 && above + count[t] < keep) above += count[t--];
+        size_t ties = keep - above, j = 0;  // the first `ties` sets of weight t are kept
+        for (size_t i = 0; i < size_; ++i) {
+            int w = weight_at(i);
+            if (w < t || (w == t && ties == 0)) continue;
+            if (w == t) --ties;
+            if (j != i) {
+                std::copy(at(i), at(i) + k_, at(j));
+                weight_at(j) = std::uint8_t(w);
+            }
+            ++j;
+        }
+        blocks_.resize((j + kBlock - 1) / kBlock);
+        std::fill(slots_.begin(), slots_.end(), 0);
+        size_t evicted = size_ - j;
+        size_ = j;
+        for (size_t i = 0; i < size_; ++i) place(hash_words(at(i), k_), i + 1);
+        return evicted;
     }
 
     // Whether `inserts` more sets fit in `avail` bytes, transients included; records
@@ -263,7 +297,7 @@ class DeadSet {
         // Blocks: the pointer vector may reallocate (old and new vectors at once).
         size_t blocks = (s + kBlock - 1) / kBlock, cap = blocks_.capacity(), old_cap = 0;
         while (cap < blocks) old_cap = cap, cap = next_cap(cap);
-        size_t arena = blocks * kBlock * size_t(k_) * sizeof(u64) +
+        size_t arena = blocks * block_words() * sizeof(u64) +
                        (cap + old_cap) * sizeof(std::unique_ptr<u64[]>);
         size_t table = std::max(c, grown) * sizeof(u64);  // the old one is freed first
         may_double_ = arena + table < avail;
@@ -276,8 +310,14 @@ class DeadSet {
     static size_t slot(u64 h, size_t c) {
         return size_t((static_cast<unsigned __int128>(h) * c) >> 64);
     }
+    // A block: kBlock masks, then their kBlock weight bytes.
+    size_t block_words() const { return kBlock * size_t(k_) + kBlock / sizeof(u64); }
+    std::uint8_t& weight_at(size_t i) const {
+        u64* block = blocks_[i / kBlock].get() + kBlock * size_t(k_);
+        return reinterpret_cast<std::uint8_t*>(block)[i % kBlock];
+    }
     size_t arena_bytes() const {
-        return blocks_.size() * kBlock * size_t(k_) * sizeof(u64) +
+        return blocks_.size() * block_words() * sizeof(u64) +
                blocks_.capacity() * sizeof(std::unique_ptr<u64[]>);
     }
     u64* at(size_t i) const { return blocks_[i / kBlock].get() + (i % kBlock) * size_t(k_); }
@@ -421,12 +461,14 @@ class CoreBase {
     virtual size_t states() const = 0;
     // Decision search (serenity.schedule.decide.within): resumable across SLICE returns
     // while the limit stays the same.
-    virtual int decide(i64 limit, double remaining, i64 max_bytes, double slice) = 0;
+    virtual int decide(i64 limit, double remaining, i64 max_bytes, double slice,
+                       i64 max_dead) = 0;
     virtual void decide_reset() = 0;
     virtual size_t dead_count() const = 0;
+    virtual size_t dead_most() const = 0;  // the most held at once since decide_reset()
     virtual size_t decide_bytes() const = 0;
     virtual size_t decide_peak_bytes() const = 0;
-    i64 visited = 0, next_level = 0;
+    i64 visited = 0, next_level = 0, evicted = 0;
     i64 expanded = 0, free_moves = 0, level = 0, peak = 0;
     std::vector<int> order;  // local indices
 };
@@ -434,7 +476,7 @@ class CoreBase {
 template <int W>
 class Core : public CoreBase {
   public:
-    Core(Tables t, i64 start_mem, i64 bound) : t_(std::move(t)), start_mem_(start_mem) {
+    Core(Tables t, i64 start_mem, i64 bound) : start_mem_(start_mem), t_(std::move(t)) {
         level = bound;
         int n = t_.n;
         goal_ = Mask<W>::zero();
@@ -568,7 +610,8 @@ class Core : public CoreBase {
     // Depth-first from the start, steps within the limit only, the least memory left
     // first; dead branching sets remembered. Same visits, same first order found and
     // same next level as the Python reference (tests/test_exact_core.py).
-    int decide(i64 limit, double remaining, i64 max_bytes, double slice) override {
+    int decide(i64 limit, double remaining, i64 max_bytes, double slice,
+               i64 max_dead) override {
         const Stops stops(remaining, slice);
         if (!deciding_ || limit != limit_) {
             decide_reset();
@@ -594,7 +637,7 @@ class Core : public CoreBase {
                 return FOUND;
             }
             if (f.i == f.end) {
-                if (f.end - f.begin > 1) dead_.insert(f.done.w);
+                if (f.end - f.begin > 1) dead_.insert(f.done.w, weight(visited - f.v0));
                 arena_.resize(f.begin);
                 stack_.pop_back();
                 continue;
@@ -609,7 +652,15 @@ class Core : public CoreBase {
             if (((visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
                 auto t = Clock::now();
                 if (stops.timed_out(t)) return stop(TIMEOUT);
-                if (!dead_room(max_bytes)) return stop(MEMORY_CAP);  // before a growth passes it
+                // At the cap (before a growth passes it) the heavier half of the dead
+                // sets stays; the search stops only when even that leaves no room.
+                if ((max_dead >= 0 && i64(dead_.size()) >= max_dead) || !dead_room(max_bytes)) {
+                    if (evictions_ == kMaxEvictions) return stop(MEMORY_CAP);
+                    ++evictions_;
+                    dead_most_ = std::max(dead_most_, dead_.size());
+                    evicted += i64(dead_.evict());
+                    if (!dead_room(max_bytes)) return stop(MEMORY_CAP);
+                }
                 if (t > stops.slice_end) return SLICE;  // back to Python; this visit is made on resume
             }
             ++f.i;
@@ -625,11 +676,15 @@ class Core : public CoreBase {
         std::vector<Step>().swap(arena_);
         dead_.reset((t_.n + 63) / 64);
         visited = 0;
+        evicted = 0;
+        evictions_ = 0;
+        dead_most_ = 0;
         next_level = std::numeric_limits<i64>::max();
         deciding_ = false;
     }
 
     size_t dead_count() const override { return dead_.size(); }
+    size_t dead_most() const override { return std::max(dead_most_, dead_.size()); }
     size_t decide_bytes() const override { return dead_.bytes() + frame_bytes(); }
     size_t decide_peak_bytes() const override { return dead_.peak() + frame_bytes(); }
 
@@ -731,7 +786,11 @@ class Core : public CoreBase {
         i64 mem, during;
         size_t begin, i, end;
         int v;
+        i64 v0;  // visits before it was entered
     };
+
+    // A dead set's weight: the bit length of the visits its subtree took.
+    static int weight(i64 work) { return 64 - __builtin_clzll(u64(work) | 1) - (work == 0); }
 
     int stop(int status) {  // the caller reads the counters, then calls decide_reset()
         deciding_ = false;
@@ -771,7 +830,7 @@ class Core : public CoreBase {
             arena_[k].h = dead_.hash(nxt.w);
             dead_.prefetch(arena_[k].h);
         }
-        stack_.push_back({done, ready, mem, during, begin, begin, arena_.size(), v});
+        stack_.push_back({done, ready, mem, during, begin, begin, arena_.size(), v, visited});
     }
 
     size_t frame_bytes() const {
@@ -790,6 +849,11 @@ class Core : public CoreBase {
     std::vector<Step> arena_;
     DeadSet dead_;
     i64 limit_ = 0, start_mem_ = 0;
+    // Evictions per decision (decide._MAX_EVICTIONS): past them, re-searches would cost
+    // more than the sets save, and the search stops at the cap.
+    static constexpr int kMaxEvictions = 4;
+    int evictions_ = 0;
+    size_t dead_most_ = 0;  // the most dead sets held before an eviction
     bool deciding_ = false;
 
     Tables t_;
@@ -882,13 +946,16 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("peak", &CoreBase::peak)
         .def_readonly("order", &CoreBase::order)
         .def("decide", &CoreBase::decide, py::arg("limit"), py::arg("remaining"),
-             py::arg("max_bytes"), py::arg("slice"), py::call_guard<py::gil_scoped_release>(),
+             py::arg("max_bytes"), py::arg("slice"), py::arg("max_dead") = -1,
+             py::call_guard<py::gil_scoped_release>(),
              "Decision search within `limit` until an answer, a stop or the end of the slice.")
         .def("decide_reset", &CoreBase::decide_reset, "Free the decision search's sets.")
         .def_property_readonly("dead_count", &CoreBase::dead_count)
+        .def_property_readonly("dead_most", &CoreBase::dead_most)
         .def_property_readonly("decide_bytes", &CoreBase::decide_bytes)
         .def_property_readonly("decide_peak_bytes", &CoreBase::decide_peak_bytes)
         .def_readonly("visited", &CoreBase::visited)
+        .def_readonly("evicted", &CoreBase::evicted)
         .def_readonly("next_level", &CoreBase::next_level);
     m.def("make_core", &make_core, py::arg("words"), py::arg("out_bytes"), py::arg("dead_bytes"),
           py::arg("preds"), py::arg("succs"), py::arg("ins"), py::arg("inplace"), py::arg("wait"),

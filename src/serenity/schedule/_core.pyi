@@ -30,11 +30,15 @@ class Core:
     ) -> int: ...
     def clear(self) -> None: ...
     visited: int
+    evicted: int
     next_level: int
     dead_count: int
+    dead_most: int
     decide_bytes: int
     decide_peak_bytes: int
-    def decide(self, limit: int, remaining: float, max_bytes: int, slice: float) -> int: ...
+    def decide(
+        self, limit: int, remaining: float, max_bytes: int, slice: float, max_dead: int = -1
+    ) -> int: ...
     def decide_reset(self) -> None: ...
 
 def make_core(

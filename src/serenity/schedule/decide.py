@@ -43,11 +43,22 @@ rejected. Hence the optimum is at least the smallest step the search rejected,
 which is returned as ``bound``: like the best-first search, a "none" lifts the
 lower bound to the next footprint that occurs, not merely to ``L + 1``.
 
-**At the memory cap it stops.** Remembering fewer dead sets keeps the answer
-exact, but the re-searches explode: on a 130-op random DAG the answer takes
-0.09 s with every dead set kept and was not reached in 30 s with a table
-holding an eighth of them (360M visits). So the search returns "memory" and
-the caller spends the time left on the local search.
+**At the memory cap it forgets the lighter half, a few times.** A forgotten dead
+set costs a re-search of its subtree, which reaches no goal, so the answer, the
+first order found and the next level stay those of the search that keeps every
+set; only the visits grow. Each set is weighed by the visits its subtree took
+(their bit length); at the cap the search keeps the heavier half (ties: the
+earlier inserted) and goes on, at most ``_MAX_EVICTIONS`` times per decision,
+then returns "memory" and the caller spends the time left on the local search.
+The limit is there because the re-searches explode when the table holds far
+fewer sets than the search needs: on a 130-op random DAG the answer takes 0.09 s
+with every dead set kept and was not reached in 30 s with a table holding an
+eighth of them (360M visits, measured without the weights). On the test DAGs of
+``tests/test_exact_core.py``, capped at 80% of the sets the search needs, the
+answers cost 0-41% more visits; capped at 10%, the search stops after its four
+evictions. RandWire WS N=64 seed 0 (926 ops), whose proof needs more dead sets
+than the default 512 MiB cap holds, is proven under it (it stopped at the cap
+with a 4.5% gap before; ``benchmarks/RESULTS-randwire.md``).
 
 Complexity: O(reachable sets x ready ops x degree) time, memory proportional to
 the branching dead sets; exponential in the worst case (the problem is
@@ -65,6 +76,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from serenity.schedule.exact import _Search
 
+#: Evictions of dead sets per decision at the memory cap (each keeps the heavier half);
+#: at the next one the search stops instead (module docstring, "At the memory cap").
+_MAX_EVICTIONS = 4
+
 
 @dataclass
 class Decision:
@@ -77,7 +92,8 @@ class Decision:
         peak: The memory before the segment or the largest step of ``order``,
             whichever is larger (0 when not found).
         visited: States entered (re-entries of non-branching states included).
-        dead: Dead branching states remembered.
+        dead: The most dead branching states remembered at once.
+        evicted: Dead states forgotten at the memory cap (module docstring).
         bound: When ``status`` is ``"none"``: a proven lower bound on the
             segment's optimum above the limit (module docstring, "The next
             level"); else 0.
@@ -89,6 +105,7 @@ class Decision:
     visited: int
     dead: int
     bound: int = 0
+    evicted: int = 0
 
 
 def within(
@@ -97,6 +114,7 @@ def within(
     deadline: float | None = None,
     max_bytes: int | None = None,
     tick: Callable[[int, int], None] | None = None,
+    max_dead: int | None = None,
 ) -> Decision:
     """Decide whether the segment of ``search`` has an order with every step at most ``limit``.
 
@@ -109,12 +127,12 @@ def within(
     Complexity: see the module docstring.
     """
     if search._core is not None:
-        return _within_core(search, limit, deadline, max_bytes, tick)
+        return _within_core(search, limit, deadline, max_bytes, tick, max_dead)
     goal = search.goal
     use_free = search.use_free_moves
     per_entry = sys.getsizeof(goal) + 40  # the int and its slot in the set
-    dead: set[int] = set()
-    visited = 0
+    dead: dict[int, int] = {}  # dead set -> weight (_weight)
+    visited = evicted = evictions = most = 0
     above = 1 << 62  # the smallest step seen above the limit: the next level
 
     def successors(done: int, mem: int, last: int, ready: int) -> list[tuple[int, int, int]]:
@@ -134,22 +152,30 @@ def within(
         steps.sort(key=lambda s: (s[2], s[1], s[0]))
         return steps
 
+    def answer(
+        status: str, order: list[int] | None = None, peak: int = 0, bound: int = 0
+    ) -> Decision:
+        return Decision(status, order, peak, visited, max(most, len(dead)), bound, evicted)
+
     if search.start_mem > limit:
         return Decision("none", None, 0, 0, 0, search.start_mem)
     start = search.start
     ready0 = search._ready(start)
-    # Frames: [done, mem, ready, successors, next index]; path and peaks run beside them.
-    stack = [[start, search.start_mem, ready0, successors(start, search.start_mem, -1, ready0), 0]]
+    # Frames: [done, mem, ready, successors, next index, visits before it was entered];
+    # path and peaks run beside them.
+    stack = [
+        [start, search.start_mem, ready0, successors(start, search.start_mem, -1, ready0), 0, 0]
+    ]
     path: list[int] = []
     peaks: list[int] = [search.start_mem]
     while stack:
         frame = stack[-1]
-        done, mem, ready, steps, i = frame
+        done, mem, ready, steps, i, before = frame
         if done == goal:
-            return Decision("found", list(path), max(peaks), visited, len(dead))
+            return answer("found", list(path), max(peaks))
         if i == len(steps):
             if len(steps) > 1:
-                dead.add(done)
+                dead[done] = _weight(visited - before)
             stack.pop()
             peaks.pop()
             if path:
@@ -160,19 +186,54 @@ def within(
         nxt = done | 1 << v
         if nxt in dead:
             continue
-        visited += 1
-        if visited & 1023 == 1:  # the first visit too: a spent budget stops at once
+        if visited & 1023 == 0:  # before visits 1, 1025, ...: a spent budget stops at once
             if tick is not None:
                 tick(visited, len(dead))
             if deadline is not None and time.perf_counter() > deadline:
-                return Decision("timeout", None, 0, visited, len(dead))
-            if max_bytes is not None and len(dead) * per_entry >= max_bytes:
-                return Decision("memory", None, 0, visited, len(dead))
+                return answer("timeout")
+            over = max_bytes is not None and len(dead) * per_entry >= max_bytes
+            if over or (max_dead is not None and len(dead) >= max_dead):
+                if evictions == _MAX_EVICTIONS:
+                    return answer("memory")
+                evictions += 1
+                most = max(most, len(dead))
+                evicted += _evict(dead)
+                if max_bytes is not None and len(dead) * per_entry >= max_bytes:
+                    return answer("memory")
+        visited += 1
         nready = search._next_ready(ready, v, nxt)
-        stack.append([nxt, after, nready, successors(nxt, after, v, nready), 0])
+        stack.append([nxt, after, nready, successors(nxt, after, v, nready), 0, visited])
         path.append(v)
         peaks.append(during)
-    return Decision("none", None, 0, visited, len(dead), above)
+    return answer("none", bound=above)
+
+
+def _weight(work: int) -> int:
+    """A dead set's weight: the bit length of the visits its subtree took (at most 63)."""
+    return min(work.bit_length(), 63)
+
+
+def _evict(dead: dict[int, int]) -> int:
+    """Forget all but the heavier half of ``dead`` (ties: the earlier inserted); returns
+    the number forgotten. The compiled core's ``DeadSet::evict`` is the same rule."""
+    keep = len(dead) // 2
+    count = [0] * 64
+    for w in dead.values():
+        count[w] += 1
+    t, above = 63, 0  # sets heavier than t are all kept
+    while t > 0 and above + count[t] < keep:
+        above += count[t]
+        t -= 1
+    ties = keep - above  # and the first `ties` sets of weight t
+    kept = {}
+    for m, w in dead.items():
+        if w > t or (w == t and ties > 0):
+            ties -= w == t
+            kept[m] = w
+    forgotten = len(dead) - len(kept)
+    dead.clear()
+    dead.update(kept)
+    return forgotten
 
 
 def _within_core(
@@ -181,6 +242,7 @@ def _within_core(
     deadline: float | None,
     max_bytes: int | None,
     tick: Callable[[int, int], None] | None,
+    max_dead: int | None,
 ) -> Decision:
     """:func:`within` in the compiled core (a port: same visits, order and next level;
     its memory cap counts the real bytes of its tables), in slices for progress and
@@ -194,16 +256,21 @@ def _within_core(
         while True:
             remaining = 1e30 if deadline is None else deadline - time.perf_counter()
             cap = -1 if max_bytes is None else max(0, _clamp(max_bytes))
-            status = core.decide(_clamp(limit), remaining, cap, _CORE_SLICE)
+            dead_cap = -1 if max_dead is None else max_dead
+            status = core.decide(_clamp(limit), remaining, cap, _CORE_SLICE, dead_cap)
             if tick is not None:
-                tick(core.visited, core.dead_count)  # progress; KeyboardInterrupt is seen here
+                tick(core.visited, core.dead_most)  # progress; KeyboardInterrupt is seen here
             if status == _core.FOUND:
                 order = [search._local[v] for v in core.order]
-                return Decision("found", order, core.peak, core.visited, core.dead_count)
+                return Decision(
+                    "found", order, core.peak, core.visited, core.dead_most, 0, core.evicted
+                )
             if status == _core.NONE:
-                return Decision("none", None, 0, core.visited, core.dead_count, core.next_level)
+                return Decision(
+                    "none", None, 0, core.visited, core.dead_most, core.next_level, core.evicted
+                )
             if status != _core.SLICE:
                 stop = "timeout" if status == _core.TIMEOUT else "memory"
-                return Decision(stop, None, 0, core.visited, core.dead_count)
+                return Decision(stop, None, 0, core.visited, core.dead_most, 0, core.evicted)
     finally:
         core.decide_reset()  # answered, stopped or interrupted: free the sets

@@ -1072,7 +1072,7 @@ def exact(
     proven = True
     last_report = [started]
     local = _Local()
-    decided = {"rounds": 0, "below": 0, "found": 0, "visited": 0, "dead": 0}
+    decided = {"rounds": 0, "below": 0, "found": 0, "visited": 0, "dead": 0, "evicted": 0}
 
     def say(message: str) -> None:
         if options.progress:
@@ -1157,6 +1157,10 @@ def exact(
             decided["below"] += from_below
             decided["visited"] += answer.visited
             decided["dead"] = max(decided["dead"], answer.dead)
+            decided["evicted"] += answer.evicted
+            if answer.evicted:
+                stats["memory_capped"] = True
+                say(f"decision: at the memory cap, forgot {answer.evicted:,} lighter dead sets")
             if answer.status == "none":
                 low = max(low, answer.bound)
                 say(f"decision: none within {limit:,}: bound {low:,}")
@@ -1281,6 +1285,7 @@ def exact(
         decision_below=decided["below"],
         decision_visited=decided["visited"],
         decision_dead=decided["dead"],
+        decision_evicted=decided["evicted"],
     )
     stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
     final = [v for seg in segments for v in seg]
