@@ -82,6 +82,7 @@ def _child(spec: Spec, method: str, limit: float, queue: Any) -> None:
             "decision_rounds": r.stats.get("decision_rounds") or 0,
             "decision_visited": r.stats.get("decision_visited") or 0,
             "decision_below": r.stats.get("decision_below") or 0,
+            "decision_evicted": r.stats.get("decision_evicted") or 0,
             "core": bool(r.stats.get("core")),
             "local_improved": r.stats.get("local_improved"),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -141,6 +142,11 @@ def markdown(
                 f"decision {r['decision_rounds']} rounds"
                 + (f" ({below} from below)" if below else "")
                 + f", {r['decision_visited']:,} visited"
+                + (
+                    f", {r['decision_evicted']:,} dead sets forgotten"
+                    if r.get("decision_evicted")
+                    else ""
+                )
             )
         lines.append(
             f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
