@@ -172,9 +172,10 @@ below instead: "is there an order within the proven bound?" lifts the bound
 a footprint level per "none" and proves an order found optimal. They hold
 fewer dead sets than the best-first search held states at the same level,
 so they lift the bound past where it stopped: WS N=64 seed 0 (926 ops) from
-1,167,360 to 1,556,480 in 22 s when started at once (by hand), and to
-1,712,128 against 1,789,952 found under the default 300 s run
-(``benchmarks/RESULTS-randwire.md``). The proof when the best order is
+1,167,360 to 1,556,480 in 22 s when started at once (by hand). At the cap a
+round forgets the lighter half of its dead sets, a few times, before it stops
+(:mod:`serenity.schedule.decide`): WS N=64 seed 0 is proven under the default
+cap at 300 s (``benchmarks/RESULTS-randwire.md``). The proof when the best order is
 optimal is the same search from either side (the last round from below asks
 for the level under it), so asking from above first loses nothing there and
 keeps the cheap dives that lower the best order. If the rounds from below
@@ -206,8 +207,8 @@ searches the graph as it is.
 
 Reported statistics: states expanded, free moves, segments searched, ops
 after fusion, the local search's beams, windows, improvements and states,
-``memory_capped``, the decision rounds, orders found, states visited and the
-most dead sets held.
+``memory_capped``, the decision rounds, orders found, states visited, the
+most dead sets held and the dead sets forgotten at the cap.
 
 Complexity: exponential in the width of the graph in the worst case (the
 problem is NP-hard); each expansion costs O(ready ops x degree).
