@@ -130,7 +130,7 @@ def within(
         return _within_core(search, limit, deadline, max_bytes, tick, max_dead)
     goal = search.goal
     use_free = search.use_free_moves
-    per_entry = sys.getsizeof(goal) + 40  # the int and its slot in the set
+    per_entry = sys.getsizeof(goal) + 48  # the int, its dict entry and weight (estimated)
     dead: dict[int, int] = {}  # dead set -> weight (_weight)
     visited = evicted = evictions = most = 0
     above = 1 << 62  # the smallest step seen above the limit: the next level
