@@ -658,7 +658,7 @@ class Core : public CoreBase {
             const Step s = arena_[f.i];
             Mask<W> nxt = f.done;
             nxt.set(s.v);
-            if (s.after + min_rise_ <= limit_ && dead_.contains(nxt.w, s.h)) {
+            if (may_be_dead(s) && dead_.contains(nxt.w, s.h)) {
                 ++f.i;
                 continue;
             }
@@ -802,6 +802,11 @@ class Core : public CoreBase {
         i64 v0;  // visits before it was entered
     };
 
+    // Whether the set a step leads to can be a remembered dead set: not when its memory
+    // plus the least rise of any step passes the limit (no step within it: a dead end,
+    // never remembered, so its lookup could only miss).
+    bool may_be_dead(const Step& s) const { return s.after + min_rise_ <= limit_; }
+
     // A dead set's weight: the bit length of the visits its subtree took.
     static int weight(i64 work) { return 64 - __builtin_clzll(u64(work) | 1) - (work == 0); }
 
@@ -838,7 +843,7 @@ class Core : public CoreBase {
         // visits' largest cost on big tables: a cache miss): hash them and prefetch their
         // slots now, so that the lookups of the later ones find them loaded.
         for (size_t k = begin; k < arena_.size(); ++k) {
-            if (arena_[k].after + min_rise_ > limit_) continue;  // a dead end: no lookup
+            if (!may_be_dead(arena_[k])) continue;  // no lookup: no hash, no prefetch
             Mask<W> nxt = done;
             nxt.set(arena_[k].v);
             arena_[k].h = dead_.hash(nxt.w);

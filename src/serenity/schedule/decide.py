@@ -158,7 +158,7 @@ def within(
         return Decision(status, order, peak, visited, max(most, len(dead)), bound, evicted)
 
     if search.start_mem > limit:
-        return Decision("none", None, 0, 0, 0, search.start_mem)
+        return answer("none", bound=search.start_mem)
     start = search.start
     ready0 = search._ready(start)
     # Frames: [done, mem, ready, successors, next index, visits before it was entered];
@@ -252,25 +252,27 @@ def _within_core(
 
     core = search._core
     assert core is not None
+    dead_cap = -1 if max_dead is None else max_dead
+
+    def answer(
+        status: str, order: list[int] | None = None, peak: int = 0, bound: int = 0
+    ) -> Decision:
+        return Decision(status, order, peak, core.visited, core.dead_most, bound, core.evicted)
+
     try:
         while True:
             remaining = 1e30 if deadline is None else deadline - time.perf_counter()
             cap = -1 if max_bytes is None else max(0, _clamp(max_bytes))
-            dead_cap = -1 if max_dead is None else max_dead
             status = core.decide(_clamp(limit), remaining, cap, _CORE_SLICE, dead_cap)
             if tick is not None:
                 tick(core.visited, core.dead_most)  # progress; KeyboardInterrupt is seen here
             if status == _core.FOUND:
                 order = [search._local[v] for v in core.order]
-                return Decision(
-                    "found", order, core.peak, core.visited, core.dead_most, 0, core.evicted
-                )
+                return answer("found", order, core.peak)
             if status == _core.NONE:
-                return Decision(
-                    "none", None, 0, core.visited, core.dead_most, core.next_level, core.evicted
-                )
+                return answer("none", bound=core.next_level)
             if status != _core.SLICE:
                 stop = "timeout" if status == _core.TIMEOUT else "memory"
-                return Decision(stop, None, 0, core.visited, core.dead_most, 0, core.evicted)
+                return answer(stop)
     finally:
         core.decide_reset()  # answered, stopped or interrupted: free the sets

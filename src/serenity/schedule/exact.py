@@ -290,12 +290,10 @@ def _compile(
             if inplace
             else []
         )
-    if delays is not None:
-        delay = delays
-    else:
-        delay = _delayable(problem, inplace) if delay_rule else [None] * problem.num_ops
-    pair = _free_pairs(problem, delay)
-    return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp, list(problem.succs), delay, pair)
+    if delays is None:
+        delays = _delayable(problem, inplace) if delay_rule else [None] * problem.num_ops
+    pair = _free_pairs(problem, delays)
+    return _Ops(out_bytes, dead_bytes, pred_mask, ins, inp, list(problem.succs), delays, pair)
 
 
 def _free_pairs(problem: Problem, delay: list[tuple[int, int, int] | None]) -> list[int]:
