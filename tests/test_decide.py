@@ -15,7 +15,7 @@ import random
 
 import pytest
 from helpers import problems
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_exact_rules import _initial, oracle_optimum, wired
 from test_scheduling import brute_force
@@ -55,6 +55,36 @@ def test_within_decides_like_brute_force_in_both_memory_models(
     p: Problem, inplace: bool, free: bool
 ) -> None:
     _check(p, brute_force(p, inplace), inplace=inplace, free=free)
+
+
+@SOME
+@given(problems(max_ops=8, inplace=True), st.booleans(), st.booleans(), st.data())
+def test_none_below_the_optimum_lifts_the_bound_above_the_limit_and_no_higher(
+    p: Problem, inplace: bool, core: bool, data: st.DataObject
+) -> None:
+    """At any limit below the optimum the answer is "none", with a next level above the
+    limit and at most the optimum: steps not taken into dead ends count by their stand-in
+    (memory plus the least rise), in the Python reference and in the compiled core."""
+    best = brute_force(p, inplace)
+    assume(best > 0)
+    limit = data.draw(st.integers(min_value=0, max_value=best - 1))
+    ops = _compile(p, inplace)
+    goal = (1 << p.num_ops) - 1
+    search = _Search(ops, 0, goal, _initial(p), 0, 1 << 60, None, lambda: None, core=core)
+    out = within(search, limit)
+    assert out.status == "none" and limit < out.bound <= best
+
+
+@pytest.mark.parametrize("core", [False, True])
+def test_a_step_into_a_dead_end_is_not_taken_and_counts_by_its_stand_in(core: bool) -> None:
+    """x (input 1 B -> 10 B) then y (10 B -> 10 B): within 15 B, x's step (11 B) fits but
+    leaves 10 B, and every op adds 10: the set after x is a dead end. It is not entered
+    (no visit), and the next level is its stand-in 10 + 10, y's real step."""
+    p = Problem(["x", "y"], [1, 10, 10], [[0], [1]], [[1], [2]], [0], [2])
+    search = _Search(_compile(p, False), 0, 3, 1, 0, 1 << 60, None, lambda: None, core=core)
+    out = within(search, 15)
+    assert (out.status, out.visited, out.bound) == ("none", 0, 20)
+    assert within(search, 20).order == [0, 1]
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -27,10 +27,10 @@
 // visit the same step work plus O(n / 64) expected for the dead sets. On big tables a
 // dead-set lookup is mostly a cache miss: a frame hashes its successors and prefetches
 // their slots when it is pushed (WS N=48 seed 1: 1.3x the visits per CPU second), and
-// skips the lookup of a set whose memory plus the least rise of any step passes the
-// limit: it has no step within it, so it was never remembered (a third of the visits of
-// WS N=32 seed 2's proof enter such dead ends; WS N=48 seed 1: 1.13-1.16x the visits
-// per CPU second, WS N=64 seed 2: 1.2x, ER N=32 seed 1: 1.03x, where sizes vary more).
+// does not step into a set whose memory plus the least rise of any step passes the
+// limit: it has no step within it (a dead end; a third of the visits of WS N=32 seed 2's
+// proof entered such sets), and that sum stands in for its steps in the next level
+// (decide.py, "Dead ends": WS N=64 seed 0's proof 347M -> 217M visits, 1.1x CPU).
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -802,9 +802,9 @@ class Core : public CoreBase {
         i64 v0;  // visits before it was entered
     };
 
-    // Whether the set a step leads to can be a remembered dead set: not when its memory
-    // plus the least rise of any step passes the limit (no step within it: a dead end,
-    // never remembered, so its lookup could only miss).
+    // Whether the set a step leads to may have a step within the limit: not when its
+    // memory plus the least rise of any step passes it (a dead end: push_frame drops
+    // such steps, but for the one to the goal, which is never looked up).
     bool may_be_dead(const Step& s) const { return s.after + min_rise_ <= limit_; }
 
     // A dead set's weight: the bit length of the visits its subtree took.
@@ -839,6 +839,23 @@ class Core : public CoreBase {
             });
             arena_.insert(arena_.end(), steps_.begin(), steps_.end());
         }
+        // No step into a dead end (decide.py, "Dead ends"): its steps would all be
+        // rejected, each at least its memory plus the least rise, which stands in for
+        // them in the next level. The goal is kept: it has no steps and ends the search.
+        size_t end = begin;
+        for (size_t k = begin; k < arena_.size(); ++k) {
+            const Step& s = arena_[k];
+            if (!may_be_dead(s)) {
+                Mask<W> nxt = done;
+                nxt.set(s.v);
+                if (!(nxt == goal_)) {
+                    next_level = std::min(next_level, s.after + min_rise_);
+                    continue;
+                }
+            }
+            arena_[end++] = s;
+        }
+        arena_.resize(end);
         // decide() looks each successor up in the dead sets before it enters it (most
         // visits' largest cost on big tables: a cache miss): hash them and prefetch their
         // slots now, so that the lookups of the later ones find them loaded.
