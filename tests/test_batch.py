@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -149,6 +150,34 @@ def test_in_memory_models_and_problems(tmp_path: Path) -> None:
     assert by[1]["peak_bytes"] == _bare_peak(_write(tmp_path, "d.onnx", proto))
     [failed] = serenity.batch([p], jobs=1, rewrite=True)
     assert failed["status"] == "error" and "needs an ONNX model" in failed["error"]
+
+
+def test_the_search_memory_cap_reaches_every_model_and_may_change_on_resume(
+    tmp_path: Path,
+) -> None:
+    """``search_memory`` caps each model's exact search (one byte: every search stops at
+    its first check, nothing is proven); as a resource limit, like the timeout, it is
+    not one of the settings a results file must match."""
+    rnd = random.Random(13)  # a RandWire-like DAG of 30 ops whose search expands states
+    sizes, op_inputs = [1, 4], [[0]]
+    for _ in range(29):
+        op_inputs.append(rnd.sample(range(1, len(sizes)), min(rnd.randint(1, 3), len(sizes) - 1)))
+        sizes.append(4)
+    read = {t for ins in op_inputs for t in ins}
+    op_inputs.append([t for t in range(1, len(sizes)) if t not in read])
+    sizes.append(4)
+    outputs = [[t + 1] for t in range(len(op_inputs))]
+    names = [f"op{i}" for i in range(len(op_inputs))]
+    p = Problem(names, sizes, op_inputs, outputs, [0], [len(sizes) - 1])
+    out = tmp_path / "r.jsonl"
+    [capped] = serenity.batch([p], jobs=1, out=out, method="exact", search_memory=1)
+    assert capped["stats"]["memory_capped"] and not capped["optimal"]
+    [stored] = serenity.batch([p], jobs=1, out=out, method="exact")
+    assert stored == capped  # resumed, not refused
+    [free] = serenity.batch([p], jobs=1, method="exact")
+    assert free["optimal"] and free["peak_bytes"] <= capped["peak_bytes"]
+    with pytest.raises(serenity.UsageError, match="search_memory"):
+        serenity.batch([p], search_memory=0)
 
 
 def test_cli_writes_models_and_plans_and_refuses_mixed_settings(

@@ -20,6 +20,7 @@ from helpers import run_cli as run
 
 import serenity
 from serenity.schedule import DEFAULT_METHOD
+from serenity.zoo import RandWireConfig, build_randwire
 
 #: Keys of the ``schedule --json`` report that later tools rely on.
 REPORT_KEYS = {
@@ -495,6 +496,53 @@ def test_time_limits_must_be_finite_and_non_negative(
     for command in (["schedule", design, "-o", out], ["plan", design], ["bench", design]):
         code, _, err = run(capsys, *command, "--time-limit", value)
         assert "finite number of seconds" in assert_clean_error(code, err, out)
+
+
+# --------------------------------------------------------------------------- search memory
+
+
+def _small_randwire(tmp_path: Path) -> Path:
+    """A RandWire network (two WS stages of 10 nodes) whose exact search expands states."""
+    cfg = RandWireConfig(
+        channels=8, nodes=10, k=4, p=0.75, stage_strides=(1, 2), head_channels=32, resolution=16
+    )
+    path = tmp_path / "randwire.onnx"
+    onnx.save(build_randwire(cfg, seed=0), str(path))
+    return path
+
+
+def test_search_memory_caps_the_exact_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--search-memory`` reaches the engine: capped at one byte every search stops at
+    once (nothing proven, a valid order kept); the default cap proves the optimum."""
+    model = _small_randwire(tmp_path)
+    reports = {}
+    for cap in ("1", "512MiB"):
+        out, report = tmp_path / f"{cap}.onnx", tmp_path / f"{cap}.json"
+        args = ["--method", "exact", "--search-memory", cap, "--json", report]
+        code, _, err = run(capsys, "schedule", model, "-o", out, *args)
+        assert code == 0, err
+        reports[cap] = json.loads(report.read_text())
+    capped, free = reports["1"], reports["512MiB"]
+    assert capped["stats"]["memory_capped"] and not capped["optimal"]
+    assert free["optimal"] and not free["stats"].get("memory_capped")
+    assert capped["lower_bound_bytes"] <= free["peak_bytes"] <= capped["peak_bytes"]
+    code, stdout, err = run(capsys, "plan", model, "--search-memory", "1", "--json", tmp_path / "p")
+    assert code == 0, err
+    assert "arena" in stdout
+
+
+@pytest.mark.parametrize("value", ["12XB", "0", "1.5"])
+def test_search_memory_must_be_a_positive_whole_size(
+    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    out = tmp_path / "out.onnx"
+    batch = ["batch", design, "--out", tmp_path / "r.jsonl"]
+    for command in (["schedule", design, "-o", out], ["plan", design], batch):
+        code, _, err = run(capsys, *command, "--search-memory", value)
+        assert "search-memory" in assert_clean_error(code, err, out)
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 def test_a_model_onnxruntime_cannot_load_is_written_with_a_warning(

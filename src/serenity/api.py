@@ -44,6 +44,7 @@ from serenity.plan import (
 from serenity.rewrite.driver import RewriteResult, rewrite_for_memory
 from serenity.schedule import (
     DEFAULT_METHOD,
+    DEFAULT_SEARCH_MEMORY,
     ScheduleOptions,
     ScheduleResult,
     result_from_order,
@@ -66,9 +67,13 @@ def schedule_model(
     inplace: bool = False,
     time_limit: float | None = None,
     progress: bool = False,
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
 ) -> ScheduleResult:
-    """Schedule a loaded model with ``method`` (see :data:`serenity.schedule.ENGINES`)."""
-    options = ScheduleOptions(inplace=inplace, time_limit=time_limit, progress=progress)
+    """Schedule a loaded model with ``method`` (see :data:`serenity.schedule.ENGINES`;
+    ``search_memory``: :attr:`ScheduleOptions.search_memory`)."""
+    options = ScheduleOptions(
+        inplace=inplace, time_limit=time_limit, progress=progress, search_memory=search_memory
+    )
     return schedule(model.problem, method, options)
 
 
@@ -158,6 +163,7 @@ def rewrite_model(
     max_rounds: int = 100,
     split_outputs: bool = True,
     progress: bool = False,
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
 ) -> RewriteResult:
     """Rewrite ``model`` where an identity rewrite lowers the peak ``method`` finds.
 
@@ -166,7 +172,8 @@ def rewrite_model(
     under both memory models. ``time_limit`` bounds each schedule of the
     search (default 10 s); ``split_outputs=False`` leaves convolutions
     unsplit by output channels; ``progress`` prints a line per trial on
-    stderr once the search has run for a second.
+    stderr once the search has run for a second; ``search_memory`` caps each
+    schedule's search (:attr:`ScheduleOptions.search_memory`).
     """
     return rewrite_for_memory(
         model,
@@ -176,6 +183,7 @@ def rewrite_model(
         max_rounds=max_rounds,
         split_outputs=split_outputs,
         progress=progress,
+        search_memory=search_memory,
     )
 
 
@@ -188,6 +196,7 @@ def schedule_or_rewrite(
     time_limit: float | None = None,
     split_outputs: bool = True,
     progress: bool = False,
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
 ) -> tuple[ScheduleResult, RewriteResult | None]:
     """The schedule to write, and the rewriting that made it when ``rewrite``.
 
@@ -195,17 +204,15 @@ def schedule_or_rewrite(
     :func:`rewrite_model`'s schedule of the rewritten graph (``after``) and the
     :class:`RewriteResult`, whose ``model`` is the graph to write.
     """
+    options = {
+        "inplace": inplace,
+        "time_limit": time_limit,
+        "progress": progress,
+        "search_memory": search_memory,
+    }
     if not rewrite:
-        options = {"inplace": inplace, "time_limit": time_limit, "progress": progress}
         return schedule_model(model, method, **options), None
-    rewritten = rewrite_model(
-        model,
-        method,
-        inplace=inplace,
-        time_limit=time_limit,
-        split_outputs=split_outputs,
-        progress=progress,
-    )
+    rewritten = rewrite_model(model, method, split_outputs=split_outputs, **options)
     return rewritten.after, rewritten
 
 

@@ -36,7 +36,14 @@ from serenity.api import (
     schedule_model,
     schedule_or_rewrite,
 )
-from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
+from serenity.cli_options import (
+    add_inplace,
+    add_input_shape,
+    add_method,
+    add_search_memory,
+    add_time_limit,
+    search_memory_bytes,
+)
 from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
 from serenity.io.outputs import check_new_file, os_error_message, transaction, write_bytes
@@ -112,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         "stop the exact search after this long and keep the best order found, with its "
         "proven lower bound (auto: 60 s by default)",
     )
+    add_search_memory(p)
     p.add_argument(
         "--verify",
         action="store_true",
@@ -175,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         f"seconds for the planner's exact search (default: {DEFAULT_TIME_LIMIT:g}) and, "
         "without --schedule, for the scheduling search",
     )
+    add_search_memory(p, " without --schedule")
     p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
     p.add_argument("--chart", action="store_true", help="print a time x address chart")
     report_cli.add_plot_option(p, "the arena map: time x address rectangles")
@@ -359,6 +368,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 
 def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     check_seconds(args, "time_limit")
+    search_memory = search_memory_bytes(args)
     model = _load(args)
     _check_json_path(args, model)
     _check_plan_path(args, model)
@@ -373,6 +383,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         time_limit=args.time_limit,
         split_outputs=args.split_outputs,
         progress=True,
+        search_memory=search_memory,
     )
     written = rewritten.model if rewritten is not None else model
     embed = written.holds_plan and args.offline_plan
@@ -494,6 +505,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
     if args.alignment is not None and args.alignment < 1:
         raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
     check_seconds(args, "time_limit")
+    search_memory = search_memory_bytes(args)
     model = _load(args)
     _check_json_path(args, model)
     report_cli.check_paths(args, [*_model_files(args, model), *filter(None, (args.json,))])
@@ -502,7 +514,12 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
         result = read_schedule(model, args.schedule, inplace=args.inplace)
     else:
         result = schedule_model(
-            model, DEFAULT_METHOD, inplace=args.inplace, time_limit=args.time_limit, progress=True
+            model,
+            DEFAULT_METHOD,
+            inplace=args.inplace,
+            time_limit=args.time_limit,
+            progress=True,
+            search_memory=search_memory,
         )
     limit = DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit
     planned = plan_schedule(model, result, args.planner, alignment=args.alignment, time_limit=limit)

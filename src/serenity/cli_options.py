@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 
-from serenity.schedule import DEFAULT_METHOD, ENGINES
+from serenity.errors import UsageError
+from serenity.memory.offchip import format_size, parse_size
+from serenity.schedule import DEFAULT_METHOD, DEFAULT_SEARCH_MEMORY, ENGINES
 
 
 def add_input_shape(p: argparse.ArgumentParser, scope: str = "") -> None:
@@ -45,3 +47,32 @@ def add_method(p: argparse.ArgumentParser, what: str = "scheduling method") -> N
 def add_time_limit(p: argparse.ArgumentParser, help_text: str) -> None:
     """``--time-limit SECONDS`` (checked by :func:`serenity.cli.check_seconds`)."""
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help=help_text)
+
+
+def add_search_memory(p: argparse.ArgumentParser, scope: str = "") -> None:
+    """``--search-memory SIZE``: the exact engine's memory cap, in bytes
+    (``args.search_memory``; :func:`search_memory_bytes` reads it)."""
+    p.add_argument(
+        "--search-memory",
+        metavar="SIZE",
+        default=format_size(DEFAULT_SEARCH_MEMORY),
+        help="memory the exact search may hold (states, dead sets)"
+        f"{scope}: bytes, or 512MiB, 4GiB (1024-based), 4GB (1000-based); at the cap it "
+        "forgets, then stops and keeps its best order and bound "
+        f"(default: {format_size(DEFAULT_SEARCH_MEMORY)})",
+    )
+
+
+def search_memory_bytes(args: argparse.Namespace) -> int:
+    """The bytes ``--search-memory`` gives (a positive size).
+
+    Raises:
+        UsageError: not a size, or zero.
+    """
+    try:
+        size = parse_size(args.search_memory)
+    except UsageError as error:
+        raise UsageError(f"--search-memory: {error}") from None
+    if size <= 0:
+        raise UsageError(f"--search-memory must be a positive size, got {args.search_memory}")
+    return size

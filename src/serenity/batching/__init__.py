@@ -52,7 +52,7 @@ from serenity.batching.jobs import (
 )
 from serenity.batching.results import Journal, finished, read_results, write_parquet
 from serenity.errors import UsageError
-from serenity.schedule import DEFAULT_METHOD, ENGINES
+from serenity.schedule import DEFAULT_METHOD, DEFAULT_SEARCH_MEMORY, ENGINES
 
 #: Engines :func:`batch` can run on.
 BATCH_ENGINES = ("local", "ray")
@@ -140,6 +140,7 @@ def batch(
     retry: bool = False,
     method: str = DEFAULT_METHOD,
     time_limit: float | None = None,
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
     timeout: float | None = -1.0,
     inplace: bool = False,
     rewrite: bool = False,
@@ -172,6 +173,8 @@ def batch(
             ``error`` or ``timeout``.
         method: Scheduling method (see :data:`serenity.schedule.ENGINES`).
         time_limit: Each model's search time limit (the method's default if None).
+        search_memory: Bytes each model's exact search may hold (``None``: no
+            cap; :attr:`~serenity.schedule.ScheduleOptions.search_memory`).
         timeout: Hard seconds per model before its worker is killed
             (``status: "timeout"``); 0 or ``None`` for none; the default is
             :func:`default_timeout`.
@@ -205,6 +208,8 @@ def batch(
         raise UsageError(f"jobs must be >= 1, got {jobs}")
     if time_limit is not None and time_limit < 0:
         raise UsageError("the time limit must be >= 0 seconds")
+    if search_memory is not None and search_memory <= 0:
+        raise UsageError(f"search_memory must be a positive number of bytes, got {search_memory}")
     if timeout is not None and timeout < 0:
         timeout = default_timeout(time_limit, rewrite)
     elif timeout == 0:
@@ -220,6 +225,7 @@ def batch(
     settings = Settings(
         method=method,
         time_limit=time_limit,
+        search_memory=search_memory,
         timeout=timeout,
         inplace=inplace,
         rewrite=rewrite,

@@ -28,7 +28,14 @@ from rich.progress import (
 from serenity.batching import BATCH_ENGINES, TIMEOUT_GRACE, batch
 from serenity.batching.jobs import expand_paths
 from serenity.batching.results import check_parquet, read_results, write_parquet
-from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
+from serenity.cli_options import (
+    add_inplace,
+    add_input_shape,
+    add_method,
+    add_search_memory,
+    add_time_limit,
+    search_memory_bytes,
+)
 from serenity.errors import UsageError
 from serenity.io.onnx_import import parse_input_shapes
 
@@ -82,6 +89,7 @@ def add_parser(sub: Any) -> None:
         "each model's search limit: the best order found and its proven bound are kept "
         "(auto: 60 s by default; with --rewrite, per trial)",
     )
+    add_search_memory(p, " per model (per worker)")
     p.add_argument(
         "--timeout",
         type=float,
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         retry=args.retry,
         method=args.method,
         time_limit=args.time_limit,
+        search_memory=search_memory_bytes(args),
         timeout=args.timeout,
         inplace=args.inplace,
         rewrite=args.rewrite,

@@ -42,7 +42,7 @@ from serenity.api import (
 from serenity.errors import ModelError, SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, load_proto
 from serenity.ir import Problem
-from serenity.schedule import DEFAULT_METHOD
+from serenity.schedule import DEFAULT_METHOD, DEFAULT_SEARCH_MEMORY
 
 #: Result statuses: the model was scheduled; it failed (bad model, crash) with
 #: a one-line ``error``; the engine killed it after ``Settings.timeout`` seconds.
@@ -61,6 +61,8 @@ class Settings:
         time_limit: Seconds for each model's search (the engine's anytime
             limit; with ``rewrite``, for each trial schedule). ``None``: the
             method's default (``auto``: 60 s).
+        search_memory: Bytes each model's exact search may hold (``None``: no
+            cap).
         timeout: Hard wall-clock seconds per model, after which its worker is
             killed and the result is ``status: "timeout"``; ``None``: no limit.
         inplace: The in-place memory model.
@@ -74,6 +76,7 @@ class Settings:
 
     method: str = DEFAULT_METHOD
     time_limit: float | None = None
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY
     timeout: float | None = None
     inplace: bool = False
     rewrite: bool = False
@@ -86,10 +89,11 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         """The settings that decide a model's result, as stored in every line.
 
-        ``timeout`` is left out: a rerun with a longer one may resume the file.
+        ``timeout`` and ``search_memory`` are left out: resource limits, which a
+        rerun may raise and resume the file.
         """
         d = asdict(self)
-        del d["timeout"]
+        del d["timeout"], d["search_memory"]
         d["input_shapes"] = {k: list(v) for k, v in sorted(self.input_shapes.items())}
         return d
 
@@ -344,6 +348,7 @@ def process_job(job: Job, settings: Settings) -> dict[str, Any]:
             inplace=settings.inplace,
             time_limit=settings.time_limit,
             split_outputs=settings.split_outputs,
+            search_memory=settings.search_memory,
         )
         timings["schedule"] = _seconds(t)
         output, verified = None, None

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from serenity.api import load_model, schedule_model, schedule_or_rewrite
-from serenity.cli_options import add_inplace, add_input_shape, add_method, add_time_limit
+from serenity.cli_options import (
+    add_inplace,
+    add_input_shape,
+    add_method,
+    add_search_memory,
+    add_time_limit,
+    search_memory_bytes,
+)
 from serenity.errors import UsageError
 from serenity.io.format import parse_input_shapes
 from serenity.io.outputs import write_bytes
@@ -57,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "seconds for the scheduling search (auto: 60 s by default; with --rewrite, "
         "per candidate, 10 s by default)",
     )
+    add_search_memory(p)
     p.add_argument(
         "--rewrite",
         action="store_true",
@@ -78,6 +86,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     for flag in ("time_limit", "plan_time_limit"):
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0 seconds")
+    search_memory = search_memory_bytes(args)
     if not args.output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o {args.output}: give an .html file name")
     model = load_model(args.model, parse_input_shapes(args.input_shape))
@@ -90,6 +99,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         inplace=args.inplace,
         time_limit=args.time_limit,
         progress=True,
+        search_memory=search_memory,
     )
     started, cpu = time.perf_counter(), time.process_time()
     command = "serenity " + shlex.join(getattr(args, "argv", ["report", args.model]))

@@ -49,7 +49,7 @@ from serenity.ir import Problem
 from serenity.memory.model import peak_step_live_sets, simulate
 from serenity.rewrite._graph import Editor, Rewrite, count_passes, to_ir, to_proto
 from serenity.rewrite.registry import DriverRule, PeakView, driver_rules
-from serenity.schedule import ScheduleOptions, ScheduleResult, schedule
+from serenity.schedule import DEFAULT_SEARCH_MEMORY, ScheduleOptions, ScheduleResult, schedule
 
 #: Seconds each trial schedule may search when the caller gives no limit.
 TRIAL_TIME_LIMIT = 10.0
@@ -353,6 +353,7 @@ def rewrite_for_memory(
     baseline: ScheduleResult | None = None,
     split_outputs: bool = True,
     progress: bool = False,
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
 ) -> RewriteResult:
     """Rewrite ``model`` where it lowers the peak found by ``method``.
 
@@ -373,6 +374,8 @@ def rewrite_for_memory(
         progress: Print a line per trial to stderr once the search has run
             :data:`PROGRESS_AFTER` seconds (and the baseline schedule's own
             progress).
+        search_memory: Bytes each schedule's search may hold
+            (:attr:`~serenity.schedule.ScheduleOptions.search_memory`).
 
     Raises:
         UsageError: ``baseline`` was made under the other memory model, or
@@ -388,7 +391,7 @@ def rewrite_for_memory(
         )
     started = time.perf_counter()
     limit = TRIAL_TIME_LIMIT if time_limit is None else time_limit
-    options = ScheduleOptions(inplace=inplace, time_limit=limit)
+    options = ScheduleOptions(inplace=inplace, time_limit=limit, search_memory=search_memory)
     if baseline is not None and baseline.inplace != inplace:
         raise UsageError("the baseline schedule uses the other memory model")
     before = (

@@ -4,10 +4,16 @@ from serenity.schedule.engines import DEFAULT_METHOD, ENGINES, schedule
 from serenity.schedule.fusion import Fusion, fuse
 from serenity.schedule.heuristics import HEURISTICS
 from serenity.schedule.ilp import ilp
-from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
+from serenity.schedule.result import (
+    DEFAULT_SEARCH_MEMORY,
+    ScheduleOptions,
+    ScheduleResult,
+    result_from_order,
+)
 
 __all__ = [
     "DEFAULT_METHOD",
+    "DEFAULT_SEARCH_MEMORY",
     "ENGINES",
     "Fusion",
     "HEURISTICS",

@@ -10,6 +10,10 @@ from typing import Any
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
 
+#: Bytes the exact engine's searches may hold by default (``ScheduleOptions.search_memory``,
+#: ``--search-memory``): the process stays under 1 GB with onnx and OR-Tools loaded.
+DEFAULT_SEARCH_MEMORY = 1 << 29
+
 
 @dataclass(frozen=True)
 class ScheduleOptions:
@@ -27,10 +31,12 @@ class ScheduleOptions:
         hint: A known order of the problem's op ids (say, the schedule of the
             graph before a rewrite, carried over): ``exact`` and ``auto``
             return nothing worse than it. Ignored unless topological.
-        search_memory: Bytes the exact engine's best-first search may hold
-            (an estimate from its state count, 512 MiB by default: the process
-            stays under 1 GB with onnx and OR-Tools loaded; ``None``: no cap). At the cap it
-            keeps its proven bound and spends the time left on its
+        search_memory: Bytes the exact engine's searches may hold: the
+            best-first search's states, then the decision search's dead sets
+            (:data:`DEFAULT_SEARCH_MEMORY`, 512 MiB, by default; ``None``: no
+            cap). At the cap the best-first search keeps its proven bound and
+            hands over to the decision search, which forgets its lighter dead
+            sets a few times and then stops; the time left goes to the
             memory-bounded local search (``stats["memory_capped"]``).
     """
 
@@ -39,7 +45,7 @@ class ScheduleOptions:
     progress: bool = False
     give_up_at: int | None = None
     hint: tuple[int, ...] | None = None
-    search_memory: int | None = 1 << 29
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY
 
 
 @dataclass(frozen=True)
