@@ -9,9 +9,11 @@ Usage (from the repository root)::
 Networks: the zoo's RandWire CIFAR-10 and CIFAR-100 (``serenity.zoo``), then
 the CIFAR-10 layout (two random stages) with N nodes per stage from the WS
 generator (K=4, P=0.75) and the ER generator (P=0.2), for every N and seed.
-Seed 0 of N = 48 and 64 is also run at the ``--long`` limits (300 s), and
-the stretch graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the
-largest of ``--limits``. Each (network, time limit) is one run of ``exact`` in
+Seed 0 of N = 48 and 64 is also run at the ``--long`` limits (300 s), the
+graphs of ``--more-memory`` at the longest of them with a ``--search-memory``
+of ``--more-memory-gib`` (4 GiB; the default cap is 512 MiB), and the stretch
+graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the largest of
+``--limits``. Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
 (2 by default, one per core). Reported: the order's peak, the proven lower bound, the
 bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`), the
@@ -41,7 +43,7 @@ from typing import Any
 import serenity
 from serenity.io.onnx_import import load_proto
 from serenity.ir import Problem
-from serenity.schedule import ScheduleOptions, fuse
+from serenity.schedule import DEFAULT_SEARCH_MEMORY, ScheduleOptions, fuse
 from serenity.schedule.exact import exact
 from serenity.schedule.ilp import ilp
 from serenity.zoo import RANDWIRE_CIFAR10, RANDWIRE_CIFAR100
@@ -59,13 +61,13 @@ def _problem(config: RandWireConfig, seed: int, name: str) -> Problem:
 Spec = tuple[RandWireConfig, int, str]
 
 
-def _child(spec: Spec, method: str, limit: float, queue: Any) -> None:
+def _child(spec: Spec, method: str, limit: float, memory: int, queue: Any) -> None:
     problem = _problem(*spec)
     fused = fuse(problem).ops_after
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall, cpu = time.perf_counter(), time.process_time()
     engine = exact if method == "exact" else ilp
-    r = engine(problem, ScheduleOptions(time_limit=limit))
+    r = engine(problem, ScheduleOptions(time_limit=limit, search_memory=memory))
     queue.put(
         {
             "peak": r.peak_bytes,
@@ -89,15 +91,18 @@ def _child(spec: Spec, method: str, limit: float, queue: Any) -> None:
             "rss_before_mb": before,
             "ops": problem.num_ops,
             "fused_ops": fused,
+            "search_memory": memory,
         }
     )
 
 
-def run_once(spec: Spec, method: str, limit: float) -> dict[str, Any]:
+def run_once(
+    spec: Spec, method: str, limit: float, memory: int = DEFAULT_SEARCH_MEMORY
+) -> dict[str, Any]:
     """One engine run in a fresh process (its own max RSS)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(spec, method, limit, queue))
+    proc = ctx.Process(target=_child, args=(spec, method, limit, memory, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -134,6 +139,9 @@ def markdown(
     lines = []
     for r in rows:
         notes = []
+        memory = r.get("search_memory", DEFAULT_SEARCH_MEMORY)
+        if memory != DEFAULT_SEARCH_MEMORY:
+            notes.append(f"--search-memory {memory / 2**30:g} GiB")
         if r["memory_capped"]:
             notes.append("memory cap")
         if r.get("decision_rounds"):
@@ -203,13 +211,17 @@ def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
             f"within 1% of the proven bound, worst gap {100 * worst:.1f}%, "
             f"max RSS {rss:,.0f} MB."
         )
-    for kind, what in (("long", "longer limit"), ("stretch", "stretch")):
+    kinds = (("long", "longer limit"), ("memory", "more memory"), ("stretch", "stretch"))
+    for kind, what in kinds:
         for r in rows:
             if r["kind"] == kind:
                 state = "proven" if r["optimal"] else f"gap {100 * r['gap']:.1f}%"
+                cap = r.get("search_memory", DEFAULT_SEARCH_MEMORY) / 2**30
+                with_cap = f" with a {cap:g} GiB cap" if kind == "memory" else ""
                 out.append(
-                    f"- {what}: {r['network']} ({r['ops']:,} ops), limit {r['limit']:g} s: "
-                    f"{state}, {r['cpu_s']:.1f} CPU s, max RSS {r['max_rss_mb']:,.0f} MB."
+                    f"- {what}: {r['network']} ({r['ops']:,} ops), limit {r['limit']:g} s"
+                    f"{with_cap}: {state}, {r['cpu_s']:.1f} CPU s, "
+                    f"max RSS {r['max_rss_mb']:,.0f} MB."
                 )
     for r in rows:
         if r["network"].startswith("RandWire") and r["optimal"]:
@@ -237,6 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--long-nodes", type=int, nargs="*", default=[48, 64])
     ap.add_argument(
+        "--more-memory",
+        nargs="*",
+        default=["WS N=48 seed 2", "WS N=64 seed 1", "WS N=64 seed 2", "ER N=48 seed 0"],
+        help="networks also run at the longest --long limit with --more-memory-gib",
+    )
+    ap.add_argument("--more-memory-gib", type=float, default=4.0)
+    ap.add_argument(
         "--stretch",
         type=int,
         nargs="*",
@@ -247,22 +266,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-randwire.md")
     args = ap.parse_args(argv)
 
-    # (kind, name, generator, N, seed, spec, limit); kind: grid, long or stretch.
-    plan: list[tuple[str, str, str, int, int, Spec, float]] = []
+    # (kind, name, generator, N, seed, spec, limit, search memory); kind: grid, long,
+    # memory or stretch.
+    plan: list[tuple[str, str, str, int, int, Spec, float, int]] = []
+    memory = DEFAULT_SEARCH_MEMORY
+    more = int(args.more_memory_gib * 2**30)
     for name, gen, n, seed, spec in networks(args.nodes, args.seeds):
         for limit in args.limits:
-            plan.append(("grid", name, gen, n, seed, spec, limit))
+            plan.append(("grid", name, gen, n, seed, spec, limit, memory))
         if seed == 0 and n in args.long_nodes and not name.startswith("RandWire"):
             for limit in args.long:
-                plan.append(("long", name, gen, n, seed, spec, limit))
+                plan.append(("long", name, gen, n, seed, spec, limit, memory))
+        if name in args.more_memory and args.long:
+            plan.append(("memory", name, gen, n, seed, spec, max(args.long), more))
     for n in args.stretch:
         config = replace(RANDWIRE_CIFAR10, nodes=n, generator="ws")
         spec = (config, 0, f"rw_ws{n}_0")
-        plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, spec, max(args.limits)))
+        limit = max(args.limits)
+        plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, spec, limit, memory))
 
-    def one(item: tuple[str, str, str, int, int, Spec, float]) -> dict[str, Any]:
-        kind, name, gen, n, seed, spec, limit = item
-        r = run_once(spec, "exact", limit)
+    def one(item: tuple[str, str, str, int, int, Spec, float, int]) -> dict[str, Any]:
+        kind, name, gen, n, seed, spec, limit, memory = item
+        r = run_once(spec, "exact", limit, memory)
         row = {"kind": kind, "network": name, "generator": gen, "nodes": n, "seed": seed}
         row["limit"] = limit
         print(
