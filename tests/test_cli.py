@@ -517,14 +517,17 @@ def test_search_memory_caps_the_exact_search(
     """``--search-memory`` reaches the engine: capped at one byte every search stops at
     once (nothing proven, a valid order kept); the default cap proves the optimum."""
     model = _small_randwire(tmp_path)
-    reports = {}
+    reports, said = {}, {}
     for cap in ("1", "512MiB"):
         out, report = tmp_path / f"{cap}.onnx", tmp_path / f"{cap}.json"
         args = ["--method", "exact", "--search-memory", cap, "--json", report]
-        code, _, err = run(capsys, "schedule", model, "-o", out, *args)
+        code, said[cap], err = run(capsys, "schedule", model, "-o", out, *args)
         assert code == 0, err
         reports[cap] = json.loads(report.read_text())
     capped, free = reports["1"], reports["512MiB"]
+    assert "memory cap (--search-memory 1)" in said["1"]
+    assert (capped["stats"]["search_memory"], free["stats"]["search_memory"]) == (1, 2**29)
+    assert "memory cap" not in said["512MiB"]
     assert capped["stats"]["memory_capped"] and not capped["optimal"]
     assert free["optimal"] and not free["stats"].get("memory_capped")
     assert capped["lower_bound_bytes"] <= free["peak_bytes"] <= capped["peak_bytes"]

@@ -436,6 +436,11 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         f"{time.perf_counter() - args.started:.1f} s in all   memory model: "
         + ("in-place" if args.inplace else "default")
     )
+    if result.stats.get("memory_capped") and not result.optimal:
+        out.print(
+            f"note: the search reached its memory cap (--search-memory {args.search_memory}); "
+            "a larger one may prove more"
+        )
     if saved.warning and not args.verify:
         _progress(f"warning: {saved.warning}")
     _wrote(args, ", ".join(str(args.tx.staged_name(p)) for p in saved.paths))

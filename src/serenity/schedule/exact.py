@@ -1048,6 +1048,7 @@ def exact(
         "heuristic_peak": timeline.peak_bytes,
         "trivial_bound": trivial,
         "width_bound": width,
+        "search_memory": options.search_memory,  # the cap (bytes; None: none)
     }
     if timeline.peak_bytes <= bound:
         stats.update(segments=0, searched=0, expanded=0, free_moves=0)
