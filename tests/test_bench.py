@@ -115,13 +115,15 @@ def test_cli_bench_writes_markdown_and_json(
     for name, build in small_sources():
         onnx.save(build(), str(models / f"{name}.onnx"))
     md, js = tmp_path / "r.md", tmp_path / "r.json"
-    code, out, err = run(capsys, "bench", models, "--out", md, "--json", js, "--no-rewrite")
+    args = ["--out", md, "--json", js, "--no-rewrite", "--search-memory", "64MiB"]
+    code, out, err = run(capsys, "bench", models, *args)
     assert code == 0, err
     assert "[1/2] design" in err and "[2/2] example" in err  # progress, sorted by file name
     assert "geometric mean" in out
     data = json.loads(js.read_text())
     assert [r["name"] for r in data["rows"]] == ["design", "example"]
     assert data["paper"]["geomean_scheduling"] == 1.68
+    assert data["search_memory"] == 64 << 20
     assert {"file_peak", "heuristic_peak", "peak", "lower_bound", "optimal", "seconds"} <= set(
         data["rows"][0]
     )

@@ -542,7 +542,7 @@ def test_search_memory_must_be_a_positive_whole_size(
 ) -> None:
     out = tmp_path / "out.onnx"
     batch = ["batch", design, "--out", tmp_path / "r.jsonl"]
-    for command in (["schedule", design, "-o", out], ["plan", design], batch):
+    for command in (["schedule", design, "-o", out], ["plan", design], ["bench", design], batch):
         code, _, err = run(capsys, *command, "--search-memory", value)
         assert "search-memory" in assert_clean_error(code, err, out)
     assert not (tmp_path / "r.jsonl").exists()

@@ -41,7 +41,13 @@ import onnx
 from serenity import __version__
 from serenity.errors import SerenityError, UsageError
 from serenity.io.onnx_import import OnnxModel, load_onnx
-from serenity.schedule import DEFAULT_METHOD, ScheduleOptions, ScheduleResult, schedule
+from serenity.schedule import (
+    DEFAULT_METHOD,
+    DEFAULT_SEARCH_MEMORY,
+    ScheduleOptions,
+    ScheduleResult,
+    schedule,
+)
 
 if TYPE_CHECKING:
     from serenity.rewrite.driver import RewriteResult
@@ -121,6 +127,7 @@ class BenchReport:
     verify: bool = False
     trial_time_limit: float | None = None
     errors: list[BenchError] = field(default_factory=list)
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY
 
     def geomean(self, which: str, names: Iterable[str] | None = None) -> float | None:
         """Geometric mean of :meth:`BenchRow.reduction` over the rows that have it
@@ -148,6 +155,7 @@ class BenchReport:
             "rewrite": self.rewrite,
             "verify": self.verify,
             "trial_time_limit": self.trial_time_limit,
+            "search_memory": self.search_memory,
             "memory_model": "in-place" if self.inplace else "default",
             "rows": [asdict(r) for r in self.rows],
             "errors": [asdict(e) for e in self.errors],
@@ -167,6 +175,7 @@ def report_from_json(data: dict[str, Any]) -> BenchReport:
         verify=data.get("verify", False),
         trial_time_limit=data.get("trial_time_limit"),
         errors=[BenchError(**e) for e in data.get("errors", [])],
+        search_memory=data.get("search_memory", DEFAULT_SEARCH_MEMORY),
     )
 
 
@@ -221,6 +230,7 @@ def bench_model(
     source: str = "",
     progress: bool = False,
     offchip: Sequence[int] = (),
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
 ) -> BenchRow:
     """Measure one loaded model (see the module docstring for the columns).
 
@@ -234,7 +244,7 @@ def bench_model(
     Raises:
         VerificationError: a rewritten model's outputs differ.
     """
-    options = ScheduleOptions(inplace=inplace, time_limit=time_limit)
+    options = ScheduleOptions(inplace=inplace, time_limit=time_limit, search_memory=search_memory)
     file_r = schedule(model.problem, "file", options)
     heur = schedule(model.problem, "best-heuristic", options)
     started = time.perf_counter()
@@ -296,6 +306,7 @@ def rewrite_then_reschedule(
         time_limit=trial_time_limit,
         baseline=baseline,
         progress=options.progress,
+        search_memory=options.search_memory,
     )
     if not rw.rewrites:  # the graph is unchanged: its schedule is the baseline
         return rw, baseline
@@ -340,6 +351,7 @@ def run_bench(
     trial_time_limit: float | None = None,
     progress: bool = True,
     offchip: Sequence[int] = (),
+    search_memory: int | None = DEFAULT_SEARCH_MEMORY,
 ) -> BenchReport:
     """Benchmark every source: a zoo builder (called, saved to a temporary file
     and loaded like any model) or a path to an ``.onnx`` file.
@@ -354,6 +366,8 @@ def run_bench(
         trial_time_limit: Seconds per trial schedule of the rewriting driver.
         progress: Print one line per network to stderr.
         offchip: On-chip sizes (bytes) for the off-chip traffic columns.
+        search_memory: Bytes each exact search may hold
+            (:attr:`~serenity.schedule.ScheduleOptions.search_memory`).
     """
     rows: list[BenchRow] = []
     errors: list[BenchError] = []
@@ -379,6 +393,7 @@ def run_bench(
                     source=label,
                     progress=progress,
                     offchip=offchip,
+                    search_memory=search_memory,
                 )
             except (SerenityError, MemoryError) as e:  # one bad network does not end the run
                 message = str(e) if isinstance(e, SerenityError) else "out of memory"
@@ -401,7 +416,15 @@ def run_bench(
                     flush=True,
                 )
     return BenchReport(
-        rows, method, time_limit, inplace, rewrite, verify, trial_time_limit, errors=errors
+        rows,
+        method,
+        time_limit,
+        inplace,
+        rewrite,
+        verify,
+        trial_time_limit,
+        errors=errors,
+        search_memory=search_memory,
     )
 
 

@@ -208,6 +208,7 @@ def _parser() -> argparse.ArgumentParser:
         p,
         "seconds per network for the method (auto: 60 s by default)",
     )
+    add_search_memory(p, " per network")
     add_inplace(p)
     p.add_argument(
         "--no-rewrite",
@@ -576,6 +577,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     from serenity import bench
 
     check_seconds(args, "time_limit", "trial_time_limit")
+    search_memory = search_memory_bytes(args)
     inputs = [*args.paths, *([args.notes] if args.notes else [])]
     check_new_file("--out", args.out, inputs)
     check_new_file("--json", args.json, [*inputs, *([args.out] if args.out else [])])
@@ -604,6 +606,7 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
         verify=args.verify,
         trial_time_limit=args.trial_time_limit,
         offchip=offchip_sizes,
+        search_memory=search_memory,
     )
     table = Table(title=f"serenity bench ({report.method}, peaks in KiB)")
     for col in ("network", "ops", "file order", "best heuristic", "scheduled", "proven", "s", "x"):
