@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,22 @@ def problems(draw: st.DrawFn, max_ops: int = 8, inplace: bool = False) -> Proble
         graph_outputs,
         inplace_inputs=inplace_inputs,
     )
+
+
+def random_wired(seed: int, n: int) -> Problem:
+    """A random DAG of ``n`` equal-size ops reading 1-3 earlier tensors (RandWire-like)."""
+    rnd = random.Random(seed)
+    sizes, op_inputs, op_outputs = [1, 4], [[0]], [[1]]
+    for _ in range(1, n):
+        op_inputs.append(rnd.sample(range(1, len(sizes)), min(rnd.randint(1, 3), len(sizes) - 1)))
+        op_outputs.append([len(sizes)])
+        sizes.append(4)
+    read = {t for ins in op_inputs for t in ins}
+    op_inputs.append([t for t in range(1, len(sizes)) if t not in read])
+    op_outputs.append([len(sizes)])
+    sizes.append(4)
+    names = [f"op{i}" for i in range(len(op_inputs))]
+    return Problem(names, sizes, op_inputs, op_outputs, [0], [len(sizes) - 1])
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:

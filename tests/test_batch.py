@@ -6,7 +6,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import onnx
 import pytest
 from batch_workers import misbehaving
-from helpers import run_cli
+from helpers import random_wired, run_cli
 from onnx_models import design_example, residual_cell, tiny
 
 import serenity
@@ -158,17 +157,7 @@ def test_the_search_memory_cap_reaches_every_model_and_may_change_on_resume(
     """``search_memory`` caps each model's exact search (one byte: every search stops at
     its first check, nothing is proven); as a resource limit, like the timeout, it is
     not one of the settings a results file must match."""
-    rnd = random.Random(13)  # a RandWire-like DAG of 30 ops whose search expands states
-    sizes, op_inputs = [1, 4], [[0]]
-    for _ in range(29):
-        op_inputs.append(rnd.sample(range(1, len(sizes)), min(rnd.randint(1, 3), len(sizes) - 1)))
-        sizes.append(4)
-    read = {t for ins in op_inputs for t in ins}
-    op_inputs.append([t for t in range(1, len(sizes)) if t not in read])
-    sizes.append(4)
-    outputs = [[t + 1] for t in range(len(op_inputs))]
-    names = [f"op{i}" for i in range(len(op_inputs))]
-    p = Problem(names, sizes, op_inputs, outputs, [0], [len(sizes) - 1])
+    p = random_wired(13, 30)  # a RandWire-like DAG whose search expands states
     out = tmp_path / "r.jsonl"
     [capped] = serenity.batch([p], jobs=1, out=out, method="exact", search_memory=1)
     assert capped["stats"]["memory_capped"] and not capped["optimal"]

@@ -11,10 +11,9 @@ answer.
 from __future__ import annotations
 
 import importlib
-import random
 
 import pytest
-from helpers import problems
+from helpers import problems, random_wired
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from test_exact_rules import _initial, oracle_optimum, wired
@@ -99,22 +98,6 @@ def test_a_budget_stops_the_search_without_a_wrong_answer(p: Problem) -> None:
         assert out.status in ({"none", "timeout"} if limit < best else {"found", "timeout"})
 
 
-def _random_dag(seed: int, n: int) -> Problem:
-    """A random DAG of ``n`` equal-size ops reading 1-3 earlier tensors (RandWire-like)."""
-    rnd = random.Random(seed)
-    sizes, op_inputs, op_outputs = [1, 4], [[0]], [[1]]
-    for _ in range(1, n):
-        op_inputs.append(rnd.sample(range(1, len(sizes)), min(rnd.randint(1, 3), len(sizes) - 1)))
-        op_outputs.append([len(sizes)])
-        sizes.append(4)
-    read = {t for ins in op_inputs for t in ins}
-    op_inputs.append([t for t in range(1, len(sizes)) if t not in read])
-    op_outputs.append([len(sizes)])
-    sizes.append(4)
-    names = [f"op{i}" for i in range(len(op_inputs))]
-    return Problem(names, sizes, op_inputs, op_outputs, [0], [len(sizes) - 1])
-
-
 @pytest.fixture
 def no_minors(monkeypatch: pytest.MonkeyPatch) -> None:
     """The width bound's minor step proves nothing: on some of these graphs (seed 84)
@@ -125,7 +108,7 @@ def no_minors(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_minor_step_at_the_hand_over_can_prove_alone() -> None:
     """At the hand-over the width bound gets its minor step, once: on seed 84 it meets
     the best order found, so no decision round runs; the optimum is the uncapped one."""
-    p = _random_dag(84, 30)
+    p = random_wired(84, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
     r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=False)
     assert r.stats["memory_capped"] and r.stats["width_minors"]
@@ -138,7 +121,7 @@ def test_the_minor_step_at_the_hand_over_can_prove_alone() -> None:
 def test_a_search_stopped_at_the_time_limit_gets_no_minor_step(decision: bool) -> None:
     """The minor step takes steps for a share of the limit, but never time past it: a
     search the limit stopped (here at once) reports the width bound without it."""
-    p = _random_dag(84, 30)
+    p = random_wired(84, 30)
     r = exact(p, ScheduleOptions(time_limit=1e-9), fusion=False, decision=decision)
     assert not r.optimal and "width_minors" not in r.stats
     assert r.lower_bound_bytes <= exact(p, ScheduleOptions(), fusion=False).peak_bytes
@@ -149,7 +132,7 @@ def test_a_search_stopped_at_the_time_limit_gets_no_minor_step(decision: bool) -
 def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed: int) -> None:
     """Capped after its first 1,024 states, the best-first search hands over to the
     decision search, which proves the same optimum as the uncapped search."""
-    p = _random_dag(seed, 30)
+    p = random_wired(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
     r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=False)
     assert r.stats["memory_capped"] and r.stats["decision_visited"] > 0
@@ -163,7 +146,7 @@ def test_the_beam_slice_before_the_rounds_keeps_the_optimum(seed: int) -> None:
     """At the memory cap the beam searches run first (a lower start for the rounds
     from above); the rounds still prove the uncapped search's optimum, and the order
     returned is a valid one with that peak."""
-    p = _random_dag(seed, 30)
+    p = random_wired(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
     r = exact(p, ScheduleOptions(search_memory=200_000, time_limit=600), fusion=False)
     assert r.stats["memory_capped"] and r.stats["local_beams"] > 0
@@ -179,7 +162,7 @@ def test_rounds_from_below_prove_the_same_optimum(
     """With the rounds from above out of time at once, the rounds from below lift the
     bound level by level until an order within it is found: the same optimum."""
     monkeypatch.setattr(importlib.import_module("serenity.schedule.exact"), "FROM_BELOW_SHARE", 0)
-    p = _random_dag(seed, 30)
+    p = random_wired(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
     options = ScheduleOptions(search_memory=200_000, time_limit=600)
     r = exact(p, options, fusion=False, local_search=False)
