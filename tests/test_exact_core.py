@@ -344,3 +344,75 @@ def test_the_core_forgets_dead_sets_as_python_and_answers_the_same(n: int, seed:
             assert capped[3] >= free[3] and capped[4] <= max(free[4], cap)
             answered += capped[6] > 0
     assert answered  # some answer came past evictions
+
+
+def _threaded(
+    p: Problem, inplace: bool, free_moves: bool, cut: tuple[float, float], limit: int, **kw: int
+) -> None:
+    """Several searchers sharing the dead sets answer as the one-searcher reference: the
+    same status, the same next level on "none", an order within the limit on "found"."""
+    ops, start, goal, mem = _segment(p, inplace, cut)
+
+    def search(core: bool) -> _Search:
+        return _Search(ops, start, goal, mem, 0, 1 << 60, None, lambda: None, free_moves, core=core)
+
+    reference = within(search(False), limit, max_dead=kw.get("max_dead"))
+    for threads in (2, 3):
+        got = within(search(True), limit, max_dead=kw.get("max_dead"), threads=threads)
+        if reference.status == "memory" or got.status == "memory":
+            continue  # a cap may bind for one and not the other: the sets are not the same
+        assert got.status == reference.status
+        if got.status == "none":
+            assert got.bound == reference.bound and got.order is None
+        else:
+            assert got.order is not None and sorted(got.order) == sorted(reference.order or [])
+            during, _ = _trace(ops, start, mem, got.order)
+            assert max([mem, *during]) == got.peak <= limit
+
+
+@SOME
+@given(
+    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    st.booleans(),
+    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    st.integers(0, 300),
+)
+def test_threads_answer_as_one_searcher_on_random_segments(
+    model: tuple[bool, Problem], free_moves: bool, cut: tuple[float, float], limit: int
+) -> None:
+    inplace, p = model
+    _threaded(p, inplace, free_moves, cut, limit)
+
+
+@pytest.mark.parametrize(("n", "seed"), [(110, 16), (130, 2), (100, 1)])
+def test_threads_answer_as_one_searcher_at_the_optimum_and_under_a_cap(n: int, seed: int) -> None:
+    p = _random_dag(n, seed)
+    best = exact(p, ScheduleOptions()).peak_bytes
+    for limit in (best - 1, best):
+        _threaded(p, False, True, (0.0, 1.0), limit)
+        _threaded(p, False, True, (0.0, 1.0), limit, max_dead=2000)  # evictions at a barrier
+
+
+def test_threads_resume_across_slices_and_share_the_work() -> None:
+    """Slices of a few microseconds stop every searcher at a barrier over and over; the
+    resumed search gives the uninterrupted answer, and two searchers visit about as many
+    sets in all as one (each skips the subtrees the other proved dead)."""
+    p = _random_dag(110, 16)
+    best = exact(p, ScheduleOptions()).peak_bytes
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    start_mem = simulate(p, p.topological_order()).initial_bytes
+    core = _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=True)._core
+    assert core is not None
+    SLICE, answers = exact_module._core.SLICE, []
+    for threads, slice_ in ((1, 1e9), (2, 1e9), (2, 1e-5)):
+        slices = 0
+        while (status := core.decide(best - 1, 1e30, -1, slice_, -1, threads)) == SLICE:
+            slices += 1
+        answers.append((status, core.next_level, core.visited, core.dead_dropped, slices))
+        core.decide_reset()
+    (one, level, visits, _, _), *more = answers
+    assert one == exact_module._core.NONE and visits > 20_000
+    for status, level2, visits2, dropped, _slices in more:
+        assert (status, level2, dropped) == (one, level, 0)
+        assert visits2 < 1.5 * visits
+    assert answers[2][4] > 10

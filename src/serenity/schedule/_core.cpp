@@ -39,8 +39,12 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 namespace py = pybind11;
@@ -70,7 +74,8 @@ struct Stops {
 
 enum Status : int {
     DONE = 0, SLICE = 1, TIMEOUT = 2, GIVE_UP = 3, MEMORY_CAP = 4, EXHAUSTED = 5,
-    FOUND = 6, NONE = 7  // decide(): an order within the limit; none exists
+    FOUND = 6, NONE = 7,  // decide(): an order within the limit; none exists
+    STOPPED = 8  // decide() with threads: another searcher answered (internal)
 };
 
 // A 64-bit hash of k words (splitmix64 steps chained).
@@ -200,9 +205,18 @@ class Closed {
 // bits), so that a probe touches the
 // arena only on a tag match (then the words are compared: no false positives). Linear
 // probing; any table size (a hash maps to slot (hash * size) >> 64). The table grows by
-// a rebuild from the arena: the old table is freed first, so a growth allocates only
-// the new one. It doubles past load 3/4, or, when room() found that the doubling would
-// not fit the budget, fills up to load 9/10 first.
+// a rebuild from the arena (the old table is freed first, so a growth allocates only
+// the new one), and only in prepare(), at a check: it doubles when the inserts that may
+// come before the next check would pass load 3/4, or, when room() found that the
+// doubling would not fit the budget, 9/10.
+//
+// Several searchers may share it (decide() with threads): contains() reads without a
+// lock (a slot is published with a release store after its mask and weight are
+// written, so a reader that sees the slot sees the mask; a set inserted meanwhile may be
+// missed, which costs a re-search, never a wrong answer); insert() takes a mutex;
+// prepare(), evict() and reset() run only while no searcher runs. insert() drops a set
+// (forgets it at once: always sound) rather than grow the table past load 15/16 or the
+// arena past the blocks prepare() reserved.
 //
 // Bytes per set: 8k + 1 in the arena plus 8 / load in the table (load 3/8..9/10),
 // e.g. 58-70 B for a 359-op segment (k = 6) where Closed<8> takes 136-272 B.
@@ -222,10 +236,13 @@ class DeadSet {
         std::vector<std::unique_ptr<u64[]>>().swap(blocks_);
         slots_ = std::vector<u64>(slots, 0);
         size_ = 0;
+        dropped_ = 0;
         may_double_ = true;
         peak_ = bytes();
     }
-    size_t size() const { return size_; }
+    size_t size() const { return size_.load(std::memory_order_relaxed); }
+    // Sets insert() dropped since reset() (the table or the reserved arena was full).
+    size_t dropped() const { return dropped_; }
     size_t bytes() const { return arena_bytes() + slots_.capacity() * sizeof(u64); }
     // The most bytes the set held at once (transients of a growth included) since reset.
     size_t peak() const { return peak_; }
@@ -234,7 +251,7 @@ class DeadSet {
     bool contains(const u64* m, u64 h) const {
         u64 tag = h & 0xFFFFFFFFu;
         size_t c = slots_.size(), i = slot(h, c);
-        for (u64 s; (s = slots_[i]) != 0; i = i + 1 == c ? 0 : i + 1)
+        for (u64 s; (s = load(i)) != 0; i = i + 1 == c ? 0 : i + 1)
             if ((s >> 32) == tag && same(at(size_t(s & 0xFFFFFFFFu) - 1), m)) return true;
         return false;
     }
@@ -245,24 +262,48 @@ class DeadSet {
 
     void insert(const u64* m, int weight) {
         u64 h = hash_words(m, k_);
+        std::lock_guard<std::mutex> lock(insert_mutex_);
         if (contains(m, h)) return;
-        if (size_ + 1 >= 0xFFFFFFFFull) throw std::length_error("too many dead sets");
-        size_t c = slots_.size();
-        if (4 * (size_ + 1) > 3 * c && (may_double_ || 10 * (size_ + 1) > 9 * c))
-            rebuild(2 * c);
-        if (size_ == blocks_.size() * kBlock) {
-            size_t cap = blocks_.capacity();
-            if (blocks_.size() == cap) {
-                blocks_.reserve(next_cap(cap));
-                note_peak(cap * sizeof(std::unique_ptr<u64[]>));  // the old vector, freed
-            }
+        size_t n = size_.load(std::memory_order_relaxed);
+        if (n + 1 >= 0xFFFFFFFFull) throw std::length_error("too many dead sets");
+        bool new_block = n == blocks_.size() * kBlock;
+        if (16 * (n + 1) > 15 * slots_.size() ||
+            (new_block && blocks_.size() == blocks_.capacity())) {
+            ++dropped_;  // no room until the next prepare(): forget it now
+            return;
+        }
+        if (new_block) {
             blocks_.emplace_back(new u64[block_words()]);  // uninitialised: no touch
             note_peak(0);
         }
-        std::copy(m, m + k_, at(size_));
-        weight_at(size_) = std::uint8_t(std::min(weight, 63));
-        place(h, size_ + 1);
-        ++size_;
+        std::copy(m, m + k_, at(n));
+        weight_at(n) = std::uint8_t(std::min(weight, 63));
+        place(h, n + 1, true);
+        size_.store(n + 1, std::memory_order_relaxed);
+    }
+
+    // Whether prepare(inserts) would grow the table or reserve blocks.
+    bool needs(size_t inserts) const {
+        size_t s = size() + inserts, c = slots_.size();
+        return (4 * s > 3 * c && (may_double_ || 10 * s > 9 * c)) ||
+               blocks_.capacity() * kBlock < s;
+    }
+
+    // Room for `inserts` more sets before the next call: grows the table (past load 3/4,
+    // or 9/10 when room() found that doubling would not fit) and reserves the arena's
+    // block pointers. Only while no searcher runs.
+    void prepare(size_t inserts) {
+        size_t s = size_ + inserts, c = slots_.size();
+        if (4 * s > 3 * c && (may_double_ || 10 * s > 9 * c)) {
+            while (4 * s > 3 * c) c *= 2;
+            rebuild(c);
+        }
+        size_t blocks = (s + kBlock - 1) / kBlock, cap = blocks_.capacity();
+        if (cap < blocks) {
+            while (cap < blocks) cap = next_cap(cap);
+            note_peak(blocks_.capacity() * sizeof(std::unique_ptr<u64[]>));  // the old vector
+            blocks_.reserve(cap);
+        }
     }
 
     // Forgets all but the heavier half of the sets (ties: the earlier inserted), frees
@@ -289,7 +330,7 @@ class DeadSet {
         std::fill(slots_.begin(), slots_.end(), 0);
         size_t evicted = size_ - j;
         size_ = j;
-        for (size_t i = 0; i < size_; ++i) place(hash_words(at(i), k_), i + 1);
+        for (size_t i = 0; i < j; ++i) place(hash_words(at(i), k_), i + 1);
         return evicted;
     }
 
@@ -330,24 +371,33 @@ class DeadSet {
             if (a[i] != b[i]) return false;
         return true;
     }
-    void place(u64 h, size_t index1) {  // index1: arena index + 1; not yet in the table
+    u64 load(size_t i) const { return __atomic_load_n(&slots_[i], __ATOMIC_ACQUIRE); }
+    // index1: arena index + 1, not yet in the table; `publish`: searchers may be reading
+    // (the mask and weight were written before: a release store).
+    void place(u64 h, size_t index1, bool publish = false) {
         size_t c = slots_.size(), i = slot(h, c);
         while (slots_[i] != 0) i = i + 1 == c ? 0 : i + 1;
-        slots_[i] = (h << 32) | index1;
+        if (publish)
+            __atomic_store_n(&slots_[i], (h << 32) | index1, __ATOMIC_RELEASE);
+        else
+            slots_[i] = (h << 32) | index1;
     }
     void rebuild(size_t c) {
         std::vector<u64>().swap(slots_);
         slots_ = std::vector<u64>(c, 0);
         note_peak(0);
-        for (size_t i = 0; i < size_; ++i) place(hash_words(at(i), k_), i + 1);
+        size_t n = size_;
+        for (size_t i = 0; i < n; ++i) place(hash_words(at(i), k_), i + 1);
     }
     void note_peak(size_t extra) { peak_ = std::max(peak_, bytes() + extra); }
 
     int k_ = 1;
     std::vector<std::unique_ptr<u64[]>> blocks_;
     std::vector<u64> slots_;
-    size_t size_ = 0, peak_ = 0;
+    std::atomic<size_t> size_{0};
+    size_t peak_ = 0, dropped_ = 0;
     bool may_double_ = true;
+    std::mutex insert_mutex_;
 };
 
 template <int W>
@@ -466,12 +516,13 @@ class CoreBase {
     // Decision search (serenity.schedule.decide.within): resumable across SLICE returns
     // while the limit stays the same.
     virtual int decide(i64 limit, double remaining, i64 max_bytes, double slice,
-                       i64 max_dead) = 0;
+                       i64 max_dead, int threads) = 0;
     virtual void decide_reset() = 0;
     virtual size_t dead_count() const = 0;
     virtual size_t dead_most() const = 0;  // the most held at once since decide_reset()
     virtual size_t decide_bytes() const = 0;
     virtual size_t decide_peak_bytes() const = 0;
+    virtual size_t dead_dropped() const = 0;  // dead sets dropped for want of room
     i64 visited = 0, next_level = 0, evicted = 0;
     i64 expanded = 0, free_moves = 0, level = 0, peak = 0;
     std::vector<int> order;  // local indices
@@ -572,7 +623,7 @@ class Core : public CoreBase {
             }
             // Steps: (v, during, after), ascending v.
             Mask<W> done = e.done;
-            const Mask<W>* open_block = moves(done, e.mem, e.last, e.ready);
+            const Mask<W>* open_block = moves(steps_, done, e.mem, e.last, e.ready);
             if (steps_.empty()) throw std::runtime_error("no op can run: the goal is no downset");
             i64 h = steps_[0].during;
             for (const Step& s : steps_) h = std::min(h, s.during);
@@ -590,7 +641,7 @@ class Core : public CoreBase {
             ++expanded;
             size_t first = 0, last = steps_.size();
             if (use_free_moves) {
-                int k = free_step(e.f, done, e.mem, open_block != nullptr);
+                int k = free_step(steps_, e.f, done, e.mem, open_block != nullptr);
                 if (k >= 0) {
                     ++free_moves;
                     first = size_t(k);
@@ -621,12 +672,25 @@ class Core : public CoreBase {
 
     // ---- Decision search: a port of serenity.schedule.decide.within ----
     // Depth-first from the start, steps within the limit only, the least memory left
-    // first; dead branching sets remembered. Same visits, same first order found and
-    // same next level as the Python reference (tests/test_exact_core.py).
-    int decide(i64 limit, double remaining, i64 max_bytes, double slice,
-               i64 max_dead) override {
+    // first; dead branching sets remembered. With one thread: same visits, same first
+    // order found and same next level as the Python reference (tests/test_exact_core.py).
+    //
+    // With `threads` > 1, that many searchers run the same search from the start and
+    // share the dead sets (lazy SMP): searcher i > 0 tries the steps of a branching set
+    // rotated by i, so the searchers begin in different subtrees and skip the subtrees
+    // the others proved dead. Sound as with one searcher: a set is inserted only when
+    // every step from it was searched (by this searcher, or skipped as a set some searcher
+    // had proven dead), so the answer "none" of the first searcher whose start set is
+    // exhausted is a proof, and the next level is the least step any searcher rejected
+    // (a superset of the steps one searcher would have rejected, each above the limit).
+    // Searcher 0 does the checks (time, slice, memory cap, table growth); when one needs
+    // the table alone it raises a flag, the others park at their next check (every
+    // 1,024 of their visits), and it evicts or grows with no searcher running.
+    int decide(i64 limit, double remaining, i64 max_bytes, double slice, i64 max_dead,
+               int threads) override {
         const Stops stops(remaining, slice);
-        if (!deciding_ || limit != limit_) {
+        threads = std::max(threads, 1);
+        if (!deciding_ || limit != limit_ || size_t(threads) != workers_.size()) {
             decide_reset();
             limit_ = limit;
             if (start_mem_ > limit) {
@@ -634,59 +698,59 @@ class Core : public CoreBase {
                 return NONE;
             }
             deciding_ = true;
-            stack_.reserve(size_t(t_.n) + 1);  // the deepest path: no reallocation
-            push_frame(Mask<W>::zero(), start_mem_, start_ready(), -1, start_mem_);
+            // Inserts between two checks: at most 1,024 visits + n + 1 frames closing per
+            // searcher; with several, twice that (searcher 0's checks pace the others').
+            inserts_ = size_t(threads == 1 ? 1 : 2 * threads) * (1024 + size_t(t_.n) + 1);
+            for (int i = 0; i < threads; ++i) {
+                auto w = std::make_unique<Worker>();
+                w->id = i;
+                w->stack.reserve(size_t(t_.n) + 1);  // the deepest path: no reallocation
+                push_frame(*w, Mask<W>::zero(), start_mem_, start_ready(), -1, start_mem_);
+                workers_.push_back(std::move(w));
+            }
         }
-        while (!stack_.empty()) {
-            Frame& f = stack_.back();
-            if (f.done == goal_) {
-                order.clear();
-                peak = start_mem_;
-                for (size_t k = 1; k < stack_.size(); ++k) {
-                    order.push_back(stack_[k].v);
-                    peak = std::max(peak, stack_[k].during);
+        stop_.store(0);
+        std::exception_ptr error;
+        int status;
+        if (threads == 1) {
+            status = work(*workers_[0], stops, max_bytes, max_dead);
+        } else {
+            barrier_wanted_.store(false);
+            parked_ = 0;
+            std::vector<int> statuses(size_t(threads), 0);
+            std::mutex error_mutex;
+            auto run = [&](int i) {
+                try {
+                    statuses[size_t(i)] = work(*workers_[size_t(i)], stops, max_bytes, max_dead);
+                } catch (...) {
+                    std::lock_guard<std::mutex> lock(error_mutex);
+                    if (!error) error = std::current_exception();
+                    finish(STOPPED);  // the others stop at their next step
                 }
-                deciding_ = false;
-                return FOUND;
-            }
-            if (f.i == f.end) {
-                if (f.end - f.begin > 1) dead_.insert(f.done.w, weight(visited - f.v0));
-                arena_.resize(f.begin);
-                stack_.pop_back();
-                continue;
-            }
-            const Step s = arena_[f.i];
-            Mask<W> nxt = f.done;
-            nxt.set(s.v);
-            if (may_be_dead(s) && dead_.contains(nxt.w, s.h)) {
-                ++f.i;
-                continue;
-            }
-            if (((visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
-                auto t = Clock::now();
-                if (stops.timed_out(t)) return stop(TIMEOUT);
-                // At the cap (before a growth passes it) the heavier half of the dead
-                // sets stays; the search stops only when even that leaves no room.
-                if ((max_dead >= 0 && i64(dead_.size()) >= max_dead) || !dead_room(max_bytes)) {
-                    if (evictions_ == kMaxEvictions) return stop(MEMORY_CAP);
-                    ++evictions_;
-                    dead_most_ = std::max(dead_most_, dead_.size());
-                    evicted += i64(dead_.evict());
-                    if (!dead_room(max_bytes)) return stop(MEMORY_CAP);
-                }
-                if (t > stops.slice_end) return SLICE;  // back to Python; this visit is made on resume
-            }
-            ++f.i;
-            ++visited;
-            push_frame(nxt, s.after, next_ready(f.ready, s.v, nxt), s.v, s.during);
+            };
+            std::vector<std::thread> pool;
+            for (int i = 1; i < threads; ++i) pool.emplace_back(run, i);
+            run(0);
+            for (auto& t : pool) t.join();
+            int ended = stop_.load();
+            status = ended ? ended : statuses[0];  // none ended: all left at searcher 0's check
         }
-        deciding_ = false;
-        return NONE;
+        visited = 0;
+        next_level = std::numeric_limits<i64>::max();
+        for (const auto& w : workers_) {
+            visited += w->visited;
+            next_level = std::min(next_level, w->next_level);
+        }
+        if (error) {
+            deciding_ = false;
+            std::rethrow_exception(error);
+        }
+        if (status != SLICE) deciding_ = false;  // the caller reads the counters, then resets
+        return status;
     }
 
     void decide_reset() override {
-        std::vector<Frame>().swap(stack_);
-        std::vector<Step>().swap(arena_);
+        workers_.clear();
         dead_.reset((t_.n + 63) / 64);
         visited = 0;
         evicted = 0;
@@ -700,6 +764,7 @@ class Core : public CoreBase {
     size_t dead_most() const override { return std::max(dead_most_, dead_.size()); }
     size_t decide_bytes() const override { return dead_.bytes() + frame_bytes(); }
     size_t decide_peak_bytes() const override { return dead_.peak() + frame_bytes(); }
+    size_t dead_dropped() const override { return dead_.dropped(); }
 
     bool use_free_moves = true;
 
@@ -729,19 +794,20 @@ class Core : public CoreBase {
         after_mem = mem + t_.out_bytes[v] - freed;
     }
 
-    // Fills steps_ with the steps (v, during, after) allowed from a state, ascending v
+    // Fills `steps` with the steps (v, during, after) allowed from a state, ascending v
     // (exact._Search._moves); returns the block `last` left open, or nullptr.
-    const Mask<W>* moves(const Mask<W>& done, i64 mem, int last, const Mask<W>& ready) {
+    const Mask<W>* moves(std::vector<Step>& steps, const Mask<W>& done, i64 mem, int last,
+                         const Mask<W>& ready) const {
         const Mask<W>* open_block = (last >= 0 && has_block_[last]) ? &block_[last] : nullptr;
         Mask<W> rest = ready;
         if (open_block)
             for (int i = 0; i < W; ++i) rest.w[i] &= open_block->w[i];
-        steps_.clear();
+        steps.clear();
         for_bits(rest, [&](int v) {
             if (has_wait_[v] && !wait_[v].subset_of(done)) return;  // delayed
             i64 during, after;
             step(done, mem, v, during, after);
-            steps_.push_back({v, during, after, 0});
+            steps.push_back({v, during, after, 0});
         });
         return open_block;
     }
@@ -762,16 +828,17 @@ class Core : public CoreBase {
         return ready;
     }
 
-    // Index into steps_ of the free move (exact._Search._free), or -1.
-    int free_step(i64 limit, const Mask<W>& done, i64 mem, bool open_block) const {
-        for (size_t k = 0; k < steps_.size(); ++k) {
-            const Step& s = steps_[k];
+    // Index into `steps` of the free move (exact._Search._free), or -1.
+    int free_step(const std::vector<Step>& steps, i64 limit, const Mask<W>& done, i64 mem,
+                  bool open_block) const {
+        for (size_t k = 0; k < steps.size(); ++k) {
+            const Step& s = steps[k];
             if (s.during <= limit && s.after <= mem && (open_block || !has_block_[s.v]))
                 return int(k);
         }
         if (open_block) return -1;
-        for (size_t k = 0; k < steps_.size(); ++k) {
-            const Step& s = steps_[k];
+        for (size_t k = 0; k < steps.size(); ++k) {
+            const Step& s = steps[k];
             int v = t_.pair[s.v];
             if (v >= 0 && has_block_[s.v] && s.during <= limit) {
                 Mask<W> d = done;
@@ -802,6 +869,19 @@ class Core : public CoreBase {
         i64 v0;  // visits before it was entered
     };
 
+    // One searcher of decide(): its path, its steps and its counters.
+    struct Worker {
+        int id = 0;
+        std::vector<Frame> stack;
+        std::vector<Step> arena, steps;
+        i64 visited = 0, next_level = std::numeric_limits<i64>::max();
+        std::atomic<size_t> frames{0};  // its frame bytes at its last check (for searcher 0)
+        size_t frame_bytes() const {
+            return stack.capacity() * sizeof(Frame) +
+                   (arena.capacity() + steps.capacity()) * sizeof(Step);
+        }
+    };
+
     // Whether the set a step leads to may have a step within the limit: not when its
     // memory plus the least rise of any step passes it (a dead end: push_frame drops
     // such steps, but for the one to the goal, which is never looked up).
@@ -810,79 +890,200 @@ class Core : public CoreBase {
     // A dead set's weight: the bit length of the visits its subtree took.
     static int weight(i64 work) { return 64 - __builtin_clzll(u64(work) | 1) - (work == 0); }
 
-    int stop(int status) {  // the caller reads the counters, then calls decide_reset()
-        deciding_ = false;
-        return status;
+    // Searcher w's depth-first search until an answer or a check stops it: FOUND or
+    // NONE (for it, or STOPPED when another searcher answered first), or the status
+    // of a check (SLICE: resumable where it stopped).
+    int work(Worker& w, const Stops& stops, i64 max_bytes, i64 max_dead) {
+        const bool alone = workers_.size() == 1;
+        while (!w.stack.empty()) {
+            if (!alone && stop_.load(std::memory_order_relaxed)) return STOPPED;
+            Frame& f = w.stack.back();
+            if (f.done == goal_) {
+                if (finish(FOUND)) {
+                    order.clear();
+                    peak = start_mem_;
+                    for (size_t k = 1; k < w.stack.size(); ++k) {
+                        order.push_back(w.stack[k].v);
+                        peak = std::max(peak, w.stack[k].during);
+                    }
+                }
+                return FOUND;
+            }
+            if (f.i == f.end) {
+                if (f.end - f.begin > 1) dead_.insert(f.done.w, weight(w.visited - f.v0));
+                w.arena.resize(f.begin);
+                w.stack.pop_back();
+                continue;
+            }
+            const Step s = w.arena[f.i];
+            Mask<W> nxt = f.done;
+            nxt.set(s.v);
+            if (may_be_dead(s) && dead_.contains(nxt.w, s.h)) {
+                ++f.i;
+                continue;
+            }
+            if (((w.visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
+                int status = alone ? check(stops, max_bytes, max_dead)
+                                   : sync(w, stops, max_bytes, max_dead);
+                if (status) return status;  // this visit is made on resume
+            }
+            ++f.i;
+            ++w.visited;
+            push_frame(w, nxt, s.after, next_ready(f.ready, s.v, nxt), s.v, s.during);
+        }
+        finish(NONE);
+        return NONE;
     }
 
-    // Pushes the frame of set `done` (reached by op `v`, whose step was `during`):
-    // its steps within the limit, or the free move alone, the least memory left first.
-    void push_frame(const Mask<W>& done, i64 mem, const Mask<W>& ready, int v, i64 during) {
-        const Mask<W>* open_block = moves(done, mem, v, ready);
-        size_t kept = 0;  // keep the steps within the limit, in order
-        for (const Step& s : steps_) {
-            if (s.during <= limit_)
-                steps_[kept++] = s;
-            else if (s.during < next_level)
-                next_level = s.during;
+    // Ends the decision for every searcher; false when another one ended it first.
+    bool finish(int status) {
+        int none = 0;
+        bool first;
+        {
+            std::lock_guard<std::mutex> lock(barrier_mutex_);
+            first = stop_.compare_exchange_strong(none, status);
         }
-        steps_.resize(kept);
-        size_t begin = arena_.size();
-        int k = use_free_moves ? free_step(limit_, done, mem, open_block != nullptr) : -1;
+        barrier_cv_.notify_all();
+        return first;
+    }
+
+    // The checks every 1,024 visits, with no other searcher running: the deadline, the
+    // memory cap (at the cap, before a growth passes it, the heavier half of the dead
+    // sets stays; the search stops only when even that leaves no room), the table's
+    // growth, the end of the slice. 0: go on.
+    int check(const Stops& stops, i64 max_bytes, i64 max_dead) {
+        auto t = Clock::now();
+        if (stops.timed_out(t)) return TIMEOUT;
+        if ((max_dead >= 0 && i64(dead_.size()) >= max_dead) || !dead_room(max_bytes)) {
+            if (evictions_ == kMaxEvictions) return MEMORY_CAP;
+            ++evictions_;
+            dead_most_ = std::max(dead_most_, dead_.size());
+            evicted += i64(dead_.evict());
+            if (!dead_room(max_bytes)) return MEMORY_CAP;
+        }
+        dead_.prepare(inserts_);
+        if (t > stops.slice_end) return SLICE;  // back to Python
+        return 0;
+    }
+
+    // A check of searcher w when several run. Searcher 0 decides whether check() must
+    // run (it evicts or grows: the table alone) and then parks the others; they park
+    // at their own checks while the flag is up, and take the outcome.
+    int sync(Worker& w, const Stops& stops, i64 max_bytes, i64 max_dead) {
+        w.frames.store(w.frame_bytes(), std::memory_order_relaxed);
+        if (w.id != 0 && !barrier_wanted_.load()) return 0;
+        std::unique_lock<std::mutex> lock(barrier_mutex_);
+        if (w.id != 0) {
+            if (!barrier_wanted_.load()) return 0;  // again, under the lock
+            u64 generation = generation_;
+            ++parked_;
+            barrier_cv_.notify_all();
+            barrier_cv_.wait(lock, [&] { return generation_ != generation || stop_.load(); });
+            return generation_ != generation ? outcome_ : STOPPED;
+        }
+        auto t = Clock::now();
+        bool needed = stops.timed_out(t) || t > stops.slice_end ||
+                      (max_dead >= 0 && i64(dead_.size()) >= max_dead) ||
+                      !dead_room(max_bytes) || dead_.needs(inserts_);
+        if (!needed) return 0;
+        barrier_wanted_.store(true);
+        size_t others = workers_.size() - 1;
+        barrier_cv_.wait(lock, [&] { return parked_ == others || stop_.load(); });
+        barrier_wanted_.store(false);
+        if (stop_.load()) return STOPPED;
+        outcome_ = check(stops, max_bytes, max_dead);
+        parked_ = 0;
+        ++generation_;
+        lock.unlock();
+        barrier_cv_.notify_all();
+        return outcome_;
+    }
+
+    // Pushes searcher w's frame of set `done` (reached by op `v`, whose step was
+    // `during`): its steps within the limit, or the free move alone, the least memory
+    // left first (searcher i > 0: rotated by i).
+    void push_frame(Worker& w, const Mask<W>& done, i64 mem, const Mask<W>& ready, int v,
+                    i64 during) {
+        std::vector<Step>& steps = w.steps;
+        const Mask<W>* open_block = moves(steps, done, mem, v, ready);
+        size_t kept = 0;  // keep the steps within the limit, in order
+        for (const Step& s : steps) {
+            if (s.during <= limit_)
+                steps[kept++] = s;
+            else if (s.during < w.next_level)
+                w.next_level = s.during;
+        }
+        steps.resize(kept);
+        size_t begin = w.arena.size();
+        int k = use_free_moves ? free_step(steps, limit_, done, mem, open_block != nullptr) : -1;
         if (k >= 0) {
-            arena_.push_back(steps_[size_t(k)]);
+            w.arena.push_back(steps[size_t(k)]);
         } else {
-            std::sort(steps_.begin(), steps_.end(), [](const Step& a, const Step& b) {
+            std::sort(steps.begin(), steps.end(), [](const Step& a, const Step& b) {
                 if (a.after != b.after) return a.after < b.after;
                 if (a.during != b.during) return a.during < b.during;
                 return a.v < b.v;
             });
-            arena_.insert(arena_.end(), steps_.begin(), steps_.end());
+            if (w.id > 0 && steps.size() > 1)
+                std::rotate(steps.begin(), steps.begin() + w.id % int(steps.size()), steps.end());
+            w.arena.insert(w.arena.end(), steps.begin(), steps.end());
         }
         // No step into a dead end (decide.py, "Dead ends"): its steps would all be
         // rejected, each at least its memory plus the least rise, which stands in for
         // them in the next level. The goal is kept: it has no steps and ends the search.
         size_t end = begin;
-        for (size_t k = begin; k < arena_.size(); ++k) {
-            const Step& s = arena_[k];
+        for (size_t j = begin; j < w.arena.size(); ++j) {
+            const Step& s = w.arena[j];
             if (!may_be_dead(s)) {
                 Mask<W> nxt = done;
                 nxt.set(s.v);
                 if (!(nxt == goal_)) {
-                    next_level = std::min(next_level, s.after + min_rise_);
+                    w.next_level = std::min(w.next_level, s.after + min_rise_);
                     continue;
                 }
             }
-            arena_[end++] = s;
+            w.arena[end++] = s;
         }
-        arena_.resize(end);
+        w.arena.resize(end);
         // decide() looks each successor up in the dead sets before it enters it (most
         // visits' largest cost on big tables: a cache miss): hash them and prefetch their
         // slots now, so that the lookups of the later ones find them loaded.
-        for (size_t k = begin; k < arena_.size(); ++k) {
-            if (!may_be_dead(arena_[k])) continue;  // no lookup: no hash, no prefetch
+        for (size_t j = begin; j < w.arena.size(); ++j) {
+            if (!may_be_dead(w.arena[j])) continue;  // no lookup: no hash, no prefetch
             Mask<W> nxt = done;
-            nxt.set(arena_[k].v);
-            arena_[k].h = dead_.hash(nxt.w);
-            dead_.prefetch(arena_[k].h);
+            nxt.set(w.arena[j].v);
+            w.arena[j].h = dead_.hash(nxt.w);
+            dead_.prefetch(w.arena[j].h);
         }
-        stack_.push_back({done, ready, mem, during, begin, begin, arena_.size(), v, visited});
+        w.stack.push_back({done, ready, mem, during, begin, begin, w.arena.size(), v, w.visited});
     }
 
+    // The searchers' frames: exact with one; with several, as each last reported.
     size_t frame_bytes() const {
-        return stack_.capacity() * sizeof(Frame) + arena_.capacity() * sizeof(Step);
+        if (workers_.size() == 1) return workers_[0]->frame_bytes();
+        size_t used = 0;
+        for (const auto& w : workers_) used += w->frames.load(std::memory_order_relaxed);
+        return used;
     }
 
-    // Whether the dead sets may grow until the next check (at most 1,024 visits, so at
-    // most 1,024 + n + 1 frames close) within max_bytes (< 0: no cap).
+    // Whether the dead sets may grow until the next check (inserts_ more) within
+    // max_bytes (< 0: no cap).
     bool dead_room(i64 max_bytes) {
-        size_t inserts = 1024 + size_t(t_.n) + 1, used = frame_bytes();
-        if (max_bytes < 0) return dead_.room(inserts, std::numeric_limits<size_t>::max());
-        return used < size_t(max_bytes) && dead_.room(inserts, size_t(max_bytes) - used);
+        size_t used = frame_bytes();
+        if (max_bytes < 0) return dead_.room(inserts_, std::numeric_limits<size_t>::max());
+        return used < size_t(max_bytes) && dead_.room(inserts_, size_t(max_bytes) - used);
     }
 
-    std::vector<Frame> stack_;
-    std::vector<Step> arena_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    size_t inserts_ = 0;
+    // Several searchers: who ended the decision (0: none yet), the barrier of sync().
+    std::atomic<int> stop_{0};
+    std::atomic<bool> barrier_wanted_{false};
+    std::mutex barrier_mutex_;
+    std::condition_variable barrier_cv_;
+    size_t parked_ = 0;
+    u64 generation_ = 0;
+    int outcome_ = 0;
     DeadSet dead_;
     i64 limit_ = 0, start_mem_ = 0, min_rise_ = 0;
     // Evictions per decision (decide._MAX_EVICTIONS): past them, re-searches would cost
@@ -983,13 +1184,15 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("order", &CoreBase::order)
         .def("decide", &CoreBase::decide, py::arg("limit"), py::arg("remaining"),
              py::arg("max_bytes"), py::arg("slice"), py::arg("max_dead") = -1,
-             py::call_guard<py::gil_scoped_release>(),
-             "Decision search within `limit` until an answer, a stop or the end of the slice.")
+             py::arg("threads") = 1, py::call_guard<py::gil_scoped_release>(),
+             "Decision search within `limit` until an answer, a stop or the end of the slice;"
+             " `threads` searchers share the dead sets.")
         .def("decide_reset", &CoreBase::decide_reset, "Free the decision search's sets.")
         .def_property_readonly("dead_count", &CoreBase::dead_count)
         .def_property_readonly("dead_most", &CoreBase::dead_most)
         .def_property_readonly("decide_bytes", &CoreBase::decide_bytes)
         .def_property_readonly("decide_peak_bytes", &CoreBase::decide_peak_bytes)
+        .def_property_readonly("dead_dropped", &CoreBase::dead_dropped)
         .def_readonly("visited", &CoreBase::visited)
         .def_readonly("evicted", &CoreBase::evicted)
         .def_readonly("next_level", &CoreBase::next_level);

@@ -36,8 +36,15 @@ class Core:
     dead_most: int
     decide_bytes: int
     decide_peak_bytes: int
+    dead_dropped: int
     def decide(
-        self, limit: int, remaining: float, max_bytes: int, slice: float, max_dead: int = -1
+        self,
+        limit: int,
+        remaining: float,
+        max_bytes: int,
+        slice: float,
+        max_dead: int = -1,
+        threads: int = 1,
     ) -> int: ...
     def decide_reset(self) -> None: ...
 
