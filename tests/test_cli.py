@@ -536,6 +536,31 @@ def test_search_memory_caps_the_exact_search(
     assert "arena" in stdout
 
 
+def test_threads_reach_the_exact_search_and_must_be_a_whole_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--threads N`` sets the searchers (recorded in the JSON report); the proven peak
+    does not depend on it; 0, -1 and 1.5 are one-line errors that write nothing."""
+    model = _small_randwire(tmp_path)
+    reports = {}
+    for n in ("1", "3"):
+        out, report = tmp_path / f"t{n}.onnx", tmp_path / f"t{n}.json"
+        args = ["--method", "exact", "--threads", n, "--json", report]
+        code, _, err = run(capsys, "schedule", model, "-o", out, *args)
+        assert code == 0, err
+        reports[n] = json.loads(report.read_text())
+    assert [reports[n]["stats"]["threads"] for n in ("1", "3")] == [1, 3]
+    assert reports["1"]["optimal"] and reports["3"]["optimal"]
+    assert reports["1"]["peak_bytes"] == reports["3"]["peak_bytes"]
+    out = tmp_path / "bad.onnx"
+    for value in ("0", "-1", "1.5"):
+        for command in (["schedule", model, "-o", out], ["plan", model]):
+            code, _, err = run(capsys, *command, "--threads", value)
+            assert "--threads" in assert_clean_error(code, err, out)
+        code, _, err = run(capsys, "report", model, "-o", tmp_path / "r.html", "--threads", value)
+        assert "--threads" in assert_clean_error(code, err, tmp_path / "r.html")
+
+
 @pytest.mark.parametrize("value", ["12XB", "0", "1.5"])
 def test_search_memory_must_be_a_positive_whole_size(
     design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from test_exact_rules import _initial, oracle_optimum, wired
 from test_scheduling import brute_force
 
-from serenity import Problem, ScheduleOptions, simulate
+from serenity import Problem, ScheduleOptions, UsageError, simulate
+from serenity.schedule import default_threads
 from serenity.schedule.decide import Decision, within
 from serenity.schedule.exact import _compile, _Search, exact
 
@@ -142,6 +143,35 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
 
 @pytest.mark.usefixtures("no_minors")
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_threads_reach_the_decision_rounds_and_prove_the_same_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ScheduleOptions.threads`` is the searcher count of every decision round (the
+    default: the CPUs this process may use); the optimum is the one-searcher one."""
+    module = importlib.import_module("serenity.schedule.exact")
+    asked: list[int] = []
+
+    def spy(*args: object, threads: int = 1, **kw: object) -> Decision:
+        asked.append(threads)
+        return within(*args, threads=threads, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "within", spy)
+    p = random_wired(seed, 30)
+    one = exact(p, ScheduleOptions(search_memory=200_000, threads=1), fusion=False)
+    assert one.optimal and set(asked) == {1}
+    asked.clear()
+    r = exact(p, ScheduleOptions(search_memory=200_000, threads=2), fusion=False)
+    assert r.stats["threads"] == 2 and asked and set(asked) == {2}
+    assert r.optimal and r.peak_bytes == one.peak_bytes == simulate(p, r.op_order).peak_bytes
+    asked.clear()
+    auto = exact(p, ScheduleOptions(search_memory=200_000), fusion=False)
+    assert auto.stats["threads"] == default_threads() and set(asked) == {default_threads()}
+    with pytest.raises(UsageError, match="threads"):
+        ScheduleOptions(threads=0)
+
+
+@pytest.mark.usefixtures("no_minors")
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_the_beam_slice_before_the_rounds_keeps_the_optimum(seed: int) -> None:
     """At the memory cap the beam searches run first (a lower start for the rounds
     from above); the rounds still prove the uncapped search's optimum, and the order
@@ -179,11 +209,11 @@ def test_rounds_from_below_never_claim_too_much(p: Problem, rounds: int, cap: in
     best = oracle_optimum(p)
     calls = []
 
-    def stopping(search: object, limit: int, *args: object) -> Decision:
+    def stopping(search: object, limit: int, *args: object, **kw: object) -> Decision:
         calls.append(limit)
         if len(calls) > rounds:
             return Decision("timeout", None, 0, 0, 0)
-        return within(search, limit, *args)  # type: ignore[arg-type]
+        return within(search, limit, *args, **kw)  # type: ignore[arg-type]
 
     old = engine.FROM_BELOW_SHARE, engine.within
     engine.FROM_BELOW_SHARE, engine.within = 0.0, stopping

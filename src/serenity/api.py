@@ -68,11 +68,16 @@ def schedule_model(
     time_limit: float | None = None,
     progress: bool = False,
     search_memory: int | None = DEFAULT_SEARCH_MEMORY,
+    threads: int | None = None,
 ) -> ScheduleResult:
     """Schedule a loaded model with ``method`` (see :data:`serenity.schedule.ENGINES`;
-    ``search_memory``: :attr:`ScheduleOptions.search_memory`)."""
+    ``search_memory``, ``threads``: :class:`ScheduleOptions`)."""
     options = ScheduleOptions(
-        inplace=inplace, time_limit=time_limit, progress=progress, search_memory=search_memory
+        inplace=inplace,
+        time_limit=time_limit,
+        progress=progress,
+        search_memory=search_memory,
+        threads=threads,
     )
     return schedule(model.problem, method, options)
 
@@ -164,6 +169,7 @@ def rewrite_model(
     split_outputs: bool = True,
     progress: bool = False,
     search_memory: int | None = DEFAULT_SEARCH_MEMORY,
+    threads: int | None = None,
 ) -> RewriteResult:
     """Rewrite ``model`` where an identity rewrite lowers the peak ``method`` finds.
 
@@ -173,7 +179,7 @@ def rewrite_model(
     search (default 10 s); ``split_outputs=False`` leaves convolutions
     unsplit by output channels; ``progress`` prints a line per trial on
     stderr once the search has run for a second; ``search_memory`` caps each
-    schedule's search (:attr:`ScheduleOptions.search_memory`).
+    schedule's search and ``threads`` sets its searchers (:class:`ScheduleOptions`).
     """
     return rewrite_for_memory(
         model,
@@ -184,6 +190,7 @@ def rewrite_model(
         split_outputs=split_outputs,
         progress=progress,
         search_memory=search_memory,
+        threads=threads,
     )
 
 
@@ -197,6 +204,7 @@ def schedule_or_rewrite(
     split_outputs: bool = True,
     progress: bool = False,
     search_memory: int | None = DEFAULT_SEARCH_MEMORY,
+    threads: int | None = None,
 ) -> tuple[ScheduleResult, RewriteResult | None]:
     """The schedule to write, and the rewriting that made it when ``rewrite``.
 
@@ -209,6 +217,7 @@ def schedule_or_rewrite(
         "time_limit": time_limit,
         "progress": progress,
         "search_memory": search_memory,
+        "threads": threads,
     }
     if not rewrite:
         return schedule_model(model, method, **options), None

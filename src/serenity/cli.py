@@ -41,8 +41,10 @@ from serenity.cli_options import (
     add_input_shape,
     add_method,
     add_search_memory,
+    add_threads,
     add_time_limit,
     search_memory_bytes,
+    threads_count,
 )
 from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
@@ -120,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         "proven lower bound (auto: 60 s by default)",
     )
     add_search_memory(p)
+    add_threads(p)
     p.add_argument(
         "--verify",
         action="store_true",
@@ -184,6 +187,7 @@ def _parser() -> argparse.ArgumentParser:
         "without --schedule, for the scheduling search",
     )
     add_search_memory(p, " without --schedule")
+    add_threads(p)
     p.add_argument("--json", metavar="PLAN.json", help="write the plan as JSON")
     p.add_argument("--chart", action="store_true", help="print a time x address chart")
     report_cli.add_plot_option(p, "the arena map: time x address rectangles")
@@ -369,7 +373,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
 
 def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
     check_seconds(args, "time_limit")
-    search_memory = search_memory_bytes(args)
+    search_memory, threads = search_memory_bytes(args), threads_count(args)
     model = _load(args)
     _check_json_path(args, model)
     _check_plan_path(args, model)
@@ -385,6 +389,7 @@ def _cmd_schedule(args: argparse.Namespace, out: Console) -> int:
         split_outputs=args.split_outputs,
         progress=True,
         search_memory=search_memory,
+        threads=threads,
     )
     written = rewritten.model if rewritten is not None else model
     embed = written.holds_plan and args.offline_plan
@@ -511,7 +516,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
     if args.alignment is not None and args.alignment < 1:
         raise UsageError(f"--alignment must be >= 1 byte, got {args.alignment}")
     check_seconds(args, "time_limit")
-    search_memory = search_memory_bytes(args)
+    search_memory, threads = search_memory_bytes(args), threads_count(args)
     model = _load(args)
     _check_json_path(args, model)
     report_cli.check_paths(args, [*_model_files(args, model), *filter(None, (args.json,))])
@@ -526,6 +531,7 @@ def _cmd_plan(args: argparse.Namespace, out: Console) -> int:
             time_limit=args.time_limit,
             progress=True,
             search_memory=search_memory,
+            threads=threads,
         )
     limit = DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit
     planned = plan_schedule(model, result, args.planner, alignment=args.alignment, time_limit=limit)

@@ -11,6 +11,7 @@ import argparse
 from serenity.errors import UsageError
 from serenity.memory.offchip import format_size, parse_size
 from serenity.schedule import DEFAULT_METHOD, DEFAULT_SEARCH_MEMORY, ENGINES
+from serenity.schedule.result import MAX_DEFAULT_THREADS
 
 
 def add_input_shape(p: argparse.ArgumentParser, scope: str = "") -> None:
@@ -61,6 +62,35 @@ def add_search_memory(p: argparse.ArgumentParser, scope: str = "") -> None:
         "forgets, then stops and keeps its best order and bound "
         f"(default: {format_size(DEFAULT_SEARCH_MEMORY)})",
     )
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: searchers of the exact decision search (``args.threads``;
+    :func:`threads_count` reads it)."""
+    p.add_argument(
+        "--threads",
+        metavar="N",
+        help="searchers of the exact search's proof, sharing its memory (default: the CPUs "
+        f"this process may use, at most {MAX_DEFAULT_THREADS}); with more than one, which "
+        "optimal order is found may differ between runs: 1 gives the same order every run",
+    )
+
+
+def threads_count(args: argparse.Namespace) -> int | None:
+    """The searchers ``--threads`` gives (None: not given, the default).
+
+    Raises:
+        UsageError: not a whole number of at least 1.
+    """
+    if args.threads is None:
+        return None
+    try:
+        threads = int(args.threads)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise UsageError(f"--threads must be a whole number >= 1, got {args.threads}")
+    return threads
 
 
 def search_memory_bytes(args: argparse.Namespace) -> int:

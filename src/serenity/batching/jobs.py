@@ -349,6 +349,7 @@ def process_job(job: Job, settings: Settings) -> dict[str, Any]:
             time_limit=settings.time_limit,
             split_outputs=settings.split_outputs,
             search_memory=settings.search_memory,
+            threads=1,  # the models run side by side: one searcher each
         )
         timings["schedule"] = _seconds(t)
         output, verified = None, None

@@ -20,8 +20,10 @@ from serenity.cli_options import (
     add_input_shape,
     add_method,
     add_search_memory,
+    add_threads,
     add_time_limit,
     search_memory_bytes,
+    threads_count,
 )
 from serenity.errors import UsageError
 from serenity.io.format import parse_input_shapes
@@ -65,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "per candidate, 10 s by default)",
     )
     add_search_memory(p)
+    add_threads(p)
     p.add_argument(
         "--rewrite",
         action="store_true",
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
     for flag in ("time_limit", "plan_time_limit"):
         if (getattr(args, flag) or 0) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0 seconds")
-    search_memory = search_memory_bytes(args)
+    search_memory, threads = search_memory_bytes(args), threads_count(args)
     if not args.output.lower().endswith((".html", ".htm")):
         raise UsageError(f"-o {args.output}: give an .html file name")
     model = load_model(args.model, parse_input_shapes(args.input_shape))
@@ -100,6 +103,7 @@ def run(args: argparse.Namespace, out: Console) -> int:
         time_limit=args.time_limit,
         progress=True,
         search_memory=search_memory,
+        threads=threads,
     )
     started, cpu = time.perf_counter(), time.process_time()
     command = "serenity " + shlex.join(getattr(args, "argv", ["report", args.model]))

@@ -354,6 +354,7 @@ def rewrite_for_memory(
     split_outputs: bool = True,
     progress: bool = False,
     search_memory: int | None = DEFAULT_SEARCH_MEMORY,
+    threads: int | None = None,
 ) -> RewriteResult:
     """Rewrite ``model`` where it lowers the peak found by ``method``.
 
@@ -376,6 +377,8 @@ def rewrite_for_memory(
             progress).
         search_memory: Bytes each schedule's search may hold
             (:attr:`~serenity.schedule.ScheduleOptions.search_memory`).
+        threads: Searchers of each schedule's search
+            (:attr:`~serenity.schedule.ScheduleOptions.threads`).
 
     Raises:
         UsageError: ``baseline`` was made under the other memory model, or
@@ -391,7 +394,9 @@ def rewrite_for_memory(
         )
     started = time.perf_counter()
     limit = TRIAL_TIME_LIMIT if time_limit is None else time_limit
-    options = ScheduleOptions(inplace=inplace, time_limit=limit, search_memory=search_memory)
+    options = ScheduleOptions(
+        inplace=inplace, time_limit=limit, search_memory=search_memory, threads=threads
+    )
     if baseline is not None and baseline.inplace != inplace:
         raise UsageError("the baseline schedule uses the other memory model")
     before = (

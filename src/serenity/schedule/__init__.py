@@ -8,6 +8,7 @@ from serenity.schedule.result import (
     DEFAULT_SEARCH_MEMORY,
     ScheduleOptions,
     ScheduleResult,
+    default_threads,
     result_from_order,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "HEURISTICS",
     "ScheduleOptions",
     "ScheduleResult",
+    "default_threads",
     "fuse",
     "ilp",
     "result_from_order",

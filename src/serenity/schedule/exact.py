@@ -229,7 +229,12 @@ from serenity.memory.bounds import minor_budget, width_bound
 from serenity.schedule.decide import within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
-from serenity.schedule.result import ScheduleOptions, ScheduleResult, result_from_order
+from serenity.schedule.result import (
+    ScheduleOptions,
+    ScheduleResult,
+    default_threads,
+    result_from_order,
+)
 
 try:
     from serenity.schedule import _core
@@ -1044,11 +1049,13 @@ def exact(
     before = None if delays is None else _precedences(delays)
     width = width_bound(problem, inplace=options.inplace, minor_visits=0, before=before)
     bound = max(trivial, width)
+    threads = default_threads() if options.threads is None else options.threads
     stats: dict[str, object] = {
         "heuristic_peak": timeline.peak_bytes,
         "trivial_bound": trivial,
         "width_bound": width,
         "search_memory": options.search_memory,  # the cap (bytes; None: none)
+        "threads": threads,  # searchers of the decision search
     }
     if timeline.peak_bytes <= bound:
         stats.update(segments=0, searched=0, expanded=0, free_moves=0)
@@ -1152,7 +1159,7 @@ def exact(
                     )
 
             until = deadline if from_below else _earliest(deadline, below_at)
-            answer = within(search, limit, until, options.search_memory, progress)
+            answer = within(search, limit, until, options.search_memory, progress, threads=threads)
             decided["rounds"] += 1
             decided["below"] += from_below
             decided["visited"] += answer.visited

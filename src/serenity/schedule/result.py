@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from serenity.errors import UsageError
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
 
 #: Bytes the exact engine's searches may hold by default (``ScheduleOptions.search_memory``,
 #: ``--search-memory``): the process stays under 1 GB with onnx and OR-Tools loaded.
 DEFAULT_SEARCH_MEMORY = 1 << 29
+
+
+#: Most searchers :func:`default_threads` gives (beyond, the shared table's traffic costs
+#: more than another searcher brings on the graphs measured).
+MAX_DEFAULT_THREADS = 8
+
+
+def default_threads() -> int:
+    """Searchers the exact engine's decision search runs when ``ScheduleOptions.threads``
+    is None: the CPUs this process may run on, at most :data:`MAX_DEFAULT_THREADS`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_THREADS))
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,11 @@ class ScheduleOptions:
             hands over to the decision search, which forgets its lighter dead
             sets a few times and then stops; the time left goes to the
             memory-bounded local search (``stats["memory_capped"]``).
+        threads: Searchers of the exact engine's decision search (the compiled
+            core; they share its dead sets, :mod:`serenity.schedule.decide`).
+            ``None``: :func:`default_threads`. Proofs and bounds do not depend on
+            it; with more than one, which optimal order is found may differ from
+            run to run (``1``: the same order every run).
     """
 
     inplace: bool = False
@@ -46,6 +68,11 @@ class ScheduleOptions:
     give_up_at: int | None = None
     hint: tuple[int, ...] | None = None
     search_memory: int | None = DEFAULT_SEARCH_MEMORY
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be at least 1, got {self.threads}")
 
 
 @dataclass(frozen=True)
