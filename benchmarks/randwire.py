@@ -11,11 +11,14 @@ the CIFAR-10 layout (two random stages) with N nodes per stage from the WS
 generator (K=4, P=0.75) and the ER generator (P=0.2), for every N and seed.
 Seed 0 of N = 48 and 64 is also run at the ``--long`` limits (300 s), the
 graphs of ``--more-memory`` at the longest of them with a ``--search-memory``
-of ``--more-memory-gib`` (4 GiB; the default cap is 512 MiB), and the stretch
+of ``--more-memory-gib`` (4 GiB; the default cap is 512 MiB), the graphs of
+``--threads-networks`` with ``--threads`` searchers (2) at the largest of ``--limits``
+(those of them in ``--more-memory`` also at the longest ``--long`` limit with its cap),
+one at a time after the others so that they have every core, and the stretch
 graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the largest of
 ``--limits``. Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
-(2 by default, one per core). Reported: the order's peak, the proven lower bound, the
+(2 by default, one per core), each with one searcher (``threads=1``) but the threads runs. Reported: the order's peak, the proven lower bound, the
 bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`), the
 gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
 process, states expanded, max RSS (and the process's RSS before the run: imports,
@@ -61,13 +64,13 @@ def _problem(config: RandWireConfig, seed: int, name: str) -> Problem:
 Spec = tuple[RandWireConfig, int, str]
 
 
-def _child(spec: Spec, method: str, limit: float, memory: int, queue: Any) -> None:
+def _child(spec: Spec, method: str, limit: float, memory: int, threads: int, queue: Any) -> None:
     problem = _problem(*spec)
     fused = fuse(problem).ops_after
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     wall, cpu = time.perf_counter(), time.process_time()
     engine = exact if method == "exact" else ilp
-    r = engine(problem, ScheduleOptions(time_limit=limit, search_memory=memory))
+    r = engine(problem, ScheduleOptions(time_limit=limit, search_memory=memory, threads=threads))
     queue.put(
         {
             "peak": r.peak_bytes,
@@ -92,17 +95,18 @@ def _child(spec: Spec, method: str, limit: float, memory: int, queue: Any) -> No
             "ops": problem.num_ops,
             "fused_ops": fused,
             "search_memory": memory,
+            "threads": threads,
         }
     )
 
 
 def run_once(
-    spec: Spec, method: str, limit: float, memory: int = DEFAULT_SEARCH_MEMORY
+    spec: Spec, method: str, limit: float, memory: int = DEFAULT_SEARCH_MEMORY, threads: int = 1
 ) -> dict[str, Any]:
     """One engine run in a fresh process (its own max RSS)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(spec, method, limit, memory, queue))
+    proc = ctx.Process(target=_child, args=(spec, method, limit, memory, threads, queue))
     proc.start()
     result = queue.get()
     proc.join()
@@ -142,6 +146,8 @@ def markdown(
         memory = r.get("search_memory", DEFAULT_SEARCH_MEMORY)
         if memory != DEFAULT_SEARCH_MEMORY:
             notes.append(f"--search-memory {memory / 2**30:g} GiB")
+        if r.get("threads", 1) > 1:
+            notes.append(f"--threads {r['threads']}")
         if r["memory_capped"]:
             notes.append("memory cap")
         if r.get("decision_rounds"):
@@ -211,17 +217,26 @@ def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
             f"within 1% of the proven bound, worst gap {100 * worst:.1f}%, "
             f"max RSS {rss:,.0f} MB."
         )
-    kinds = (("long", "longer limit"), ("memory", "more memory"), ("stretch", "stretch"))
+    kinds = (
+        ("long", "longer limit"),
+        ("memory", "more memory"),
+        ("threads", "threads"),
+        ("stretch", "stretch"),
+    )
     for kind, what in kinds:
         for r in rows:
             if r["kind"] == kind:
                 state = "proven" if r["optimal"] else f"gap {100 * r['gap']:.1f}%"
                 cap = r.get("search_memory", DEFAULT_SEARCH_MEMORY) / 2**30
-                with_cap = f" with a {cap:g} GiB cap" if kind == "memory" else ""
+                with_cap = (
+                    f" with a {cap:g} GiB cap" if cap != DEFAULT_SEARCH_MEMORY / 2**30 else ""
+                )
+                searchers = r.get("threads", 1)
+                with_threads = f" with {searchers} searchers" if searchers > 1 else ""
                 out.append(
                     f"- {what}: {r['network']} ({r['ops']:,} ops), limit {r['limit']:g} s"
-                    f"{with_cap}: {state}, {r['cpu_s']:.1f} CPU s, "
-                    f"max RSS {r['max_rss_mb']:,.0f} MB."
+                    f"{with_cap}{with_threads}: {state}, {r['cpu_s']:.1f} CPU s, "
+                    f"{r['wall_s']:.1f} s wall, max RSS {r['max_rss_mb']:,.0f} MB."
                 )
     for r in rows:
         if r["network"].startswith("RandWire") and r["optimal"]:
@@ -256,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--more-memory-gib", type=float, default=4.0)
     ap.add_argument(
+        "--threads-networks",
+        nargs="*",
+        default=["WS N=48 seed 1", "WS N=48 seed 2", "WS N=64 seed 0", "ER N=32 seed 2"],
+        help="networks also run with --threads searchers at the largest of --limits, alone "
+        "(after the others), and those of --more-memory at the longest --long limit",
+    )
+    ap.add_argument("--threads", type=int, default=2, help="searchers of the threads runs")
+    ap.add_argument(
         "--stretch",
         type=int,
         nargs="*",
@@ -267,8 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     # (kind, name, generator, N, seed, spec, limit, search memory); kind: grid, long,
-    # memory or stretch.
+    # memory or stretch; one searcher each (--jobs runs at a time). Then the threads
+    # runs, one at a time: the same without the kind.
     plan: list[tuple[str, str, str, int, int, Spec, float, int]] = []
+    threaded: list[tuple[str, str, int, int, Spec, float, int]] = []
     memory = DEFAULT_SEARCH_MEMORY
     more = int(args.more_memory_gib * 2**30)
     for name, gen, n, seed, spec in networks(args.nodes, args.seeds):
@@ -279,15 +304,21 @@ def main(argv: list[str] | None = None) -> int:
                 plan.append(("long", name, gen, n, seed, spec, limit, memory))
         if name in args.more_memory and args.long:
             plan.append(("memory", name, gen, n, seed, spec, max(args.long), more))
+        if name in args.threads_networks:
+            threaded.append((name, gen, n, seed, spec, max(args.limits), memory))
+        if name in args.threads_networks and name in args.more_memory and args.long:
+            threaded.append((name, gen, n, seed, spec, max(args.long), more))
     for n in args.stretch:
         config = replace(RANDWIRE_CIFAR10, nodes=n, generator="ws")
         spec = (config, 0, f"rw_ws{n}_0")
         limit = max(args.limits)
         plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, spec, limit, memory))
 
-    def one(item: tuple[str, str, str, int, int, Spec, float, int]) -> dict[str, Any]:
+    def one(
+        item: tuple[str, str, str, int, int, Spec, float, int], threads: int = 1
+    ) -> dict[str, Any]:
         kind, name, gen, n, seed, spec, limit, memory = item
-        r = run_once(spec, "exact", limit, memory)
+        r = run_once(spec, "exact", limit, memory, threads)
         row = {"kind": kind, "network": name, "generator": gen, "nodes": n, "seed": seed}
         row["limit"] = limit
         print(
@@ -300,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     # Each run is its own process: --jobs of them at a time (CPU seconds stay comparable).
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         rows = list(pool.map(one, plan))
+    rows += [one(("threads", *item), args.threads) for item in threaded]  # alone: every core
     limit = max(args.limits)
     ilp_plan = []
     for name, *_, spec in networks(args.ilp_nodes, [0]):
