@@ -273,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--threads-networks",
         nargs="*",
-        default=["WS N=48 seed 1", "WS N=48 seed 2", "WS N=64 seed 0", "ER N=32 seed 2"],
+        default=[
+            "WS N=48 seed 1",
+            "WS N=48 seed 2",
+            "WS N=64 seed 0",
+            "WS N=64 seed 1",
+            "ER N=32 seed 2",
+        ],
         help="networks also run with --threads searchers at the largest of --limits, alone "
         "(after the others), and those of --more-memory at the longest --long limit",
     )
