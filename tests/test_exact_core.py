@@ -350,7 +350,7 @@ def _threaded(
     p: Problem, inplace: bool, free_moves: bool, cut: tuple[float, float], limit: int, **kw: int
 ) -> None:
     """Several searchers sharing the dead sets answer as the one-searcher reference: the
-    same status, the same next level on "none", an order within the limit on "found"."""
+    same status, the same next level on "none", the same order on "found"."""
     ops, start, goal, mem = _segment(p, inplace, cut)
 
     def search(core: bool) -> _Search:
@@ -365,9 +365,9 @@ def _threaded(
         if got.status == "none":
             assert got.bound == reference.bound and got.order is None
         else:
-            assert got.order is not None and sorted(got.order) == sorted(reference.order or [])
+            assert got.order is not None and got.order == reference.order
             during, _ = _trace(ops, start, mem, got.order)
-            assert max([mem, *during]) == got.peak <= limit
+            assert max([mem, *during]) == got.peak == reference.peak <= limit
 
 
 @SOME

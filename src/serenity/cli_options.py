@@ -70,9 +70,9 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         metavar="N",
-        help="searchers of the exact search's proof, sharing its memory (default: the CPUs "
-        f"this process may use, at most {MAX_DEFAULT_THREADS}); with more than one, which "
-        "optimal order is found may differ between runs: 1 gives the same order every run",
+        help="searchers of the exact search's proofs, sharing its memory; the same answers "
+        "as one, sooner (default: the CPUs this process may use, at most "
+        f"{MAX_DEFAULT_THREADS})",
     )
 
 

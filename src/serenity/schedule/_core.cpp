@@ -683,6 +683,9 @@ class Core : public CoreBase {
     // had proven dead), so the answer "none" of the first searcher whose start set is
     // exhausted is a proof, and the next level is the least step any searcher rejected
     // (a superset of the steps one searcher would have rejected, each above the limit).
+    // Only searcher 0's order ends a decision "found" (a helper that reaches the goal
+    // stops): it searches in the one-searcher order and skips only sets with no path to
+    // the goal, so it finds the very order one searcher finds, every run.
     // Searcher 0 does the checks (time, slice, memory cap, table growth); when one needs
     // the table alone it raises a flag, the others park at their next check (every
     // 1,024 of their visits), and it evicts or grows with no searcher running.
@@ -710,6 +713,7 @@ class Core : public CoreBase {
             }
         }
         stop_.store(0);
+        active_ = size_t(threads);
         std::exception_ptr error;
         int status;
         if (threads == 1) {
@@ -899,6 +903,7 @@ class Core : public CoreBase {
             if (!alone && stop_.load(std::memory_order_relaxed)) return STOPPED;
             Frame& f = w.stack.back();
             if (f.done == goal_) {
+                if (w.id > 0) return leave();  // searcher 0 finds the same order's goal
                 if (finish(FOUND)) {
                     order.clear();
                     peak = start_mem_;
@@ -933,6 +938,17 @@ class Core : public CoreBase {
         }
         finish(NONE);
         return NONE;
+    }
+
+    // A helper leaves the decision (it reached the goal: searcher 0 will too); the
+    // barrier stops waiting for it.
+    int leave() {
+        {
+            std::lock_guard<std::mutex> lock(barrier_mutex_);
+            --active_;
+        }
+        barrier_cv_.notify_all();
+        return STOPPED;
     }
 
     // Ends the decision for every searcher; false when another one ended it first.
@@ -987,8 +1003,7 @@ class Core : public CoreBase {
                       !dead_room(max_bytes) || dead_.needs(inserts_);
         if (!needed) return 0;
         barrier_wanted_.store(true);
-        size_t others = workers_.size() - 1;
-        barrier_cv_.wait(lock, [&] { return parked_ == others || stop_.load(); });
+        barrier_cv_.wait(lock, [&] { return parked_ + 1 == active_ || stop_.load(); });
         barrier_wanted_.store(false);
         if (stop_.load()) return STOPPED;
         outcome_ = check(stops, max_bytes, max_dead);
@@ -1081,7 +1096,7 @@ class Core : public CoreBase {
     std::atomic<bool> barrier_wanted_{false};
     std::mutex barrier_mutex_;
     std::condition_variable barrier_cv_;
-    size_t parked_ = 0;
+    size_t parked_ = 0, active_ = 0;  // parked at the barrier; still searching
     u64 generation_ = 0;
     int outcome_ = 0;
     DeadSet dead_;

@@ -57,9 +57,9 @@ class ScheduleOptions:
             memory-bounded local search (``stats["memory_capped"]``).
         threads: Searchers of the exact engine's decision search (the compiled
             core; they share its dead sets, :mod:`serenity.schedule.decide`).
-            ``None``: :func:`default_threads`. Proofs and bounds do not depend on
-            it; with more than one, which optimal order is found may differ from
-            run to run (``1``: the same order every run).
+            ``None``: :func:`default_threads`. The answers do not depend on it
+            (the same orders and bounds as one searcher, given the time), only
+            how soon they come.
     """
 
     inplace: bool = False
