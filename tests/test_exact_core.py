@@ -416,3 +416,21 @@ def test_threads_resume_across_slices_and_share_the_work() -> None:
         assert (status, level2, dropped) == (one, level, 0)
         assert visits2 < 1.5 * visits
     assert answers[2][4] > 10
+
+
+def test_an_input_read_after_the_segment_saves_nothing_in_either_engine() -> None:
+    """Regression (found by hypothesis): op1 may overwrite tensor 0, which op4 reads
+    after the segment of ops 0-2, so within the segment it can overwrite nothing. The
+    core left that input out of the least rise of a step and the Python reference did
+    not (16 bytes against 0): both answered "none", but with 1 and 3 visits."""
+    p = Problem(
+        [f"op{i}" for i in range(6)],
+        [16, 15, 64, 16, 0, 16, 17, 0, 0, 0],
+        [[0, 1], [0, 1], [], [], [0, 3], []],
+        [[3, 4], [5], [6], [7], [8], [9]],
+        [0, 1, 2],
+        [9],
+        inplace_inputs=[[], [0], [], [], [], []],
+    )
+    status, _, _, visited, dead, bound = _decisions(p, True, False, (0.0, 0.5), 111)
+    assert (status, visited, dead, bound) == ("none", 1, 0, 112)

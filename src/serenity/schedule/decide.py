@@ -169,9 +169,10 @@ def within(
     ops = search.ops
     inside = goal & ~search.start
     # The least any step adds on top of the memory before it (module docstring, "Dead
-    # ends"): the compiled core's min_rise_.
+    # ends"): the compiled core's min_rise_. An input read after the goal is never
+    # overwritten within the segment, so it saves nothing (as in the core's tables).
     rises = [
-        ops.out_bytes[v] - max((size for size, _ in ops.inplace[v]), default=0)
+        ops.out_bytes[v] - max((size for size, c in ops.inplace[v] if not c & ~goal), default=0)
         for v in range(len(ops.out_bytes))
         if inside >> v & 1
     ]
