@@ -244,8 +244,10 @@ def _decisions(
 def test_core_decides_like_python_on_random_segments(
     model: tuple[bool, Problem], free_moves: bool, cut: tuple[float, float], limit: int
 ) -> None:
+    """One searcher decides as the Python reference; several answer as one."""
     inplace, p = model
     _decisions(p, inplace, free_moves, cut, limit)
+    _threaded(p, inplace, free_moves, cut, limit)
 
 
 @SOME
@@ -368,20 +370,6 @@ def _threaded(
             assert got.order is not None and got.order == reference.order
             during, _ = _trace(ops, start, mem, got.order)
             assert max([mem, *during]) == got.peak == reference.peak <= limit
-
-
-@SOME
-@given(
-    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
-    st.booleans(),
-    st.tuples(st.floats(0, 1), st.floats(0, 1)),
-    st.integers(0, 300),
-)
-def test_threads_answer_as_one_searcher_on_random_segments(
-    model: tuple[bool, Problem], free_moves: bool, cut: tuple[float, float], limit: int
-) -> None:
-    inplace, p = model
-    _threaded(p, inplace, free_moves, cut, limit)
 
 
 @pytest.mark.parametrize(("n", "seed"), [(110, 16), (130, 2), (100, 1)])

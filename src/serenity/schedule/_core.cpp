@@ -284,20 +284,16 @@ class DeadSet {
 
     // Whether prepare(inserts) would grow the table or reserve blocks.
     bool needs(size_t inserts) const {
-        size_t s = size() + inserts, c = slots_.size();
-        return (4 * s > 3 * c && (may_double_ || 10 * s > 9 * c)) ||
-               blocks_.capacity() * kBlock < s;
+        size_t s = size() + inserts;
+        return slots_for(s) != slots_.size() || blocks_.capacity() * kBlock < s;
     }
 
     // Room for `inserts` more sets before the next call: grows the table (past load 3/4,
     // or 9/10 when room() found that doubling would not fit) and reserves the arena's
     // block pointers. Only while no searcher runs.
     void prepare(size_t inserts) {
-        size_t s = size_ + inserts, c = slots_.size();
-        if (4 * s > 3 * c && (may_double_ || 10 * s > 9 * c)) {
-            while (4 * s > 3 * c) c *= 2;
-            rebuild(c);
-        }
+        size_t s = size() + inserts, c = slots_for(s);
+        if (c != slots_.size()) rebuild(c);
         size_t blocks = (s + kBlock - 1) / kBlock, cap = blocks_.capacity();
         if (cap < blocks) {
             while (cap < blocks) cap = next_cap(cap);
@@ -352,6 +348,14 @@ class DeadSet {
 
   private:
     static size_t next_cap(size_t cap) { return std::max<size_t>(16, 2 * cap); }
+    // The table size for s sets: doubled until load 3/4 once s passes 3/4 (or 9/10
+    // when doubling may not), else the present one.
+    size_t slots_for(size_t s) const {
+        size_t c = slots_.size();
+        if (4 * s > 3 * c && (may_double_ || 10 * s > 9 * c))
+            while (4 * s > 3 * c) c *= 2;
+        return c;
+    }
     static size_t slot(u64 h, size_t c) {
         return size_t((static_cast<unsigned __int128>(h) * c) >> 64);
     }

@@ -17,8 +17,8 @@ from serenity.memory import lower_bound, simulate
 DEFAULT_SEARCH_MEMORY = 1 << 29
 
 
-#: Most searchers :func:`default_threads` gives (beyond, the shared table's traffic costs
-#: more than another searcher brings on the graphs measured).
+#: Most searchers :func:`default_threads` gives: they share one table and one memory
+#: cap, and more than 2 were never measured (the machines here have 2 cores).
 MAX_DEFAULT_THREADS = 8
 
 
