@@ -50,6 +50,7 @@ from serenity.errors import SerenityError, UsageError, one_line
 from serenity.io.format import Model, check_output_path, parse_input_shapes
 from serenity.io.outputs import check_new_file, os_error_message, transaction, write_bytes
 from serenity.memory.bounds import width_bound
+from serenity.memory.cuts import cut_bound
 from serenity.memory.offchip import format_size, parse_sizes
 from serenity.offchip import bench_reduction
 from serenity.plan import (
@@ -339,6 +340,12 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
         f"{width:,} B",
         f"{_kib(width)} KiB, outputs alive together in every order (docs/memory-model.md)",
     )
+    cut = cut_bound(p, inplace=args.inplace)
+    table.add_row(
+        "cut bound",
+        f"{cut:,} B",
+        f"{_kib(cut)} KiB, least memory around each node's step (docs/memory-model.md)",
+    )
     table.add_row(
         "best heuristic peak",
         f"{best.peak_bytes:,} B",
@@ -363,6 +370,7 @@ def _cmd_inspect(args: argparse.Namespace, out: Console) -> int:
                 "lower_bound_bytes": best.lower_bound_bytes,
                 "lower_bound_kind": "trivial",
                 "width_bound_bytes": width,
+                "cut_bound_bytes": cut,
                 "best_heuristic_peak_bytes": best.peak_bytes,
                 "best_heuristic": best.stats["chosen"],
                 "inplace": args.inplace,

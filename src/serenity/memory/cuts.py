@@ -56,6 +56,8 @@ from serenity.memory.bounds import _closure
 
 #: Ops (those with the highest single cuts) whose pairs are tried (module docstring).
 PAIR_CANDIDATES = 64
+#: Capacities are int64: graphs whose bytes add up to this or more get the bound 0.
+_MAX_CAPACITY = 1 << 62
 
 
 class StepCuts:
@@ -169,10 +171,12 @@ def cut_bound(
     ``before``: on the optimum), from every op's least step and from the pairs among
     the ``pairs`` ops whose least steps are highest.
 
+    0 when the graph has no ops or its tensors add up to ``2**62`` bytes or more.
+
     Complexity: n + O(pairs^2) max-flows (module docstring).
     """
-    if problem.num_ops == 0:
-        return 0
+    if problem.num_ops == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
+        return 0  # a valid, if useless, bound (the capacities are 64-bit)
     cuts = StepCuts(problem, inplace=inplace, before=before)
     single = [cuts.step(v) for v in range(problem.num_ops)]
     best = max(single)
