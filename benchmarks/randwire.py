@@ -19,7 +19,8 @@ graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the largest of
 ``--limits``. Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
 (2 by default, one per core), each with one searcher (``threads=1``) but the threads runs. Reported: the order's peak, the proven lower bound, the
-bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`), the
+bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`; the
+cut bound, :mod:`serenity.memory.cuts`, when the search handed over: "-" otherwise), the
 gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
 process, states expanded, max RSS (and the process's RSS before the run: imports,
 the problem and its fusion), whether the
@@ -55,6 +56,11 @@ from serenity.zoo.randwire import RandWireConfig, build_randwire
 HERE = Path(__file__).resolve().parent
 
 
+def _cut(row: dict[str, Any]) -> str:
+    """The cut bound of a row, "-" when the run never computed it (proven early)."""
+    return f"{row['cut_bound']:,}" if row.get("cut_bound") else "-"
+
+
 def _problem(config: RandWireConfig, seed: int, name: str) -> Problem:
     return load_proto(build_randwire(config, seed), f"{name}.onnx").problem
 
@@ -77,6 +83,7 @@ def _child(spec: Spec, method: str, limit: float, memory: int, threads: int, que
             "bound": r.lower_bound_bytes,
             "width_bound": r.stats.get("width_bound") or 0,
             "trivial_bound": r.stats.get("trivial_bound") or 0,
+            "cut_bound": r.stats.get("cut_bound") or 0,  # computed at the hand-over only
             "optimal": r.optimal,
             "gap": r.gap,
             "wall_s": time.perf_counter() - wall,
@@ -136,7 +143,7 @@ def markdown(
     rows: list[dict[str, Any]], ilp_rows: list[dict[str, Any]], limits: list[float]
 ) -> str:
     head = (
-        "| network | ops | fused | limit s | peak | bound | trivial / width bound | gap | proven "
+        "| network | ops | fused | limit s | peak | bound | trivial / width / cut bound | gap | proven "
         "| CPU s | wall s | states | max RSS MB (before) | notes |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|---:|---:|---:|---|\n"
     )
@@ -164,7 +171,7 @@ def markdown(
             )
         lines.append(
             f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
-            f"{r['peak']:,} | {r['bound']:,} | {r['trivial_bound']:,} / {r['width_bound']:,} | "
+            f"{r['peak']:,} | {r['bound']:,} | {r['trivial_bound']:,} / {r['width_bound']:,} / {_cut(r)} | "
             f"{100 * r['gap']:.1f}% | "
             f"{'yes' if r['optimal'] else 'no'} | {r['cpu_s']:.1f} | {r['wall_s']:.1f} | "
             f"{(r['expanded'] or 0):,} | {_mb(r['max_rss_mb'])} ({_mb(r['rss_before_mb'])}) | "
