@@ -101,21 +101,34 @@ def test_a_budget_stops_the_search_without_a_wrong_answer(p: Problem) -> None:
 
 @pytest.fixture
 def no_minors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The width bound's minor step proves nothing: on some of these graphs (seed 84)
-    it meets the optimum at the hand-over and leaves the decision rounds nothing to do."""
-    monkeypatch.setattr(importlib.import_module("serenity.schedule.exact"), "MINOR_SECONDS", 0)
+    """The bounds at the hand-over (the cut bound, the width bound's minor step) prove
+    nothing: on some of these graphs (seed 84) they meet the optimum there and leave the
+    decision rounds nothing to do."""
+    engine = importlib.import_module("serenity.schedule.exact")
+    monkeypatch.setattr(engine, "MINOR_SECONDS", 0)
+    monkeypatch.setattr(engine, "CUT_SECONDS", 0)
 
 
-def test_the_minor_step_at_the_hand_over_can_prove_alone() -> None:
-    """At the hand-over the width bound gets its minor step, once: on seed 84 it meets
-    the best order found, so no decision round runs; the optimum is the uncapped one."""
+@pytest.mark.parametrize("cuts", [True, False])
+def test_a_bound_at_the_hand_over_can_prove_alone(
+    cuts: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the hand-over the cut bound, then the width bound's minor step, run once: on
+    seed 84 either alone meets the best order found (the cut bound first, the minor
+    step when the cut bound is switched off), so no decision round runs; the optimum
+    is the uncapped one."""
+    if not cuts:
+        monkeypatch.setattr(importlib.import_module("serenity.schedule.exact"), "CUT_SECONDS", 0)
     p = random_wired(84, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
     r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=False)
-    assert r.stats["memory_capped"] and r.stats["width_minors"]
-    assert r.stats["decision_rounds"] == 0 and r.optimal
-    assert r.peak_bytes == free.peak_bytes == r.lower_bound_bytes == r.stats["width_bound"]
-    assert "width_minors" not in free.stats  # proven before any hand-over
+    assert r.stats["memory_capped"] and r.stats["decision_rounds"] == 0 and r.optimal
+    assert r.peak_bytes == free.peak_bytes == r.lower_bound_bytes
+    if cuts:
+        assert r.stats["cut_bound"] == r.peak_bytes and "width_minors" not in r.stats
+    else:
+        assert r.stats["width_minors"] and r.stats["width_bound"] == r.peak_bytes
+    assert "width_minors" not in free.stats and "cut_bound" not in free.stats  # proven early
 
 
 @pytest.mark.parametrize("decision", [True, False])

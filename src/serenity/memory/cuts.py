@@ -23,29 +23,49 @@ above and costs exactly ``M(S)`` less the constant graph inputs, and the least
 ``y`` a cut can choose is the honest one. One max-flow per op (OR-Tools' push-relabel;
 the graph is built once and only the forcing arcs change).
 
-**Pairs.** Two ops ``v`` and ``w`` that neither precedes run in one of two orders;
-if ``v`` runs first, ``w``'s step is at least its cut with ``v`` also forced into
-``S``, and the other way round. The smaller of the two is a bound on every order.
-Tried among the ``PAIR_CANDIDATES`` ops with the highest single cuts.
+**Sequences.** Take ``k`` ops ``X``. In every order they run in some sequence
+``x_1, ..., x_k``, and at ``x_i``'s step the set run holds ``x_1..x_{i-1}`` (and
+their ancestors) and none of ``x_{i+1}..x_k`` (nor their descendants): its step is
+at least the cut with those ops forced to either side. So the least, over the
+sequences of ``X``, of the largest such cut bounds every order. It is found like
+the decision search of :mod:`serenity.schedule.decide`, on the sets of ``X`` run:
+"is there a sequence whose every cut is within ``L``?", depth first with dead sets,
+from the single-cut bound up; a "none" lifts ``L`` to the least cut it rejected
+(every sequence has a first cut above ``L``, seen from a set the search explored).
+The cuts are cached per set. With ``X`` all ops each cut is the step itself and the
+bound is the optimum (the tests check it); with ``X`` the ``k`` ops whose single
+cuts are highest, ``k`` = 8, 16, ... 128 in turn (each a superset, so never lower),
+it is a relaxation that costs max-flows instead of search states. A budget of
+max-flows bounds it.
 
 **Orders known to hold an optimum.** As for the width bound
 (:mod:`serenity.memory.bounds`): with ``before`` (precedences some optimal order
 keeps, the exact engine's delay blocks) the downsets are those of the closure, and
 the bound is one on the optimum.
 
-Measured on the fused RandWire stages (2 cores; singles and pairs): WS N=256 seed 0
-(1,816 ops) 4,124,672 bytes where the width bound with its minors stops at
-3,268,608; WS N=128 seed 0 2,801,664 against 2,256,896; WS N=352 seed 0 4,902,912
-against 4,202,496. Below about 1,000 ops the width bound with its minors is as high
-or higher (WS N=48 seed 0: 1,556,480 with pairs, the same as the minors; optimum
-1,712,128): the two are complementary.
+Measured on the fused RandWire graphs with the delay blocks' precedences (2 cores,
+20,000 max-flows at most): the single cuts, then the sequences, against the best
+bound the exact engine proved at 60 s before it (the width bound with its minors,
+or rounds from below) and the optimum where known:
 
-Complexity: one max-flow on O(n + m) nodes and O(e) arcs per op and two per pair
-tried (push-relabel: O(V^2 sqrt(E)) worst case, near linear on these graphs).
+- WS N=48 seed 2: 1,167,360 -> 1,712,128 in 1.6 s, the optimum (was 1,556,480;
+  the proof had taken 92 s and a 4 GiB cap);
+- WS N=64 seed 1: 1,556,480 -> 1,867,776 in 2.1 s (was 1,712,128; optimum 2,023,424);
+- ER N=48 seed 0: 1,789,952 -> 2,101,248 in 4.7 s (was 1,945,600; best 2,256,896);
+- ER N=64 seed 0: 2,412,544 -> 2,723,840 in 9.7 s (was 2,412,544; best 3,346,432);
+- WS N=256 seed 0: 4,124,672 -> 5,292,032 in 15 s (was 3,268,608; best 7,004,160).
+
+On the timm graphs the single cuts alone are the optimum on densenet121,
+dla60_res2net and xception41 (milliseconds); they add nothing on NASNet-A Large.
+
+Complexity: one max-flow on O(n + m) nodes and O(e) arcs per op, then the budget's
+(push-relabel: O(V^2 sqrt(E)) worst case, near linear on these graphs); the
+sequences are exponential in ``k`` in the worst case.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -54,8 +74,13 @@ from ortools.graph.python import max_flow
 from serenity.ir import Problem
 from serenity.memory.bounds import _closure
 
-#: Ops (those with the highest single cuts) whose pairs are tried (module docstring).
-PAIR_CANDIDATES = 64
+#: Sequences of this many ops (those with the highest single cuts) are tried in turn.
+SEQUENCE_OPS = (8, 16, 24, 32, 40, 48, 64, 80, 96, 128)
+#: Max-flows the sequences may take by default (after the one per op).
+SEQUENCE_SOLVES = 2_000
+#: Arcs of max-flow graphs solved per second, to turn seconds into a count of solves
+#: (measured on the fused RandWire graphs, 2,191-11,191 arcs: 15-27 million).
+SOLVE_RATE = 20_000_000
 #: Capacities are int64: graphs whose bytes add up to this or more get the bound 0.
 _MAX_CAPACITY = 1 << 62
 
@@ -120,6 +145,7 @@ class StepCuts:
         for v in range(n):  # the forcing arcs, closed (capacity 0) until used
             arc(source, v, 0)
             arc(v, sink, 0)
+        self.arcs = len(tails)
         self.flow = max_flow.SimpleMaxFlow()
         self.flow.add_arcs_with_capacity(
             np.array(tails, dtype=np.int32),
@@ -141,23 +167,161 @@ class StepCuts:
     def comparable(self, v: int, w: int) -> bool:
         return bool(self.ancestors[v] >> w & 1 or self.ancestors[w] >> v & 1)
 
-    def step(self, v: int, first: int = -1) -> int:
-        """The least step of ``v`` over the downsets holding its ancestors (and
-        ``first`` with its ancestors, when given: not a descendant of ``v``)."""
-        inside = list(self.direct[v]) if first < 0 else [*self.direct[v], first]
-        opened = np.array(inside, dtype=np.int32)
-        self.flow.set_arcs_capacity(self.into[opened], np.full(len(inside), self.infinite))
-        self.flow.set_arc_capacity(int(self.out_of[v]), self.infinite)
+    def step(self, v: int, inside: Sequence[int] = (), outside: Sequence[int] = ()) -> int | None:
+        """The least step of ``v`` over the downsets that hold its ancestors and the ops
+        ``inside`` (with theirs) and none of ``outside`` (nor their descendants);
+        None when there is no such downset."""
+        opened = np.array([*self.direct[v], *inside], dtype=np.int32)
+        closed = np.array([v, *outside], dtype=np.int32)
+        self.flow.set_arcs_capacity(self.into[opened], np.full(len(opened), self.infinite))
+        self.flow.set_arcs_capacity(self.out_of[closed], np.full(len(closed), self.infinite))
         status = self.flow.solve(self.source, self.sink)
-        self.flow.set_arcs_capacity(self.into[opened], np.zeros(len(inside), dtype=np.int64))
-        self.flow.set_arc_capacity(int(self.out_of[v]), 0)
+        self.flow.set_arcs_capacity(self.into[opened], np.zeros(len(opened), dtype=np.int64))
+        self.flow.set_arcs_capacity(self.out_of[closed], np.zeros(len(closed), dtype=np.int64))
         self.solves += 1
         if status != self.flow.OPTIMAL:
             raise RuntimeError(f"max-flow failed ({status}) on the cut of op {v}")
         cut = self.flow.optimal_flow()
-        if cut >= self.infinite:
-            raise ValueError(f"op {first} cannot run before op {v}")
-        return int(cut) + self.constant + self.own[v]
+        return None if cut >= self.infinite else int(cut) + self.constant + self.own[v]
+
+
+class _OutOfSolves(Exception):
+    pass
+
+
+class _Sequences:
+    """The orders of the ``chosen`` ops, as a decision search over the sets of them
+    done (module docstring, "Sequences"); the cuts are kept across levels."""
+
+    def __init__(self, cuts: StepCuts, chosen: list[int]) -> None:
+        self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        self.ancestors = [
+            sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
+        ]
+        self.known: dict[tuple[int, int], int | None] = {}
+        self.stop_at = 0  # cuts.solves at which the budget is spent
+        self.deadline: float | None = None  # time.perf_counter() at which it is, too
+
+    def cut(self, i: int, done: int) -> int | None:
+        """The least step of chosen op ``i`` with the chosen ops ``done`` run before it
+        and the others after it."""
+        key = (i, done)
+        if key not in self.known:
+            if self.cuts.solves >= self.stop_at or (
+                self.deadline is not None and time.perf_counter() >= self.deadline
+            ):
+                raise _OutOfSolves
+            inside = [self.chosen[j] for j in range(self.k) if done >> j & 1]
+            outside = [self.chosen[j] for j in range(self.k) if not done >> j & 1 and j != i]
+            self.known[key] = self.cuts.step(self.chosen[i], inside, outside)
+        return self.known[key]
+
+    def fits(self, done: int, level: int, dead: set[int], rejected: list[int]) -> bool:
+        """Whether the chosen ops not in ``done`` can follow with every cut within
+        ``level``; the cuts above it are added to ``rejected``."""
+        if done == (1 << self.k) - 1:
+            return True
+        if done in dead:
+            return False
+        steps = []
+        for i in range(self.k):
+            if done >> i & 1 or self.ancestors[i] & ~done:
+                continue
+            c = self.cut(i, done)
+            if c is None:
+                continue
+            if c > level:
+                rejected.append(c)
+            else:
+                steps.append((c, i))
+        for _, i in sorted(steps):
+            if self.fits(done | 1 << i, level, dead, rejected):
+                return True
+        dead.add(done)
+        return False
+
+    def bound(self, level: int, upper: int | None, stop_at: int) -> tuple[int, bool]:
+        """The least ``L >= level`` such that some order of the chosen ops keeps every
+        cut within ``L`` (``level`` must be proven already), and True; or the highest
+        level proven when the budget (``cuts.solves`` reaching ``stop_at``) runs out
+        first, and False. Stops at ``upper`` (True)."""
+        self.stop_at = stop_at
+        while upper is None or level < upper:
+            rejected: list[int] = []
+            try:
+                if self.fits(0, level, set(), rejected):
+                    return level, True
+            except _OutOfSolves:
+                return level, False
+            if not rejected:  # no order of them at all: cannot happen with a DAG
+                return level, True
+            level = min(rejected)  # every order of them has a first step above the level
+        return level, True
+
+
+class CutBound:
+    """The cut bound (module docstring), raised as far as each call's budget goes and
+    resumed by the next call: the single cuts at construction, then the sequences of
+    the ``SEQUENCE_OPS`` ops with the highest single cuts, in turn.
+
+    Args:
+        problem: The graph.
+        inplace: Under the in-place model.
+        before: Precedences some optimal order keeps (the bound is then one on the
+            optimum only).
+    """
+
+    def __init__(
+        self, problem: Problem, *, inplace: bool = False, before: Sequence[int] | None = None
+    ) -> None:
+        self.n = problem.num_ops
+        self.cuts: StepCuts | None = None
+        self.bound = 0
+        self.done = True  # nothing left to try
+        if self.n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
+            return  # a valid, if useless, bound (the capacities are 64-bit)
+        self.cuts = StepCuts(problem, inplace=inplace, before=before)
+        single = [self.cuts.step(v) or 0 for v in range(self.n)]
+        self.bound = max(single)
+        self.ranked = sorted(range(self.n), key=lambda v: -single[v])
+        self.sizes = [k for k in SEQUENCE_OPS if k < self.n] + [min(SEQUENCE_OPS[-1], self.n)]
+        self.sizes = sorted(set(self.sizes))
+        self.sequences: _Sequences | None = None
+        self.done = False
+
+    def lift(
+        self,
+        upper: int | None = None,
+        max_solves: int | None = SEQUENCE_SOLVES,
+        seconds: float | None = None,
+        deadline: float | None = None,
+    ) -> int:
+        """Raise the bound within ``max_solves`` more max-flows (None: no limit), or
+        ``seconds``' worth of them when given (counted, not timed: ``SOLVE_RATE`` arcs a
+        second, so the bound does not depend on the machine), never past ``deadline``
+        (``time.perf_counter()``; the one place the clock decides), up to ``upper`` (an
+        order's peak: nothing above it is worth proving). Returns the bound."""
+        cuts = self.cuts
+        if cuts is None or self.done:
+            return self.bound
+        if seconds is not None:
+            max_solves = int(seconds * SOLVE_RATE) // cuts.arcs
+        stop_at = 1 << 62 if max_solves is None else cuts.solves + max_solves
+        while self.sizes and cuts.solves < stop_at:
+            if upper is not None and self.bound >= upper:
+                break
+            if self.sequences is None:
+                self.sequences = _Sequences(cuts, self.ranked[: self.sizes[0]])
+            self.sequences.deadline = deadline
+            self.bound, finished = self.sequences.bound(self.bound, upper, stop_at)
+            if not finished:
+                break  # resumed here by the next call (the cuts found are kept)
+            if upper is not None and self.bound >= upper:
+                break  # this size may still raise it past upper: not done
+            self.sizes.pop(0)
+            self.sequences = None
+        self.done = not self.sizes
+        return self.bound
 
 
 def cut_bound(
@@ -165,28 +329,16 @@ def cut_bound(
     *,
     inplace: bool = False,
     before: Sequence[int] | None = None,
-    pairs: int = PAIR_CANDIDATES,
+    upper: int | None = None,
+    max_solves: int | None = SEQUENCE_SOLVES,
+    seconds: float | None = None,
 ) -> int:
     """The cut bound (module docstring): a lower bound on every order's peak (with
-    ``before``: on the optimum), from every op's least step and from the pairs among
-    the ``pairs`` ops whose least steps are highest.
+    ``before``: on the optimum), from every op's least step, raised by sequences
+    within a budget of max-flows and up to ``upper`` (:meth:`CutBound.lift`).
 
     0 when the graph has no ops or its tensors add up to ``2**62`` bytes or more.
 
-    Complexity: n + O(pairs^2) max-flows (module docstring).
+    Complexity: n max-flows, then at most the budget's (module docstring).
     """
-    if problem.num_ops == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
-        return 0  # a valid, if useless, bound (the capacities are 64-bit)
-    cuts = StepCuts(problem, inplace=inplace, before=before)
-    single = [cuts.step(v) for v in range(problem.num_ops)]
-    best = max(single)
-    chosen = sorted(range(problem.num_ops), key=lambda v: -single[v])[:pairs]
-    for i, v in enumerate(chosen):
-        for w in chosen[i + 1 :]:
-            if cuts.comparable(v, w):
-                continue
-            later = cuts.step(w, first=v)  # v runs first
-            if later <= best:
-                continue
-            best = max(best, min(later, cuts.step(v, first=w)))
-    return best
+    return CutBound(problem, inplace=inplace, before=before).lift(upper, max_solves, seconds)

@@ -232,7 +232,7 @@ from dataclasses import dataclass, replace
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
 from serenity.memory.bounds import minor_budget, width_bound
-from serenity.memory.cuts import cut_bound
+from serenity.memory.cuts import CutBound
 from serenity.schedule.decide import within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
@@ -863,18 +863,32 @@ BEAM_SLICE = 3.0
 BEAM_RATE = 200_000
 #: The width bound's minor step at the hand-over: steps for about this share of the
 #: time limit, at most ``MINOR_SECONDS`` worth (:func:`serenity.memory.bounds.minor_budget`).
-MINOR_SHARE = 0.2
-MINOR_SECONDS = 15.0
+MINOR_SHARE = 0.1
+MINOR_SECONDS = 7.5
+#: The cut bound's sequences at the hand-over (before the minor step): this share of the
+#: time limit's worth of max-flows, at most ``CUT_SECONDS`` worth
+#: (:func:`serenity.memory.cuts.cut_bound`, counted, not timed); they stop early at the
+#: best order's peak, which proves it optimal.
+CUT_SHARE = 0.1
+CUT_SECONDS = 15.0
+#: When the rounds from above stop, the cut bound's sequences go on with the time left,
+#: at most this many seconds' worth; the rounds from below get the rest.
+CUT_LATER_SECONDS = 60.0
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: Share of the time limit after which the decision rounds ask from below (lift the bound).
-FROM_BELOW_SHARE = 0.9
+FROM_BELOW_SHARE = 0.6
+
+
+def _share_seconds(share: float, most: float, limit: float | None, deadline: float | None) -> float:
+    """Seconds' worth of work for a bound at the hand-over: ``share`` of the limit, at
+    most ``most``, never past the deadline (none at it)."""
+    seconds = most if limit is None else min(most, share * limit)
+    return seconds if deadline is None else min(seconds, deadline - time.perf_counter())
 
 
 def _minor_seconds(limit: float | None, deadline: float | None) -> float:
-    """Seconds' worth of steps for the minor step at the hand-over: ``MINOR_SHARE`` of
-    the limit, at most ``MINOR_SECONDS``, never past the deadline (none at it)."""
-    seconds = MINOR_SECONDS if limit is None else min(MINOR_SECONDS, MINOR_SHARE * limit)
-    return seconds if deadline is None else min(seconds, deadline - time.perf_counter())
+    """Seconds' worth of steps for the width bound's minor step at the hand-over."""
+    return _share_seconds(MINOR_SHARE, MINOR_SECONDS, limit, deadline)
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:
@@ -1130,6 +1144,41 @@ def exact(
             )
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
+    cutter: list[CutBound] = []  # built at the first hand-over, resumed later
+
+    def lift(bound: int) -> int:
+        """Once, at the first hand-over: the cut bound up to the best order's peak, then
+        the width bound's minor step unless that proved it, each with its share of the
+        limit's worth of work (none at the deadline). Returns the bound raised."""
+        stats["cut_bound"] = 0
+        if _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline) > 0:
+            cutter.append(CutBound(problem, inplace=options.inplace, before=before))
+            bound = max(bound, more_cuts(CUT_SHARE, CUT_SECONDS))
+        seconds = _minor_seconds(limit, deadline)
+        if seconds > 0 and bound < max(seg_peak):
+            width = width_bound(
+                problem,
+                inplace=options.inplace,
+                minor_visits=minor_budget(seconds),
+                before=before,
+            )
+            stats.update(width_bound=width, width_minors=True)
+            bound = max(bound, width)
+            say(f"width bound with minors: {width:,}")
+        return bound
+
+    def more_cuts(share: float, most: float) -> int:
+        """The cut bound raised further with ``share`` of the limit (at most ``most``
+        seconds, never past the deadline) worth of max-flows, up to the best peak."""
+        if not cutter:
+            return 0
+        seconds = max(0.0, _share_seconds(share, most, limit, deadline))
+        cut = cutter[0].lift(upper=max(seg_peak), seconds=seconds, deadline=deadline)
+        if cut > stats["cut_bound"]:  # type: ignore[operator]
+            say(f"cut bound: {cut:,}")
+        stats["cut_bound"] = cut
+        return cut
+
     def settle(k: int, search: _Search) -> tuple[bool, int]:
         """Close segment ``k``'s gap by decision searches (:mod:`serenity.schedule.decide`).
 
@@ -1188,6 +1237,9 @@ def exact(
                     stats["memory_capped"] = True
                 time_left = deadline is None or time.perf_counter() < deadline
                 if not from_below and low < limit and time_left:
+                    # The cut bound's sequences lift faster than the rounds from
+                    # below: they go on with the time left, the rounds take the rest.
+                    low = max(low, more_cuts(1.0, CUT_LATER_SECONDS))
                     from_below = True
                     say(f"decision: from below now, from bound {low:,}")
                     continue
@@ -1244,29 +1296,13 @@ def exact(
                 seg_order, peak = search.run()
         except _Timeout as stop:
             bound = max(bound, search.level)
-            # Once, at the first hand-over: the cut bound, then the width bound's minor
-            # step with what is left of its share.
-            once = not isinstance(stop, _GiveUp) and "cut_bound" not in stats
-            if once and _minor_seconds(limit, deadline) > 0:
-                cut = cut_bound(problem, inplace=options.inplace, before=before)
-                stats["cut_bound"] = cut
-                bound = max(bound, cut)
-                say(f"cut bound: {cut:,}")
-                seconds = _minor_seconds(limit, deadline)
-                if seconds > 0:
-                    budget = minor_budget(seconds)
-                    width = width_bound(
-                        problem, inplace=options.inplace, minor_visits=budget, before=before
-                    )
-                    stats.update(width_bound=width, width_minors=True)
-                    bound = max(bound, width)
-                    say(f"width bound with minors: {width:,}")
             expanded += search.expanded
             moves += search.free_moves
             capped = isinstance(stop, _MemoryCap)
             stats["memory_capped"] = stats.get("memory_capped", False) or capped
             time_left = deadline is None or time.perf_counter() < deadline
-            if decision and not isinstance(stop, _GiveUp) and (capped or time_left):
+            handing = decision and not isinstance(stop, _GiveUp) and (capped or time_left)
+            if handing:
                 search.clear()  # the search is not resumed: free its states
                 why = "memory cap reached" if capped else "best-first share spent"
                 say(f"{why}: bound {bound:,}; decision search from here on")
@@ -1279,6 +1315,9 @@ def exact(
                         widths=_SLICE_WIDTHS,
                         beam_budget=int(beams * BEAM_RATE),
                     )
+            if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
+                bound = lift(bound)  # after the beams: the best order is what it aims at
+            if handing:
                 settled, low = settle(k, search)
                 bound = max(bound, low)
                 if settled:
