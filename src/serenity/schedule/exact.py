@@ -145,24 +145,27 @@ state count, a heap entry and a closed-set slot per state); at ``ScheduleOptions
 ``stats["memory_capped"]`` (and a progress line).
 
 **Anytime lower bound.** The search starts from the width bound without its
-minor step (milliseconds). At the first hand-over below, the cut bound
-(:mod:`serenity.memory.cuts`: each op's least step over the downsets it may run
-from, one max-flow per op, and pairs of ops in either order; over the block
-orders) runs once: WS N=256 seed 0 (1,816 ops) 3,268,608 -> 4,124,672 bytes in
-about 2 s, the optimum itself on three timm graphs (densenet121, dla60_res2net,
-xception41) in milliseconds; below about 1,000 ops the minor step is as high or
-higher. Then the minor step runs
-once with ``MINOR_SHARE`` of the limit's worth of steps (at most
-``MINOR_SECONDS``, never more than the time left; a step count, so the bound is
-deterministic wherever the limit is not that close) and lifts the bound every
-later round starts from: at 60 s (1.2 million steps), ER N=48 seed 0 1,245,184
--> 2,023,424 and WS N=48 seed 2 856,064 -> 1,556,480, where the rounds from
-below had lifted them to 1,556,480 and 1,167,360 in the whole minute; WS N=64
-seed 2 reaches 1,712,128 there, one footprint level more than with the 900,000
-steps of a 15% share. Its searches stop early once every minor fits (WS N=48
-seed 0: 460,000 steps), so graphs proven from above lose little to it. Run up
-front it cost every search that proves in milliseconds a second (RandWire
-CIFAR-10: 0.05 -> 0.4 s).
+minor step (milliseconds). At the first hand-over below, after the beams (so that
+it aims at a good order), the cut bound (:mod:`serenity.memory.cuts`: each op's
+least step over the downsets it may run from, one max-flow per op, raised by
+sequences of the ops whose cuts are highest; over the block orders) gets
+``CUT_SHARE`` of the limit's worth of max-flows (at most ``CUT_SECONDS``;
+counted, not timed, and never past the deadline) and stops at the best order's
+peak, which it then proves optimal. The width bound's minor step follows with
+``MINOR_SHARE`` of the limit's worth of steps (at most ``MINOR_SECONDS``) unless
+the cut bound proved it. When the rounds from above stop (below), the cut bound
+resumes with the time left (at most ``CUT_LATER_SECONDS`` worth) before any
+round from below: its sequences lift the bound faster than those rounds. Measured
+at 60 s, one searcher (the previous figures: the width bound with its minors and
+the rounds): WS N=48 seed 2 proven in 9.8 CPU s (10.0% gap), WS N=64 seed 2 in
+11.1 s (13.6%), WS N=64 seed 0 in 7.2 s (50.5 s), WS N=48 seed 0 in 3.1 s wall (7.7 s);
+gaps WS N=64 seed 1 8.3% (18.2%), ER N=48 seed 0 7.4% (16.0%), ER N=64 seed 0
+19.4% (38.7%), WS N=256 30.4% (114.3%). Graphs the rounds from above prove pay
+for the bounds' shares: WS N=48 seed 1 25.3 -> 33.3 CPU s, ER N=32 seed 1 12.3 ->
+17.1 s. Run up front, the minor step cost every search that proves in
+milliseconds a second (RandWire CIFAR-10: 0.05 -> 0.4 s); the cut bound would
+cost them its max-flows (0.01-0.2 s on the timm graphs, where the single cuts
+alone are the optimum on three of the eight).
 
 **Decision search.** At the memory cap, or after the first slice, the
 segment is handed to :mod:`serenity.schedule.decide`: rounds of "is there an
@@ -173,8 +176,8 @@ becomes the best; "none" proves it optimal. WS N=48 seed 0 (700 ops): proven
 in 5.4-5.6 CPU s and at most 403 MB max RSS with the compiled core at 60 and
 300 s (105 CPU s and 538 MB in pure Python, measured two sessions earlier),
 where the best-first search alone needed 14.0M states, about 280 s and 5 GB. When a round from above reaches the
-memory cap or runs past ``FROM_BELOW_SHARE`` of the limit, the rounds ask from
-below instead: "is there an order within the proven bound?" lifts the bound
+memory cap or runs past ``FROM_BELOW_SHARE`` of the limit, the cut bound resumes
+(above), then the rounds ask from below: "is there an order within the proven bound?" lifts the bound
 a footprint level per "none" and proves an order found optimal. They hold
 fewer dead sets than the best-first search held states at the same level,
 so they lift the bound past where it stopped: WS N=64 seed 0 (926 ops) from
@@ -861,7 +864,9 @@ BEAM_SLICE = 3.0
 #: seed 0, 438,113 on ER N=48 seed 0, where the width-512 beam finds its better order,
 #: and 711,297 on ER N=64 seed 0, which then runs the width-64 beam alone).
 BEAM_RATE = 200_000
-#: The width bound's minor step at the hand-over: steps for about this share of the
+#: The width bound's minor step at the hand-over (after the cut bound, which is the
+#: higher on every RandWire graph measured, and only if that did not prove the order):
+#: steps for about this share of the
 #: time limit, at most ``MINOR_SECONDS`` worth (:func:`serenity.memory.bounds.minor_budget`).
 MINOR_SHARE = 0.1
 MINOR_SECONDS = 7.5
@@ -875,7 +880,10 @@ CUT_SECONDS = 15.0
 #: at most this many seconds' worth; the rounds from below get the rest.
 CUT_LATER_SECONDS = 60.0
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
-#: Share of the time limit after which the decision rounds ask from below (lift the bound).
+#: Share of the time limit after which the rounds from above stop: the cut bound's
+#: sequences, then the decision rounds from below, lift the bound with the rest (0.9
+#: before the sequences: at 0.6 ER N=64 seed 0 reaches 2,801,664 instead of 2,723,840
+#: at 60 s, and the graphs proven from above within 36 s, all measured, stay proven).
 FROM_BELOW_SHARE = 0.6
 
 
@@ -1190,7 +1198,9 @@ def exact(
         N=48 seed 0: 149 against 105 CPU s).
 
         From below once a round from above stops at the memory cap or runs past
-        ``FROM_BELOW_SHARE`` of the time limit: each round asks for an order
+        ``FROM_BELOW_SHARE`` of the time limit, after the cut bound's sequences had
+        the time left (they lift faster; at most ``CUT_LATER_SECONDS`` worth): each
+        round asks for an order
         within the proven lower bound ``low``. "None" lifts ``low`` to the
         next footprint level; an order found proves itself optimal (its peak
         is at most ``low``). Those rounds hold fewer dead
