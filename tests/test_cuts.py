@@ -18,7 +18,7 @@ from test_exact_rules import oracle_optimum, wired, wired_inplace
 from serenity import Problem, ScheduleOptions
 from serenity.memory import simulate
 from serenity.memory.bounds import _closure, width_bound
-from serenity.memory.cuts import StepCuts, cut_bound
+from serenity.memory.cuts import SOLVE_RATE, CutBound, StepCuts, cut_bound
 from serenity.schedule import fuse
 from serenity.schedule.exact import block_precedences, exact
 
@@ -149,3 +149,18 @@ def test_exact_computes_the_cut_bound_once_at_the_hand_over() -> None:
     fused = fuse(p).problem  # the search runs on the fused graph, over the block orders
     assert r.stats["cut_bound"] == cut_bound(fused, before=block_precedences(fused))
     assert r.stats["cut_bound"] <= r.lower_bound_bytes <= r.peak_bytes
+
+
+def test_the_bound_resumes_where_its_budget_stopped_it() -> None:
+    """Cuts already found are kept, so lifting with budgets a then b ends where one
+    lift with a + b does; seconds are a count of max-flows, not a clock."""
+    p = summed_stage(20, 0.3, 0)
+    whole = CutBound(p)
+    singles = whole.bound
+    assert whole.lift(max_solves=300) > singles
+    for a in (1, 40, 150):
+        parts = CutBound(p)
+        parts.lift(max_solves=a)
+        assert parts.lift(max_solves=300 - a) == CutBound(p).lift(max_solves=300)
+    arcs = StepCuts(p).arcs
+    assert cut_bound(p, seconds=(200 * arcs + 0.5) / SOLVE_RATE) == cut_bound(p, max_solves=200)

@@ -106,9 +106,11 @@ class StepCuts:
         self.n = n
         self.ancestors = problem.ancestor_masks() if before is None else _closure(problem, before)
         direct = [set(problem.preds[v]) for v in range(n)]
-        if before is not None:
-            for v, mask in enumerate(before):
-                direct[v].update(u for u in range(n) if mask >> u & 1)
+        for v, mask in enumerate(before or ()):
+            while mask:  # its set bits only
+                low = mask & -mask
+                direct[v].add(low.bit_length() - 1)
+                mask ^= low
         self.direct = [sorted(d) for d in direct]
         source, sink = n + m, n + m + 1
         infinite = sum(sizes) + 1
