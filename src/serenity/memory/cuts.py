@@ -166,9 +166,6 @@ class StepCuts:
         self.own = [sum(sizes[t] for t in problem.op_outputs[v]) - saving[v] for v in range(n)]
         self.solves = 0
 
-    def comparable(self, v: int, w: int) -> bool:
-        return bool(self.ancestors[v] >> w & 1 or self.ancestors[w] >> v & 1)
-
     def step(self, v: int, inside: Sequence[int] = (), outside: Sequence[int] = ()) -> int | None:
         """The least step of ``v`` over the downsets that hold its ancestors and the ops
         ``inside`` (with theirs) and none of ``outside`` (nor their descendants);
@@ -242,12 +239,14 @@ class _Sequences:
         dead.add(done)
         return False
 
-    def bound(self, level: int, upper: int | None, stop_at: int) -> tuple[int, bool]:
+    def bound(
+        self, level: int, upper: int | None, stop_at: int, deadline: float | None
+    ) -> tuple[int, bool]:
         """The least ``L >= level`` such that some order of the chosen ops keeps every
         cut within ``L`` (``level`` must be proven already), and True; or the highest
-        level proven when the budget (``cuts.solves`` reaching ``stop_at``) runs out
-        first, and False. Stops at ``upper`` (True)."""
-        self.stop_at = stop_at
+        level proven when the budget (``cuts.solves`` reaching ``stop_at``, or
+        ``deadline``) runs out first, and False. Stops at ``upper`` (True)."""
+        self.stop_at, self.deadline = stop_at, deadline
         while upper is None or level < upper:
             rejected: list[int] = []
             try:
@@ -276,20 +275,18 @@ class CutBound:
     def __init__(
         self, problem: Problem, *, inplace: bool = False, before: Sequence[int] | None = None
     ) -> None:
-        self.n = problem.num_ops
+        n = problem.num_ops
         self.cuts: StepCuts | None = None
         self.bound = 0
-        self.done = True  # nothing left to try
-        if self.n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
+        self.sizes: list[int] = []  # the sequence sizes left to try
+        self.sequences: _Sequences | None = None  # the one under way
+        if n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
             return  # a valid, if useless, bound (the capacities are 64-bit)
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
-        single = [self.cuts.step(v) or 0 for v in range(self.n)]
+        single = [self.cuts.step(v) or 0 for v in range(n)]
         self.bound = max(single)
-        self.ranked = sorted(range(self.n), key=lambda v: -single[v])
-        self.sizes = [k for k in SEQUENCE_OPS if k < self.n] + [min(SEQUENCE_OPS[-1], self.n)]
-        self.sizes = sorted(set(self.sizes))
-        self.sequences: _Sequences | None = None
-        self.done = False
+        self.ranked = sorted(range(n), key=lambda v: -single[v])
+        self.sizes = sorted({min(k, n) for k in SEQUENCE_OPS})
 
     def lift(
         self,
@@ -304,7 +301,7 @@ class CutBound:
         (``time.perf_counter()``; the one place the clock decides), up to ``upper`` (an
         order's peak: nothing above it is worth proving). Returns the bound."""
         cuts = self.cuts
-        if cuts is None or self.done:
+        if cuts is None or not self.sizes:
             return self.bound
         if seconds is not None:
             max_solves = int(seconds * SOLVE_RATE) // cuts.arcs
@@ -314,15 +311,13 @@ class CutBound:
                 break
             if self.sequences is None:
                 self.sequences = _Sequences(cuts, self.ranked[: self.sizes[0]])
-            self.sequences.deadline = deadline
-            self.bound, finished = self.sequences.bound(self.bound, upper, stop_at)
+            self.bound, finished = self.sequences.bound(self.bound, upper, stop_at, deadline)
             if not finished:
                 break  # resumed here by the next call (the cuts found are kept)
             if upper is not None and self.bound >= upper:
                 break  # this size may still raise it past upper: not done
             self.sizes.pop(0)
             self.sequences = None
-        self.done = not self.sizes
         return self.bound
 
 

@@ -895,11 +895,6 @@ def _share_seconds(share: float, most: float, limit: float | None, deadline: flo
     return seconds if deadline is None else min(seconds, deadline - time.perf_counter())
 
 
-def _minor_seconds(limit: float | None, deadline: float | None) -> float:
-    """Seconds' worth of steps for the width bound's minor step at the hand-over."""
-    return _share_seconds(MINOR_SHARE, MINOR_SECONDS, limit, deadline)
-
-
 def _earliest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
 
@@ -1154,7 +1149,6 @@ def exact(
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
-    said_cut = [0]  # the cut bound last reported
 
     def lift(bound: int) -> int:
         """Once, at the first hand-over: the cut bound up to the best order's peak, then
@@ -1163,8 +1157,8 @@ def exact(
         stats["cut_bound"] = 0
         if _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline) > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
-            bound = max(bound, more_cuts(CUT_SHARE, CUT_SECONDS))
-        seconds = _minor_seconds(limit, deadline)
+            bound = max(bound, more_cuts(CUT_SHARE, CUT_SECONDS, first=True))
+        seconds = _share_seconds(MINOR_SHARE, MINOR_SECONDS, limit, deadline)
         if seconds > 0 and bound < max(seg_peak):
             width = width_bound(
                 problem,
@@ -1177,16 +1171,18 @@ def exact(
             say(f"width bound with minors: {width:,}")
         return bound
 
-    def more_cuts(share: float, most: float) -> int:
+    def more_cuts(share: float, most: float, first: bool = False) -> int:
         """The cut bound raised further with ``share`` of the limit (at most ``most``
-        seconds, never past the deadline) worth of max-flows, up to the best peak."""
+        seconds, never past the deadline) worth of max-flows, up to the best peak;
+        reported when ``first`` or raised."""
         if not cutter:
             return 0
         seconds = max(0.0, _share_seconds(share, most, limit, deadline))
+        old = cutter[0].bound
         cut = cutter[0].lift(upper=max(seg_peak), seconds=seconds, deadline=deadline)
-        if cut > said_cut[0]:
+        if first or cut > old:
             say(f"cut bound: {cut:,}")
-        stats["cut_bound"] = said_cut[0] = cut
+        stats["cut_bound"] = cut
         return cut
 
     def settle(k: int, search: _Search) -> tuple[bool, int]:
