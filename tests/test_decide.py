@@ -154,6 +154,29 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
     assert r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
 
 
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_rounds_from_above_take_turns_with_the_cut_bound(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With turns of 0.1 ms the rounds from above pause for the cut bound's sequences
+    and resume: the same optimum as the uncapped search, proven."""
+    module = importlib.import_module("serenity.schedule.exact")
+    monkeypatch.setattr(module, "CUT_SECONDS", 1e-4)
+    answers: list[str] = []
+
+    def spy(*args: object, **kw: object) -> Decision:
+        answer = within(*args, **kw)  # type: ignore[arg-type]
+        answers.append(answer.status)
+        return answer
+
+    monkeypatch.setattr(module, "within", spy)
+    p = random_wired(seed, 30)
+    free = exact(p, ScheduleOptions(), fusion=False)
+    r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=False)
+    assert r.stats["memory_capped"] and "paused" in answers and answers[-1] != "paused"
+    assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
 @pytest.mark.usefixtures("no_minors")
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_threads_reach_the_decision_rounds_and_prove_the_same_optimum(

@@ -121,7 +121,8 @@ class Decision:
 
     Attributes:
         status: ``"found"`` (``order`` stays within the limit), ``"none"`` (no
-            order does: proven), ``"timeout"`` or ``"memory"`` (no answer).
+            order does: proven), ``"timeout"``, ``"memory"`` or ``"paused"`` (no
+            answer).
         order: The segment's ops in order when found, else None.
         peak: The memory before the segment or the largest step of ``order``,
             whichever is larger (0 when not found).
@@ -150,6 +151,7 @@ def within(
     tick: Callable[[int, int], None] | None = None,
     max_dead: int | None = None,
     threads: int = 1,
+    pause_at: float | None = None,
 ) -> Decision:
     """Decide whether the segment of ``search`` has an order with every step at most ``limit``.
 
@@ -160,10 +162,15 @@ def within(
     per 1,024 states for progress output. ``threads`` searchers share the dead sets in
     the compiled core (module docstring, "Threads"); this reference runs one.
 
+    At ``pause_at`` (``time.perf_counter()``) the answer is ``"paused"``: the compiled
+    core keeps its path and dead sets, and the next call on the same search with the
+    same limit and threads goes on from there (any other call starts afresh; so does
+    this reference, which keeps nothing between calls).
+
     Complexity: see the module docstring.
     """
     if search._core is not None:
-        return _within_core(search, limit, deadline, max_bytes, tick, max_dead, threads)
+        return _within_core(search, limit, deadline, max_bytes, tick, max_dead, threads, pause_at)
     goal = search.goal
     use_free = search.use_free_moves
     ops = search.ops
@@ -241,8 +248,11 @@ def within(
         if visited & 1023 == 0:  # before visits 1, 1025, ...: a spent budget stops at once
             if tick is not None:
                 tick(visited, len(dead))
-            if deadline is not None and time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
                 return answer("timeout")
+            if pause_at is not None and now > pause_at:
+                return answer("paused")
             over = max_bytes is not None and len(dead) * per_entry >= max_bytes
             if over or (max_dead is not None and len(dead) >= max_dead):
                 if evictions == _MAX_EVICTIONS:
@@ -296,10 +306,12 @@ def _within_core(
     tick: Callable[[int, int], None] | None,
     max_dead: int | None,
     threads: int = 1,
+    pause_at: float | None = None,
 ) -> Decision:
     """:func:`within` in the compiled core (a port: same visits, order and next level;
     its memory cap counts the real bytes of its tables), in slices for progress and
-    signals."""
+    signals; a pause keeps the core's search (the core resumes it when asked the same
+    limit with the same threads)."""
     from serenity.schedule import _core
     from serenity.schedule.exact import _CORE_SLICE, _clamp
 
@@ -312,13 +324,19 @@ def _within_core(
     ) -> Decision:
         return Decision(status, order, peak, core.visited, core.dead_most, bound, core.evicted)
 
+    paused = False
     try:
         while True:
-            remaining = 1e30 if deadline is None else deadline - time.perf_counter()
+            now = time.perf_counter()
+            remaining = 1e30 if deadline is None else deadline - now
             cap = -1 if max_bytes is None else max(0, _clamp(max_bytes))
-            status = core.decide(_clamp(limit), remaining, cap, _CORE_SLICE, dead_cap, threads)
+            piece = _CORE_SLICE if pause_at is None else max(0.0, min(_CORE_SLICE, pause_at - now))
+            status = core.decide(_clamp(limit), remaining, cap, piece, dead_cap, threads)
             if tick is not None:
                 tick(core.visited, core.dead_most)  # progress; KeyboardInterrupt is seen here
+            if status == _core.SLICE and pause_at is not None and time.perf_counter() >= pause_at:
+                paused = True
+                return answer("paused")
             if status == _core.FOUND:
                 order = [search._local[v] for v in core.order]
                 return answer("found", order, core.peak)
@@ -328,4 +346,5 @@ def _within_core(
                 stop = "timeout" if status == _core.TIMEOUT else "memory"
                 return answer(stop)
     finally:
-        core.decide_reset()  # answered, stopped or interrupted: free the sets
+        if not paused:
+            core.decide_reset()  # answered, stopped or interrupted: free the sets

@@ -593,11 +593,12 @@ class _Search:
                 raise _CORE_STOPS[status]
 
     def clear(self) -> None:
-        """Free the states (the search is not resumed)."""
+        """Free the states (the search is not resumed) and a paused decision's sets."""
         self.heap.clear()
         self.came.clear()
         if self._core is not None:
             self._core.clear()
+            self._core.decide_reset()
 
     @property
     def memory_bytes(self) -> int | None:
@@ -864,18 +865,18 @@ BEAM_SLICE = 3.0
 #: seed 0, 438,113 on ER N=48 seed 0, where the width-512 beam finds its better order,
 #: and 711,297 on ER N=64 seed 0, which then runs the width-64 beam alone).
 BEAM_RATE = 200_000
-#: The width bound's minor step at the hand-over (after the cut bound, which is the
-#: higher on every RandWire graph measured, and only if that did not prove the order):
-#: steps for about this share of the
+#: The width bound's minor step at the hand-over when the cut bound does not run (it is
+#: the higher on every RandWire graph measured): steps for about this share of the
 #: time limit, at most ``MINOR_SECONDS`` worth (:func:`serenity.memory.bounds.minor_budget`).
 MINOR_SHARE = 0.1
 MINOR_SECONDS = 7.5
-#: The cut bound's sequences at the hand-over (before the minor step): this share of the
-#: time limit's worth of max-flows, at most ``CUT_SECONDS`` worth
-#: (:func:`serenity.memory.cuts.cut_bound`, counted, not timed); they stop early at the
-#: best order's peak, which proves it optimal.
-CUT_SHARE = 0.1
-CUT_SECONDS = 15.0
+#: The cut bound's sequences and the rounds from above take turns: first the sequences
+#: (from the hand-over, after the beams) for this share of the limit's worth of
+#: max-flows (at most ``CUT_SECONDS``; counted, not timed), then the rounds for as
+#: long in wall time (paused, not restarted), each turn twice the last, until the
+#: sequences are spent or reach the best peak (which proves it).
+CUT_SHARE = 0.04
+CUT_SECONDS = 2.0
 #: When the rounds from above stop, the cut bound's sequences go on with the time left,
 #: at most this many seconds' worth; the rounds from below get the rest.
 CUT_LATER_SECONDS = 60.0
@@ -885,7 +886,7 @@ _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: before the sequences: at 0.6 ER N=64 seed 0 reaches 2,801,664 instead of 2,723,840
 #: at 60 s; it loses the one proof measured that needed more: WS N=64 seed 1, two
 #: searchers, 4 GiB, 300 s, whose round from above took 261.7 s, now 4.0% apart).
-FROM_BELOW_SHARE = 0.6
+FROM_BELOW_SHARE = 0.9
 
 
 def _share_seconds(share: float, most: float, limit: float | None, deadline: float | None) -> float:
@@ -1149,15 +1150,17 @@ def exact(
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
+    turn = [0.0]  # seconds' worth of the cut bound's last turn, then the rounds'
 
     def lift(bound: int) -> int:
-        """Once, at the first hand-over: the cut bound up to the best order's peak, then
-        the width bound's minor step unless that proved it, each with its share of the
-        limit's worth of work (none at the deadline). Returns the bound raised."""
+        """Once, at the first hand-over: the cut bound's first turn, up to the best
+        order's peak (none at the deadline or with ``CUT_SECONDS`` 0); without it, the
+        width bound's minor step. Returns the bound raised."""
         stats["cut_bound"] = 0
-        if _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline) > 0:
+        turn[0] = _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline)
+        if turn[0] > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
-            bound = max(bound, more_cuts(CUT_SHARE, CUT_SECONDS, first=True))
+            return max(bound, more_cuts(turn[0], first=True))
         seconds = _share_seconds(MINOR_SHARE, MINOR_SECONDS, limit, deadline)
         if seconds > 0 and bound < max(seg_peak):
             width = width_bound(
@@ -1171,15 +1174,17 @@ def exact(
             say(f"width bound with minors: {width:,}")
         return bound
 
-    def more_cuts(share: float, most: float, first: bool = False) -> int:
-        """The cut bound raised further with ``share`` of the limit (at most ``most``
-        seconds, never past the deadline) worth of max-flows, up to the best peak;
-        reported when ``first`` or raised."""
+    def cutting() -> bool:
+        """Whether the cut bound has sequences left to try."""
+        return bool(cutter and cutter[0].sizes)
+
+    def more_cuts(seconds: float, first: bool = False) -> int:
+        """The cut bound raised further with ``seconds``' worth of max-flows (never past
+        the deadline), up to the best peak; reported when ``first`` or raised."""
         if not cutter:
             return 0
-        seconds = max(0.0, _share_seconds(share, most, limit, deadline))
         old = cutter[0].bound
-        cut = cutter[0].lift(upper=max(seg_peak), seconds=seconds, deadline=deadline)
+        cut = cutter[0].lift(upper=max(seg_peak), seconds=max(0.0, seconds), deadline=deadline)
         if first or cut > old:
             say(f"cut bound: {cut:,}")
         stats["cut_bound"] = cut
@@ -1209,6 +1214,8 @@ def exact(
         """
         low = max(bound, search.level)
         from_below = False
+        rounds_turn = turn[0]
+        yield_at = time.perf_counter() + rounds_turn  # the rounds' first turn
         while seg_peak[k] > low:
             if give_up_at is not None and low >= give_up_at:
                 stats["gave_up"] = True
@@ -1223,7 +1230,24 @@ def exact(
                     )
 
             until = deadline if from_below else _earliest(deadline, below_at)
-            answer = within(search, limit, until, options.search_memory, progress, threads=threads)
+            pause = None if from_below or not cutting() else yield_at
+            answer = within(
+                search,
+                limit,
+                until,
+                options.search_memory,
+                progress,
+                threads=threads,
+                pause_at=pause,
+            )
+            if answer.status == "paused":  # the cut bound's turn, then the round's again
+                rounds_turn *= 2
+                before_turn = stats["cut_bound"]
+                low = max(low, more_cuts(turn[0]))
+                if stats["cut_bound"] > before_turn:
+                    turn[0] *= 2
+                yield_at = time.perf_counter() + rounds_turn
+                continue
             decided["rounds"] += 1
             decided["below"] += from_below
             decided["visited"] += answer.visited
@@ -1247,7 +1271,8 @@ def exact(
                 if not from_below and low < limit and time_left:
                     # The cut bound's sequences lift faster than the rounds from
                     # below: they go on with the time left, the rounds take the rest.
-                    low = max(low, more_cuts(1.0, CUT_LATER_SECONDS))
+                    seconds = _share_seconds(1.0, CUT_LATER_SECONDS, limit, deadline)
+                    low = max(low, more_cuts(seconds))
                     from_below = True
                     say(f"decision: from below now, from bound {low:,}")
                     continue
@@ -1327,6 +1352,7 @@ def exact(
                 bound = lift(bound)  # after the beams: the best order is what it aims at
             if handing:
                 settled, low = settle(k, search)
+                search.clear()  # a round the cut bound's last turn ended may be paused
                 bound = max(bound, low)
                 if settled:
                     continue  # the segment is proven; the next ones are searched as usual
