@@ -101,6 +101,33 @@ def test_sequences_of_every_op_are_the_optimum(
 
 
 @MANY
+@given(st.data(), st.booleans(), st.integers(0, 200))
+def test_refined_sequences_reach_the_optimum(
+    data: st.DataObject, inplace: bool, solves: int
+) -> None:
+    """Past ``START_OPS`` ops the sequences grow by the ops their last sequence found
+    disagrees on, or by the highest cuts between its sets: unbudgeted, every op is
+    chosen in the end and the bound is the optimum (in place: at most); any budget
+    stops at or below it, and a budget split in two ends where one budget does."""
+    p = data.draw(problems(max_ops=12, inplace=inplace))
+    optimum = oracle_optimum(p, inplace)
+    whole = CutBound(p, inplace=inplace)
+    bound = whole.lift(max_solves=None)
+    assert bound <= optimum and (inplace or bound == optimum)
+    # Each cut kept, found or taken over from the previous choice, is the cut asked.
+    fresh, last = StepCuts(p, inplace=inplace), whole.sequences
+    assert last is not None
+    for (x, inside), (value, _) in last.known.items():
+        outside = [y for y in last.chosen if not inside >> y & 1 and y != x]
+        ran = [y for y in range(p.num_ops) if inside >> y & 1]
+        assert value == fresh.step(x, ran, outside)
+    parts = CutBound(p, inplace=inplace)
+    parts.lift(max_solves=solves // 2)
+    split = parts.lift(max_solves=solves - solves // 2)
+    assert split == cut_bound(p, inplace=inplace, max_solves=solves) <= bound
+
+
+@MANY
 @given(st.data(), st.booleans())
 def test_the_cut_bound_over_block_orders_never_exceeds_the_optimum(
     data: st.DataObject, inplace: bool

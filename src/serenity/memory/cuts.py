@@ -74,8 +74,10 @@ from ortools.graph.python import max_flow
 from serenity.ir import Problem
 from serenity.memory.bounds import _closure
 
-#: Sequences of this many ops (those with the highest single cuts) are tried in turn.
-SEQUENCE_OPS = (8, 16, 24, 32, 40, 48, 64, 80, 96, 128)
+#: The sequences start from this many ops (those with the highest single cuts) ...
+START_OPS = 8
+#: ... and each refinement adds this many (module docstring, "Which ops").
+ADD_OPS = 2
 #: Max-flows the sequences may take by default (after the one per op).
 SEQUENCE_SOLVES = 2_000
 #: Arcs of max-flow graphs solved per second, to turn seconds into a count of solves
@@ -170,18 +172,33 @@ class StepCuts:
         """The least step of ``v`` over the downsets that hold its ancestors and the ops
         ``inside`` (with theirs) and none of ``outside`` (nor their descendants);
         None when there is no such downset."""
+        return self.solve(v, inside, outside, side=False)[0]
+
+    def solve(
+        self, v: int, inside: Sequence[int], outside: Sequence[int], side: bool = True
+    ) -> tuple[int | None, int]:
+        """:meth:`step`, and with ``side`` a downset it is reached from (a bitmask of
+        ops: the source side of a minimum cut; 0 when there is none)."""
         opened = np.array([*self.direct[v], *inside], dtype=np.int32)
         closed = np.array([v, *outside], dtype=np.int32)
         self.flow.set_arcs_capacity(self.into[opened], np.full(len(opened), self.infinite))
         self.flow.set_arcs_capacity(self.out_of[closed], np.full(len(closed), self.infinite))
         status = self.flow.solve(self.source, self.sink)
-        self.flow.set_arcs_capacity(self.into[opened], np.zeros(len(opened), dtype=np.int64))
-        self.flow.set_arcs_capacity(self.out_of[closed], np.zeros(len(closed), dtype=np.int64))
         self.solves += 1
         if status != self.flow.OPTIMAL:
             raise RuntimeError(f"max-flow failed ({status}) on the cut of op {v}")
         cut = self.flow.optimal_flow()
-        return None if cut >= self.infinite else int(cut) + self.constant + self.own[v]
+        found = 0
+        if side and cut < self.infinite:
+            nodes = np.asarray(self.flow.get_source_side_min_cut())
+            bits = np.zeros(self.n, dtype=bool)
+            bits[nodes[nodes < self.n]] = True
+            found = int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
+        self.flow.set_arcs_capacity(self.into[opened], np.zeros(len(opened), dtype=np.int64))
+        self.flow.set_arcs_capacity(self.out_of[closed], np.zeros(len(closed), dtype=np.int64))
+        if cut >= self.infinite:
+            return None, 0
+        return int(cut) + self.constant + self.own[v], found
 
 
 class _OutOfSolves(Exception):
@@ -190,34 +207,62 @@ class _OutOfSolves(Exception):
 
 class _Sequences:
     """The orders of the ``chosen`` ops, as a decision search over the sets of them
-    done (module docstring, "Sequences"); the cuts are kept across levels."""
+    done (module docstring, "Sequences"). The cuts are kept across levels, with the
+    downsets they were reached from; a cut of the previous choice (``prior``, of the
+    ops ``prior_chosen``) serves when its downset already puts each op chosen since
+    on the side now asked. ``path``: the chosen ops' indices in the order of the last
+    sequence found within a level."""
 
-    def __init__(self, cuts: StepCuts, chosen: list[int]) -> None:
+    def __init__(
+        self,
+        cuts: StepCuts,
+        chosen: list[int],
+        prior: dict[tuple[int, int], tuple[int | None, int]] | None = None,
+        prior_chosen: int = 0,
+    ) -> None:
         self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        self.mask = sum(1 << x for x in chosen)
         self.ancestors = [
             sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
         ]
-        self.known: dict[tuple[int, int], int | None] = {}
+        # (op, the chosen ops run before it, as a bitmask of ops) -> (its cut, a downset)
+        self.known: dict[tuple[int, int], tuple[int | None, int]] = {}
+        self.prior, self.prior_chosen = prior or {}, prior_chosen
+        self.path: list[int] | None = None
         self.stop_at = 0  # cuts.solves at which the budget is spent
         self.deadline: float | None = None  # time.perf_counter() at which it is, too
 
-    def cut(self, i: int, done: int) -> int | None:
+    def inside(self, done: int) -> int:
+        """The ops of the chosen indices ``done``, as a bitmask of ops."""
+        return sum(1 << self.chosen[j] for j in range(self.k) if done >> j & 1)
+
+    def cut(self, i: int, done: int) -> tuple[int | None, int]:
         """The least step of chosen op ``i`` with the chosen ops ``done`` run before it
-        and the others after it."""
-        key = (i, done)
-        if key not in self.known:
-            if self.cuts.solves >= self.stop_at or (
-                self.deadline is not None and time.perf_counter() >= self.deadline
-            ):
-                raise _OutOfSolves
-            inside = [self.chosen[j] for j in range(self.k) if done >> j & 1]
-            outside = [self.chosen[j] for j in range(self.k) if not done >> j & 1 and j != i]
-            self.known[key] = self.cuts.step(self.chosen[i], inside, outside)
+        and the others after it, and a downset it is reached from."""
+        x, inside = self.chosen[i], self.inside(done)
+        key = (x, inside)
+        if key in self.known:
+            return self.known[key]
+        old = self.prior.get((x, inside & self.prior_chosen))
+        if old is not None:
+            value, side = old  # fits the ops chosen since: the same least step
+            if value is None or not (side ^ inside) & self.mask & ~self.prior_chosen:
+                self.known[key] = old
+                return old
+        if self.cuts.solves >= self.stop_at or (
+            self.deadline is not None and time.perf_counter() >= self.deadline
+        ):
+            raise _OutOfSolves
+        outside = [self.chosen[j] for j in range(self.k) if not done >> j & 1 and j != i]
+        self.known[key] = self.cuts.solve(x, _ops(inside), outside)
         return self.known[key]
 
-    def fits(self, done: int, level: int, dead: set[int], rejected: list[int]) -> bool:
+    def fits(
+        self, done: int, level: int, dead: set[int], rejected: list[int], path: list[int]
+    ) -> bool:
         """Whether the chosen ops not in ``done`` can follow with every cut within
-        ``level``; the cuts above it are added to ``rejected``."""
+        ``level`` (then ``path`` ends with them in order); the cuts above it are added
+        to ``rejected``."""
         if done == (1 << self.k) - 1:
             return True
         if done in dead:
@@ -226,7 +271,7 @@ class _Sequences:
         for i in range(self.k):
             if done >> i & 1 or self.ancestors[i] & ~done:
                 continue
-            c = self.cut(i, done)
+            c = self.cut(i, done)[0]
             if c is None:
                 continue
             if c > level:
@@ -234,8 +279,10 @@ class _Sequences:
             else:
                 steps.append((c, i))
         for _, i in sorted(steps):
-            if self.fits(done | 1 << i, level, dead, rejected):
+            path.append(i)
+            if self.fits(done | 1 << i, level, dead, rejected, path):
                 return True
+            path.pop()
         dead.add(done)
         return False
 
@@ -249,8 +296,10 @@ class _Sequences:
         self.stop_at, self.deadline = stop_at, deadline
         while upper is None or level < upper:
             rejected: list[int] = []
+            path: list[int] = []
             try:
-                if self.fits(0, level, set(), rejected):
+                if self.fits(0, level, set(), rejected, path):
+                    self.path = path
                     return level, True
             except _OutOfSolves:
                 return level, False
@@ -260,10 +309,21 @@ class _Sequences:
         return level, True
 
 
+def _ops(mask: int) -> list[int]:
+    """The set bits of ``mask``."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
 class CutBound:
     """The cut bound (module docstring), raised as far as each call's budget goes and
     resumed by the next call: the single cuts at construction, then the sequences of
-    the ``SEQUENCE_OPS`` ops with the highest single cuts, in turn.
+    ``START_OPS`` ops with the highest single cuts, refined ``ADD_OPS`` ops at a time
+    (module docstring, "Which ops").
 
     Args:
         problem: The graph.
@@ -276,17 +336,20 @@ class CutBound:
         self, problem: Problem, *, inplace: bool = False, before: Sequence[int] | None = None
     ) -> None:
         n = problem.num_ops
+        self.n = n
         self.cuts: StepCuts | None = None
         self.bound = 0
-        self.sizes: list[int] = []  # the sequence sizes left to try
+        self.chosen: list[int] = []
         self.sequences: _Sequences | None = None  # the one under way
+        self.spent = True  # nothing more to lift: no cuts, or every op chosen and done
+        self.gaps: dict[int, int | None] = {}  # the refinement under way: op -> its cut
         if n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
             return  # a valid, if useless, bound (the capacities are 64-bit)
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
         single = [self.cuts.step(v) or 0 for v in range(n)]
         self.bound = max(single)
-        self.ranked = sorted(range(n), key=lambda v: -single[v])
-        self.sizes = sorted({min(k, n) for k in SEQUENCE_OPS})
+        self.chosen = sorted(range(n), key=lambda v: (-single[v], v))[:START_OPS]
+        self.spent = False
 
     def lift(
         self,
@@ -301,24 +364,69 @@ class CutBound:
         (``time.perf_counter()``; the one place the clock decides), up to ``upper`` (an
         order's peak: nothing above it is worth proving). Returns the bound."""
         cuts = self.cuts
-        if cuts is None or not self.sizes:
+        if cuts is None or self.spent:
             return self.bound
         if seconds is not None:
             max_solves = int(seconds * SOLVE_RATE) // cuts.arcs
         stop_at = 1 << 62 if max_solves is None else cuts.solves + max_solves
-        while self.sizes and cuts.solves < stop_at:
+        while cuts.solves < stop_at:
             if upper is not None and self.bound >= upper:
                 break
             if self.sequences is None:
-                self.sequences = _Sequences(cuts, self.ranked[: self.sizes[0]])
-            self.bound, finished = self.sequences.bound(self.bound, upper, stop_at, deadline)
-            if not finished:
+                self.sequences = _Sequences(cuts, self.chosen)
+            sequences = self.sequences
+            self.bound, finished = sequences.bound(self.bound, upper, stop_at, deadline)
+            if not finished or (upper is not None and self.bound >= upper):
                 break  # resumed here by the next call (the cuts found are kept)
-            if upper is not None and self.bound >= upper:
-                break  # this size may still raise it past upper: not done
-            self.sizes.pop(0)
-            self.sequences = None
+            if len(self.chosen) == self.n:  # a sequence of every op: an order, optimal
+                self.spent = True
+                break
+            try:
+                added = self._refine(sequences, stop_at, deadline)
+            except _OutOfSolves:
+                break
+            self.chosen = self.chosen + added
+            self.sequences = _Sequences(cuts, self.chosen, sequences.known, sequences.mask)
+            self.gaps = {}
         return self.bound
+
+    def _refine(self, sequences: _Sequences, stop_at: int, deadline: float | None) -> list[int]:
+        """The ``ADD_OPS`` ops to choose next, from the sequence found within the
+        level (module docstring, "Which ops"); raises _OutOfSolves with the budget
+        spent (the cuts found so far are kept in ``self.gaps``)."""
+        cuts = self.cuts
+        assert cuts is not None and sequences.path is not None
+        sides, done = [], 0
+        for i in sequences.path:
+            sides.append(sequences.cut(i, done)[1])
+            done |= 1 << i
+        # Ops a downset holds at one chosen op's step and not at a later one's.
+        missed: dict[int, int] = {}
+        held = 0
+        for side in sides:
+            for u in _ops(held & ~side & ~sequences.mask):
+                missed[u] = missed.get(u, 0) + 1
+            held |= side
+        if missed:
+            return sorted(missed, key=lambda u: (-missed[u], u))[:ADD_OPS]
+        # The sets run grow consistently: the least step of each op between two of
+        # them, with the earlier run and nothing past the later.
+        run, ahead = 0, 0
+        for g in range(len(sides) + 1):
+            ahead = (ahead | sides[g]) if g < len(sides) else (1 << self.n) - 1
+            for u in _ops(ahead & ~run & ~sequences.mask):
+                if u not in self.gaps:
+                    if cuts.solves >= stop_at or (
+                        deadline is not None and time.perf_counter() >= deadline
+                    ):
+                        raise _OutOfSolves
+                    outside = _ops(((1 << self.n) - 1) & ~ahead)
+                    self.gaps[u] = cuts.solve(u, _ops(run), outside, side=False)[0]
+            if g < len(sides):
+                run = ahead | 1 << self.chosen[sequences.path[g]]
+                ahead = run
+        never = cuts.infinite  # an op with no such step at all: first
+        return sorted(self.gaps, key=lambda u: (-(self.gaps[u] or never), u))[:ADD_OPS]
 
 
 def cut_bound(

@@ -1176,7 +1176,7 @@ def exact(
 
     def cutting() -> bool:
         """Whether the cut bound has sequences left to try."""
-        return bool(cutter and cutter[0].sizes)
+        return bool(cutter) and not cutter[0].spent
 
     def more_cuts(seconds: float, first: bool = False) -> int:
         """The cut bound raised further with ``seconds``' worth of max-flows (never past
