@@ -108,23 +108,27 @@ def test_refined_sequences_reach_the_optimum(
     """Past ``START_OPS`` ops the sequences grow by the ops their last sequence found
     disagrees on, or by the highest cuts between its sets: unbudgeted, every op is
     chosen in the end and the bound is the optimum (in place: at most); any budget
-    stops at or below it, and a budget split in two ends where one budget does."""
+    stops at or below it, and for each line alone a budget split in two ends where
+    one budget does (two lines share a call's budget, so splits shift their shares).
+    The cuts taken over from a previous choice are the cuts asked."""
     p = data.draw(problems(max_ops=12, inplace=inplace))
     optimum = oracle_optimum(p, inplace)
     whole = CutBound(p, inplace=inplace)
     bound = whole.lift(max_solves=None)
     assert bound <= optimum and (inplace or bound == optimum)
     # Each cut kept, found or taken over from the previous choice, is the cut asked.
-    fresh, last = StepCuts(p, inplace=inplace), whole.sequences
+    fresh, last = StepCuts(p, inplace=inplace), whole.lines[-1].sequences  # the refined
     assert last is not None
     for (x, inside), (value, _) in last.known.items():
         outside = [y for y in last.chosen if not inside >> y & 1 and y != x]
         ran = [y for y in range(p.num_ops) if inside >> y & 1]
         assert value == fresh.step(x, ran, outside)
-    parts = CutBound(p, inplace=inplace)
-    parts.lift(max_solves=solves // 2)
-    split = parts.lift(max_solves=solves - solves // 2)
-    assert split == cut_bound(p, inplace=inplace, max_solves=solves) <= bound
+    for line in range(2):  # each line alone resumes where its budget stopped it
+        parts, one = CutBound(p, inplace=inplace), CutBound(p, inplace=inplace)
+        parts.lines, one.lines = parts.lines[line : line + 1], one.lines[line : line + 1]
+        parts.lift(max_solves=solves // 2)
+        split = parts.lift(max_solves=solves - solves // 2)
+        assert split == one.lift(max_solves=solves) <= bound
 
 
 @MANY
@@ -183,15 +187,17 @@ def test_exact_computes_the_cut_bound_once_at_the_hand_over() -> None:
 
 
 def test_the_bound_resumes_where_its_budget_stopped_it() -> None:
-    """Cuts already found are kept, so lifting with budgets a then b ends where one
-    lift with a + b does; seconds are a count of max-flows, not a clock."""
+    """Cuts already found are kept, so one line of sequences lifted with budgets a then
+    b ends where one lift with a + b does (two lines share each call's budget, so a
+    split shifts their shares); seconds are a count of max-flows, not a clock."""
     p = summed_stage(20, 0.3, 0)
     whole = CutBound(p)
     singles = whole.bound
     assert whole.lift(max_solves=300) > singles
     for a in (1, 40, 150):
-        parts = CutBound(p)
+        parts, one = CutBound(p), CutBound(p)
+        parts.lines, one.lines = parts.lines[1:], one.lines[1:]  # the refined line alone
         parts.lift(max_solves=a)
-        assert parts.lift(max_solves=300 - a) == CutBound(p).lift(max_solves=300)
+        assert parts.lift(max_solves=300 - a) == one.lift(max_solves=300)
     arcs = StepCuts(p).arcs
     assert cut_bound(p, seconds=(200 * arcs + 0.5) / SOLVE_RATE) == cut_bound(p, max_solves=200)

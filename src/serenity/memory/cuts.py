@@ -75,6 +75,7 @@ from serenity.ir import Problem
 from serenity.memory.bounds import _closure
 
 #: The sequences start from this many ops (those with the highest single cuts) ...
+SEQUENCE_OPS = (8, 16, 24, 32, 40, 48, 64, 80, 96, 128)
 START_OPS = 8
 #: ... and each refinement adds this many (module docstring, "Which ops").
 ADD_OPS = 2
@@ -319,11 +320,25 @@ def _ops(mask: int) -> list[int]:
     return out
 
 
+class _Line:
+    """One way of choosing the sequences' ops (module docstring, "Which ops"): the
+    ``SEQUENCE_OPS`` ops with the highest single cuts in turn, or (``refine``) the
+    ``START_OPS`` highest grown ``ADD_OPS`` at a time by refinement."""
+
+    def __init__(self, ranked: list[int], refine: bool) -> None:
+        self.ranked, self.refine = ranked, refine
+        self.sizes = sorted({min(k, len(ranked)) for k in SEQUENCE_OPS})
+        self.chosen = ranked[: START_OPS if refine else self.sizes[0]]
+        self.sequences: _Sequences | None = None  # the one under way
+        self.spent = False  # every op it would choose chosen, and their sequences done
+        self.gaps: dict[int, int | None] = {}  # the refinement under way: op -> its cut
+
+
 class CutBound:
     """The cut bound (module docstring), raised as far as each call's budget goes and
     resumed by the next call: the single cuts at construction, then the sequences of
-    ``START_OPS`` ops with the highest single cuts, refined ``ADD_OPS`` ops at a time
-    (module docstring, "Which ops").
+    two lines of chosen ops (module docstring, "Which ops"), each given half of each
+    call's budget.
 
     Args:
         problem: The graph.
@@ -339,17 +354,20 @@ class CutBound:
         self.n = n
         self.cuts: StepCuts | None = None
         self.bound = 0
-        self.chosen: list[int] = []
-        self.sequences: _Sequences | None = None  # the one under way
-        self.spent = True  # nothing more to lift: no cuts, or every op chosen and done
-        self.gaps: dict[int, int | None] = {}  # the refinement under way: op -> its cut
+        self.lines: list[_Line] = []
+        self.deadline: float | None = None  # the one of the call under way
         if n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
             return  # a valid, if useless, bound (the capacities are 64-bit)
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
         single = [self.cuts.step(v) or 0 for v in range(n)]
         self.bound = max(single)
-        self.chosen = sorted(range(n), key=lambda v: (-single[v], v))[:START_OPS]
-        self.spent = False
+        ranked = sorted(range(n), key=lambda v: (-single[v], v))
+        self.lines = [_Line(ranked, refine=False), _Line(ranked, refine=True)]
+
+    @property
+    def spent(self) -> bool:
+        """Whether no call can raise the bound any more."""
+        return all(line.spent for line in self.lines)
 
     def lift(
         self,
@@ -364,36 +382,48 @@ class CutBound:
         (``time.perf_counter()``; the one place the clock decides), up to ``upper`` (an
         order's peak: nothing above it is worth proving). Returns the bound."""
         cuts = self.cuts
-        if cuts is None or self.spent:
+        if cuts is None:
             return self.bound
         if seconds is not None:
             max_solves = int(seconds * SOLVE_RATE) // cuts.arcs
         stop_at = 1 << 62 if max_solves is None else cuts.solves + max_solves
-        while cuts.solves < stop_at:
-            if upper is not None and self.bound >= upper:
-                break
-            if self.sequences is None:
-                self.sequences = _Sequences(cuts, self.chosen)
-            sequences = self.sequences
-            self.bound, finished = sequences.bound(self.bound, upper, stop_at, deadline)
-            if not finished or (upper is not None and self.bound >= upper):
-                break  # resumed here by the next call (the cuts found are kept)
-            if len(self.chosen) == self.n:  # a sequence of every op: an order, optimal
-                self.spent = True
-                break
-            try:
-                added = self._refine(sequences, stop_at, deadline)
-            except _OutOfSolves:
-                break
-            self.chosen = self.chosen + added
-            self.sequences = _Sequences(cuts, self.chosen, sequences.known, sequences.mask)
-            self.gaps = {}
+        self.deadline = deadline
+        lines = [line for line in self.lines if not line.spent]
+        for i, line in enumerate(lines):  # the budget left shared by the lines left
+            self._lift(line, upper, cuts.solves + (stop_at - cuts.solves) // (len(lines) - i))
         return self.bound
 
-    def _refine(self, sequences: _Sequences, stop_at: int, deadline: float | None) -> list[int]:
+    def _lift(self, line: _Line, upper: int | None, stop_at: int) -> None:
+        """Raise the bound by ``line``'s sequences until ``cuts.solves`` reaches
+        ``stop_at`` (or ``self.deadline`` passes)."""
+        cuts = self.cuts
+        assert cuts is not None
+        while cuts.solves < stop_at and (upper is None or self.bound < upper):
+            if line.sequences is None:
+                line.sequences = _Sequences(cuts, line.chosen)
+            sequences = line.sequences
+            self.bound, finished = sequences.bound(self.bound, upper, stop_at, self.deadline)
+            if not finished or (upper is not None and self.bound >= upper):
+                return  # resumed here by the next call (the cuts found are kept)
+            if line.refine and len(line.chosen) < self.n:
+                try:
+                    added = self._refine(line, sequences, stop_at)
+                except _OutOfSolves:
+                    return
+                line.gaps = {}
+            else:
+                line.sizes = [k for k in line.sizes if k > len(line.chosen)]
+                if not line.sizes:  # its largest sequences are done
+                    line.spent = True
+                    return
+                added = line.ranked[len(line.chosen) : line.sizes[0]]
+            line.chosen = line.chosen + added
+            line.sequences = _Sequences(cuts, line.chosen, sequences.known, sequences.mask)
+
+    def _refine(self, line: _Line, sequences: _Sequences, stop_at: int) -> list[int]:
         """The ``ADD_OPS`` ops to choose next, from the sequence found within the
         level (module docstring, "Which ops"); raises _OutOfSolves with the budget
-        spent (the cuts found so far are kept in ``self.gaps``)."""
+        spent (the cuts found so far are kept in ``line.gaps``)."""
         cuts = self.cuts
         assert cuts is not None and sequences.path is not None
         sides, done = [], 0
@@ -411,22 +441,22 @@ class CutBound:
             return sorted(missed, key=lambda u: (-missed[u], u))[:ADD_OPS]
         # The sets run grow consistently: the least step of each op between two of
         # them, with the earlier run and nothing past the later.
-        run, ahead = 0, 0
+        gaps, run, ahead = line.gaps, 0, 0
         for g in range(len(sides) + 1):
             ahead = (ahead | sides[g]) if g < len(sides) else (1 << self.n) - 1
             for u in _ops(ahead & ~run & ~sequences.mask):
-                if u not in self.gaps:
+                if u not in gaps:
                     if cuts.solves >= stop_at or (
-                        deadline is not None and time.perf_counter() >= deadline
+                        self.deadline is not None and time.perf_counter() >= self.deadline
                     ):
                         raise _OutOfSolves
                     outside = _ops(((1 << self.n) - 1) & ~ahead)
-                    self.gaps[u] = cuts.solve(u, _ops(run), outside, side=False)[0]
+                    gaps[u] = cuts.solve(u, _ops(run), outside, side=False)[0]
             if g < len(sides):
-                run = ahead | 1 << self.chosen[sequences.path[g]]
+                run = ahead | 1 << line.chosen[sequences.path[g]]
                 ahead = run
         never = cuts.infinite  # an op with no such step at all: first
-        return sorted(self.gaps, key=lambda u: (-(self.gaps[u] or never), u))[:ADD_OPS]
+        return sorted(gaps, key=lambda u: (-(gaps[u] or never), u))[:ADD_OPS]
 
 
 def cut_bound(
