@@ -32,21 +32,47 @@ the decision search of :mod:`serenity.schedule.decide`, on the sets of ``X`` run
 "is there a sequence whose every cut is within ``L``?", depth first with dead sets,
 from the single-cut bound up; a "none" lifts ``L`` to the least cut it rejected
 (every sequence has a first cut above ``L``, seen from a set the search explored).
-The cuts are cached per set. With ``X`` all ops each cut is the step itself and the
-bound is the optimum (the tests check it); with ``X`` the ``k`` ops whose single
-cuts are highest, ``k`` = 8, 16, ... 128 in turn (each a superset, so never lower),
-it is a relaxation that costs max-flows instead of search states. A budget of
-max-flows bounds it.
+The cuts are cached per set, each with a downset that reaches it (the source side
+of its minimum cut). With ``X`` all ops each cut is the step itself and the bound is
+the optimum (the tests check it); with fewer it is a relaxation that costs
+max-flows instead of search states, valid for any ``X`` (so the level proven with
+one choice is where the next one starts). A budget of max-flows bounds it.
+
+**Which ops.** Two lines of choices share each budget, half each:
+
+- the ``k`` ops whose single cuts are highest, ``k`` = 8, 16, ... 128 in turn;
+- *refined*: from the 8 highest, grown ``ADD_OPS`` (2) at a time by what the
+  sequence found within the level gets wrong. Its cuts' downsets ``S_1, S_2, ...``
+  would be the sets run at those steps of one order only if they were nested: an
+  op in some ``S_i`` and not in a later ``S_j`` is chosen first (those missed
+  most often). When they nest, their unions ``T_1 <= T_2 <= ...`` (each with the
+  chosen op that ran) cut the ops into gaps; an op between ``T_g`` and
+  ``T_{g+1}`` gets its least step with ``T_g`` run and nothing past ``T_{g+1}``
+  (one max-flow each), and the ops whose steps are highest are chosen: the
+  sequence left them room that their own steps may not have. A grown choice
+  keeps every cut of the smaller one whose downset already puts each op added
+  on the side now forced (its least step is unchanged: that downset is still
+  allowed, and forcing only removes downsets); only the others are solved. So
+  does the line of highest cuts from one size to the next.
+
+Refined, by hand (2 cores, one line alone, up to the optimum): WS N=64 seed 1
+reaches 2,023,424 in 0.3 s (the lines of highest cuts: 1,945,600 after 300,000
+max-flows and 39 s), ER N=32 seed 2 1,478,656 in 0.1 s, ER N=32 seed 1 in 4.7 s,
+WS N=48 seed 1 1,634,304 in 7.6 s, WS N=64 seed 2 1,945,600 in 24 s (the engine
+with the highest cuts' line alone proved it in 14.0 CPU s), ER N=48 seed 0
+2,179,072 (the highest cuts' line stopped at 2,101,248). Neither line dominates (WS N=48 seed 0: 33 s refined, where the engine
+with the highest cuts' line alone proved it in 3.4 CPU s), hence both.
 
 **Orders known to hold an optimum.** As for the width bound
 (:mod:`serenity.memory.bounds`): with ``before`` (precedences some optimal order
 keeps, the exact engine's delay blocks) the downsets are those of the closure, and
 the bound is one on the optimum.
 
-Measured on the fused RandWire graphs with the delay blocks' precedences (2 cores,
-20,000 max-flows at most): the single cuts, then the sequences, against the best
-bound the exact engine proved at 60 s before it (the width bound with its minors,
-or rounds from below) and the optimum where known:
+Measured (the previous session, the highest cuts' line alone) on the fused RandWire
+graphs with the delay blocks' precedences (2 cores, 20,000 max-flows at most): the
+single cuts, then the sequences, against the best bound the exact engine proved at
+60 s before it (the width bound with its minors, or rounds from below) and the
+optimum where known:
 
 - WS N=48 seed 2: 1,167,360 -> 1,712,128 in 1.6 s, the optimum (was 1,556,480;
   the proof had taken 92 s and a 4 GiB cap);
@@ -74,10 +100,14 @@ from ortools.graph.python import max_flow
 from serenity.ir import Problem
 from serenity.memory.bounds import _closure
 
-#: The sequences start from this many ops (those with the highest single cuts) ...
+#: The line of highest cuts: sequences of this many ops, in turn (module docstring,
+#: "Which ops").
 SEQUENCE_OPS = (8, 16, 24, 32, 40, 48, 64, 80, 96, 128)
+#: The refined line starts from this many ops (those with the highest single cuts) ...
 START_OPS = 8
-#: ... and each refinement adds this many (module docstring, "Which ops").
+#: ... and each refinement adds this many (2: by hand, 1 and 3-8 were slower on some
+#: graphs: ER N=32 seed 1 1.1 / 5.8 / 12.8 / 74 s with 1 / 2 / 4 / 8, WS N=64 seed 2
+#: 93 / 31 s with 1 / 2, before the cuts of a smaller choice were reused).
 ADD_OPS = 2
 #: Max-flows the sequences may take by default (after the one per op).
 SEQUENCE_SOLVES = 2_000

@@ -148,24 +148,32 @@ state count, a heap entry and a closed-set slot per state); at ``ScheduleOptions
 minor step (milliseconds). At the first hand-over below, after the beams (so that
 it aims at a good order), the cut bound (:mod:`serenity.memory.cuts`: each op's
 least step over the downsets it may run from, one max-flow per op, raised by
-sequences of the ops whose cuts are highest; over the block orders) gets
-``CUT_SHARE`` of the limit's worth of max-flows (at most ``CUT_SECONDS``;
-counted, not timed, and never past the deadline) and stops at the best order's
-peak, which it then proves optimal. The width bound's minor step follows with
-``MINOR_SHARE`` of the limit's worth of steps (at most ``MINOR_SECONDS``) unless
-the cut bound proved it. When the rounds from above stop (below), the cut bound
-resumes with the time left (at most ``CUT_LATER_SECONDS`` worth) before any
-round from below: its sequences lift the bound faster than those rounds. Measured
-at 60 s, one searcher (``benchmarks/RESULTS-randwire.md``; in brackets the
-previous run's, with the width bound's minors and the rounds alone): WS N=48
-seed 2 proven in 10.9 CPU s (10.0% gap), WS N=64 seed 2 in 14.0 s (13.6%), WS
-N=64 seed 0 in 8.5 s (50.5 s), WS N=48 seed 0 in 3.4 s (7.7 s); gaps WS N=64
-seed 1 8.3% (18.2%), ER N=48 seed 0 7.4% (16.0%), ER N=64 seed 0 19.4% (38.7%),
-WS N=256 30.4% (114.3%). Graphs the rounds from above prove pay for the bounds'
-shares: WS N=48 seed 1 25.3 -> 35.1 CPU s, ER N=32 seed 0 5.5 -> 13.6 s. Run up front, the minor step cost every search that proves in
-milliseconds a second (RandWire CIFAR-10: 0.05 -> 0.4 s); the cut bound would
-cost them its max-flows (0.01-0.2 s on the timm graphs, where the single cuts
-alone are the optimum on three of the eight).
+sequences of chosen ops; over the block orders) gets ``CUT_SHARE`` of the limit's
+worth of max-flows (at most ``CUT_SECONDS``; counted, not timed, and never past
+the deadline) and stops at the best order's peak, which it then proves optimal.
+Then it takes turns with the rounds from above (below): a round runs as long as
+the last turn, is paused (the compiled core keeps its path and dead sets:
+``within(pause_at=...)``) while the sequences get their turn, and resumes; every
+turn of the rounds doubles, and the sequences' turn doubles when it raised the
+bound (else it stays: a bound that stalls costs less and less of the time).
+Before the turns the bounds had fixed shares (10% of the limit each for the cut
+bound and the width bound's minor step) and the rounds from above stopped at 60%
+of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
+(``benchmarks/RESULTS-randwire.md``; in brackets the previous run's, with fixed
+shares and the highest cuts' sequences alone): 18 of 24 WS and ER graphs proven
+(17), every WS graph of N <= 64 among them: WS N=64 seed 1 in 13.0 CPU s (8.3%
+gap), ER N=32 seeds 0 and 2 in 4.4 and 11.1 s (13.6 and 24.3 s), WS N=64 seed 0
+in 5.8 s (8.5 s), WS N=48 seed 2 in 4.4 s (10.9 s); gaps ER N=48 3.6-10.7%
+(7.4-18.5%), WS N=128 12.2% (21.1%). Where it loses: WS N=64 seed 2 54.3 s
+(14.0 s), WS N=48 seed 1 44.3 s (35.1 s), WS N=48 seed 0 7.7 s (3.4 s; at 5 s
+no longer proven), WS N=256 32.4% (30.4%): each line gets half the budget. The
+width bound's minor step runs at the hand-over only when the cut bound does not
+(``CUT_SECONDS`` 0, or capacities past 64 bits), with ``MINOR_SHARE`` of the
+limit's worth of steps (at most ``MINOR_SECONDS``): the cut bound was the higher
+on every RandWire graph measured. Run up front, the minor step cost every search
+that proves in milliseconds a second (RandWire CIFAR-10: 0.05 -> 0.4 s); the cut
+bound would cost them its max-flows (0.01-0.2 s on the timm graphs, where the
+single cuts alone are the optimum on three of the eight).
 
 **Decision search.** At the memory cap, or after the first slice, the
 segment is handed to :mod:`serenity.schedule.decide`: rounds of "is there an
@@ -873,8 +881,10 @@ MINOR_SECONDS = 7.5
 #: The cut bound's sequences and the rounds from above take turns: first the sequences
 #: (from the hand-over, after the beams) for this share of the limit's worth of
 #: max-flows (at most ``CUT_SECONDS``; counted, not timed), then the rounds for as
-#: long in wall time (paused, not restarted), each turn twice the last, until the
-#: sequences are spent or reach the best peak (which proves it).
+#: long in wall time (paused, not restarted); each turn of the rounds doubles, the
+#: sequences' only when they raised the bound, until they are spent or reach the best
+#: peak (which proves it). Measured against 1 s turns: WS N=48 seed 0 proven in 4.2
+#: against 5.2 s wall (by hand).
 CUT_SHARE = 0.04
 CUT_SECONDS = 2.0
 #: When the rounds from above stop, the cut bound's sequences go on with the time left,
@@ -882,10 +892,10 @@ CUT_SECONDS = 2.0
 CUT_LATER_SECONDS = 60.0
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: Share of the time limit after which the rounds from above stop: the cut bound's
-#: sequences, then the decision rounds from below, lift the bound with the rest (0.9
-#: before the sequences: at 0.6 ER N=64 seed 0 reaches 2,801,664 instead of 2,723,840
-#: at 60 s; it loses the one proof measured that needed more: WS N=64 seed 1, two
-#: searchers, 4 GiB, 300 s, whose round from above took 261.7 s, now 4.0% apart).
+#: sequences, then the decision rounds from below, lift the bound with the rest. It was
+#: 0.6 while the sequences had fixed shares (at 0.9 ER N=64 seed 0 had reached 2,723,840
+#: instead of 2,801,664 at 60 s); with the turns the sequences run all along, and at
+#: 0.6 WS N=48 seed 1's proof from above (about 25 s of rounds) missed the minute.
 FROM_BELOW_SHARE = 0.9
 
 
@@ -1151,6 +1161,7 @@ def exact(
 
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
     turn = [0.0]  # seconds' worth of the cut bound's last turn, then the rounds'
+    paused = [0]  # visits of the round paused last, until it answers (settle)
 
     def lift(bound: int) -> int:
         """Once, at the first hand-over: the cut bound's first turn, up to the best
@@ -1200,6 +1211,10 @@ def exact(
         and a "none" lower down costs a large share of it again (measured on WS
         N=48 seed 0: 149 against 105 CPU s).
 
+        The rounds from above take turns with the cut bound's sequences (module
+        docstring, "Anytime lower bound"): a paused round resumes where it stopped,
+        and its visits are counted once, when it answers (or when the rounds end).
+
         From below once a round from above stops at the memory cap or runs past
         ``FROM_BELOW_SHARE`` of the time limit, after the cut bound's sequences had
         the time left (they lift faster; at most ``CUT_LATER_SECONDS`` worth): each
@@ -1241,6 +1256,7 @@ def exact(
                 pause_at=pause,
             )
             if answer.status == "paused":  # the cut bound's turn, then the round's again
+                paused[0] = answer.visited  # the core's count so far (it goes on from it)
                 rounds_turn *= 2
                 before_turn = stats["cut_bound"]
                 low = max(low, more_cuts(turn[0]))
@@ -1248,6 +1264,7 @@ def exact(
                     turn[0] *= 2
                 yield_at = time.perf_counter() + rounds_turn
                 continue
+            paused[0] = 0
             decided["rounds"] += 1
             decided["below"] += from_below
             decided["visited"] += answer.visited
@@ -1352,7 +1369,9 @@ def exact(
                 bound = lift(bound)  # after the beams: the best order is what it aims at
             if handing:
                 settled, low = settle(k, search)
-                search.clear()  # a round the cut bound's last turn ended may be paused
+                decided["visited"] += paused[0]  # a round the cut bound's turn ended
+                paused[0] = 0
+                search.clear()  # frees it
                 bound = max(bound, low)
                 if settled:
                     continue  # the segment is proven; the next ones are searched as usual
