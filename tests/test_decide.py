@@ -158,14 +158,17 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
 def test_rounds_from_above_take_turns_with_the_cut_bound(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With turns of 0.1 ms the rounds from above pause for the cut bound's sequences
-    and resume: the same optimum as the uncapped search, proven."""
+    """Rounds from above paused at their first check (each round's first call is
+    asked to pause at once; the turns are 0.1 ms) give the cut bound's sequences
+    their turn and resume: the same optimum as the uncapped search, proven."""
     module = importlib.import_module("serenity.schedule.exact")
     monkeypatch.setattr(module, "CUT_SECONDS", 1e-4)
     answers: list[str] = []
 
-    def spy(*args: object, **kw: object) -> Decision:
-        answer = within(*args, **kw)  # type: ignore[arg-type]
+    def spy(*args: object, pause_at: float | None = None, **kw: object) -> Decision:
+        if pause_at is not None and (not answers or answers[-1] != "paused"):
+            pause_at = 0.0  # a round's first call: paused at its first check
+        answer = within(*args, pause_at=pause_at, **kw)  # type: ignore[arg-type]
         answers.append(answer.status)
         return answer
 

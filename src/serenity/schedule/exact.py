@@ -1161,7 +1161,6 @@ def exact(
 
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
     turn = [0.0]  # seconds' worth of the cut bound's last turn, then the rounds'
-    paused = [0]  # visits of the round paused last, until it answers (settle)
 
     def lift(bound: int) -> int:
         """Once, at the first hand-over: the cut bound's first turn, up to the best
@@ -1231,70 +1230,74 @@ def exact(
         from_below = False
         rounds_turn = turn[0]
         yield_at = time.perf_counter() + rounds_turn  # the rounds' first turn
-        while seg_peak[k] > low:
-            if give_up_at is not None and low >= give_up_at:
-                stats["gave_up"] = True
-                return False, low
-            limit = low if from_below else seg_peak[k] - 1
+        paused = 0  # visits of a round paused, until it answers
+        try:
+            while seg_peak[k] > low:
+                if give_up_at is not None and low >= give_up_at:
+                    stats["gave_up"] = True
+                    return False, low
+                limit = low if from_below else seg_peak[k] - 1
 
-            def progress(visited: int, dead: int, limit: int = limit, low: int = low) -> None:
-                if time.perf_counter() - last_report[0] >= 1.0:
-                    say(
-                        f"decision: any order within {limit:,}?  visited {visited:,}  "
-                        f"dead {dead:,}  bound {low:,}  best {seg_peak[k]:,}"
-                    )
+                def progress(visited: int, dead: int, limit: int = limit, low: int = low) -> None:
+                    if time.perf_counter() - last_report[0] >= 1.0:
+                        say(
+                            f"decision: any order within {limit:,}?  visited {visited:,}  "
+                            f"dead {dead:,}  bound {low:,}  best {seg_peak[k]:,}"
+                        )
 
-            until = deadline if from_below else _earliest(deadline, below_at)
-            pause = None if from_below or not cutting() else yield_at
-            answer = within(
-                search,
-                limit,
-                until,
-                options.search_memory,
-                progress,
-                threads=threads,
-                pause_at=pause,
-            )
-            if answer.status == "paused":  # the cut bound's turn, then the round's again
-                paused[0] = answer.visited  # the core's count so far (it goes on from it)
-                rounds_turn *= 2
-                before_turn = stats["cut_bound"]
-                low = max(low, more_cuts(turn[0]))
-                if stats["cut_bound"] > before_turn:
-                    turn[0] *= 2
-                yield_at = time.perf_counter() + rounds_turn
-                continue
-            paused[0] = 0
-            decided["rounds"] += 1
-            decided["below"] += from_below
-            decided["visited"] += answer.visited
-            decided["dead"] = max(decided["dead"], answer.dead)
-            decided["evicted"] += answer.evicted
-            if answer.evicted:
-                stats["memory_capped"] = True
-                say(f"decision: at the memory cap, forgot {answer.evicted:,} lighter dead sets")
-            if answer.status == "none":
-                low = max(low, answer.bound)
-                say(f"decision: none within {limit:,}: bound {low:,}")
-            elif answer.status == "found" and answer.order is not None:
-                decided["found"] += 1
-                segments[k], seg_peak[k] = answer.order, answer.peak
-                say(f"decision: order found at {answer.peak:,}")
-            else:
-                say(f"decision: stopped ({answer.status}) within {limit:,}")
-                if answer.status == "memory":
-                    stats["memory_capped"] = True
-                time_left = deadline is None or time.perf_counter() < deadline
-                if not from_below and low < limit and time_left:
-                    # The cut bound's sequences lift faster than the rounds from
-                    # below: they go on with the time left, the rounds take the rest.
-                    seconds = _share_seconds(1.0, CUT_LATER_SECONDS, limit, deadline)
-                    low = max(low, more_cuts(seconds))
-                    from_below = True
-                    say(f"decision: from below now, from bound {low:,}")
+                until = deadline if from_below else _earliest(deadline, below_at)
+                pause = None if from_below or not cutting() else yield_at
+                answer = within(
+                    search,
+                    limit,
+                    until,
+                    options.search_memory,
+                    progress,
+                    threads=threads,
+                    pause_at=pause,
+                )
+                if answer.status == "paused":  # the cut bound's turn, then the round's again
+                    paused = answer.visited  # the core's count so far (it goes on from it)
+                    rounds_turn *= 2
+                    old = cutter[0].bound
+                    low = max(low, more_cuts(turn[0]))
+                    if cutter[0].bound > old:
+                        turn[0] *= 2
+                    yield_at = time.perf_counter() + rounds_turn
                     continue
-                return False, low
-        return True, low
+                paused = 0
+                decided["rounds"] += 1
+                decided["below"] += from_below
+                decided["visited"] += answer.visited
+                decided["dead"] = max(decided["dead"], answer.dead)
+                decided["evicted"] += answer.evicted
+                if answer.evicted:
+                    stats["memory_capped"] = True
+                    say(f"decision: at the memory cap, forgot {answer.evicted:,} lighter dead sets")
+                if answer.status == "none":
+                    low = max(low, answer.bound)
+                    say(f"decision: none within {limit:,}: bound {low:,}")
+                elif answer.status == "found" and answer.order is not None:
+                    decided["found"] += 1
+                    segments[k], seg_peak[k] = answer.order, answer.peak
+                    say(f"decision: order found at {answer.peak:,}")
+                else:
+                    say(f"decision: stopped ({answer.status}) within {limit:,}")
+                    if answer.status == "memory":
+                        stats["memory_capped"] = True
+                    time_left = deadline is None or time.perf_counter() < deadline
+                    if not from_below and low < limit and time_left:
+                        # The cut bound's sequences lift faster than the rounds from
+                        # below: they go on with the time left, the rounds take the rest.
+                        seconds = _share_seconds(1.0, CUT_LATER_SECONDS, limit, deadline)
+                        low = max(low, more_cuts(seconds))
+                        from_below = True
+                        say(f"decision: from below now, from bound {low:,}")
+                        continue
+                    return False, low
+            return True, low
+        finally:
+            decided["visited"] += paused  # a round the cut bound's last turn ended
 
     limit = options.time_limit
     # The best-first search alone first (most graphs are proven in well under a second).
@@ -1369,9 +1372,7 @@ def exact(
                 bound = lift(bound)  # after the beams: the best order is what it aims at
             if handing:
                 settled, low = settle(k, search)
-                decided["visited"] += paused[0]  # a round the cut bound's turn ended
-                paused[0] = 0
-                search.clear()  # frees it
+                search.clear()  # frees a round the cut bound's last turn ended
                 bound = max(bound, low)
                 if settled:
                     continue  # the segment is proven; the next ones are searched as usual
