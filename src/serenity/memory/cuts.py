@@ -118,6 +118,16 @@ SOLVE_RATE = 20_000_000
 _MAX_CAPACITY = 1 << 62
 
 
+def _ops(mask: int) -> list[int]:
+    """The set bits of ``mask``."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
 class StepCuts:
     """The least footprint of an op's step over the downsets it may run from.
 
@@ -140,10 +150,7 @@ class StepCuts:
         self.ancestors = problem.ancestor_masks() if before is None else _closure(problem, before)
         direct = [set(problem.preds[v]) for v in range(n)]
         for v, mask in enumerate(before or ()):
-            while mask:  # its set bits only
-                low = mask & -mask
-                direct[v].add(low.bit_length() - 1)
-                mask ^= low
+            direct[v].update(_ops(mask))
         self.direct = [sorted(d) for d in direct]
         source, sink = n + m, n + m + 1
         infinite = sum(sizes) + 1
@@ -280,13 +287,17 @@ class _Sequences:
             if value is None or not (side ^ inside) & self.mask & ~self.prior_chosen:
                 self.known[key] = old
                 return old
+        self.spend()
+        outside = [self.chosen[j] for j in range(self.k) if not done >> j & 1 and j != i]
+        self.known[key] = self.cuts.solve(x, _ops(inside), outside)
+        return self.known[key]
+
+    def spend(self) -> None:
+        """Before a max-flow: raises _OutOfSolves when the budget is spent."""
         if self.cuts.solves >= self.stop_at or (
             self.deadline is not None and time.perf_counter() >= self.deadline
         ):
             raise _OutOfSolves
-        outside = [self.chosen[j] for j in range(self.k) if not done >> j & 1 and j != i]
-        self.known[key] = self.cuts.solve(x, _ops(inside), outside)
-        return self.known[key]
 
     def fits(
         self, done: int, level: int, dead: set[int], rejected: list[int], path: list[int]
@@ -338,16 +349,6 @@ class _Sequences:
                 return level, True
             level = min(rejected)  # every order of them has a first step above the level
         return level, True
-
-
-def _ops(mask: int) -> list[int]:
-    """The set bits of ``mask``."""
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
 
 
 class _Line:
@@ -435,25 +436,25 @@ class CutBound:
             self.bound, finished = sequences.bound(self.bound, upper, stop_at, self.deadline)
             if not finished or (upper is not None and self.bound >= upper):
                 return  # resumed here by the next call (the cuts found are kept)
-            if line.refine and len(line.chosen) < self.n:
+            line.sizes = [k for k in line.sizes if k > len(line.chosen)]
+            if len(line.chosen) == self.n or not (line.refine or line.sizes):
+                line.spent = True  # every op, or the largest sequences, done
+                return
+            if line.refine:
                 try:
-                    added = self._refine(line, sequences, stop_at)
+                    added = self._refine(line, sequences)
                 except _OutOfSolves:
                     return
                 line.gaps = {}
             else:
-                line.sizes = [k for k in line.sizes if k > len(line.chosen)]
-                if not line.sizes:  # its largest sequences are done
-                    line.spent = True
-                    return
                 added = line.ranked[len(line.chosen) : line.sizes[0]]
             line.chosen = line.chosen + added
             line.sequences = _Sequences(cuts, line.chosen, sequences.known, sequences.mask)
 
-    def _refine(self, line: _Line, sequences: _Sequences, stop_at: int) -> list[int]:
+    def _refine(self, line: _Line, sequences: _Sequences) -> list[int]:
         """The ``ADD_OPS`` ops to choose next, from the sequence found within the
-        level (module docstring, "Which ops"); raises _OutOfSolves with the budget
-        spent (the cuts found so far are kept in ``line.gaps``)."""
+        level (module docstring, "Which ops"); raises _OutOfSolves with the budget of
+        ``sequences`` spent (the cuts found so far are kept in ``line.gaps``)."""
         cuts = self.cuts
         assert cuts is not None and sequences.path is not None
         sides, done = [], 0
@@ -471,17 +472,15 @@ class CutBound:
             return sorted(missed, key=lambda u: (-missed[u], u))[:ADD_OPS]
         # The sets run grow consistently: the least step of each op between two of
         # them, with the earlier run and nothing past the later.
-        gaps, run, ahead = line.gaps, 0, 0
+        gaps, run, ahead, every = line.gaps, 0, 0, (1 << self.n) - 1
         for g in range(len(sides) + 1):
-            ahead = (ahead | sides[g]) if g < len(sides) else (1 << self.n) - 1
-            for u in _ops(ahead & ~run & ~sequences.mask):
-                if u not in gaps:
-                    if cuts.solves >= stop_at or (
-                        self.deadline is not None and time.perf_counter() >= self.deadline
-                    ):
-                        raise _OutOfSolves
-                    outside = _ops(((1 << self.n) - 1) & ~ahead)
-                    gaps[u] = cuts.solve(u, _ops(run), outside, side=False)[0]
+            ahead = (ahead | sides[g]) if g < len(sides) else every
+            between = [u for u in _ops(ahead & ~run & ~sequences.mask) if u not in gaps]
+            if between:
+                inside, outside = _ops(run), _ops(every & ~ahead)
+            for u in between:
+                sequences.spend()
+                gaps[u] = cuts.solve(u, inside, outside, side=False)[0]
             if g < len(sides):
                 run = ahead | 1 << line.chosen[sequences.path[g]]
                 ahead = run

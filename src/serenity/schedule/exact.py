@@ -1185,10 +1185,6 @@ def exact(
             say(f"width bound with minors: {width:,}")
         return bound
 
-    def cutting() -> bool:
-        """Whether the cut bound has sequences left to try."""
-        return bool(cutter) and not cutter[0].spent
-
     def more_cuts(seconds: float, first: bool = False) -> int:
         """The cut bound raised further with ``seconds``' worth of max-flows (never past
         the deadline), up to the best peak; reported when ``first`` or raised."""
@@ -1247,7 +1243,8 @@ def exact(
                         )
 
                 until = deadline if from_below else _earliest(deadline, below_at)
-                pause = None if from_below or not cutting() else yield_at
+                cutting = bool(cutter) and not cutter[0].spent  # sequences left to try
+                pause = yield_at if cutting and not from_below else None
                 answer = within(
                     search,
                     limit,
@@ -1290,7 +1287,9 @@ def exact(
                     if not from_below and low < limit and time_left:
                         # The cut bound's sequences lift faster than the rounds from
                         # below: they go on with the time left, the rounds take the rest.
-                        seconds = _share_seconds(1.0, CUT_LATER_SECONDS, limit, deadline)
+                        seconds = _share_seconds(
+                            1.0, CUT_LATER_SECONDS, options.time_limit, deadline
+                        )
                         low = max(low, more_cuts(seconds))
                         from_below = True
                         say(f"decision: from below now, from bound {low:,}")
