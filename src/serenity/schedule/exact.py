@@ -161,12 +161,12 @@ bound and the width bound's minor step) and the rounds from above stopped at 60%
 of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
 (``benchmarks/RESULTS-randwire.md``; in brackets the previous run's, with fixed
 shares and the highest cuts' sequences alone): 18 of 24 WS and ER graphs proven
-(17), every WS graph of N <= 64 among them: WS N=64 seed 1 in 10.8 CPU s (8.3%
-gap), ER N=32 seeds 0 and 2 in 3.9 and 9.0 s (13.6 and 24.3 s), WS N=64 seed 0
-in 4.8 s (8.5 s), WS N=48 seed 2 in 4.6 s (10.9 s); gaps ER N=48 3.6-10.7%
-(7.4-18.5%), WS N=128 12.2% (21.1%). Where it loses: WS N=64 seed 2 54.4 s
-(14.0 s), WS N=48 seed 1 36.6 s (35.1 s; 44.3 s in a first run), WS N=48 seed 0
-5.8 s (3.4 s; at 5 s proven in one run of two), WS N=256 32.4% (30.4%): each
+(17), every WS graph of N <= 64 among them: WS N=64 seed 1 in 9.7 CPU s (8.3%
+gap), ER N=32 seeds 0 and 2 in 3.8 and 9.9 s (13.6 and 24.3 s), WS N=64 seed 0
+in 4.6 s (8.5 s), WS N=48 seed 2 in 4.5 s (10.9 s); gaps ER N=48 3.6-10.7%
+(7.4-18.5%), WS N=128 12.2% (21.1%). Where it loses: WS N=64 seed 2 54.9 s
+(14.0 s), WS N=48 seed 1 37.3 s (35.1 s; 44.3 s in a first run), WS N=48 seed 0
+6.3 s (3.4 s; at 5 s proven in two runs of three), WS N=256 32.4% (30.4%): each
 line gets half the budget. The
 width bound's minor step runs at the hand-over only when the cut bound does not
 (``CUT_SECONDS`` 0, or capacities past 64 bits), with ``MINOR_SHARE`` of the
