@@ -8,6 +8,7 @@ precedences), and the bound against the exhaustive optimum.
 from __future__ import annotations
 
 import itertools
+import operator
 
 from helpers import problems
 from hypothesis import HealthCheck, given, settings
@@ -18,9 +19,9 @@ from test_exact_rules import oracle_optimum, wired, wired_inplace
 from serenity import Problem, ScheduleOptions
 from serenity.memory import simulate
 from serenity.memory.bounds import _closure, width_bound
-from serenity.memory.cuts import SOLVE_RATE, CutBound, StepCuts, cut_bound
+from serenity.memory.cuts import LEAD_WEIGHT, SOLVE_RATE, CutBound, StepCuts, _ops, cut_bound
 from serenity.schedule import fuse
-from serenity.schedule.exact import block_precedences, exact
+from serenity.schedule.exact import _compile, _through, block_precedences, exact
 
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -73,6 +74,36 @@ def _check_steps(p: Problem, inplace: bool, before: list[int] | None) -> None:
                     assert step <= exact_pair
                 else:
                     assert step == exact_pair
+
+
+@MANY
+@given(st.data(), st.booleans(), st.integers(0, 60))
+def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
+    data: st.DataObject, inplace: bool, solves: int
+) -> None:
+    """The witness is a chain of nested downsets; the order through it (each gap
+    searched) is a topological order that runs each of them, whatever the budget,
+    and once every op is chosen it is an optimal one (the bound is the optimum)."""
+    p = data.draw(problems(max_ops=12, inplace=inplace))
+    ops, full = _compile(p, inplace), (1 << p.num_ops) - 1
+    initial = simulate(p, list(range(p.num_ops)), inplace=inplace).initial_bytes
+    for budget in (solves, None):
+        cuts = CutBound(p, inplace=inplace)
+        bound = cuts.lift(max_solves=budget)
+        chain = cuts.witness()
+        assert chain == sorted(chain) and all(a & ~b == 0 for a, b in itertools.pairwise(chain))
+        for run in chain:  # each a downset
+            assert all(run >> u & 1 for v in _ops(run) for u in p.preds[v])
+        order = _through(ops, 0, initial, full, chain, 0, 1 << 62, None, True)
+        assert order is not None and sorted(order) == list(range(p.num_ops))
+        assert p.is_topological(order)
+        runs = set(itertools.accumulate((1 << v for v in order), operator.or_, initial=0))
+        assert runs.issuperset(chain)  # it goes through each set of the chain
+        peak = simulate(p, order, inplace=inplace).peak_bytes
+        assert peak >= bound
+    assert len(chain) == p.num_ops or p.num_ops == 0
+    if not inplace:
+        assert peak == bound == oracle_optimum(p)
 
 
 @MANY
@@ -201,3 +232,27 @@ def test_the_bound_resumes_where_its_budget_stopped_it() -> None:
         assert parts.lift(max_solves=300 - a) == one.lift(max_solves=300)
     arcs = StepCuts(p).arcs
     assert cut_bound(p, seconds=(200 * arcs + 0.5) / SOLVE_RATE) == cut_bound(p, max_solves=200)
+
+
+def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
+    """Until a line raises the bound the lines share a call's budget evenly; then the
+    one that raised it last gets ``LEAD_WEIGHT`` times the other's share."""
+    bound = CutBound(summed_stage(20, 0.3, 0))
+    shares: list[tuple[object, int]] = []
+    lift = bound._lift
+
+    def spy(line, upper, stop_at):  # type: ignore[no-untyped-def]
+        assert bound.cuts is not None
+        shares.append((line, stop_at - bound.cuts.solves))
+        lift(line, upper, stop_at)
+
+    bound._lift = spy  # type: ignore[method-assign]
+    assert bound.lead is None
+    bound.lift(max_solves=400)
+    assert shares[0] == (bound.lines[0], 200)  # even, nothing raised yet
+    lead = bound.lead
+    assert lead is not None and not any(line.spent for line in bound.lines)
+    shares.clear()
+    bound.lift(max_solves=400)
+    weight = LEAD_WEIGHT if shares[0][0] is lead else 1
+    assert shares[0] == (bound.lines[0], 400 * weight // (LEAD_WEIGHT + 1))

@@ -154,13 +154,15 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
     assert r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
 
 
+@pytest.mark.parametrize("local_search", [False, True])
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_rounds_from_above_take_turns_with_the_cut_bound(
-    seed: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, local_search: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rounds from above paused at their first check (each round's first call is
     asked to pause at once; the turns are 0.1 ms) give the cut bound's sequences
-    their turn and resume: the same optimum as the uncapped search, proven."""
+    their turn and resume: the same optimum as the uncapped search, proven, with
+    the local search at each turn or without."""
     module = importlib.import_module("serenity.schedule.exact")
     monkeypatch.setattr(module, "CUT_SECONDS", 1e-4)
     answers: list[str] = []
@@ -175,9 +177,33 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     monkeypatch.setattr(module, "within", spy)
     p = random_wired(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
-    r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=False)
+    r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=local_search)
     assert r.stats["memory_capped"] and "paused" in answers and answers[-1] != "paused"
     assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
+def test_the_cut_bound_s_witness_leads_to_better_orders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the beams off and short cut turns (0.001 s' worth of max-flows), the
+    orders through the cut bound's witnesses are followed at its turns, some are
+    better than the best order then, and each answer is the uncapped optimum,
+    proven; without the local search no witness is followed."""
+    module = importlib.import_module("serenity.schedule.exact")
+    monkeypatch.setattr(module, "CUT_SECONDS", 1e-3)
+    monkeypatch.setattr(module, "BEAM_SLICE", 0.0)
+    followed = 0
+    for seed in (13, 62, 84, 164):
+        p = random_wired(seed, 30)
+        free = exact(p, ScheduleOptions(), fusion=False)
+        for local_search in (True, False):
+            r = exact(
+                p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=local_search
+            )
+            assert (r.stats["local_witnesses"] > 0) == local_search
+            assert (
+                r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+            )
+            followed += r.stats["local_followed"]
+    assert followed > 0
 
 
 @pytest.mark.usefixtures("no_minors")

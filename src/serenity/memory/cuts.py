@@ -38,7 +38,9 @@ the optimum (the tests check it); with fewer it is a relaxation that costs
 max-flows instead of search states, valid for any ``X`` (so the level proven with
 one choice is where the next one starts). A budget of max-flows bounds it.
 
-**Which ops.** Two lines of choices share each budget, half each:
+**Which ops.** Two lines of choices share each budget: half each until one of them
+raises the bound, then the one that raised it last gets three quarters
+(``LEAD_WEIGHT``):
 
 - the ``k`` ops whose single cuts are highest, ``k`` = 8, 16, ... 128 in turn;
 - *refined*: from the 8 highest, grown ``ADD_OPS`` (2) at a time by what the
@@ -62,6 +64,17 @@ WS N=48 seed 1 1,634,304 in 7.6 s, WS N=64 seed 2 1,945,600 in 24 s (the engine
 with the highest cuts' line alone proved it in 14.0 CPU s), ER N=48 seed 0
 2,179,072 (the highest cuts' line stopped at 2,101,248). Neither line dominates (WS N=48 seed 0: 33 s refined, where the engine
 with the highest cuts' line alone proved it in 3.4 CPU s), hence both.
+
+**Witness.** The sequence found within a level is the outline of an order: its
+chosen ops in that sequence, each run from the downset its cut was reached from.
+Those downsets need not nest, but their running unions, each with the chosen op
+that ran, do (:meth:`CutBound.witness`); an order through them is a real order
+(the exact engine searches each gap between two, and re-solves windows of what it
+gets: :func:`serenity.schedule.exact._through`). Its peak is the bound when the
+downsets nest and no gap needs more than its ends, so on graphs where the bound is
+near the optimum the witness points at a near-optimal order: on WS N=128 seed 0
+(894 fused ops) at 60 s it gave 3,268,608 bytes in 9 s where the decision
+rounds' dives had stopped at 3,579,904 for the minute.
 
 **Orders known to hold an optimum.** As for the width bound
 (:mod:`serenity.memory.bounds`): with ``before`` (precedences some optimal order
@@ -109,6 +122,9 @@ START_OPS = 8
 #: graphs: ER N=32 seed 1 1.1 / 5.8 / 12.8 / 74 s with 1 / 2 / 4 / 8, WS N=64 seed 2
 #: 93 / 31 s with 1 / 2, before the cuts of a smaller choice were reused).
 ADD_OPS = 2
+#: The line that raised the bound last gets this many times the other's share of a
+#: call's budget (module docstring, "Which ops").
+LEAD_WEIGHT = 3
 #: Max-flows the sequences may take by default (after the one per op).
 SEQUENCE_SOLVES = 2_000
 #: Arcs of max-flow graphs solved per second, to turn seconds into a count of solves
@@ -292,6 +308,16 @@ class _Sequences:
         self.known[key] = self.cuts.solve(x, _ops(inside), outside)
         return self.known[key]
 
+    def sides(self) -> list[int]:
+        """Per chosen op of ``path``, in its order: the downset its cut is reached from
+        (no max-flow: the search that found the path asked them all)."""
+        assert self.path is not None
+        sides, done = [], 0
+        for i in self.path:
+            sides.append(self.cut(i, done)[1])
+            done |= 1 << i
+        return sides
+
     def spend(self) -> None:
         """Before a max-flow: raises _OutOfSolves when the budget is spent."""
         if self.cuts.solves >= self.stop_at or (
@@ -368,8 +394,9 @@ class _Line:
 class CutBound:
     """The cut bound (module docstring), raised as far as each call's budget goes and
     resumed by the next call: the single cuts at construction, then the sequences of
-    two lines of chosen ops (module docstring, "Which ops"), each given half of each
-    call's budget.
+    two lines of chosen ops (module docstring, "Which ops"), sharing each call's
+    budget (three quarters to the line that raised the bound last); the sets run
+    that the last sequence found points at (:meth:`witness`).
 
     Args:
         problem: The graph.
@@ -386,6 +413,8 @@ class CutBound:
         self.cuts: StepCuts | None = None
         self.bound = 0
         self.lines: list[_Line] = []
+        self.lead: _Line | None = None  # the line that raised the bound last
+        self.found: _Sequences | None = None  # the last to find a sequence within a level
         self.deadline: float | None = None  # the one of the call under way
         if n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
             return  # a valid, if useless, bound (the capacities are 64-bit)
@@ -420,9 +449,25 @@ class CutBound:
         stop_at = 1 << 62 if max_solves is None else cuts.solves + max_solves
         self.deadline = deadline
         lines = [line for line in self.lines if not line.spent]
+        weights = [LEAD_WEIGHT if line is self.lead else 1 for line in lines]
         for i, line in enumerate(lines):  # the budget left shared by the lines left
-            self._lift(line, upper, cuts.solves + (stop_at - cuts.solves) // (len(lines) - i))
+            share = (stop_at - cuts.solves) * weights[i] // sum(weights[i:])
+            self._lift(line, upper, cuts.solves + share)
         return self.bound
+
+    def witness(self) -> list[int]:
+        """The sets run that the last sequence found within a level points at (module
+        docstring, "Witness"): after each of its chosen ops, the union of the downsets
+        its cuts were reached from so far with the ops it ran, as bitmasks of ops
+        (nested downsets); [] before any was found."""
+        found = self.found
+        if found is None or found.path is None:
+            return []
+        chain, run = [], 0
+        for i, side in zip(found.path, found.sides(), strict=True):
+            run |= side | 1 << found.chosen[i]
+            chain.append(run)
+        return chain
 
     def _lift(self, line: _Line, upper: int | None, stop_at: int) -> None:
         """Raise the bound by ``line``'s sequences until ``cuts.solves`` reaches
@@ -433,7 +478,12 @@ class CutBound:
             if line.sequences is None:
                 line.sequences = _Sequences(cuts, line.chosen)
             sequences = line.sequences
-            self.bound, finished = sequences.bound(self.bound, upper, stop_at, self.deadline)
+            old = self.bound
+            self.bound, finished = sequences.bound(old, upper, stop_at, self.deadline)
+            if self.bound > old:
+                self.lead = line
+            if finished and sequences.path is not None:
+                self.found = sequences
             if not finished or (upper is not None and self.bound >= upper):
                 return  # resumed here by the next call (the cuts found are kept)
             line.sizes = [k for k in line.sizes if k > len(line.chosen)]
@@ -457,10 +507,7 @@ class CutBound:
         ``sequences`` spent (the cuts found so far are kept in ``line.gaps``)."""
         cuts = self.cuts
         assert cuts is not None and sequences.path is not None
-        sides, done = [], 0
-        for i in sequences.path:
-            sides.append(sequences.cut(i, done)[1])
-            done |= 1 << i
+        sides = sequences.sides()
         # Ops a downset holds at one chosen op's step and not at a later one's.
         missed: dict[int, int] = {}
         held = 0
