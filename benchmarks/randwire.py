@@ -24,7 +24,8 @@ cut bound, :mod:`serenity.memory.cuts`, when the search handed over: "-" otherwi
 gap ``peak / bound - 1`` (0 when proven), wall and CPU seconds of that
 process, states expanded, max RSS (and the process's RSS before the run: imports,
 the problem and its fusion), whether the
-memory cap was hit; and the
+memory cap was hit, the decision rounds, the cut bound's witnesses followed (and
+how many gave a better order); and the
 CP-SAT ILP (``--method ilp``) under the same limit for ``--ilp-nodes``, seed 0.
 The machine is shared (2 cores, other developers' jobs): time limits are wall
 clock, so CPU seconds are the figure to compare; wall can be several times
@@ -97,6 +98,8 @@ def _child(spec: Spec, method: str, limit: float, memory: int, threads: int, que
             "decision_evicted": r.stats.get("decision_evicted") or 0,
             "core": bool(r.stats.get("core")),
             "local_improved": r.stats.get("local_improved"),
+            "local_witnesses": r.stats.get("local_witnesses") or 0,
+            "local_followed": r.stats.get("local_followed") or 0,
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_mb": before,
             "ops": problem.num_ops,
@@ -169,6 +172,8 @@ def markdown(
                     else ""
                 )
             )
+        if r.get("local_witnesses"):
+            notes.append(f"{r['local_witnesses']} witnesses ({r['local_followed']} better)")
         lines.append(
             f"| {r['network']} | {r['ops']} | {r['fused_ops']} | {r['limit']:g} | "
             f"{r['peak']:,} | {r['bound']:,} | {r['trivial_bound']:,} / {r['width_bound']:,} / {_cut(r)} | "

@@ -1266,15 +1266,15 @@ def exact(
             followed[0] = chain
             local.witnesses += 1
             goal = done_before[k] | sum(1 << v for v in segments[k])
-            order = _through(ops, start, mem, goal, chain, low, seg_peak[k], deadline, free_moves)
-            if order is not None:
-                order, peak = _improve(
-                    ops, start, mem, order, low, until, free_moves, local, widths=()
+            walk = _through(ops, start, mem, goal, chain, low, seg_peak[k], deadline, free_moves)
+            if walk is not None:
+                walk, height = _improve(
+                    ops, start, mem, walk, low, until, free_moves, local, widths=()
                 )
-                if peak < seg_peak[k]:
-                    segments[k], seg_peak[k] = order, peak
+                if height < seg_peak[k]:
+                    segments[k], seg_peak[k] = walk, height
                     local.followed += 1
-                    say(f"cut bound's witness: order at {peak:,}")
+                    say(f"cut bound's witness: order at {height:,}")
         if polished[0] is not segments[k] and seg_peak[k] > low:
             old = seg_peak[k]
             segments[k], seg_peak[k] = _improve(
