@@ -1266,7 +1266,9 @@ def exact(
             followed[0] = chain
             local.witnesses += 1
             goal = done_before[k] | sum(1 << v for v in segments[k])
-            walk = _through(ops, start, mem, goal, chain, low, seg_peak[k], deadline, free_moves)
+            # As high as the best order at most: windows may lower it where they did not the best.
+            top = seg_peak[k] + 1
+            walk = _through(ops, start, mem, goal, chain, low, top, deadline, free_moves)
             if walk is not None:
                 walk, height = _improve(
                     ops, start, mem, walk, low, until, free_moves, local, widths=()
