@@ -94,7 +94,7 @@ def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
         assert chain == sorted(chain) and all(a & ~b == 0 for a, b in itertools.pairwise(chain))
         for run in chain:  # each a downset
             assert all(run >> u & 1 for v in _ops(run) for u in p.preds[v])
-        order = _through(ops, 0, initial, full, chain, 0, 1 << 62, None, True)
+        order = _through(ops, 0, initial, full, chain, 0, 1 << 62, None, True, 1 << 62)
         assert order is not None and sorted(order) == list(range(p.num_ops))
         assert p.is_topological(order)
         runs = set(itertools.accumulate((1 << v for v in order), operator.or_, initial=0))

@@ -897,6 +897,11 @@ CUT_SECONDS = 2.0
 #: When the rounds from above stop, the cut bound's sequences go on with the time left,
 #: at most this many seconds' worth; the rounds from below get the rest.
 CUT_LATER_SECONDS = 60.0
+#: States expanded (or successors a beam generated) counted as one second of a cut
+#: turn's seconds for the order through the cut bound's witness, at least
+#: ``_WINDOW_EXPANSIONS`` (measured: 0.7-1.7M a second by the compiled core on
+#: 100-op windows of WS and ER N=64; a beam in Python generates about ``BEAM_RATE``).
+WITNESS_RATE = 1_000_000
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: Share of the time limit after which the rounds from above stop: the cut bound's
 #: sequences, then the decision rounds from below, lift the bound with the rest. It was
@@ -1037,31 +1042,38 @@ def _through(
     upper: int,
     deadline: float | None,
     free_moves: bool,
+    budget: int,
 ) -> list[int] | None:
     """An order of the segment from ``start`` to ``goal`` through the downsets of
     ``chain`` (the cut bound's witness, each taken within the segment), every gap
     between two of them searched best-first (``_WINDOW_EXPANSIONS`` states at most;
     past them a beam of the narrowest width); None when a gap has no order with every
-    step below ``upper`` (or the deadline passes).
+    step below ``upper``, past ``budget`` states expanded and successors generated
+    in all (a count: the same orders on any machine), or past the deadline.
 
-    Complexity: O(len(chain) x _WINDOW_EXPANSIONS x expansion cost).
+    Complexity: O(budget x expansion cost).
     """
     order: list[int] = []
     done = start
     for target in [*(start | t & goal for t in chain), goal]:
         if target & ~done == 0:
             continue
+        if budget <= 0:
+            return None
         args = (ops, done, target, mem, bound, upper - 1, deadline, lambda: None, free_moves)
-        search = _Search(*args, max_expanded=_WINDOW_EXPANSIONS)
+        search = _Search(*args, max_expanded=min(_WINDOW_EXPANSIONS, budget))
         try:
             gap = search.run()[0]
         except _Exhausted:
             return None
         except _Timeout:
-            found = _Search(*args).beam(_BEAM_WIDTHS[0], deadline)
+            beam = _Search(*args)
+            found = beam.beam(_BEAM_WIDTHS[0], deadline, budget - search.expanded)
+            budget -= beam.generated
             if found is None or found[1] >= upper:
                 return None
             gap = found[0]
+        budget -= search.expanded
         for v in gap:
             mem = _step(ops, done, mem, v)[1]
             done |= 1 << v
@@ -1255,10 +1267,10 @@ def exact(
 
     def follow(k: int, low: int, seconds: float) -> None:
         """Segment ``k``'s order through the cut bound's witness when it is new
-        (:mod:`serenity.memory.cuts`, "Witness"; its gaps' searches are bounded by
-        their expansions), then windows of it and of the best order re-solved
-        unless they were already, within ``seconds`` (wall clock); the best order
-        is the lowest."""
+        (:mod:`serenity.memory.cuts`, "Witness"; its gaps' searches within
+        ``seconds``' worth of states, ``WITNESS_RATE`` a second), then windows of it,
+        or of the best order unless they were already, within ``seconds`` (wall
+        clock); the best order is the lowest."""
         until = _earliest(deadline, time.perf_counter() + seconds)
         start, mem = done_before[k], mem_before[k]
         chain = cutter[0].witness()
@@ -1268,13 +1280,15 @@ def exact(
             goal = done_before[k] | sum(1 << v for v in segments[k])
             # As high as the best order at most: windows may lower it where they did not the best.
             top = seg_peak[k] + 1
-            walk = _through(ops, start, mem, goal, chain, low, top, deadline, free_moves)
+            budget = max(_WINDOW_EXPANSIONS, int(seconds * WITNESS_RATE))
+            walk = _through(ops, start, mem, goal, chain, low, top, deadline, free_moves, budget)
             if walk is not None:
                 walk, height = _improve(
                     ops, start, mem, walk, low, until, free_moves, local, widths=()
                 )
                 if height < seg_peak[k]:
                     segments[k], seg_peak[k] = walk, height
+                    polished[0] = walk  # its windows ran
                     local.followed += 1
                     say(f"cut bound's witness: order at {height:,}")
         if polished[0] is not segments[k] and seg_peak[k] > low:
