@@ -91,7 +91,7 @@ def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
         cuts = CutBound(p, inplace=inplace)
         bound = cuts.lift(max_solves=budget)
         chain = cuts.witness()
-        assert chain == sorted(chain) and all(a & ~b == 0 for a, b in itertools.pairwise(chain))
+        assert all(a & ~b == 0 for a, b in itertools.pairwise(chain))  # nested
         for run in chain:  # each a downset
             assert all(run >> u & 1 for v in _ops(run) for u in p.preds[v])
         order = _through(ops, 0, initial, full, chain, 0, 1 << 62, None, True, 1 << 62)
