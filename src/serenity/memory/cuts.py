@@ -321,6 +321,16 @@ class _Sequences:
             done |= 1 << i
         return sides
 
+    def runs(self, sides: list[int]) -> list[int]:
+        """Per chosen op of ``path``: the union of ``sides`` so far with the chosen ops
+        run (through it), as nested downsets."""
+        assert self.path is not None
+        runs, run = [], 0
+        for i, side in zip(self.path, sides, strict=True):
+            run |= side | 1 << self.chosen[i]
+            runs.append(run)
+        return runs
+
     def spend(self) -> None:
         """Before a max-flow: raises _OutOfSolves when the budget is spent."""
         if self.cuts.solves >= self.stop_at or (
@@ -466,11 +476,7 @@ class CutBound:
         found = self.found
         if found is None or found.path is None:
             return []
-        chain, run = [], 0
-        for i, side in zip(found.path, found.sides(), strict=True):
-            run |= side | 1 << found.chosen[i]
-            chain.append(run)
-        return chain
+        return found.runs(found.sides())
 
     def _lift(self, line: _Line, upper: int | None, stop_at: int) -> None:
         """Raise the bound by ``line``'s sequences until ``cuts.solves`` reaches
@@ -522,18 +528,16 @@ class CutBound:
             return sorted(missed, key=lambda u: (-missed[u], u))[:ADD_OPS]
         # The sets run grow consistently: the least step of each op between two of
         # them, with the earlier run and nothing past the later.
-        gaps, run, ahead, every = line.gaps, 0, 0, (1 << self.n) - 1
+        gaps, every, runs = line.gaps, (1 << self.n) - 1, sequences.runs(sides)
         for g in range(len(sides) + 1):
-            ahead = (ahead | sides[g]) if g < len(sides) else every
+            run = runs[g - 1] if g else 0
+            ahead = (run | sides[g]) if g < len(sides) else every
             between = [u for u in _ops(ahead & ~run & ~sequences.mask) if u not in gaps]
             if between:
                 inside, outside = _ops(run), _ops(every & ~ahead)
             for u in between:
                 sequences.spend()
                 gaps[u] = cuts.solve(u, inside, outside, side=False)[0]
-            if g < len(sides):
-                run = ahead | 1 << line.chosen[sequences.path[g]]
-                ahead = run
         never = cuts.infinite  # an op with no such step at all: first
         return sorted(gaps, key=lambda u: (-(gaps[u] or never), u))[:ADD_OPS]
 

@@ -163,7 +163,7 @@ Then it takes turns with the rounds from above (below): a round runs as long as
 the last turn, is paused (the compiled core keeps its path and dead sets:
 ``within(pause_at=...)``) while the sequences get their turn, and resumes; each
 pair of turns (the sequences', then the rounds') is twice as long as the last.
-Until this session the sequences' turn doubled only when it raised the bound (a
+Before, the sequences' turn doubled only when it raised the bound (a
 bound that stalls cost less and less of the time); doubling both proved WS N=64
 seed 2 in 24.3 against 43.9 CPU s and WS N=48 seed 1 in 29.6 against 38.1 s,
 lowered ER N=48 seed 1's gap from 10.7 to 6.9%, and cost 0-1 s elsewhere (by
@@ -898,8 +898,8 @@ MINOR_SECONDS = 7.5
 #: (from the hand-over, after the beams) for this share of the limit's worth of
 #: max-flows (at most ``CUT_SECONDS``; counted, not timed), then the rounds for as
 #: long in wall time (paused, not restarted); each pair of turns doubles, until the
-#: sequences are spent or reach the best peak (which proves it). Measured against 1 s turns: WS N=48 seed 0 proven in 4.2
-#: against 5.2 s wall (by hand).
+#: sequences are spent or reach the best peak (which proves it). Measured against
+#: 1 s turns: WS N=48 seed 0 proven in 4.2 against 5.2 s wall (by hand).
 CUT_SHARE = 0.04
 CUT_SECONDS = 2.0
 #: When the rounds from above stop, the cut bound's sequences go on with the time left,
