@@ -179,9 +179,10 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     p = random_wired(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
     r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=local_search)
-    assert r.stats["memory_capped"]
-    # A paused round went on (the last may stay paused: the cut bound's turn proved it).
-    assert any(a == "paused" != b for a, b in itertools.pairwise(answers))
+    assert r.stats["memory_capped"] and "paused" in answers
+    if not local_search:  # with it, an order its windows find may end the rounds at a turn
+        # A paused round went on (the last may stay paused: the cut bound's turn proved it).
+        assert any(a == "paused" != b for a, b in itertools.pairwise(answers))
     assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
 
 
