@@ -19,7 +19,15 @@ from test_exact_rules import oracle_optimum, wired, wired_inplace
 from serenity import Problem, ScheduleOptions
 from serenity.memory import simulate
 from serenity.memory.bounds import _closure, width_bound
-from serenity.memory.cuts import LEAD_WEIGHT, SOLVE_RATE, CutBound, StepCuts, _ops, cut_bound
+from serenity.memory.cuts import (
+    LEAD_WEIGHT,
+    SOLVE_RATE,
+    CutBound,
+    StepCuts,
+    _ops,
+    _Sequences,
+    cut_bound,
+)
 from serenity.schedule import fuse
 from serenity.schedule.exact import _compile, _through, block_precedences, exact
 
@@ -256,3 +264,20 @@ def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
     bound.lift(max_solves=400)
     weight = LEAD_WEIGHT if shares[0][0] is lead else 1
     assert shares[0] == (bound.lines[0], 400 * weight // (LEAD_WEIGHT + 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(18, 28), st.integers(0, 10**6))
+def test_the_refined_line_proves_its_own_levels(nodes: int, seed: int) -> None:
+    """The line of highest cuts starts each search at the bound proven so far, the
+    refined line at the level its own choices proved: it never stands above the
+    least level of a sequence of the ops it chose (from the single cuts), whatever
+    the other line proved, so the sequence it refines by is its own least one."""
+    p = summed_stage(nodes, 0.4, seed)  # the lines' choices part past 8 ops
+    bound = CutBound(p)
+    single, refined = bound.bound, bound.lines[1]
+    for _ in range(8):
+        bound.lift(max_solves=40)
+        least = _Sequences(StepCuts(p), refined.chosen).bound(single, None, 1 << 62, None)[0]
+        assert refined.level <= least
+        assert bound.bound == max(line.level for line in bound.lines)
