@@ -137,8 +137,8 @@ first on the order through the cut bound's witness when it is new
 (:mod:`serenity.memory.cuts`, "Witness"; its gaps searched within the turn's
 worth of states, ``WITNESS_RATE`` a second; adopted when it peaks lower), else
 on the best order when it changed: WS N=128 seed 0 (894 fused ops),
-3,579,904 -> 3,268,608 bytes at 60 s (gap 12.2 -> 2.4%), the witness's order
-found in 9 s; WS N=64 seed 1 is proven by the witness's order (8.8 CPU s).
+3,579,904 -> 3,268,608 bytes at 60 s (the optimum), the witness's order found
+in 9 s; WS N=64 seed 1 is proven by the witness's order (8.3 CPU s).
 The order
 returned is the best one found; the bound is the highest proven: the gap
 reported is the one proven. Handing over at the first slice rather than after
@@ -171,18 +171,17 @@ hand, 60 s; the same proofs at 5 s).
 Before the turns the bounds had fixed shares (10% of the limit each for the cut
 bound and the width bound's minor step) and the rounds from above stopped at 60%
 of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
-(``benchmarks/RESULTS-randwire.md``, with the lead line, the witness and the
-turns doubling in pairs; in brackets the run before them, lines at half the
-budget each): 18 of 24 WS and ER graphs proven (18), every WS graph of N <= 64
-among them: WS N=64 seeds 0-2 in 5.4, 8.8 and 27.8 CPU s (4.6, 9.7, 54.9 s; at
-300 s with 4 GiB seed 2 in 27.6 s, 76.4 before), WS N=48 seeds 0-2 in 6.3,
-33.9 and 5.8 s (6.3, 37.3, 4.5 s), ER N=32 in 3.8, 23.2 and 11.6 s (3.8, 19.8,
-9.9 s); gaps ER N=48 3.6, 6.9 and 10.3% (3.6, 10.7, 10.3%), WS N=128 2.4%
-(12.2%), WS N=256 29.0% (32.4%). Where it loses: ER N=32 seeds 1-2 and WS
-N=48 seed 2 (above), WS N=352 41.2% (40.0%: its dives' order, 9,338,880
-against 9,261,056), ER N=64 seed 2 28.6% (27.8%: a better order, a bound a
-level lower), and at 5 s ER N=64 seed 0 26.5% (22.9%; seed 1 went the other
-way, 26.5 -> 22.9%). The
+(``benchmarks/RESULTS-randwire.md``, with the refined line climbing its own
+levels; in brackets the run before it): 18 of 24 WS and ER graphs proven (18),
+every WS graph of N <= 64 among them: WS N=64 seeds 0-2 in 4.6, 8.3 and 25.4
+CPU s (5.4, 8.8, 27.8 s; 4.6, 9.7, 54.9 s before the lead line, the witness
+and the turns doubling in pairs), WS N=48 seeds 0-2 in 6.1, 30.2 and 4.6 s,
+ER N=32 in 3.4, 21.6 and 11.0 s; WS N=128 seed 0 (1,843 ops) proven in 15.7 s
+(2.4%; 12.2% before the witness); gaps ER N=48 3.6, 10.7 and 10.3% (3.6,
+6.9, 10.3%), ER N=64 19.4, 22.9 and 28.6%, WS N=256 29.0%, WS N=352 41.2%. Where
+it loses: ER N=48 seed 1, a level lower (the run before reached 2,256,896 with
+the refined line started at the other line's bound), and at 5 s ER N=64 seed 1
+26.5% (22.9%). The
 width bound's minor step runs at the hand-over only when the cut bound does not
 (``CUT_SECONDS`` 0, or capacities past 64 bits), with ``MINOR_SHARE`` of the
 limit's worth of steps (at most ``MINOR_SECONDS``): the cut bound was the higher
