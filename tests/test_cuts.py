@@ -276,8 +276,11 @@ def test_the_refined_line_proves_its_own_levels(nodes: int, seed: int) -> None:
     p = summed_stage(nodes, 0.4, seed)  # the lines' choices part past 8 ops
     bound = CutBound(p)
     single, refined = bound.bound, bound.lines[1]
+    top = bound.lines[0]
     for _ in range(8):
+        before = bound.bound
         bound.lift(max_solves=40)
         least = _Sequences(StepCuts(p), refined.chosen).bound(single, None, 1 << 62, None)[0]
         assert refined.level <= least
+        assert top.spent or top.level >= before
         assert bound.bound == max(line.level for line in bound.lines)
