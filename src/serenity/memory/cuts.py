@@ -435,7 +435,6 @@ class CutBound:
         n = problem.num_ops
         self.n = n
         self.cuts: StepCuts | None = None
-        self.bound = 0
         self.lines: list[_Line] = []
         self.lead: _Line | None = None  # the line that raised the bound last
         self.found: _Sequences | None = None  # the last to find a sequence within a level
@@ -444,9 +443,13 @@ class CutBound:
             return  # a valid, if useless, bound (the capacities are 64-bit)
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
         single = [self.cuts.step(v) or 0 for v in range(n)]
-        self.bound = max(single)
         ranked = sorted(range(n), key=lambda v: (-single[v], v))
-        self.lines = [_Line(ranked, False, self.bound), _Line(ranked, True, self.bound)]
+        self.lines = [_Line(ranked, False, max(single)), _Line(ranked, True, max(single))]
+
+    @property
+    def bound(self) -> int:
+        """The bound proven: the highest level a line proved (0 without cuts)."""
+        return max((line.level for line in self.lines), default=0)
 
     @property
     def spent(self) -> bool:
@@ -502,7 +505,7 @@ class CutBound:
             start = line.level if line.refine else max(line.level, old)
             line.level, finished = sequences.bound(start, upper, stop_at, self.deadline)
             if line.level > old:
-                self.bound, self.lead = line.level, line
+                self.lead = line
             if finished and sequences.path is not None:
                 self.found = sequences
             if not finished or (upper is not None and self.bound >= upper):
