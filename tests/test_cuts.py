@@ -21,6 +21,7 @@ from serenity.memory import simulate
 from serenity.memory.bounds import _closure, width_bound
 from serenity.memory.cuts import (
     LEAD_WEIGHT,
+    NEVER,
     SOLVE_RATE,
     CutBound,
     StepCuts,
@@ -284,3 +285,48 @@ def test_the_refined_line_proves_its_own_levels(nodes: int, seed: int) -> None:
         assert refined.level <= least
         assert top.spent or top.level >= before
         assert bound.bound == max(line.level for line in bound.lines)
+
+
+def _least_peaks(cuts: StepCuts, chosen: list[int]) -> dict[int, int]:
+    """Per set of ``chosen`` ops that some sequence of them runs first (a bitmask of
+    ops): the least, over the sequences of the rest, of their largest cut (``NEVER``
+    when there is none), by trying every sequence."""
+    mask, memo = sum(1 << x for x in chosen), {}
+
+    def least(inside: int) -> int:
+        if inside == mask:
+            return 0
+        if inside not in memo:
+            best = NEVER
+            for x in chosen:
+                if inside >> x & 1 or cuts.ancestors[x] & mask & ~inside:
+                    continue
+                outside = [y for y in chosen if not inside >> y & 1 and y != x]
+                step = cuts.step(x, _ops(inside), outside)
+                if step is not None:
+                    best = min(best, max(step, least(inside | 1 << x)))
+            memo[inside] = best
+        return memo[inside]
+
+    least(0)
+    return memo
+
+
+@MANY
+@given(st.data())
+def test_every_sequence_from_a_dead_set_reaches_its_level(data: st.DataObject) -> None:
+    """The sets of chosen ops kept dead, by each choice a line made (those of the
+    smaller choices prune the larger ones'), with the level that every sequence of the
+    rest reaches from them: checked against every sequence, per choice."""
+    p = data.draw(problems(max_ops=12))
+    bound = CutBound(p)
+    bound.lift(max_solves=data.draw(st.sampled_from([None, 30, 80])))
+    cuts = StepCuts(p)
+    for line in bound.lines:
+        sequences = line.sequences
+        if sequences is None:
+            continue
+        for mask, dead in [(sequences.mask, sequences.dead), *sequences.prior_dead]:
+            peaks = _least_peaks(cuts, _ops(mask))
+            for inside, level in dead.items():
+                assert peaks[inside] >= level
