@@ -1,4 +1,4 @@
-"""Build of the compiled cores (search, pathwidth); every other piece of metadata is in pyproject.toml."""
+"""Build of the compiled cores (search, pathwidth, minimum cuts); every other piece of metadata is in pyproject.toml."""
 
 import platform
 import sys
@@ -15,6 +15,12 @@ setup(
         Pybind11Extension(
             "serenity.schedule._core",
             ["src/serenity/schedule/_core.cpp"],
+            cxx_std=17,
+            extra_compile_args=["-O3"],
+        ),
+        Pybind11Extension(
+            "serenity.memory._flow",
+            ["src/serenity/memory/_flow.cpp"],
             cxx_std=17,
             extra_compile_args=["-O3"],
         ),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import operator
 
+import pytest
 from helpers import problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,6 +28,7 @@ from serenity.memory.cuts import (
     StepCuts,
     _ops,
     _Sequences,
+    compiled,
     cut_bound,
 )
 from serenity.schedule import fuse
@@ -216,13 +218,15 @@ def test_a_step_no_downset_allows_has_no_cut() -> None:
 
 def test_exact_computes_the_cut_bound_once_at_the_hand_over() -> None:
     """A search that ends in its first slice needs no cut bound; one that hands over
-    takes it (and may not claim more than it proves)."""
+    takes it, on the fused graph over the block orders, lifted past the single cuts
+    (its budget is time's worth of max-flows, so no fixed count matches it), and may
+    not claim more than it proves."""
     quick = exact(summed_stage(9, 0.55, 3), ScheduleOptions())
     assert quick.optimal and "cut_bound" not in quick.stats
     p = summed_stage(60, 0.1, 0)  # 212 ops: no proof in the 0.1 s first slice
     r = exact(p, ScheduleOptions(time_limit=1.0, threads=1))
     fused = fuse(p).problem  # the search runs on the fused graph, over the block orders
-    assert r.stats["cut_bound"] == cut_bound(fused, before=block_precedences(fused))
+    assert cut_bound(fused, before=block_precedences(fused), max_solves=0) < r.stats["cut_bound"]
     assert r.stats["cut_bound"] <= r.lower_bound_bytes <= r.peak_bytes
 
 
@@ -239,8 +243,9 @@ def test_the_bound_resumes_where_its_budget_stopped_it() -> None:
         parts.lines, one.lines = parts.lines[1:], one.lines[1:]  # the refined line alone
         parts.lift(max_solves=a)
         assert parts.lift(max_solves=300 - a) == one.lift(max_solves=300)
-    arcs = StepCuts(p).arcs
-    assert cut_bound(p, seconds=(200 * arcs + 0.5) / SOLVE_RATE) == cut_bound(p, max_solves=200)
+    cuts = StepCuts(p)
+    seconds = (200 * cuts.arcs + 0.5) / cuts.rate
+    assert cut_bound(p, seconds=seconds) == cut_bound(p, max_solves=200)
 
 
 def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
@@ -330,3 +335,47 @@ def test_every_sequence_from_a_dead_set_reaches_its_level(data: st.DataObject) -
             peaks = _least_peaks(cuts, _ops(mask))
             for inside, level in dead.items():
                 assert peaks[inside] >= level
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@MANY
+@given(st.data(), st.booleans(), st.booleans())
+def test_the_compiled_cuts_are_the_reference_ones(
+    data: st.DataObject, inplace: bool, blocks: bool
+) -> None:
+    """The compiled minimum cuts (``_flow.cpp``) against OR-Tools' push-relabel on the
+    same graph: the same least step, or none, and the same downset (the least source
+    side of a minimum cut is unique), for any ops forced to either side, the
+    contradictory included; with ``SERENITY_PURE_PYTHON=1`` the reference runs."""
+    p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
+    before = block_precedences(p) if blocks else None
+    fast = StepCuts(p, inplace=inplace, before=before)
+    reference = StepCuts(p, inplace=inplace, before=before)
+    reference.compiled = None
+    assert fast.compiled is not None
+    n = p.num_ops
+    for _ in range(12):
+        v = data.draw(st.integers(0, n - 1))
+        others = [u for u in range(n) if u != v]
+        inside = data.draw(
+            st.lists(st.sampled_from(others), unique=True) if others else st.just([])
+        )
+        rest = [u for u in others if u not in inside]
+        outside = data.draw(st.lists(st.sampled_from(rest), unique=True) if rest else st.just([]))
+        if data.draw(st.booleans()) and inside and rest:
+            outside.append(inside[0])  # an op on both sides: no cut
+        assert fast.solve(v, inside, outside) == reference.solve(v, inside, outside)
+        assert fast.step(v, inside, outside) == reference.step(v, inside, outside)
+
+
+def test_pure_python_solves_the_cuts_by_ortools(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERENITY_PURE_PYTHON", "1")
+    p = summed_stage(20, 0.3, 0)
+    pure = CutBound(p)
+    assert pure.cuts is not None and pure.cuts.compiled is None
+    assert pure.cuts.rate == SOLVE_RATE
+    monkeypatch.setenv("SERENITY_PURE_PYTHON", "0")
+    both = CutBound(p)
+    assert both.cuts is not None and (both.cuts.compiled is not None) == compiled()
+    assert pure.lift(max_solves=300) == both.lift(max_solves=300)
+    assert pure.witness() == both.witness()

@@ -1,0 +1,15 @@
+"""Types of the compiled minimum cuts (``_flow.cpp``)."""
+
+class Cuts:
+    def __init__(
+        self,
+        nodes: int,
+        tails: list[int],
+        heads: list[int],
+        caps: list[int],
+        source: int,
+        sink: int,
+        infinite: int,
+        side_nodes: int,
+    ) -> None: ...
+    def solve(self, inside: list[int], outside: list[int], want_side: bool) -> tuple[int, bytes]: ...
