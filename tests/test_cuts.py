@@ -21,6 +21,7 @@ from serenity import Problem, ScheduleOptions
 from serenity.memory import simulate
 from serenity.memory.bounds import _closure, width_bound
 from serenity.memory.cuts import (
+    ENTRY_BYTES,
     LEAD_WEIGHT,
     NEVER,
     SOLVE_RATE,
@@ -379,3 +380,38 @@ def test_pure_python_solves_the_cuts_by_ortools(monkeypatch: pytest.MonkeyPatch)
     assert both.cuts is not None and (both.cuts.compiled is not None) == compiled()
     assert pure.lift(max_solves=300) == both.lift(max_solves=300)
     assert pure.witness() == both.witness()
+
+
+@MANY
+@given(st.data())
+def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject) -> None:
+    """The cuts and dead sets kept are caches: a line that may keep one of each
+    forgets them all the time and reaches the same bounds (the optimum, once every op
+    is chosen) and a witness that is still a chain of nested downsets."""
+    p = data.draw(problems(max_ops=12))
+    solves = data.draw(st.sampled_from([None, 40, 150]))
+    tight, free = CutBound(p, memory=1), CutBound(p)
+    assert tight.most == 1
+    assert tight.lift(max_solves=solves) <= free.lift(max_solves=None) == oracle_optimum(p)
+    if solves is None:
+        assert tight.bound == free.bound
+    chain = tight.witness()
+    assert all(a & ~b == 0 for a, b in itertools.pairwise(chain))
+    for run in chain:
+        assert all(run >> u & 1 for v in _ops(run) for u in p.preds[v])
+
+
+def test_a_line_at_its_cap_forgets_and_goes_on() -> None:
+    """At a cap of about 200 entries the lines forget, and reach the bound that the
+    uncapped ones reach, with more max-flows."""
+    p = summed_stage(20, 0.3, 0)
+    bound = CutBound(p).lift(max_solves=2_000)
+    free = CutBound(p)
+    assert free.lift(upper=bound, max_solves=50_000) == bound
+    tight = CutBound(p, memory=200 * 4 * (ENTRY_BYTES + p.num_ops // 4))
+    assert tight.most == 200
+    assert tight.lift(upper=bound, max_solves=50_000) == bound
+    assert any(line.sequences and line.sequences.forgotten for line in tight.lines)
+    assert not any(line.sequences and line.sequences.forgotten for line in free.lines)
+    assert tight.cuts is not None and free.cuts is not None
+    assert tight.cuts.solves >= free.cuts.solves

@@ -20,8 +20,14 @@ source's arc for a graph input), or of ``producer(t) -> sink`` for a graph outpu
 Forcing ``v``'s predecessors to the source and ``v`` to the sink (infinite arcs;
 the closure arcs carry the rest), every finite cut is a downset ``S`` of the kind
 above and costs exactly ``M(S)`` less the constant graph inputs, and the least
-``y`` a cut can choose is the honest one. One max-flow per op (OR-Tools' push-relabel;
-the graph is built once and only the forcing arcs change).
+``y`` a cut can choose is the honest one. One max-flow per op, compiled (``_flow.cpp``: the graph
+kept across solves, the forced ops merged into the source or sink with every node
+their infinite arcs force, then Dinic's algorithm on the nodes left free), or by
+OR-Tools' push-relabel (the graph built once, only the forcing arcs changing), the
+reference the tests compare it with and the fallback without a compiler. By hand
+(max-flows alone, both lines, 2 cores): WS N=48 seed 1 took the same 82,256
+max-flows to its optimum in 1.5 s against 8.4 s; on ER N=48 seed 0 a minute held
+1.68M max-flows against 219,000.
 
 **Sequences.** Take ``k`` ops ``X``. In every order they run in some sequence
 ``x_1, ..., x_k``, and at ``x_i``'s step the set run holds ``x_1..x_{i-1}`` (and
@@ -39,7 +45,10 @@ stays dead at every level beneath that one, across levels and across the calls t
 resume the search. A grown choice's cuts are at least the smaller one's at the same
 ops run (more ops forced, fewer downsets), so a set whose ops of a smaller choice
 make a dead set of that choice is dead at its level too: each line's last
-``DEAD_CHOICES`` choices prune the next. By hand (max-flows alone, both lines, 2
+``DEAD_CHOICES`` choices prune the next. Both are caches: past ``CUT_MEMORY`` (an
+estimate from their count) a line forgets its cuts, which are solved again when
+asked, or its smaller choices' dead sets, then its own; the bounds are the same,
+only the max-flows to them are more. By hand (max-flows alone, both lines, 2
 cores) WS N=48 seed 1 reached its optimum in 9.3 s instead of 23.6, WS N=64 seed 2
 in 7.2 s instead of 12.7, WS N=128 seed 0 in 4.6 s instead of 6.0; ER N=48 seed 1
 reached 2,256,896 in 94 s instead of 437 s. With ``X`` all ops each cut is the step itself and the bound is
@@ -118,7 +127,8 @@ On the timm graphs the single cuts alone are the optimum on densenet121,
 dla60_res2net and xception41 (milliseconds); they add nothing on NASNet-A Large.
 
 Complexity: one max-flow on O(n + m) nodes and O(e) arcs per op, then the budget's
-(push-relabel: O(V^2 sqrt(E)) worst case, near linear on these graphs); the
+(Dinic: O(V^2 E), push-relabel: O(V^2 sqrt(E)) worst case; near linear on these
+graphs); the
 sequences are exponential in ``k`` in the worst case.
 """
 
@@ -162,6 +172,14 @@ COMPILED_SOLVE_RATE = 100_000_000
 #: The sets found dead with this many smaller choices of a line prune its sequences
 #: (module docstring, "Sequences").
 DEAD_CHOICES = 4
+#: Bytes the sequences' cuts and dead sets may take, both lines together (module
+#: docstring, "Sequences"); an entry of either is counted ``ENTRY_BYTES`` plus a
+#: quarter byte per op (its sets of ops as Python ints). Measured on ER N=48 seed 0
+#: (820 fused ops): 246 bytes an entry over 3.7M entries, counted 325; at this cap
+#: two minutes of max-flows alone took 313 MB of RSS instead of 1,119 MB, with the
+#: same bound and the same number of max-flows within 0.2%.
+CUT_MEMORY = 256 << 20
+ENTRY_BYTES = 120
 #: A level no cut reaches (the capacities are below it).
 NEVER = 1 << 63
 #: Capacities are int64: graphs whose bytes add up to this or more get the bound 0.
@@ -330,8 +348,11 @@ class _Sequences:
         prior: dict[tuple[int, int], tuple[int | None, int]] | None = None,
         prior_chosen: int = 0,
         prior_dead: list[tuple[int, dict[int, int]]] | None = None,
+        most: int = 1 << 62,
     ) -> None:
         self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        self.most = most  # cuts, and dead sets, kept at most (with the prior ones)
+        self.forgotten = 0  # times they were forgotten at that count
         self.mask = sum(1 << x for x in chosen)
         self.ancestors = [
             sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
@@ -345,6 +366,7 @@ class _Sequences:
         self.dead: dict[int, int] = {}
         self.prior_dead = prior_dead or []
         self.path: list[int] | None = None
+        self.sides: list[int] = []  # per op of path: the downset its cut is reached from
         self.stop_at = 0  # cuts.solves at which the budget is spent
         self.deadline: float | None = None  # time.perf_counter() at which it is, too
 
@@ -369,26 +391,30 @@ class _Sequences:
                 self.known[key] = old
                 return old
         self.spend()
+        if len(self.known) + len(self.prior) >= self.most:  # a cache: forgotten, solved again
+            self.known, self.prior = {}, {}
+            self.forgotten += 1
         outside = [self.chosen[j] for j in range(self.k) if not done >> j & 1 and j != i]
         self.known[key] = self.cuts.solve(x, _ops(inside), outside)
         return self.known[key]
 
-    def sides(self) -> list[int]:
-        """Per chosen op of ``path``, in its order: the downset its cut is reached from
-        (no max-flow: the search that found the path asked them all)."""
-        assert self.path is not None
-        sides, done = [], 0
-        for i in self.path:
-            sides.append(self.cut(i, done)[1])
-            done |= 1 << i
-        return sides
+    def kill(self, inside: int, least: int) -> None:
+        """Keeps ``inside`` dead below ``least``; at ``most`` dead sets (with the smaller
+        choices') those of the smaller choices are forgotten, then this one's."""
+        if len(self.dead) + sum(len(dead) for _, dead in self.prior_dead) >= self.most:
+            if self.prior_dead:
+                self.prior_dead = []
+            else:
+                self.dead = {}
+            self.forgotten += 1
+        self.dead[inside] = least
 
-    def runs(self, sides: list[int]) -> list[int]:
+    def runs(self) -> list[int]:
         """Per chosen op of ``path``: the union of ``sides`` so far with the chosen ops
         run (through it), as nested downsets."""
         assert self.path is not None
         runs, run = [], 0
-        for i, side in zip(self.path, sides, strict=True):
+        for i, side in zip(self.path, self.sides, strict=True):
             run |= side | 1 << self.chosen[i]
             runs.append(run)
         return runs
@@ -400,11 +426,12 @@ class _Sequences:
         ):
             raise _OutOfSolves
 
-    def fits(self, done: int, inside: int, level: int, path: list[int]) -> int:
+    def fits(self, done: int, inside: int, level: int, path: list[tuple[int, int]]) -> int:
         """0 when the chosen ops not in ``done`` (``inside``: those in it, as a bitmask
         of ops) can follow with every cut within ``level`` (then ``path`` ends with them
-        in order); else a level above ``level`` that every such sequence reaches (the
-        least cut above ``level`` seen; ``NEVER`` when there is no sequence at all)."""
+        in order, each with the downset its cut is reached from); else a level above
+        ``level`` that every such sequence reaches (the least cut above ``level`` seen;
+        ``NEVER`` when there is no sequence at all)."""
         if done == (1 << self.k) - 1:
             return 0
         least = self.dead.get(inside, 0)
@@ -413,27 +440,27 @@ class _Sequences:
         for mask, smaller in self.prior_dead:
             least = smaller.get(inside & mask, 0)
             if level < least:  # every sequence of fewer ops from there reaches it
-                self.dead[inside] = least
+                self.kill(inside, least)
                 return least
         least, steps = NEVER, []
         for i in range(self.k):
             if done >> i & 1 or self.ancestors[i] & ~done:
                 continue
-            c = self.cut(i, done, inside)[0]
+            c, side = self.cut(i, done, inside)
             if c is None:
                 continue
             if c > level:
                 least = min(least, c)
             else:
-                steps.append((c, i))
-        for _, i in sorted(steps):
-            path.append(i)
+                steps.append((c, i, side))
+        for _, i, side in sorted(steps):
+            path.append((i, side))
             found = self.fits(done | 1 << i, inside | 1 << self.chosen[i], level, path)
             if not found:
                 return 0
             least = min(least, found)
             path.pop()
-        self.dead[inside] = least
+        self.kill(inside, least)
         return least
 
     def bound(
@@ -445,13 +472,13 @@ class _Sequences:
         ``deadline``) runs out first, and False. Stops at ``upper`` (True)."""
         self.stop_at, self.deadline = stop_at, deadline
         while upper is None or level < upper:
-            path: list[int] = []
+            path: list[tuple[int, int]] = []
             try:
                 found = self.fits(0, 0, level, path)
             except _OutOfSolves:
                 return level, False
             if not found:
-                self.path = path
+                self.path, self.sides = [i for i, _ in path], [side for _, side in path]
                 return level, True
             if found == NEVER:  # no order of them at all: cannot happen with a DAG
                 return level, True
@@ -488,17 +515,28 @@ class CutBound:
         inplace: Under the in-place model.
         before: Precedences some optimal order keeps (the bound is then one on the
             optimum only).
+        memory: Bytes its cuts and dead sets may take (an estimate: module docstring,
+            "Sequences").
     """
 
     def __init__(
-        self, problem: Problem, *, inplace: bool = False, before: Sequence[int] | None = None
+        self,
+        problem: Problem,
+        *,
+        inplace: bool = False,
+        before: Sequence[int] | None = None,
+        memory: int = CUT_MEMORY,
     ) -> None:
         n = problem.num_ops
         self.n = n
+        # Entries each line may keep of either kind, with its previous choices'.
+        self.most = max(1, memory // (4 * (ENTRY_BYTES + n // 4)))
         self.cuts: StepCuts | None = None
         self.lines: list[_Line] = []
         self.lead: _Line | None = None  # the line that raised the bound last
-        self.found: _Sequences | None = None  # the last to find a sequence within a level
+        # The sets run that the last sequence found within a level points at (its
+        # search's caches are not kept for it).
+        self.chain: list[int] = []
         self.deadline: float | None = None  # the one of the call under way
         if n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
             return  # a valid, if useless, bound (the capacities are 64-bit)
@@ -549,10 +587,7 @@ class CutBound:
         docstring, "Witness"): after each of its chosen ops, the union of the downsets
         its cuts were reached from so far with the ops it ran, as bitmasks of ops
         (nested downsets); [] before any was found."""
-        found = self.found
-        if found is None or found.path is None:
-            return []
-        return found.runs(found.sides())
+        return self.chain
 
     def _lift(self, line: _Line, upper: int | None, stop_at: int) -> None:
         """Raise the bound by ``line``'s sequences until ``cuts.solves`` reaches
@@ -561,7 +596,7 @@ class CutBound:
         assert cuts is not None
         while cuts.solves < stop_at and (upper is None or self.bound < upper):
             if line.sequences is None:
-                line.sequences = _Sequences(cuts, line.chosen)
+                line.sequences = _Sequences(cuts, line.chosen, most=self.most)
             sequences = line.sequences
             old = self.bound
             start = line.level if line.refine else max(line.level, old)
@@ -569,7 +604,7 @@ class CutBound:
             if line.level > old:
                 self.lead = line
             if finished and sequences.path is not None:
-                self.found = sequences
+                self.chain = sequences.runs()
             if not finished or (upper is not None and self.bound >= upper):
                 return  # resumed here by the next call (the cuts found are kept)
             line.sizes = [k for k in line.sizes if k > len(line.chosen)]
@@ -586,7 +621,9 @@ class CutBound:
                 added = line.ranked[len(line.chosen) : line.sizes[0]]
             line.chosen = line.chosen + added
             dead = [(sequences.mask, sequences.dead), *sequences.prior_dead][:DEAD_CHOICES]
-            line.sequences = _Sequences(cuts, line.chosen, sequences.known, sequences.mask, dead)
+            line.sequences = _Sequences(
+                cuts, line.chosen, sequences.known, sequences.mask, dead, self.most
+            )
 
     def _refine(self, line: _Line, sequences: _Sequences) -> list[int]:
         """The ``ADD_OPS`` ops to choose next, from the sequence found within the
@@ -594,7 +631,7 @@ class CutBound:
         ``sequences`` spent (the cuts found so far are kept in ``line.gaps``)."""
         cuts = self.cuts
         assert cuts is not None and sequences.path is not None
-        sides = sequences.sides()
+        sides = sequences.sides
         # Ops a downset holds at one chosen op's step and not at a later one's.
         missed: dict[int, int] = {}
         held = 0
@@ -606,7 +643,7 @@ class CutBound:
             return sorted(missed, key=lambda u: (-missed[u], u))[:ADD_OPS]
         # The sets run grow consistently: the least step of each op between two of
         # them, with the earlier run and nothing past the later.
-        gaps, every, runs = line.gaps, (1 << self.n) - 1, sequences.runs(sides)
+        gaps, every, runs = line.gaps, (1 << self.n) - 1, sequences.runs()
         for g in range(len(sides) + 1):
             run = runs[g - 1] if g else 0
             ahead = (run | sides[g]) if g < len(sides) else every
