@@ -93,12 +93,12 @@ against the exact pathwidth.
 from __future__ import annotations
 
 import heapq
-import os
 import random
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from serenity._native import native_wanted
 from serenity.ir import Problem
 
 try:  # the compiled pathwidth decision (_width.cpp), built at install
@@ -217,7 +217,7 @@ def _minors(adj: Sequence[set[int]], sizes: Sequence[int], seed: int) -> list[li
 def compiled() -> bool:
     """Whether :func:`pathwidth_at_most` runs compiled (``_width.cpp`` built, and
     ``SERENITY_PURE_PYTHON`` unset or ``0``)."""
-    return _width is not None and os.environ.get("SERENITY_PURE_PYTHON", "") in ("", "0")
+    return _width is not None and native_wanted()
 
 
 def pathwidth_at_most(nb: Sequence[int], k: int, max_visits: int) -> tuple[bool | None, int]:

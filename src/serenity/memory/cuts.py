@@ -134,13 +134,13 @@ sequences are exponential in ``k`` in the worst case.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 
 import numpy as np
 from ortools.graph.python import max_flow
 
+from serenity._native import native_wanted
 from serenity.ir import Problem
 from serenity.memory.bounds import _closure
 
@@ -199,7 +199,7 @@ def _ops(mask: int) -> list[int]:
 def compiled() -> bool:
     """Whether the cuts are solved compiled (``_flow.cpp`` built, and
     ``SERENITY_PURE_PYTHON`` unset or ``0``)."""
-    return _flow is not None and os.environ.get("SERENITY_PURE_PYTHON", "") in ("", "0")
+    return _flow is not None and native_wanted()
 
 
 class StepCuts:
@@ -370,17 +370,11 @@ class _Sequences:
         self.stop_at = 0  # cuts.solves at which the budget is spent
         self.deadline: float | None = None  # time.perf_counter() at which it is, too
 
-    def inside(self, done: int) -> int:
-        """The ops of the chosen indices ``done``, as a bitmask of ops."""
-        return sum(1 << self.chosen[j] for j in range(self.k) if done >> j & 1)
-
-    def cut(self, i: int, done: int, inside: int | None = None) -> tuple[int | None, int]:
+    def cut(self, i: int, done: int, inside: int) -> tuple[int | None, int]:
         """The least step of chosen op ``i`` with the chosen ops ``done`` (``inside``:
-        the same as a bitmask of ops, when known) run before it and the others after
-        it, and a downset it is reached from."""
+        the same as a bitmask of ops) run before it and the others after it, and a
+        downset it is reached from."""
         x = self.chosen[i]
-        if inside is None:
-            inside = self.inside(done)
         key = (x, inside)
         if key in self.known:
             return self.known[key]

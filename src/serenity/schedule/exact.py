@@ -249,12 +249,12 @@ problem is NP-hard); each expansion costs O(ready ops x degree).
 from __future__ import annotations
 
 import heapq
-import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from serenity._native import native_wanted
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
 from serenity.memory.bounds import minor_budget, width_bound
@@ -536,7 +536,7 @@ class _Search:
         self.heap: list[tuple[int, int, int, int, int, int, int, int]] = []
         self._core: _core.Core | None = None
         self._local: list[int] = []
-        if _core is not None and (core if core is not None else _core_wanted()):
+        if _core is not None and (core if core is not None else native_wanted()):
             self._core, self._local = _make_core(self) or (None, [])
         if self._core is None:
             self.heap.append(
@@ -770,10 +770,6 @@ _CORE_MAX = 1 << 62
 
 def _clamp(x: int) -> int:
     return max(-_CORE_MAX, min(x, _CORE_MAX))
-
-
-def _core_wanted() -> bool:
-    return os.environ.get("SERENITY_PURE_PYTHON", "") in ("", "0")
 
 
 def _make_core(search: _Search) -> tuple[_core.Core, list[int]] | None:
