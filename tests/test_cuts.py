@@ -18,7 +18,7 @@ from test_bounds import summed_stage
 from test_exact_rules import oracle_optimum, wired, wired_inplace
 
 from serenity import Problem, ScheduleOptions
-from serenity.memory import simulate
+from serenity.memory import cuts, simulate
 from serenity.memory.bounds import _closure, width_bound
 from serenity.memory.cuts import (
     ENTRY_BYTES,
@@ -347,13 +347,18 @@ def test_the_compiled_cuts_are_the_reference_ones(
     """The compiled minimum cuts (``_flow.cpp``) against OR-Tools' push-relabel on the
     same graph: the same least step, or none, and the same downset (the least source
     side of a minimum cut is unique), for any ops forced to either side, the
-    contradictory included; with ``SERENITY_PURE_PYTHON=1`` the reference runs."""
+    contradictory included, given as lists or as bitmasks, with the ops' closures
+    kept or (``CLOSURE_BYTES`` 0) the arcs followed; with ``SERENITY_PURE_PYTHON=1``
+    the reference runs."""
     p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
     before = block_precedences(p) if blocks else None
     fast = StepCuts(p, inplace=inplace, before=before)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuts, "CLOSURE_BYTES", 0)
+        walked = StepCuts(p, inplace=inplace, before=before)
     reference = StepCuts(p, inplace=inplace, before=before)
     reference.compiled = None
-    assert fast.compiled is not None
+    assert fast.compiled is not None and walked.compiled is not None
     n = p.num_ops
     for _ in range(12):
         v = data.draw(st.integers(0, n - 1))
@@ -365,7 +370,13 @@ def test_the_compiled_cuts_are_the_reference_ones(
         outside = data.draw(st.lists(st.sampled_from(rest), unique=True) if rest else st.just([]))
         if data.draw(st.booleans()) and inside and rest:
             outside.append(inside[0])  # an op on both sides: no cut
-        assert fast.solve(v, inside, outside) == reference.solve(v, inside, outside)
+        expected = reference.solve(v, inside, outside)
+        assert fast.solve(v, inside, outside) == expected
+        assert walked.solve(v, inside, outside) == expected
+        masks = (sum(1 << u for u in inside), sum(1 << u for u in outside))
+        assert fast.solve_masks(v, *masks) == expected
+        assert walked.solve_masks(v, *masks) == expected
+        assert reference.solve_masks(v, *masks) == expected
         assert fast.step(v, inside, outside) == reference.step(v, inside, outside)
 
 
