@@ -167,8 +167,10 @@ SEQUENCE_SOLVES = 2_000
 #: (measured on the fused RandWire graphs, 2,191-11,191 arcs: 15-27 million).
 SOLVE_RATE = 20_000_000
 #: The same for the compiled cuts (``_flow.cpp``; measured with the sequences' search
-#: around them on the same graphs, 1,427-15,429 arcs: 50-148 million).
-COMPILED_SOLVE_RATE = 100_000_000
+#: around them, 8 s of both lines, on the fused RandWire graphs of 2,189-15,429 arcs:
+#: 198-262 million on WS N=48/64/128 and ER N=32/48, 153 on ER N=64, 47-52 on WS
+#: N=256/352, whose max-flows take more phases).
+COMPILED_SOLVE_RATE = 200_000_000
 #: Bytes the compiled cuts may keep each op's closures in, as bitsets of the nodes
 #: (ancestors forced inside, descendants and what they read outside): a query ORs
 #: those of its forced ops instead of following the arcs. 2 bits per op and node:
