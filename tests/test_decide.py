@@ -21,6 +21,7 @@ from test_exact_rules import _initial, oracle_optimum, wired
 from test_scheduling import brute_force
 
 from serenity import Problem, ScheduleOptions, UsageError, simulate
+from serenity.memory import cuts
 from serenity.schedule import default_threads
 from serenity.schedule.decide import Decision, within
 from serenity.schedule.exact import _compile, _Search, exact
@@ -161,11 +162,13 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     seed: int, local_search: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rounds from above paused at their first check (each round's first call is
-    asked to pause at once; the turns are 0.1 ms) give the cut bound's sequences
-    their turn and resume: the same optimum as the uncapped search, proven, with
-    the local search at each turn or without."""
+    asked to pause at once; the cut bound's turns are 2,000 arcs' worth of
+    max-flows) give the cut bound's sequences their turn and resume: the same
+    optimum as the uncapped search, proven, with the local search at each turn or
+    without."""
     module = importlib.import_module("serenity.schedule.exact")
-    monkeypatch.setattr(module, "CUT_SECONDS", 1e-4)
+    rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
+    monkeypatch.setattr(module, "CUT_SECONDS", 2_000 / rate)
     answers: list[str] = []
 
     def spy(*args: object, pause_at: float | None = None, **kw: object) -> Decision:
