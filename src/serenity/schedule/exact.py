@@ -172,16 +172,16 @@ Before the turns the bounds had fixed shares (10% of the limit each for the cut
 bound and the width bound's minor step) and the rounds from above stopped at 60%
 of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
 (``benchmarks/RESULTS-randwire.md``, with the sequences' dead sets kept and
-their cuts compiled; in brackets the run before it): 18 of 24 WS and ER graphs
-proven (18; 17 at 5 s against 13), every WS graph of N <= 64 among them: WS
-N=64 seeds 0-2 in 5.5, 8.6 and 5.0 CPU s (4.6, 8.3, 25.4 s), WS N=48 seeds 0-2
-in 2.9, 5.1 and 5.6 s (6.1, 30.2, 4.6 s), ER N=32 in 4.2, 4.5 and 9.9 s (3.4,
-21.6, 11.0 s); WS N=128 seed 0 (1,843 ops) proven in 8.0 s (15.7 s); gaps ER
-N=48 3.6, 6.9 and 6.9% (3.6, 10.7, 10.3%), ER N=64 19.4, 16.2 and 21.1%
-(19.4, 22.9, 28.6%), WS N=256 23.6% (29.0%), WS N=352 36.0% (41.2%). Where it
-loses: some proofs take a second more (WS N=64 seed 0, ER N=32 seed 0, WS
-N=48 seed 2), and the orders of ER N=64 seed 2 and WS N=352 came out a level
-higher. The
+their cuts compiled, the forced sides from each op's closures; in brackets the
+run before it): 18 of 24 WS and ER graphs proven (18; 17 at 5 s, 13 before the
+dead sets), every WS graph of N <= 64 among them: WS N=64 seeds 0-2 in 4.9,
+9.0 and 5.0 CPU s (5.5, 8.6, 5.0 s), WS N=48 seeds 0-2 in 2.8, 5.0 and 5.0 s
+(2.9, 5.1, 5.6 s), ER N=32 in 3.3, 4.7 and 10.2 s (4.2, 4.5, 9.9 s); WS N=128
+seed 0 (1,843 ops) proven in 8.6 s (8.0 s); gaps ER N=48 3.6, 6.9 and 6.9%, ER
+N=64 19.4, 16.2 and 21.1% (the same), WS N=256 22.2% (23.6%), WS N=352 37.1%
+(36.0%); at 5 s ER N=48 3.6, 10.7 and 10.3% (7.1, 14.8, 14.3%). Where it
+loses: the orders of ER N=64 seed 2 at 5 s and WS N=352 at 60 s came out a
+level higher. The
 width bound's minor step runs at the hand-over only when the cut bound does not
 (``CUT_SECONDS`` 0, or capacities past 64 bits), with ``MINOR_SHARE`` of the
 limit's worth of steps (at most ``MINOR_SECONDS``): the cut bound was the higher
