@@ -178,7 +178,8 @@ COMPILED_SOLVE_RATE = 200_000_000
 #: Bytes the compiled cuts may keep each op's closures in, as bitsets of the nodes
 #: (ancestors forced inside, descendants and what they read outside): a query ORs
 #: those of its forced ops instead of following the arcs. 2 bits per op and node:
-#: 0.4 MB on ER N=48 (873 fused ops), 14 MB at 5,000 ops; past it, the arcs.
+#: 0.3 MB on ER N=48 (820-873 fused ops), 3.2 MB on WS N=352 (2,507 fused ops,
+#: 5,074 nodes); past it (some 11,000 ops), the arcs.
 CLOSURE_BYTES = 64 << 20
 #: The sets found dead with this many smaller choices of a line prune its sequences
 #: (module docstring, "Sequences").
@@ -323,11 +324,15 @@ class StepCuts:
         if self.compiled is None:
             return self.solve(v, _ops(inside), _ops(outside))
         width = self.width
-        cut, bits = self.compiled.solve_bits(
+        answer = self.compiled.solve_bits(
             (inside | self.direct_masks[v]).to_bytes(width, "little"),
             (outside | 1 << v).to_bytes(width, "little"),
             True,
         )
+        return self._step_of(v, *answer)
+
+    def _step_of(self, v: int, cut: int, bits: bytes) -> tuple[int | None, int]:
+        """``v``'s step and downset from a compiled answer (counted as a solve)."""
         self.solves += 1
         if cut < 0:
             return None, 0
@@ -339,11 +344,8 @@ class StepCuts:
         """:meth:`step`, and with ``side`` a downset it is reached from (a bitmask of
         ops: the source side of a minimum cut, the least one; 0 when there is none)."""
         if self.compiled is not None:
-            cut, bits = self.compiled.solve([*self.direct[v], *inside], [v, *outside], side)
-            self.solves += 1
-            if cut < 0:
-                return None, 0
-            return cut + self.constant + self.own[v], int.from_bytes(bits, "little")
+            answer = self.compiled.solve([*self.direct[v], *inside], [v, *outside], side)
+            return self._step_of(v, *answer)
         opened = np.array([*self.direct[v], *inside], dtype=np.int32)
         closed = np.array([v, *outside], dtype=np.int32)
         self.flow.set_arcs_capacity(self.into[opened], np.full(len(opened), self.infinite))
