@@ -380,6 +380,28 @@ def test_the_compiled_cuts_are_the_reference_ones(
         assert fast.step(v, inside, outside) == reference.step(v, inside, outside)
 
 
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@pytest.mark.parametrize("closure_bytes", [0, 64 << 20])
+def test_the_compiled_cuts_refuse_bits_past_the_ops(
+    closure_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forced bit past the ops (a tensor node, or past every node) is a clear error,
+    with or without the closures, and the next query is unharmed."""
+    monkeypatch.setattr(cuts, "CLOSURE_BYTES", closure_bytes)
+    p = summed_stage(9, 0.3, 0)
+    steps = StepCuts(p)
+    assert steps.compiled is not None
+    n = p.num_ops
+    expected = steps.solve(n - 1, [], [])
+    assert n % 8  # bit n falls in the last byte of the ops' bits
+    within = (1 << n).to_bytes(steps.width, "little")
+    longer = (1 << n).to_bytes(steps.width + 1, "little")
+    for inside, outside in ((within, b""), (b"", within), (longer, b""), (b"", longer)):
+        with pytest.raises(ValueError, match="beyond the side nodes"):
+            steps.compiled.solve_bits(inside, outside, True)
+    assert steps.solve(n - 1, [], []) == expected
+
+
 def test_pure_python_solves_the_cuts_by_ortools(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SERENITY_PURE_PYTHON", "1")
     p = summed_stage(20, 0.3, 0)

@@ -161,7 +161,9 @@ class Cuts {
         add_closure(out_, sink_, false);
     }
 
-    void bits_closure(const py::bytes& bits, std::vector<uint64_t>& into, bool forward) {
+    // Calls ``visit`` on each side node whose bit is set in ``bits`` (little-endian).
+    template <class Visit>
+    void each_bit(const py::bytes& bits, Visit visit) const {
         const std::string_view b = bits;
         if (b.size() > static_cast<size_t>((side_nodes_ + 7) / 8))
             throw std::invalid_argument("forced bits beyond the side nodes");
@@ -169,8 +171,12 @@ class Cuts {
             for (unsigned byte = static_cast<unsigned char>(b[i]); byte; byte &= byte - 1) {
                 const int v = static_cast<int>(8 * i) + __builtin_ctz(byte);
                 if (v >= side_nodes_) throw std::invalid_argument("forced bits beyond the side nodes");
-                add_closure(into, v, forward);
+                visit(v);
             }
+    }
+
+    void bits_closure(const py::bytes& bits, std::vector<uint64_t>& into, bool forward) {
+        each_bit(bits, [&](int v) { add_closure(into, v, forward); });
     }
 
     void begin() {
@@ -222,16 +228,8 @@ class Cuts {
     }
 
     bool force_bits(const py::bytes& bits, char mark, bool forward) {
-        const std::string_view b = bits;
-        if (b.size() > static_cast<size_t>((side_nodes_ + 7) / 8))
-            throw std::invalid_argument("forced bits beyond the side nodes");
         marked_.clear();
-        for (size_t i = 0; i < b.size(); ++i)
-            for (unsigned byte = static_cast<unsigned char>(b[i]); byte; byte &= byte - 1) {
-                const int v = static_cast<int>(8 * i) + __builtin_ctz(byte);
-                if (v >= side_nodes_) throw std::invalid_argument("forced bits beyond the side nodes");
-                marked_.push_back(v);
-            }
+        each_bit(bits, [&](int v) { marked_.push_back(v); });
         return force(marked_.begin(), marked_.end(), mark, forward);
     }
 
