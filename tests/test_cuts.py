@@ -426,6 +426,7 @@ def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject)
     tight, free = CutBound(p, memory=1), CutBound(p)
     assert tight.most == 1
     assert tight.lift(max_solves=solves) <= free.lift(max_solves=None) == oracle_optimum(p)
+    assert all(line.sequences is None or line.sequences.kept() <= 1 for line in tight.lines)
     if solves is None:
         assert tight.bound == free.bound
     chain = tight.witness()
@@ -435,16 +436,17 @@ def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject)
 
 
 def test_a_line_at_its_cap_forgets_and_goes_on() -> None:
-    """At a cap of about 200 entries the lines forget, and reach the bound that the
-    uncapped ones reach, with more max-flows."""
+    """At a cap of 200 entries per line the lines forget, keep no more than that, and
+    reach the bound that the uncapped ones reach, with more max-flows."""
     p = summed_stage(20, 0.3, 0)
     bound = CutBound(p).lift(max_solves=2_000)
     free = CutBound(p)
     assert free.lift(upper=bound, max_solves=50_000) == bound
-    tight = CutBound(p, memory=200 * 4 * (ENTRY_BYTES + p.num_ops // 4))
+    tight = CutBound(p, memory=200 * 2 * (ENTRY_BYTES + p.num_ops // 4))
     assert tight.most == 200
     assert tight.lift(upper=bound, max_solves=50_000) == bound
     assert any(line.sequences and line.sequences.forgotten for line in tight.lines)
     assert not any(line.sequences and line.sequences.forgotten for line in free.lines)
+    assert all(line.sequences is None or line.sequences.kept() <= 200 for line in tight.lines)
     assert tight.cuts is not None and free.cuts is not None
     assert tight.cuts.solves >= free.cuts.solves
