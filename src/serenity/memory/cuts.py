@@ -57,7 +57,8 @@ max-flows to them are more. A search that must forget its own dead sets explores
 its sets again and again: on ER N=48 seed 2 the refined line, with a quarter of the
 cap for its dead sets, forgot them at 198,000 and stayed at 2,334,720 for two
 minutes; with the cuts forgotten first it keeps 248,000 and reaches 2,412,544, the
-best order's peak, in about 70 s of max-flows alone (628 MB of RSS). By hand (max-flows alone, both lines, 2
+best order's peak, in about 70 s of max-flows alone; both lines in 104 s (3.9M
+max-flows, 414 MB of max RSS). By hand (max-flows alone, both lines, 2
 cores) WS N=48 seed 1 reached its optimum in 9.3 s instead of 23.6, WS N=64 seed 2
 in 7.2 s instead of 12.7, WS N=128 seed 0 in 4.6 s instead of 6.0; ER N=48 seed 1
 reached 2,256,896 in 94 s instead of 437 s. With ``X`` all ops each cut is the step itself and the bound is
