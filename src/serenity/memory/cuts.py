@@ -577,7 +577,7 @@ class CutBound:
     ) -> None:
         n = problem.num_ops
         self.n = n
-        # Entries each line may keep of either kind, with its previous choices'.
+        # Entries each line may keep, cuts and dead sets together, its previous choices' included.
         self.most = max(1, memory // (2 * (ENTRY_BYTES + n // 4)))
         self.cuts: StepCuts | None = None
         self.lines: list[_Line] = []
