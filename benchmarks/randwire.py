@@ -14,9 +14,11 @@ graphs of ``--more-memory`` at the longest of them with a ``--search-memory``
 of ``--more-memory-gib`` (4 GiB; the default cap is 512 MiB), the graphs of
 ``--threads-networks`` with ``--threads`` searchers (2) at the largest of ``--limits``
 (those of them in ``--more-memory`` also at the longest ``--long`` limit with its cap),
-one at a time after the others so that they have every core, and the stretch
-graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052 ops) at the largest of
-``--limits``. Each (network, time limit) is one run of ``exact`` in
+one at a time after the others so that they have every core (with two searchers
+or more, a round from above runs with one fewer beside the cut bound's
+max-flows), and the stretch graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052
+ops) at the largest of ``--limits`` (those in ``--threads-networks`` also with
+``--threads``). Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
 (2 by default, one per core), each with one searcher (``threads=1``) but the threads runs. Reported: the order's peak, the proven lower bound, the
 bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`; the
@@ -291,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
             "WS N=64 seed 0",
             "WS N=64 seed 1",
             "ER N=32 seed 2",
+            "ER N=48 seed 1",
+            "ER N=48 seed 2",
+            "ER N=64 seed 0",
+            "WS N=256 seed 0",
         ],
         help="networks also run with --threads searchers at the largest of --limits, alone "
         "(after the others), and those of --more-memory at the longest --long limit",
@@ -331,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = (config, 0, f"rw_ws{n}_0")
         limit = max(args.limits)
         plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, spec, limit, memory))
+        if f"WS N={n} seed 0" in args.threads_networks:
+            threaded.append((f"WS N={n} seed 0", "ws", n, 0, spec, limit, memory))
 
     def one(
         item: tuple[str, str, str, int, int, Spec, float, int], threads: int = 1

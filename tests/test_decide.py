@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import threading
 
 import pytest
 from helpers import problems, random_wired
@@ -23,6 +24,7 @@ from test_scheduling import brute_force
 from serenity import Problem, ScheduleOptions, UsageError, simulate
 from serenity.memory import cuts
 from serenity.schedule import default_threads
+from serenity.schedule import exact as exact_module
 from serenity.schedule.decide import Decision, within
 from serenity.schedule.exact import _compile, _Search, exact
 
@@ -161,9 +163,9 @@ def test_the_exact_engine_proves_with_the_decision_search_at_the_memory_cap(seed
 def test_rounds_from_above_take_turns_with_the_cut_bound(
     seed: int, local_search: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Rounds from above paused at their first check (each round's first call is
-    asked to pause at once; the cut bound's turns are 2,000 arcs' worth of
-    max-flows) give the cut bound's sequences their turn and resume: the same
+    """With one searcher, rounds from above paused at their first check (each round's
+    first call is asked to pause at once; the cut bound's turns are 2,000 arcs' worth
+    of max-flows) give the cut bound's sequences their turn and resume: the same
     optimum as the uncapped search, proven, with the local search at each turn or
     without."""
     module = importlib.import_module("serenity.schedule.exact")
@@ -181,12 +183,44 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     monkeypatch.setattr(module, "within", spy)
     p = random_wired(seed, 30)
     free = exact(p, ScheduleOptions(), fusion=False)
-    r = exact(p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=local_search)
+    one = ScheduleOptions(search_memory=200_000, threads=1)  # with two, no turns (beside)
+    r = exact(p, one, fusion=False, local_search=local_search)
     assert r.stats["memory_capped"] and "paused" in answers
     if not local_search:  # with it, an order its windows find may end the rounds at a turn
         # A paused round went on (the last may stay paused: the cut bound's turn proved it).
         assert any(a == "paused" != b for a, b in itertools.pairwise(answers))
     assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
+@pytest.mark.skipif(exact_module._core is None, reason="compiled core not built")
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_rounds_run_beside_the_cut_bound_with_two_threads_or_more(
+    seed: int, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two threads or more and the compiled core, rounds from above run in a
+    thread of their own with one searcher fewer, stoppable, while the cut bound's
+    sequences lift in the engine's thread (its first turn 2,000 arcs' worth of
+    max-flows); the rest run here with every searcher. The optimum is the
+    one-searcher one, proven, and the order is valid."""
+    rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
+    monkeypatch.setattr(exact_module, "CUT_SECONDS", 2_000 / rate)
+    seen: list[tuple[bool, int, bool]] = []
+
+    def spy(*args: object, threads: int = 1, **kw: object) -> Decision:
+        here = threading.current_thread() is threading.main_thread()
+        seen.append((here, threads, kw.get("stop") is not None))
+        return within(*args, threads=threads, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(exact_module, "within", spy)
+    p = random_wired(seed, 30)
+    one = exact(p, ScheduleOptions(search_memory=200_000, threads=1), fusion=False)
+    assert seen and all(here and n == 1 and not stop for here, n, stop in seen)
+    seen.clear()
+    r = exact(p, ScheduleOptions(search_memory=200_000, threads=threads), fusion=False)
+    assert (False, threads - 1, True) in seen
+    assert set(seen) <= {(False, threads - 1, True), (True, threads, False)}
+    assert r.optimal and r.peak_bytes == one.peak_bytes == simulate(p, r.op_order).peak_bytes
 
 
 def test_the_cut_bound_s_witness_leads_to_better_orders(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ optimum.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -21,7 +22,7 @@ from test_exact_rules import oracle_optimum, wired
 
 from serenity import Problem, ScheduleOptions, simulate
 from serenity.schedule import exact as exact_module
-from serenity.schedule.decide import within
+from serenity.schedule.decide import Decision, within
 from serenity.schedule.exact import (
     _compile,
     _Exhausted,
@@ -319,6 +320,45 @@ def test_a_paused_decision_resumes_where_it_stopped(core: bool) -> None:
         assert paused._core.dead_count == 0
     else:
         assert pauses == 1 and within(paused, best - 1) == whole
+
+
+@pytest.mark.parametrize("core", [True, False])
+def test_a_decision_stopped_from_another_thread_pauses_and_resumes(
+    core: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round run in a thread (2 ms core slices), its ``stop`` event set from this
+    one once it has started, answers "paused"; the compiled core then goes on where
+    it stopped (the answer and visits of a run never stopped), the reference afresh.
+    A stop set before the call pauses it at once."""
+    monkeypatch.setattr(exact_module, "_CORE_SLICE", 0.002)
+    p = _random_dag(130, 2)
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    best = exact(p, ScheduleOptions()).peak_bytes
+    start_mem = simulate(p, p.topological_order()).initial_bytes
+
+    def search() -> _Search:
+        return _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=core)
+
+    whole = within(search(), best - 1)
+    stopped = search()
+    started, stop = threading.Event(), threading.Event()
+    box: list[Decision] = []
+
+    def run() -> None:
+        box.append(within(stopped, best - 1, tick=lambda *_: started.set(), stop=stop))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(timeout=30)
+    stop.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive() and box[0].status == "paused"
+    assert box[0].visited < whole.visited
+    assert within(stopped, best - 1, stop=stop).status == "paused"  # set before: at once
+    answer = within(stopped, best - 1)
+    assert (answer.status, answer.bound) == (whole.status, whole.bound)
+    if core:
+        assert answer.visited == whole.visited
 
 
 def test_the_core_dead_sets_stay_under_the_cap_and_answer_as_python() -> None:

@@ -102,6 +102,7 @@ NP-hard).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -152,6 +153,7 @@ def within(
     max_dead: int | None = None,
     threads: int = 1,
     pause_at: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Decision:
     """Decide whether the segment of ``search`` has an order with every step at most ``limit``.
 
@@ -170,7 +172,9 @@ def within(
     Complexity: see the module docstring.
     """
     if search._core is not None:
-        return _within_core(search, limit, deadline, max_bytes, tick, max_dead, threads, pause_at)
+        return _within_core(
+            search, limit, deadline, max_bytes, tick, max_dead, threads, pause_at, stop
+        )
     goal = search.goal
     use_free = search.use_free_moves
     ops = search.ops
@@ -251,7 +255,7 @@ def within(
             now = time.perf_counter()
             if deadline is not None and now > deadline:
                 return answer("timeout")
-            if pause_at is not None and now > pause_at:
+            if (pause_at is not None and now > pause_at) or (stop is not None and stop.is_set()):
                 return answer("paused")
             over = max_bytes is not None and len(dead) * per_entry >= max_bytes
             if over or (max_dead is not None and len(dead) >= max_dead):
@@ -307,6 +311,7 @@ def _within_core(
     max_dead: int | None,
     threads: int = 1,
     pause_at: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Decision:
     """:func:`within` in the compiled core (a port: same visits, order and next level;
     its memory cap counts the real bytes of its tables), in slices for progress and
@@ -327,6 +332,9 @@ def _within_core(
     paused = False
     try:
         while True:
+            if stop is not None and stop.is_set():
+                paused = True
+                return answer("paused")
             now = time.perf_counter()
             remaining = 1e30 if deadline is None else deadline - now
             cap = -1 if max_bytes is None else max(0, _clamp(max_bytes))

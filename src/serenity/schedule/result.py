@@ -56,8 +56,10 @@ class ScheduleOptions:
             sets a few times and then stops; the time left goes to the
             memory-bounded local search (``stats["memory_capped"]``).
         threads: Searchers of the exact engine's decision search (the compiled
-            core; they share its dead sets, :mod:`serenity.schedule.decide`).
-            ``None``: :func:`default_threads`. The answers do not depend on it
+            core; they share its dead sets, :mod:`serenity.schedule.decide`);
+            with two or more, a round from above runs with one fewer in a thread
+            of its own beside the cut bound's sequences (:mod:`serenity.schedule.exact`,
+            "Anytime lower bound"). ``None``: :func:`default_threads`. The answers do not depend on it
             (the same orders and bounds as one searcher, given the time), only
             how soon they come.
     """
