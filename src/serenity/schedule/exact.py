@@ -163,18 +163,31 @@ Then it takes turns with the rounds from above (below): a round runs as long as
 the last turn, is paused (the compiled core keeps its path and dead sets:
 ``within(pause_at=...)``) while the sequences get their turn, and resumes; each
 pair of turns (the sequences', then the rounds') is twice as long as the last.
+A turn of the sequences runs in pieces of ``_CUT_PIECE`` seconds' worth; after
+each, a witness that is new is followed, with the turn's seconds (before, once
+at the end of the turn): the order through an early level's witness is often the
+optimum, and the bound then stops there instead of working on at a worse order's
+peak. By hand at 60 s, one searcher, against whole turns: WS N=64 seeds 0-2
+proven in 3.5, 3.5 and 4.4 CPU s (6.5, 9.3, 5.5), WS N=48 seeds 0-2 in 3.0, 4.5
+and 3.1 s (2.9, 5.3, 5.8), ER N=32 seeds 1-2 in 5.0 and 7.9 s (5.4, 11.1), WS
+N=128 seed 0 in 2.8 s (9.2); gaps ER N=48 seed 2 3.3% (6.9%), ER N=64 seed 2
+18.4% (21.1%, a better order), WS N=256 16.7% (22.2%, a better order); ER N=48
+seeds 0-1, ER N=64 seed 0 and WS N=352 as before.
 With two threads or more (``ScheduleOptions.threads``, the CPUs by default)
 and the compiled core, no turns are taken: each round from above runs in a
 thread of its own with one searcher fewer (the core runs without the GIL) while
-the sequences lift in the engine's thread, ``_BESIDE_PIECE`` seconds' worth at a
+the sequences lift in the engine's thread, ``_CUT_PIECE`` seconds' worth at a
 time (a new witness followed for as long as the round has run), until the round
-answers; a ``stop`` event pauses it when the sequences reach the best peak or a
+answers (the first turn alone is one piece: the rounds start at once); a
+``stop`` event pauses the round when the sequences reach the best peak or a
 witness gives an order within its limit. So both get the whole minute on two
-cores instead of about half of it each: at 60 s (by hand, 2 cores, against the
-turns with two searchers) ER N=48 seed 2 6.9 -> 3.3%, ER N=64 seed 0 19.4 ->
-16.2%, WS N=64 seed 1 proven in 5.4 s wall instead of 9.8, WS N=128 seed 0 in
-4.4 s; WS N=48 seeds 1-2 and WS N=64 seed 0 as before (4.8-5.5 s), ER N=48
-seeds 0-1 and WS N=256 the same gaps.
+cores instead of about half of it each: at 60 s (by hand, 2 cores, pieces in
+both; in brackets one searcher) ER N=64 seed 0 16.2% (19.4%), ER N=32 seed 2
+proven in 6.6 s wall (7.9), WS N=64 seed 1 in 3.3 s (3.5), WS N=128 seed 0 in
+2.6 s (2.8); ER N=48 seeds 0-2 and ER N=64 seed 2 the same gaps, the other WS
+graphs of N <= 64 within 0.3 s; against whole turns with two searchers (the
+benchmark's threads rows): WS N=64 seed 1 3.3 s wall (9.8), WS N=48 seed 2 3.3
+(5.0), ER N=32 seed 2 6.6 (9.8).
 Before, the sequences' turn doubled only when it raised the bound (a
 bound that stalls cost less and less of the time); doubling both proved WS N=64
 seed 2 in 24.3 against 43.9 CPU s and WS N=48 seed 1 in 29.6 against 38.1 s,
@@ -777,10 +790,10 @@ class _Search:
 
 #: Seconds the compiled core runs before it returns to Python (progress, signals).
 _CORE_SLICE = 0.2
-#: Seconds' worth of max-flows the cut bound's sequences take at a time beside a round
-#: in its thread (module docstring, "Anytime lower bound"): between two, the round's
-#: answer is looked at.
-_BESIDE_PIECE = 0.2
+#: Seconds' worth of max-flows the cut bound's sequences take at a time (module
+#: docstring, "Anytime lower bound"): between two, a new witness is followed and, beside
+#: a round in its thread, the round's answer looked at.
+_CUT_PIECE = 0.2
 #: Values are clamped to this before they reach the core (its integers are 64-bit).
 _CORE_MAX = 1 << 62
 
@@ -1245,15 +1258,18 @@ def exact(
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
     turn = [0.0]  # seconds' worth of the cut bound's turn, then the rounds' as long
 
-    def lift(bound: int, k: int) -> int:
+    def lift(bound: int, k: int, beside_ok: bool) -> int:
         """Once, at the first hand-over (segment ``k``): the cut bound's first turn, up
-        to the best order's peak (none at the deadline or with ``CUT_SECONDS`` 0);
-        without it, the width bound's minor step. Returns the bound raised."""
+        to the best order's peak (none at the deadline or with ``CUT_SECONDS`` 0; one
+        piece when the rounds run ``beside_ok``); without it, the width bound's minor
+        step. Returns the bound raised."""
         stats["cut_bound"] = 0
         turn[0] = _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline)
         if turn[0] > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
-            return max(bound, more_cuts(turn[0], k, bound, first=True))
+            # Beside the rounds: one piece at most, and they start.
+            first = min(_CUT_PIECE, turn[0]) if beside_ok else turn[0]
+            return max(bound, more_cuts(first, k, bound, first=True))
         seconds = _share_seconds(MINOR_SHARE, MINOR_SECONDS, limit, deadline)
         if seconds > 0 and bound < max(seg_peak):
             width = width_bound(
@@ -1271,19 +1287,27 @@ def exact(
         seconds: float, k: int, low: int, first: bool = False, follow_seconds: float | None = None
     ) -> int:
         """The cut bound raised further with ``seconds``' worth of max-flows (never past
-        the deadline), up to the best peak; reported when ``first`` or raised. Then
-        segment ``k`` (proven bound ``low``) follows its witness when it is new, within
-        ``follow_seconds`` (default ``seconds``)."""
+        the deadline), up to the best peak, ``_CUT_PIECE`` seconds' worth at a time;
+        reported when ``first`` or raised. After each piece segment ``k`` (proven bound
+        ``low``) follows the witness when it is new, within ``follow_seconds`` (default
+        ``seconds``)."""
         if not cutter:
             return 0
-        old = cutter[0].bound
-        cut = cutter[0].lift(upper=max(seg_peak), seconds=max(0.0, seconds), deadline=deadline)
-        if first or cut > old:
-            say(f"cut bound: {cut:,}")
-        stats["cut_bound"] = cut
-        if local_search and max(cut, low) < seg_peak[k]:
-            follow(k, max(cut, low), seconds if follow_seconds is None else follow_seconds)
-        return cut
+        left = max(0.0, seconds)
+        while True:
+            piece = min(left, _CUT_PIECE)
+            old = cutter[0].bound
+            cut = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
+            if first or cut > old:
+                say(f"cut bound: {cut:,}")
+            first = False
+            stats["cut_bound"] = cut
+            if local_search and max(cut, low) < seg_peak[k]:
+                follow(k, max(cut, low), seconds if follow_seconds is None else follow_seconds)
+            left -= piece
+            over = deadline is not None and time.perf_counter() >= deadline
+            if left <= 0 or cut >= max(seg_peak) or cutter[0].spent or over:
+                return cut
 
     followed: list[list[int]] = [[]]  # the last witness followed
     polished: list[list[int] | None] = [None]  # the last order no window improved
@@ -1334,7 +1358,7 @@ def exact(
     ) -> tuple[Decision, int]:
         """A round from above (segment ``k``, every step within ``limit``) in a thread
         with one searcher fewer (the compiled core runs without the GIL) while the cut
-        bound's sequences lift here, ``_BESIDE_PIECE`` seconds' worth at a time (a
+        bound's sequences lift here, ``_CUT_PIECE`` seconds' worth at a time (a
         witness followed for as long as the round has run), until the round answers
         (or ``until``). The round is paused when the sequences reach
         the best peak (proven) or a witness gives an order within ``limit``. Returns
@@ -1366,7 +1390,7 @@ def exact(
                 now = time.perf_counter()
                 if until is not None and now >= until:
                     break  # the round stops at until too
-                piece = _BESIDE_PIECE if until is None else min(_BESIDE_PIECE, until - now)
+                piece = _CUT_PIECE if until is None else min(_CUT_PIECE, until - now)
                 # A witness is followed for as long as the round has run (at least a piece).
                 low = max(low, more_cuts(piece, k, low, follow_seconds=max(piece, now - began)))
                 if low >= seg_peak[k] or seg_peak[k] <= limit:
@@ -1558,7 +1582,8 @@ def exact(
                         beam_budget=int(beams * BEAM_RATE),
                     )
             if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
-                bound = lift(bound, k)  # after the beams: the best order is what it aims at
+                # After the beams: the best order is what it aims at.
+                bound = lift(bound, k, handing and threads > 1 and search._core is not None)
             if handing:
                 settled, low = settle(k, search)
                 search.clear()  # frees a round the cut bound's last turn ended
