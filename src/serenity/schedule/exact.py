@@ -1348,6 +1348,11 @@ def exact(
             else:
                 polished[0] = segments[k]
 
+    def rounds_beside(search: _Search) -> bool:
+        """Whether the rounds from above on ``search`` run beside the cut bound's
+        sequences (two threads or more, the compiled core) rather than taking turns."""
+        return threads > 1 and search._core is not None
+
     def beside(
         k: int,
         search: _Search,
@@ -1433,8 +1438,7 @@ def exact(
         """
         low = max(bound, search.level)
         from_below = False
-        # The rounds in a thread beside the cut bound's sequences (compiled core only).
-        alongside = threads > 1 and search._core is not None
+        alongside = rounds_beside(search)
         yield_at = time.perf_counter() + turn[0]  # the rounds' first turn
         paused = 0  # visits of a round paused, until it answers
         try:
@@ -1490,7 +1494,8 @@ def exact(
                     say(f"decision: none within {limit:,}: bound {low:,}")
                 elif answer.status == "found" and answer.order is not None:
                     decided["found"] += 1
-                    segments[k], seg_peak[k] = answer.order, answer.peak
+                    if answer.peak < seg_peak[k]:  # beside, a witness may have gone lower
+                        segments[k], seg_peak[k] = answer.order, answer.peak
                     say(f"decision: order found at {answer.peak:,}")
                 else:
                     say(f"decision: stopped ({answer.status}) within {limit:,}")
@@ -1583,7 +1588,7 @@ def exact(
                     )
             if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
                 # After the beams: the best order is what it aims at.
-                bound = lift(bound, k, handing and threads > 1 and search._core is not None)
+                bound = lift(bound, k, handing and rounds_beside(search))
             if handing:
                 settled, low = settle(k, search)
                 search.clear()  # frees a round the cut bound's last turn ended
