@@ -196,17 +196,17 @@ hand, 60 s; the same proofs at 5 s).
 Before the turns the bounds had fixed shares (10% of the limit each for the cut
 bound and the width bound's minor step) and the rounds from above stopped at 60%
 of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
-(``benchmarks/RESULTS-randwire.md``, with the sequences' dead sets kept and
-their cuts compiled, the forced sides from each op's closures; in brackets the
-run before it): 18 of 24 WS and ER graphs proven (18; 17 at 5 s, 13 before the
-dead sets), every WS graph of N <= 64 among them: WS N=64 seeds 0-2 in 5.0,
-8.8 and 4.9 CPU s (5.5, 8.6, 5.0 s), WS N=48 seeds 0-2 in 2.5, 5.0 and 5.1 s
-(2.9, 5.1, 5.6 s), ER N=32 in 3.5, 4.8 and 9.8 s (4.2, 4.5, 9.9 s); WS N=128
-seed 0 (1,843 ops) proven in 9.2 s (8.0 s); gaps ER N=48 3.6, 6.9 and 6.9%, ER
-N=64 19.4, 16.2 and 21.1% (the same), WS N=256 22.2% (23.6%), WS N=352 37.1%
-(36.0%); at 5 s ER N=48 3.6, 10.7 and 10.3% (7.1, 14.8, 14.3%). Where it
-loses: WS N=352's order came out a level higher, WS N=128's proof took 1.2 s
-more. The
+(``benchmarks/RESULTS-randwire.md``, with the sequences' turns in pieces; in
+brackets the run before it, whole turns): 18 of 24 WS and ER graphs proven (18;
+17 at 5 s, 13 before the dead sets), every WS graph of N <= 64 among them: WS
+N=64 seeds 0-2 in 3.0, 3.1 and 4.2 CPU s (5.0, 8.8, 4.9 s), WS N=48 seeds 0-2
+in 2.6, 3.7 and 2.8 s (2.5, 5.0, 5.1 s), ER N=32 in 2.4, 5.0 and 7.6 s (3.5,
+4.8, 9.8 s); WS N=128 seed 0 (1,843 ops) proven in 3.7 s (9.2 s); gaps ER N=48
+3.6, 6.9 and 3.3% (3.6, 6.9, 6.9%), ER N=64 19.4, 16.2 and 18.4% (19.4, 16.2,
+21.1%), WS N=256 19.4% (22.2%), WS N=352 37.1% (the same); at 5 s the same
+(ER N=48 3.6, 10.7 and 10.3%). With two searchers (rounds beside the
+sequences) ER N=64 seed 0 16.2%. Where it loses: WS N=48 seed 0 and ER N=32
+seed 1 0.1-0.2 s more. The
 width bound's minor step runs at the hand-over only when the cut bound does not
 (``CUT_SECONDS`` 0, or capacities past 64 bits), with ``MINOR_SHARE`` of the
 limit's worth of steps (at most ``MINOR_SECONDS``): the cut bound was the higher
