@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from serenity._cpsat import warm_start
+from serenity._cpsat import roomy
 from serenity.plan.lifetimes import Buffer
 
 
@@ -81,7 +81,7 @@ def solve_cpsat(
     ub = -(-hint_arena // g)
     # A warm start only with time to use it (serenity._cpsat); the arena stays
     # bounded by the hint's, and the hint is returned when the solver finds worse.
-    warm = warm_start(time_limit)
+    warm = roomy(time_limit)
     lb = -(-lower_bound // g)
     model = cp_model.CpModel()
     arena = model.new_int_var(lb, ub, "arena")

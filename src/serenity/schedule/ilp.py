@@ -52,7 +52,8 @@ non-zeros.
 
 Determinism: fixed seed and an explicit worker count; CP-SAT runs its
 workers interleaved (``interleave_search``), which makes the parallel search
-deterministic. Under a time limit the proven bound and the best order so far
+deterministic (at limits of a second or more: below, the answer depends on the
+clock anyway, and interleaving is off, :mod:`serenity._cpsat`). Under a time limit the proven bound and the best order so far
 are returned (``optimal`` false unless they meet).
 """
 
@@ -67,7 +68,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from serenity._cpsat import warm_start
+from serenity._cpsat import roomy
 from serenity.errors import UsageError
 from serenity.ir import Problem
 from serenity.memory import lower_bound, simulate
@@ -347,14 +348,14 @@ def _solve_cpsat(
     # The warm start only where the search has time to use it (serenity._cpsat:
     # a hint with a deadline inside presolve can abort OR-Tools). The objective
     # stays bounded by the hint's peak either way.
-    if warm_start(time_limit):
+    if roomy(time_limit):
         for v, val in m.hint.items():
             model.add_hint(xs[v], val)
         model.add_hint(peak, m.hint_peak)
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = WORKERS
-    solver.parameters.interleave_search = True
+    solver.parameters.interleave_search = roomy(time_limit)  # not short ones: serenity._cpsat
     solver.parameters.random_seed = SEED
     if time_limit is not None:
         solver.parameters.max_time_in_seconds = max(time_limit, 0.01)
