@@ -198,8 +198,8 @@ def test_rounds_run_beside_the_cut_bound_with_two_threads(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With two threads and the compiled core, rounds from above run in a thread of
-    their own with one searcher (two searchers' tables outgrow this 200 kB cap),
-    stoppable, while the cut bound's sequences lift in the engine's thread (its
+    their own with one searcher (more searchers' tables can outgrow this 200 kB cap:
+    three, without the cut bound, stop at it on seed 62), stoppable, while the cut bound's sequences lift in the engine's thread (its
     first turn 2,000 arcs' worth of max-flows); the rest run here with both
     searchers. The optimum is the one-searcher one, proven, and the order is
     valid."""
