@@ -283,12 +283,9 @@ def test_the_core_decision_search_stops_at_its_budgets_and_frees_its_sets() -> N
     assert within(search, best - 1).status == "none"
 
 
-@pytest.mark.parametrize("core", [True, False])
-def test_a_paused_decision_resumes_where_it_stopped(core: bool) -> None:
-    """Paused every 2 ms, the compiled core keeps its path and dead sets: resumed (same
-    limit) it answers as a run never paused (0.1 s here), with the same visits in all;
-    the Python reference pauses too but starts afresh. A clear() frees a paused
-    decision."""
+def _whole_segment(core: bool) -> tuple[Callable[[], _Search], int]:
+    """Fresh searches of a 130-op random DAG as one segment (compiled or the reference),
+    and its optimum."""
     p = _random_dag(130, 2)
     ops, goal = _compile(p, False), (1 << p.num_ops) - 1
     best = exact(p, ScheduleOptions()).peak_bytes
@@ -297,6 +294,16 @@ def test_a_paused_decision_resumes_where_it_stopped(core: bool) -> None:
     def search() -> _Search:
         return _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=core)
 
+    return search, best
+
+
+@pytest.mark.parametrize("core", [True, False])
+def test_a_paused_decision_resumes_where_it_stopped(core: bool) -> None:
+    """Paused every 2 ms, the compiled core keeps its path and dead sets: resumed (same
+    limit) it answers as a run never paused (0.1 s here), with the same visits in all;
+    the Python reference pauses too but starts afresh. A clear() frees a paused
+    decision."""
+    search, best = _whole_segment(core)
     whole = within(search(), best - 1)
     assert whole.status == "none"
     paused = search()
@@ -331,14 +338,7 @@ def test_a_decision_stopped_from_another_thread_pauses_and_resumes(
     it stopped (the answer and visits of a run never stopped), the reference afresh.
     A stop set before the call pauses it at once."""
     monkeypatch.setattr(exact_module, "_CORE_SLICE", 0.002)
-    p = _random_dag(130, 2)
-    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
-    best = exact(p, ScheduleOptions()).peak_bytes
-    start_mem = simulate(p, p.topological_order()).initial_bytes
-
-    def search() -> _Search:
-        return _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=core)
-
+    search, best = _whole_segment(core)
     whole = within(search(), best - 1)
     stopped = search()
     started, stop = threading.Event(), threading.Event()

@@ -410,6 +410,8 @@ class _Sequences:
         # chosen ops, prune this one's too (module docstring, "Sequences").
         self.dead: dict[int, int] = {}
         self.prior_dead = prior_dead or []
+        # Their entries (they are only read here): counted once, not at every cut.
+        self.prior_dead_count = sum(len(dead) for _, dead in self.prior_dead)
         self.path: list[int] | None = None
         self.sides: list[int] = []  # per op of path: the downset its cut is reached from
         self.stop_at = 0  # cuts.solves at which the budget is spent
@@ -436,8 +438,7 @@ class _Sequences:
 
     def kept(self) -> int:
         """The cuts and dead sets kept, the smaller choices' included."""
-        dead = len(self.dead) + sum(len(dead) for _, dead in self.prior_dead)
-        return len(self.known) + len(self.prior) + dead
+        return len(self.known) + len(self.prior) + len(self.dead) + self.prior_dead_count
 
     def kill(self, inside: int, least: int) -> None:
         """Keeps ``inside`` dead below ``least`` (:meth:`make_room` first)."""
@@ -453,7 +454,7 @@ class _Sequences:
         self.forgotten += 1
         self.known, self.prior = {}, {}
         if self.kept() >= self.most:
-            self.prior_dead = []
+            self.prior_dead, self.prior_dead_count = [], 0
             if self.kept() >= self.most:
                 self.dead = {}
 
