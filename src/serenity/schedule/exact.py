@@ -199,11 +199,11 @@ of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
 (``benchmarks/RESULTS-randwire.md``, with the sequences' turns in pieces; in
 brackets the run before it, whole turns): 18 of 24 WS and ER graphs proven (18;
 17 at 5 s, 13 before the dead sets), every WS graph of N <= 64 among them: WS
-N=64 seeds 0-2 in 3.0, 3.1 and 4.2 CPU s (5.0, 8.8, 4.9 s), WS N=48 seeds 0-2
-in 2.6, 3.7 and 2.8 s (2.5, 5.0, 5.1 s), ER N=32 in 2.4, 5.0 and 7.6 s (3.5,
-4.8, 9.8 s); WS N=128 seed 0 (1,843 ops) proven in 3.7 s (9.2 s); gaps ER N=48
-3.6, 6.9 and 3.3% (3.6, 6.9, 6.9%), ER N=64 19.4, 16.2 and 18.4% (19.4, 16.2,
-21.1%), WS N=256 19.4% (22.2%), WS N=352 37.1% (the same); at 5 s the same
+N=64 seeds 0-2 in 3.2, 2.9 and 4.0 CPU s (5.0, 8.8, 4.9 s), WS N=48 seeds 0-2
+in 2.6, 3.8 and 2.8 s (2.5, 5.0, 5.1 s), ER N=32 in 2.5, 4.9 and 7.2 s (3.5,
+4.8, 9.8 s); WS N=128 seed 0 (1,843 ops) proven in 3.2 s (9.2 s); gaps ER N=48
+3.6, 6.9 and 6.9% (3.3% for seed 2 in a first run of the same engine), ER N=64
+19.4, 16.2 and 18.4% (19.4, 16.2, 21.1%), WS N=256 19.4% (22.2%), WS N=352 37.1% (the same); at 5 s the same
 (ER N=48 3.6, 10.7 and 10.3%). With two searchers (rounds beside the
 sequences) ER N=64 seed 0 16.2%. Where it loses: WS N=48 seed 0 and ER N=32
 seed 1 0.1-0.2 s more. The
