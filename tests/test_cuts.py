@@ -381,6 +381,44 @@ def test_the_compiled_cuts_are_the_reference_ones(
 
 
 @pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@MANY
+@given(st.data(), st.booleans(), st.booleans())
+def test_a_group_of_cuts_is_each_cut_alone(
+    data: st.DataObject, inplace: bool, blocks: bool
+) -> None:
+    """:meth:`StepCuts.solve_group` (one max-flow of the shared sides, each op's from
+    its flow) answers each op as :meth:`StepCuts.solve_masks` alone does, compiled with
+    the closures kept or the arcs followed, and by OR-Tools: the same step and least
+    downset, none where its predecessors or the shared sides contradict; the queries
+    after a group are unharmed."""
+    p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
+    before = block_precedences(p) if blocks else None
+    fast = StepCuts(p, inplace=inplace, before=before)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuts, "CLOSURE_BYTES", 0)
+        walked = StepCuts(p, inplace=inplace, before=before)
+    reference = StepCuts(p, inplace=inplace, before=before)
+    reference.compiled = None
+    n = p.num_ops
+    ops = st.lists(st.integers(0, n - 1), unique=True)
+    for _ in range(6):
+        inside = sum(1 << u for u in data.draw(ops))
+        outside = sum(1 << u for u in data.draw(ops))
+        if not data.draw(st.booleans()):
+            outside &= ~inside  # mostly sides that agree
+        xs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, unique=True))
+        outside |= sum(1 << x for x in xs)
+        expected = [reference.solve_masks(x, inside, outside) for x in xs]
+        counted = fast.solves
+        assert fast.solve_group(xs, inside, outside) == expected
+        assert fast.solves == counted + len(xs)
+        assert walked.solve_group(xs, inside, outside) == expected
+        assert reference.solve_group(xs, inside, outside) == expected
+        v = data.draw(st.integers(0, n - 1))
+        assert fast.solve_masks(v, 0, 0) == reference.solve_masks(v, 0, 0)
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
 @pytest.mark.parametrize("closure_bytes", [0, 64 << 20])
 def test_the_compiled_cuts_refuse_bits_past_the_ops(
     closure_bytes: int, monkeypatch: pytest.MonkeyPatch

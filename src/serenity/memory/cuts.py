@@ -31,7 +31,15 @@ same 82,256 max-flows to its optimum in 1.5 s against 8.4 s with OR-Tools; on ER
 N=48 seed 0 a minute held 1.68M max-flows against 219,000. The closures and
 bitmasks then made a query 1.6-1.7x faster (replayed queries: 24.6 against 40.2
 us on ER N=48 seed 2, 10.5 against 18.1 on WS N=64 seed 1); ER N=48 seed 2's
-refined line alone reaches 2,334,720 in 15.6 s instead of 26.2 s.
+refined line alone reaches 2,334,720 in 15.6 s instead of 26.2 s. The sequences
+ask for the cuts of every op ready at a set run at once: the same ops forced to
+either side but each op's predecessors, so the max-flow of the shared sides is
+solved once and each op's grown from its flow (:meth:`StepCuts.solve_group`; the
+least source side of the shared one joins the source, as every larger query's holds
+it). Both lines, max-flows alone: ER N=48 seed 2 reached 2,334,720 in 9.8 s instead
+of 22.4 and 2,412,544, its best order's peak, in 36.6 s (not in 40 s before); WS N=64
+seed 1 its optimum in 0.3 s instead of 0.8; WS N=256 seed 0 5,758,976 in 29 s where
+40 s had stopped at 5,603,328.
 
 **Sequences.** Take ``k`` ops ``X``. In every order they run in some sequence
 ``x_1, ..., x_k``, and at ``x_i``'s step the set run holds ``x_1..x_{i-1}`` (and
@@ -176,11 +184,11 @@ SEQUENCE_SOLVES = 2_000
 #: Arcs of max-flow graphs solved per second, to turn seconds into a count of solves
 #: (measured on the fused RandWire graphs, 2,191-11,191 arcs: 15-27 million).
 SOLVE_RATE = 20_000_000
-#: The same for the compiled cuts (``_flow.cpp``; measured with the sequences' search
-#: around them, 8 s of both lines, on the fused RandWire graphs of 2,189-15,429 arcs:
-#: 198-262 million on WS N=48/64/128 and ER N=32/48, 153 on ER N=64, 47-52 on WS
-#: N=256/352, whose max-flows take more phases).
-COMPILED_SOLVE_RATE = 200_000_000
+#: The same for the compiled cuts (``_flow.cpp``, solved in groups; measured with the
+#: sequences' search around them, 8 s of both lines, on the fused RandWire graphs of
+#: 2,122-15,429 arcs: 310-487 million on WS N=48/64/128 and ER N=32/48, 362 on ER
+#: N=64, 72-83 on WS N=256/352, whose max-flows take more phases).
+COMPILED_SOLVE_RATE = 400_000_000
 #: Bytes the compiled cuts may keep each op's closures in, as bitsets of the nodes
 #: (ancestors forced inside, descendants and what they read outside): a query ORs
 #: those of its forced ops instead of following the arcs. 2 bits per op and node:
@@ -337,6 +345,26 @@ class StepCuts:
         )
         return self._step_of(v, *answer)
 
+    def solve_group(
+        self, xs: Sequence[int], inside: int, outside: int
+    ) -> list[tuple[int | None, int]]:
+        """:meth:`solve_masks` of each op of ``xs`` with the same ``inside`` and
+        ``outside`` (bitmasks of ops; ``outside`` holds every op of ``xs``), as
+        :meth:`solve_masks` would answer them. Compiled, the max-flow of ``inside``
+        and ``outside`` alone is solved once and each op's starts from its flow
+        (``_flow.cpp``, ``solve_group``; counted as a solve per op of ``xs`` only, so
+        that both count the same)."""
+        if self.compiled is None:
+            return [self.solve_masks(x, inside, outside) for x in xs]
+        width = self.width
+        answers = self.compiled.solve_group(
+            inside.to_bytes(width, "little"),
+            outside.to_bytes(width, "little"),
+            [self.direct_masks[x].to_bytes(width, "little") for x in xs],
+            True,
+        )
+        return [self._step_of(x, *answer) for x, answer in zip(xs, answers, strict=True)]
+
     def _step_of(self, v: int, cut: int, bits: bytes) -> tuple[int | None, int]:
         """``v``'s step and downset from a compiled answer (counted as a solve)."""
         self.solves += 1
@@ -420,21 +448,50 @@ class _Sequences:
     def cut(self, i: int, inside: int) -> tuple[int | None, int]:
         """The least step of chosen op ``i`` with the chosen ops ``inside`` (a bitmask of
         ops) run before it and the others after it, and a downset it is reached from."""
+        found = self.lookup(i, inside)
+        if found is not None:
+            return found
+        self.spend()
         x = self.chosen[i]
-        key = (x, inside)
-        if key in self.known:
-            return self.known[key]
+        return self.keep(x, inside, self.cuts.solve_masks(x, inside, self.mask & ~inside))
+
+    def cuts_of(self, ready: list[int], inside: int) -> list[tuple[int | None, int]]:
+        """:meth:`cut` of each chosen op of ``ready`` (indices) with ``inside`` run;
+        those not known are solved together (:meth:`StepCuts.solve_group`)."""
+        found = [self.lookup(i, inside) for i in ready]
+        missing = [i for i, answer in zip(ready, found, strict=True) if answer is None]
+        if len(missing) < 2:
+            return [
+                self.cut(i, inside) if a is None else a for i, a in zip(ready, found, strict=True)
+            ]
+        self.spend()
+        xs = [self.chosen[i] for i in missing]
+        solved = iter(self.cuts.solve_group(xs, inside, self.mask & ~inside))
+        return [
+            self.keep(self.chosen[i], inside, next(solved)) if a is None else a
+            for i, a in zip(ready, found, strict=True)
+        ]
+
+    def lookup(self, i: int, inside: int) -> tuple[int | None, int] | None:
+        """:meth:`cut` when it is known, or a cut of the previous choice serves; else
+        None."""
+        x = self.chosen[i]
+        known = self.known.get((x, inside))
+        if known is not None:
+            return known
         old = self.prior.get((x, inside & self.prior_chosen))
         if old is not None:
             value, side = old  # fits the ops chosen since: the same least step
             if value is None or not (side ^ inside) & self.mask & ~self.prior_chosen:
-                self.make_room()
-                self.known[key] = old
-                return old
-        self.spend()
+                return self.keep(x, inside, old)
+        return None
+
+    def keep(self, x: int, inside: int, answer: tuple[int | None, int]) -> tuple[int | None, int]:
+        """Keeps ``answer`` as op ``x``'s cut with ``inside`` run (:meth:`make_room`
+        first), and returns it."""
         self.make_room()
-        self.known[key] = self.cuts.solve_masks(x, inside, self.mask & ~inside & ~(1 << x))
-        return self.known[key]
+        self.known[(x, inside)] = answer
+        return answer
 
     def kept(self) -> int:
         """The cuts and dead sets kept, the smaller choices' included."""
@@ -492,10 +549,8 @@ class _Sequences:
                 self.kill(inside, least)
                 return least
         least, steps = NEVER, []
-        for i in range(self.k):
-            if done >> i & 1 or self.ancestors[i] & ~done:
-                continue
-            c, side = self.cut(i, inside)
+        ready = [i for i in range(self.k) if not (done >> i & 1 or self.ancestors[i] & ~done)]
+        for i, (c, side) in zip(ready, self.cuts_of(ready, inside), strict=True):
             if c is None:
                 continue
             if c > level:
