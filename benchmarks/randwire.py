@@ -18,7 +18,8 @@ one at a time after the others so that they have every core (with two searchers
 or more, a round from above runs with one fewer beside the cut bound's
 max-flows), and the stretch graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052
 ops) at the largest of ``--limits`` (those in ``--threads-networks`` also with
-``--threads``). Each (network, time limit) is one run of ``exact`` in
+``--threads``), and the frontier graphs (ER, N = ``--frontier``: 40 and 44, every
+seed) at the largest of ``--limits``. Each (network, time limit) is one run of ``exact`` in
 a fresh process, so its max RSS is its own; ``--jobs`` of them run at a time
 (2 by default, one per core), each with one searcher (``threads=1``) but the threads runs. Reported: the order's peak, the proven lower bound, the
 bounds it started from (trivial per-op and width, :mod:`serenity.memory.bounds`; the
@@ -235,6 +236,7 @@ def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
         ("long", "longer limit"),
         ("memory", "more memory"),
         ("threads", "threads"),
+        ("frontier", "frontier"),
         ("stretch", "stretch"),
     )
     for kind, what in kinds:
@@ -309,6 +311,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[128, 256, 352],
         help="WS N for the stretch graphs (seed 0, the largest of --limits)",
     )
+    ap.add_argument(
+        "--frontier",
+        type=int,
+        nargs="*",
+        default=[40, 44],
+        help="ER N between the grid's, every --seeds, at the largest of --limits",
+    )
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (each in its own process)")
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS-randwire.md")
     args = ap.parse_args(argv)
@@ -332,6 +341,12 @@ def main(argv: list[str] | None = None) -> int:
             threaded.append((name, gen, n, seed, spec, max(args.limits), memory))
         if name in args.threads_networks and name in args.more_memory and args.long:
             threaded.append((name, gen, n, seed, spec, max(args.long), more))
+    for n in args.frontier:
+        for seed in args.seeds:
+            config = replace(RANDWIRE_CIFAR10, nodes=n, generator="er")
+            spec = (config, seed, f"rw_er{n}_{seed}")
+            name = f"ER N={n} seed {seed}"
+            plan.append(("frontier", name, "er", n, seed, spec, max(args.limits), memory))
     for n in args.stretch:
         config = replace(RANDWIRE_CIFAR10, nodes=n, generator="ws")
         spec = (config, 0, f"rw_ws{n}_0")
