@@ -363,7 +363,12 @@ class StepCuts:
             [self.direct_masks[x].to_bytes(width, "little") for x in xs],
             True,
         )
-        return [self._step_of(x, *answer) for x, answer in zip(xs, answers, strict=True)]
+        self.solves += len(xs)
+        constant, own, number = self.constant, self.own, int.from_bytes
+        return [
+            (None, 0) if cut < 0 else (cut + constant + own[x], number(bits, "little"))
+            for x, (cut, bits) in zip(xs, answers, strict=True)
+        ]
 
     def _step_of(self, v: int, cut: int, bits: bytes) -> tuple[int | None, int]:
         """``v``'s step and downset from a compiled answer (counted as a solve)."""
@@ -445,53 +450,43 @@ class _Sequences:
         self.stop_at = 0  # cuts.solves at which the budget is spent
         self.deadline: float | None = None  # time.perf_counter() at which it is, too
 
-    def cut(self, i: int, inside: int) -> tuple[int | None, int]:
-        """The least step of chosen op ``i`` with the chosen ops ``inside`` (a bitmask of
-        ops) run before it and the others after it, and a downset it is reached from."""
-        found = self.lookup(i, inside)
-        if found is not None:
-            return found
-        self.spend()
-        x = self.chosen[i]
-        return self.keep(x, inside, self.cuts.solve_masks(x, inside, self.mask & ~inside))
-
     def cuts_of(self, ready: list[int], inside: int) -> list[tuple[int | None, int]]:
-        """:meth:`cut` of each chosen op of ``ready`` (indices) with ``inside`` run;
-        those not known are solved together (:meth:`StepCuts.solve_group`)."""
-        found = [self.lookup(i, inside) for i in ready]
-        missing = [i for i, answer in zip(ready, found, strict=True) if answer is None]
-        if len(missing) < 2:
-            return [
-                self.cut(i, inside) if a is None else a for i, a in zip(ready, found, strict=True)
-            ]
-        self.spend()
-        xs = [self.chosen[i] for i in missing]
-        solved = iter(self.cuts.solve_group(xs, inside, self.mask & ~inside))
-        return [
-            self.keep(self.chosen[i], inside, next(solved)) if a is None else a
-            for i, a in zip(ready, found, strict=True)
-        ]
-
-    def lookup(self, i: int, inside: int) -> tuple[int | None, int] | None:
-        """:meth:`cut` when it is known, or a cut of the previous choice serves; else
-        None."""
-        x = self.chosen[i]
-        known = self.known.get((x, inside))
-        if known is not None:
-            return known
-        old = self.prior.get((x, inside & self.prior_chosen))
-        if old is not None:
-            value, side = old  # fits the ops chosen since: the same least step
-            if value is None or not (side ^ inside) & self.mask & ~self.prior_chosen:
-                return self.keep(x, inside, old)
-        return None
-
-    def keep(self, x: int, inside: int, answer: tuple[int | None, int]) -> tuple[int | None, int]:
-        """Keeps ``answer`` as op ``x``'s cut with ``inside`` run (:meth:`make_room`
-        first), and returns it."""
-        self.make_room()
-        self.known[(x, inside)] = answer
-        return answer
+        """Per chosen op of ``ready`` (indices): its least step with the chosen ops
+        ``inside`` (a bitmask of ops) run before it and the others after it, and a
+        downset it is reached from. Known ones are kept, a cut of the previous choice
+        serves when its downset already puts each op chosen since on the side now
+        asked (the same least step), and the others are solved together
+        (:meth:`StepCuts.solve_group`)."""
+        self.make_room(len(ready))
+        known, prior, chosen, since = self.known, self.prior, self.chosen, self.prior_chosen
+        fresh = self.mask & ~since  # the ops chosen since
+        found: list[tuple[int | None, int] | None] = []
+        xs = []
+        for i in ready:
+            x = chosen[i]
+            answer = known.get((x, inside))
+            if answer is None:
+                old = prior.get((x, inside & since))
+                if old is not None and (old[0] is None or not (old[1] ^ inside) & fresh):
+                    known[(x, inside)] = answer = old
+                else:
+                    xs.append(x)
+            found.append(answer)
+        if xs:
+            self.spend()
+            room = self.stop_at - self.cuts.solves  # as many as one at a time would
+            outside = self.mask & ~inside
+            if len(xs) == 1:
+                solved = [self.cuts.solve_masks(xs[0], inside, outside)]
+            else:
+                solved = self.cuts.solve_group(xs[:room], inside, outside)
+            for x, answer in zip(xs, solved, strict=False):
+                known[(x, inside)] = answer
+            if len(xs) > room:
+                raise _OutOfSolves  # the budget spent on the first of them
+            answers = iter(solved)
+            found = [next(answers) if answer is None else answer for answer in found]
+        return found  # type: ignore[return-value]
 
     def kept(self) -> int:
         """The cuts and dead sets kept, the smaller choices' included."""
@@ -499,20 +494,22 @@ class _Sequences:
 
     def kill(self, inside: int, least: int) -> None:
         """Keeps ``inside`` dead below ``least`` (:meth:`make_room` first)."""
-        self.make_room()
+        self.make_room(1)
         self.dead[inside] = least
 
-    def make_room(self) -> None:
-        """At ``most`` entries kept, forgets the cuts first (solved again when asked; the
-        dead sets are what spares a search its states), then the smaller choices' dead
-        sets, then this one's, until fewer are kept."""
-        if self.kept() < self.most:
+    def make_room(self, adding: int) -> None:
+        """When ``adding`` more entries would keep ``most``, forgets the cuts first
+        (solved again when asked; the dead sets are what spares a search its states),
+        then the smaller choices' dead sets, then this one's, until fewer would be
+        kept."""
+        most = self.most - adding
+        if self.kept() < most:
             return
         self.forgotten += 1
         self.known, self.prior = {}, {}
-        if self.kept() >= self.most:
+        if self.kept() >= most:
             self.prior_dead, self.prior_dead_count = [], 0
-            if self.kept() >= self.most:
+            if self.kept() >= most:
                 self.dead = {}
 
     def runs(self) -> list[int]:
