@@ -171,6 +171,7 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     module = importlib.import_module("serenity.schedule.exact")
     rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
     monkeypatch.setattr(module, "CUT_SECONDS", 2_000 / rate)
+    monkeypatch.setattr(module, "CUT_TURNS", 1.0)  # short turns: the rounds resume
     answers: list[str] = []
 
     def spy(*args: object, pause_at: float | None = None, **kw: object) -> Decision:

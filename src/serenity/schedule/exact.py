@@ -159,10 +159,11 @@ least step over the downsets it may run from, one max-flow per op, raised by
 sequences of chosen ops; over the block orders) gets ``CUT_SHARE`` of the limit's
 worth of max-flows (at most ``CUT_SECONDS``; counted, not timed, and never past
 the deadline) and stops at the best order's peak, which it then proves optimal.
-Then it takes turns with the rounds from above (below): a round runs as long as
-the last turn, is paused (the compiled core keeps its path and dead sets:
+Then it takes turns with the rounds from above (below): a round runs for its
+turn, is paused (the compiled core keeps its path and dead sets:
 ``within(pause_at=...)``) while the sequences get their turn, and resumes; each
-pair of turns (the sequences', then the rounds') is twice as long as the last.
+pair of turns (the sequences', then the rounds') is twice as long as the last, and
+the sequences' turn ``CUT_TURNS`` (7) times as long as the rounds' before it.
 A turn of the sequences runs in pieces of ``_CUT_PIECE`` seconds' worth; after
 each, a witness that is new is followed, with the turn's seconds (before, once
 at the end of the turn): the order through an early level's witness is often the
@@ -927,6 +928,13 @@ MINOR_SECONDS = 7.5
 #: 1 s turns: WS N=48 seed 0 proven in 4.2 against 5.2 s wall (by hand).
 CUT_SHARE = 0.04
 CUT_SECONDS = 2.0
+#: A turn of the sequences (after the first) is this many times as long as the rounds'
+#: turn before it. It was 1: the rounds from above had half the time and answered on
+#: no RandWire graph of the benchmark at 60 s (every proof there is the cut bound's).
+#: By hand at 60 s, one searcher, 7 against 1: ER N=48 seed 2 proven in 52.7 CPU s
+#: (3.3% gap), ER N=44 seed 2 a 3.6% gap (7.4%); WS N=48/64 and ER N=32/40 proven
+#: as fast, ER N=64 seed 0 and WS N=256 the same bounds; 3: ER N=48 seed 2 3.3%.
+CUT_TURNS = 7.0
 #: When the rounds from above stop, the cut bound's sequences go on with the time left,
 #: at most this many seconds' worth; the rounds from below get the rest.
 CUT_LATER_SECONDS = 60.0
@@ -1473,7 +1481,7 @@ def exact(
                 if answer.status == "paused":  # the cut bound's turn, then the round's again
                     paused = answer.visited  # the core's count so far (it goes on from it)
                     if not alongside:
-                        low = max(low, more_cuts(turn[0], k, low))
+                        low = max(low, more_cuts(CUT_TURNS * turn[0], k, low))
                     if seg_peak[k] <= limit:  # a better order: the round asked above it
                         decided["visited"] += paused
                         paused = 0
