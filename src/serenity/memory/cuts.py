@@ -254,6 +254,7 @@ class StepCuts:
         self.direct = [sorted(d) for d in direct]
         self.direct_masks = [sum(1 << u for u in d) for d in direct]
         self.width = (n + 7) // 8  # bytes of a bitmask of ops
+        self.direct_bytes = [mask.to_bytes(self.width, "little") for mask in self.direct_masks]
         source, sink = n + m, n + m + 1
         infinite = sum(sizes) + 1
         self.infinite = infinite
@@ -360,7 +361,7 @@ class StepCuts:
         answers = self.compiled.solve_group(
             inside.to_bytes(width, "little"),
             outside.to_bytes(width, "little"),
-            [self.direct_masks[x].to_bytes(width, "little") for x in xs],
+            [self.direct_bytes[x] for x in xs],
             True,
         )
         self.solves += len(xs)
