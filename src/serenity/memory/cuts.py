@@ -36,10 +36,15 @@ ask for the cuts of every op ready at a set run at once: the same ops forced to
 either side but each op's predecessors, so the max-flow of the shared sides is
 solved once and each op's grown from its flow (:meth:`StepCuts.solve_group`; the
 least source side of the shared one joins the source, as every larger query's holds
-it). Both lines, max-flows alone: ER N=48 seed 2 reached 2,334,720 in 9.8 s instead
-of 22.4 and 2,412,544, its best order's peak, in 36.6 s (not in 40 s before); WS N=64
-seed 1 its optimum in 0.3 s instead of 0.8; WS N=256 seed 0 5,758,976 in 29 s where
-40 s had stopped at 5,603,328.
+it). Both lines, max-flows alone, lifted in pieces of 1 s's worth (at the previous
+``COMPILED_SOLVE_RATE``, so the same pieces): ER N=48 seed 2 reached 2,334,720 in
+9.8 s instead of 22.4 and 2,412,544, its best order's peak, in 36.6 s (not in 40 s
+before); WS N=64 seed 1 its optimum in 0.3 s instead of 0.8; WS N=256 seed 0
+5,758,976 in 29 s where 40 s had stopped at 5,603,328. With the lookups and the
+room made once per set, 1M max-flows of ER N=48 seed 2 took 9.5 s instead of 12.0.
+Which of the lines gets which budget depends on the pieces, so the levels reached in
+a time do too (at today's rate the same run reaches 2,334,720 in 11.1 s and not
+2,412,544 in 40 s); the engine's proofs are in ``benchmarks/RESULTS-randwire.md``.
 
 **Sequences.** Take ``k`` ops ``X``. In every order they run in some sequence
 ``x_1, ..., x_k``, and at ``x_i``'s step the set run holds ``x_1..x_{i-1}`` (and
