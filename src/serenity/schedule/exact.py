@@ -197,17 +197,19 @@ hand, 60 s; the same proofs at 5 s).
 Before the turns the bounds had fixed shares (10% of the limit each for the cut
 bound and the width bound's minor step) and the rounds from above stopped at 60%
 of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
-(``benchmarks/RESULTS-randwire.md``, with the sequences' turns in pieces; in
-brackets the run before it, whole turns): 18 of 24 WS and ER graphs proven (18;
-17 at 5 s, 13 before the dead sets), every WS graph of N <= 64 among them: WS
-N=64 seeds 0-2 in 3.2, 2.9 and 4.0 CPU s (5.0, 8.8, 4.9 s), WS N=48 seeds 0-2
-in 2.6, 3.8 and 2.8 s (2.5, 5.0, 5.1 s), ER N=32 in 2.5, 4.9 and 7.2 s (3.5,
-4.8, 9.8 s); WS N=128 seed 0 (1,843 ops) proven in 3.2 s (9.2 s); gaps ER N=48
-3.6, 6.9 and 6.9% (3.3% for seed 2 in a first run of the same engine), ER N=64
-19.4, 16.2 and 18.4% (19.4, 16.2, 21.1%), WS N=256 19.4% (22.2%), WS N=352 37.1% (the same); at 5 s the same
-(ER N=48 3.6, 10.7 and 10.3%). With two searchers (rounds beside the
-sequences) ER N=64 seed 0 16.2%. Where it loses: WS N=48 seed 0 and ER N=32
-seed 1 0.1-0.2 s more. The
+(``benchmarks/RESULTS-randwire.md``, with the cuts solved in groups and the
+sequences' turns ``CUT_TURNS`` times the rounds'; in brackets the run before,
+turns of equal length): 19 of 24 WS and ER graphs proven (18; 18 at 5 s, 17; 13
+before the dead sets), every WS graph of N <= 64 among them: WS N=64 seeds 0-2
+in 2.9, 2.8 and 3.1 CPU s (3.2, 2.9, 4.0 s), WS N=48 seeds 0-2 in 2.0, 3.1 and
+4.5 s (2.6, 3.8, 2.8 s), ER N=32 in 2.2, 3.9 and 3.5 s (2.5, 4.9, 7.2 s), ER N=48
+seed 2 in 56.5 s (6.9%); WS N=128 seed 0 (1,843 ops) proven in 2.2 s (3.2 s);
+ER N=40 seeds 0-2 in 6.1, 2.8 and 3.1 s, ER N=44 seeds 0-1 in 27.7 and 20.1 s;
+gaps ER N=44 seed 2 3.6%, ER N=48 seeds 0-1 3.6 and 6.9% (the same), ER N=64
+16.2, 16.2 and 18.4% (19.4, 16.2, 18.4%), WS N=256 16.2% (19.4%), WS N=352
+34.1% (37.1%); at 5 s ER N=32 seed 2 proven too. With two searchers (rounds
+beside the sequences) ER N=48 seed 2 proven in 38.8 s wall. Where it loses: WS
+N=48 seed 2 4.5 CPU s against 2.8. The
 width bound's minor step runs at the hand-over only when the cut bound does not
 (``CUT_SECONDS`` 0, or capacities past 64 bits), with ``MINOR_SHARE`` of the
 limit's worth of steps (at most ``MINOR_SECONDS``): the cut bound was the higher
