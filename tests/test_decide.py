@@ -22,6 +22,7 @@ from test_exact_rules import _initial, oracle_optimum, wired
 from test_scheduling import brute_force
 
 from serenity import Problem, ScheduleOptions, UsageError, simulate
+from serenity._native import native_wanted
 from serenity.memory import cuts
 from serenity.schedule import default_threads
 from serenity.schedule import exact as exact_module
@@ -193,7 +194,10 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
 
 
-@pytest.mark.skipif(exact_module._core is None, reason="compiled core not built")
+@pytest.mark.skipif(
+    exact_module._core is None or not native_wanted(),
+    reason="compiled core not built, or SERENITY_PURE_PYTHON set",
+)
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_rounds_run_beside_the_cut_bound_with_two_threads(
     seed: int, monkeypatch: pytest.MonkeyPatch
