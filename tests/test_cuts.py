@@ -338,6 +338,23 @@ def test_every_sequence_from_a_dead_set_reaches_its_level(data: st.DataObject) -
                 assert peaks[inside] >= level
 
 
+def _three_cuts(
+    data: st.DataObject, inplace: bool, blocks: bool
+) -> tuple[Problem, tuple[StepCuts, StepCuts, StepCuts]]:
+    """A drawn graph (with the block orders' precedences when ``blocks``) and its cuts
+    three ways: compiled with the closures kept, compiled following the arcs
+    (``CLOSURE_BYTES`` 0), and OR-Tools' reference."""
+    p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
+    before = block_precedences(p) if blocks else None
+    fast = StepCuts(p, inplace=inplace, before=before)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuts, "CLOSURE_BYTES", 0)
+        walked = StepCuts(p, inplace=inplace, before=before)
+    reference = StepCuts(p, inplace=inplace, before=before)
+    reference.compiled = None
+    return p, (fast, walked, reference)
+
+
 @pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
 @MANY
 @given(st.data(), st.booleans(), st.booleans())
@@ -350,14 +367,7 @@ def test_the_compiled_cuts_are_the_reference_ones(
     contradictory included, given as lists or as bitmasks, with the ops' closures
     kept or (``CLOSURE_BYTES`` 0) the arcs followed; with ``SERENITY_PURE_PYTHON=1``
     the reference runs."""
-    p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
-    before = block_precedences(p) if blocks else None
-    fast = StepCuts(p, inplace=inplace, before=before)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cuts, "CLOSURE_BYTES", 0)
-        walked = StepCuts(p, inplace=inplace, before=before)
-    reference = StepCuts(p, inplace=inplace, before=before)
-    reference.compiled = None
+    p, (fast, walked, reference) = _three_cuts(data, inplace, blocks)
     assert fast.compiled is not None and walked.compiled is not None
     n = p.num_ops
     for _ in range(12):
@@ -391,14 +401,7 @@ def test_a_group_of_cuts_is_each_cut_alone(
     the closures kept or the arcs followed, and by OR-Tools: the same step and least
     downset, none where its predecessors or the shared sides contradict; the queries
     after a group are unharmed."""
-    p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
-    before = block_precedences(p) if blocks else None
-    fast = StepCuts(p, inplace=inplace, before=before)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(cuts, "CLOSURE_BYTES", 0)
-        walked = StepCuts(p, inplace=inplace, before=before)
-    reference = StepCuts(p, inplace=inplace, before=before)
-    reference.compiled = None
+    p, (fast, walked, reference) = _three_cuts(data, inplace, blocks)
     n = p.num_ops
     ops = st.lists(st.integers(0, n - 1), unique=True)
     for _ in range(6):

@@ -444,6 +444,7 @@ class _Sequences:
         # (op, the chosen ops run before it, as a bitmask of ops) -> (its cut, a downset)
         self.known: dict[tuple[int, int], tuple[int | None, int]] = {}
         self.prior, self.prior_chosen = prior or {}, prior_chosen
+        self.fresh = self.mask & ~prior_chosen  # the ops chosen since
         # The sets of chosen ops run (bitmasks of ops) from which every sequence has a
         # cut at or above a level: set -> that level. Each smaller choice's, with its
         # chosen ops, prune this one's too (module docstring, "Sequences").
@@ -464,8 +465,8 @@ class _Sequences:
         asked (the same least step), and the others are solved together
         (:meth:`StepCuts.solve_group`)."""
         self.make_room(len(ready))
-        known, prior, chosen, since = self.known, self.prior, self.chosen, self.prior_chosen
-        fresh = self.mask & ~since  # the ops chosen since
+        known, prior, chosen = self.known, self.prior, self.chosen
+        since, fresh = self.prior_chosen, self.fresh
         found: list[tuple[int | None, int] | None] = []
         xs = []
         for i in ready:
