@@ -32,8 +32,16 @@ from serenity.memory.cuts import (
     compiled,
     cut_bound,
 )
+from serenity.schedule import exact as exact_module
 from serenity.schedule import fuse
-from serenity.schedule.exact import _compile, _through, block_precedences, exact
+from serenity.schedule.exact import (
+    _compile,
+    _probe_gap,
+    _Search,
+    _through,
+    block_precedences,
+    exact,
+)
 
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -116,6 +124,63 @@ def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
     assert len(chain) == p.num_ops or p.num_ops == 0
     if not inplace:
         assert peak == bound == oracle_optimum(p)
+
+
+@MANY
+@given(wired(), st.integers(-3, 3), st.integers(-3, 3), st.sampled_from([0, 1, 5, 1 << 40]))
+def test_the_gap_probes_find_an_order_within_the_limit_they_were_given(
+    p: Problem, low_off: int, high_off: int, budget: int
+) -> None:
+    """``_probe_gap`` between ``low`` and ``high`` around the optimum: an order it returns
+    is a real order with every step within ``high`` (``low`` above it is taken as
+    ``high``); with visits enough, it finds one within ``low`` exactly when the optimum
+    is, one exactly when the optimum is within ``high``."""
+    best = oracle_optimum(p)
+    high = best + high_off
+    low = min(best + low_off, high)
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    initial = simulate(p, list(range(p.num_ops))).initial_bytes
+    search = _Search(ops, 0, goal, initial, 0, 1 << 60, None, lambda: None)
+    order, spent = _probe_gap(search, low, high, budget)
+    assert spent <= max(budget, 0) + 1024
+    if order is not None:
+        assert sorted(order) == list(range(p.num_ops)) and p.is_topological(order)
+        peak = simulate(p, order).peak_bytes
+        assert best <= peak <= high
+    if budget == 1 << 40:  # every probe answers
+        if best <= low:
+            assert order is not None and simulate(p, order).peak_bytes <= low
+        elif best <= high:
+            assert order is not None
+        else:
+            assert order is None
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), st.integers(0, 30), st.integers(-2, 4))
+def test_the_witness_s_gaps_probed_by_dives_give_real_orders_below_the_upper_bound(
+    data: st.DataObject, solves: int, above: int
+) -> None:
+    """With no best-first states at all (``_WINDOW_EXPANSIONS`` 0) every gap of the
+    witness goes to the decision probes: the order through the chain is a real order
+    through each of its sets with every step below ``upper``, or None."""
+    p = data.draw(problems(max_ops=12))
+    ops, full = _compile(p, False), (1 << p.num_ops) - 1
+    initial = simulate(p, list(range(p.num_ops))).initial_bytes
+    cuts = CutBound(p)
+    cuts.lift(max_solves=solves)
+    chain = cuts.witness()
+    upper = oracle_optimum(p) + above
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact_module, "_WINDOW_EXPANSIONS", 0)
+        order = _through(ops, 0, initial, full, chain, 0, upper, None, True, 1 << 40)
+    if order is not None:
+        assert sorted(order) == list(range(p.num_ops)) and p.is_topological(order)
+        runs = set(itertools.accumulate((1 << v for v in order), operator.or_, initial=0))
+        assert runs.issuperset(chain)
+        assert simulate(p, order).peak_bytes < upper
+    if not chain:
+        assert (order is not None) == (above > 0)  # one gap: the probes answer exactly
 
 
 @MANY

@@ -104,6 +104,34 @@ def test_a_budget_stops_the_search_without_a_wrong_answer(p: Problem) -> None:
         assert out.status in ({"none", "timeout"} if limit < best else {"found", "timeout"})
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_visit_budget_stops_the_same_in_the_core_and_in_python(seed: int) -> None:
+    """``max_visits`` is a count, checked every 1,024 visits: the compiled core and the
+    Python reference stop at the same visit with the same answer, and a budget past
+    what the search needs changes nothing. At the level under the optimum (ops of 4 B:
+    levels 4 B apart), where "none" takes 3,000-30,000 visits on these graphs."""
+    p = random_wired(seed, 50)
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    limit = _initial(p)
+    while within(_search(p), limit + 4).status == "none":
+        limit += 4
+    answers = {}
+    for core in (False, True):
+        search = _Search(ops, 0, goal, _initial(p), 0, 1 << 60, None, lambda: None, core=core)
+        free = within(search, limit)
+        assert free.status == "none" and free.visited > 3000
+        rows = [(free.status, free.visited, free.order, free.bound)]
+        for visits in (0, 1, 1024, 3000, free.visited + 2048):
+            out = within(search, limit, max_visits=visits)
+            rows.append((out.status, out.visited, out.order, out.bound))
+            if visits < free.visited:
+                assert out.status == "timeout"
+                assert visits <= out.visited < visits + 1024 and out.visited % 1024 == 0
+        assert rows[-1] == rows[0]  # enough visits: the answer without a budget
+        answers[core] = rows
+    assert answers[False] == answers[True]
+
+
 @pytest.fixture
 def no_minors(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bounds at the hand-over (the cut bound, the width bound's minor step) prove

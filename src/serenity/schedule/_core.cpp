@@ -520,7 +520,7 @@ class CoreBase {
     // Decision search (serenity.schedule.decide.within): resumable across SLICE returns
     // while the limit stays the same.
     virtual int decide(i64 limit, double remaining, i64 max_bytes, double slice,
-                       i64 max_dead, int threads) = 0;
+                       i64 max_dead, int threads, i64 max_visits) = 0;
     virtual void decide_reset() = 0;
     virtual size_t dead_count() const = 0;
     virtual size_t dead_most() const = 0;  // the most held at once since decide_reset()
@@ -694,8 +694,9 @@ class Core : public CoreBase {
     // the table alone it raises a flag, the others park at their next check (every
     // 1,024 of their visits), and it evicts or grows with no searcher running.
     int decide(i64 limit, double remaining, i64 max_bytes, double slice, i64 max_dead,
-               int threads) override {
+               int threads, i64 max_visits) override {
         const Stops stops(remaining, slice);
+        max_visits_ = threads <= 1 ? max_visits : -1;
         threads = std::max(threads, 1);
         if (!deciding_ || limit != limit_ || size_t(threads) != workers_.size()) {
             decide_reset();
@@ -932,6 +933,7 @@ class Core : public CoreBase {
                 continue;
             }
             if (((w.visited + 1) & 1023) == 1) {  // as Python: at visits 1, 1025, ...
+                if (alone && max_visits_ >= 0 && w.visited >= max_visits_) return TIMEOUT;
                 int status = alone ? check(stops, max_bytes, max_dead)
                                    : sync(w, stops, max_bytes, max_dead);
                 if (status) return status;  // this visit is made on resume
@@ -1105,6 +1107,7 @@ class Core : public CoreBase {
     int outcome_ = 0;
     DeadSet dead_;
     i64 limit_ = 0, start_mem_ = 0, min_rise_ = 0;
+    i64 max_visits_ = -1;  // decide(): one searcher stops at the check past it (-1: none)
     // Evictions per decision (decide._MAX_EVICTIONS): past them, re-searches would cost
     // more than the sets save, and the search stops at the cap.
     static constexpr int kMaxEvictions = 4;
@@ -1203,9 +1206,11 @@ PYBIND11_MODULE(_core, m) {
         .def_readonly("order", &CoreBase::order)
         .def("decide", &CoreBase::decide, py::arg("limit"), py::arg("remaining"),
              py::arg("max_bytes"), py::arg("slice"), py::arg("max_dead") = -1,
-             py::arg("threads") = 1, py::call_guard<py::gil_scoped_release>(),
+             py::arg("threads") = 1, py::arg("max_visits") = -1,
+             py::call_guard<py::gil_scoped_release>(),
              "Decision search within `limit` until an answer, a stop or the end of the slice;"
-             " `threads` searchers share the dead sets.")
+             " `threads` searchers share the dead sets; one searcher stops (TIMEOUT) at the"
+             " check after `max_visits` visits.")
         .def("decide_reset", &CoreBase::decide_reset, "Free the decision search's sets.")
         .def_property_readonly("dead_count", &CoreBase::dead_count)
         .def_property_readonly("dead_most", &CoreBase::dead_most)

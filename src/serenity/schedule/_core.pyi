@@ -45,6 +45,7 @@ class Core:
         slice: float,
         max_dead: int = -1,
         threads: int = 1,
+        max_visits: int = -1,
     ) -> int: ...
     def decide_reset(self) -> None: ...
 

@@ -154,6 +154,7 @@ def within(
     threads: int = 1,
     pause_at: float | None = None,
     stop: threading.Event | None = None,
+    max_visits: int | None = None,
 ) -> Decision:
     """Decide whether the segment of ``search`` has an order with every step at most ``limit``.
 
@@ -169,11 +170,15 @@ def within(
     same limit and threads goes on from there (any other call starts afresh; so does
     this reference, which keeps nothing between calls).
 
+    With ``max_visits`` (one searcher) the answer is ``"timeout"`` at the first check
+    (one every 1,024 visits) past that many visits: a budget that, unlike the
+    deadline, gives the same answer on any machine, compiled or not.
+
     Complexity: see the module docstring.
     """
     if search._core is not None:
         return _within_core(
-            search, limit, deadline, max_bytes, tick, max_dead, threads, pause_at, stop
+            search, limit, deadline, max_bytes, tick, max_dead, threads, pause_at, stop, max_visits
         )
     goal = search.goal
     use_free = search.use_free_moves
@@ -250,6 +255,8 @@ def within(
         if nxt in dead:
             continue
         if visited & 1023 == 0:  # before visits 1, 1025, ...: a spent budget stops at once
+            if max_visits is not None and visited >= max_visits:
+                return answer("timeout")
             if tick is not None:
                 tick(visited, len(dead))
             now = time.perf_counter()
@@ -312,6 +319,7 @@ def _within_core(
     threads: int = 1,
     pause_at: float | None = None,
     stop: threading.Event | None = None,
+    max_visits: int | None = None,
 ) -> Decision:
     """:func:`within` in the compiled core (a port: same visits, order and next level;
     its memory cap counts the real bytes of its tables), in slices for progress and
@@ -339,7 +347,15 @@ def _within_core(
             remaining = 1e30 if deadline is None else deadline - now
             cap = -1 if max_bytes is None else max(0, _clamp(max_bytes))
             piece = _CORE_SLICE if pause_at is None else max(0.0, min(_CORE_SLICE, pause_at - now))
-            status = core.decide(_clamp(limit), remaining, cap, piece, dead_cap, threads)
+            status = core.decide(
+                _clamp(limit),
+                remaining,
+                cap,
+                piece,
+                dead_cap,
+                threads,
+                -1 if max_visits is None else max(0, max_visits),
+            )
             if tick is not None:
                 tick(core.visited, core.dead_most)  # progress; KeyboardInterrupt is seen here
             if status == _core.SLICE and pause_at is not None and time.perf_counter() >= pause_at:
