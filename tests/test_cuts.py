@@ -36,7 +36,7 @@ from serenity.schedule import exact as exact_module
 from serenity.schedule import fuse
 from serenity.schedule.exact import (
     _compile,
-    _probe_gap,
+    _dives,
     _Search,
     _through,
     block_precedences,
@@ -131,7 +131,7 @@ def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
 def test_the_gap_probes_find_an_order_within_the_limit_they_were_given(
     p: Problem, low_off: int, high_off: int, budget: int
 ) -> None:
-    """``_probe_gap`` between ``low`` and ``high`` around the optimum: an order it returns
+    """``_dives`` between ``low`` and ``high`` around the optimum: an order it returns
     is a real order with every step within ``high`` (``low`` above it is taken as
     ``high``); with visits enough, it finds one within ``low`` exactly when the optimum
     is, one exactly when the optimum is within ``high``."""
@@ -141,7 +141,7 @@ def test_the_gap_probes_find_an_order_within_the_limit_they_were_given(
     ops, goal = _compile(p, False), (1 << p.num_ops) - 1
     initial = simulate(p, list(range(p.num_ops))).initial_bytes
     search = _Search(ops, 0, goal, initial, 0, 1 << 60, None, lambda: None)
-    order, spent = _probe_gap(search, low, high, budget)
+    order, spent = _dives(search, low, high, budget)
     assert spent <= max(budget, 0) + 1024
     if order is not None:
         assert sorted(order) == list(range(p.num_ops)) and p.is_topological(order)

@@ -896,7 +896,7 @@ _BEAM_WIDTHS = (64, 512, 4096)
 _WINDOWS = (12, 24, 48, 96, 192, 384)
 #: States one window search may expand before the next window is tried.
 _WINDOW_EXPANSIONS = 20_000
-#: Visits of one decision probe in a gap of the witness's order (:func:`_probe_gap`;
+#: Visits of one decision probe in a gap of the witness's order (:func:`_dives`;
 #: four times as many for the probe below the best order's peak), and the probes that
 #: bisect the gap's level after it.
 _GAP_VISITS = 50_000
@@ -1100,7 +1100,7 @@ def _through(
 
     Each gap between two downsets is searched best-first (``_WINDOW_EXPANSIONS``
     states at most). Past them, the gap is probed by decision dives
-    (:func:`_probe_gap`): the memory at each downset of the chain is a function of the
+    (:func:`_dives`): the memory at each downset of the chain is a function of the
     set, so the gaps are independent and the walk peaks at its highest gap; a gap is
     asked first for an order within the walk's highest step so far (or ``bound``),
     which costs the walk nothing, then for one below ``upper``, then the least level
@@ -1129,7 +1129,7 @@ def _through(
         except _Timeout:
             budget -= search.expanded
             search.clear()
-            found, spent = _probe_gap(_Search(*args), max(bound, height), upper - 1, budget)
+            found, spent = _dives(_Search(*args), max(bound, height), upper - 1, budget)
             budget -= spent
             if found is None:
                 beam = _Search(*args)
@@ -1147,7 +1147,7 @@ def _through(
     return order
 
 
-def _probe_gap(search: _Search, low: int, high: int, budget: int) -> tuple[list[int] | None, int]:
+def _dives(search: _Search, low: int, high: int, budget: int) -> tuple[list[int] | None, int]:
     """An order of ``search``'s segment with every step within ``high``, as low as
     decision dives find (:func:`_through`): first within ``low``, then within
     ``high``, then bisected between (``_GAP_PROBES`` probes of ``_GAP_VISITS``
