@@ -135,10 +135,14 @@ of the set executed, so the steps outside it do not change). Each of the cut
 bound's turns (below) ends with the same windows, within the turn's seconds,
 first on the order through the cut bound's witness when it is new
 (:mod:`serenity.memory.cuts`, "Witness"; its gaps searched within the turn's
-worth of states, ``WITNESS_RATE`` a second; adopted when it peaks lower), else
+worth of states, ``WITNESS_RATE`` a second, a gap past the best-first search's
+share probed by decision dives, :func:`_through`; adopted when it peaks lower), else
 on the best order when it changed: WS N=128 seed 0 (894 fused ops),
 3,579,904 -> 3,268,608 bytes at 60 s (the optimum), the witness's order found
-in 9 s; WS N=64 seed 1 is proven by the witness's order (8.3 CPU s).
+in 9 s; WS N=64 seed 1 is proven by the witness's order (8.3 CPU s). With the
+dives (by hand, 60 s, one searcher) WS N=256 seed 0's witnesses gave 6,303,744
+bytes where the narrowest beam had failed every gap of 300-700 ops after the
+first (6,692,864, the best order then).
 The order
 returned is the best one found; the bound is the highest proven: the gap
 reported is the one proven. Handing over at the first slice rather than after
