@@ -141,12 +141,14 @@ def test_the_gap_probes_find_an_order_within_the_limit_they_were_given(
     ops, goal = _compile(p, False), (1 << p.num_ops) - 1
     initial = simulate(p, list(range(p.num_ops))).initial_bytes
     search = _Search(ops, 0, goal, initial, 0, 1 << 60, None, lambda: None)
-    order, spent = _dives(search, low, high, budget)
+    order, peak, spent = _dives(search, low, high, budget)
     assert spent <= max(budget, 0) + 1024
     if order is not None:
         assert sorted(order) == list(range(p.num_ops)) and p.is_topological(order)
-        peak = simulate(p, order).peak_bytes
+        assert peak == simulate(p, order).peak_bytes
         assert best <= peak <= high
+    else:
+        assert peak == high + 1
     if budget == 1 << 40:  # every probe answers
         if best <= low:
             assert order is not None and simulate(p, order).peak_bytes <= low

@@ -1133,15 +1133,17 @@ def _through(
         except _Timeout:
             budget -= search.expanded
             search.clear()
-            found, spent = _dives(_Search(*args), max(bound, height), upper - 1, budget)
+            target_peak = max(bound, height)  # within it, the gap costs the walk nothing
+            found, peak, spent = _dives(_Search(*args), target_peak, upper - 1, budget)
             budget -= spent
-            if found is None:
+            if found is None or peak > target_peak:  # the beam may do better than the dives
                 beam = _Search(*args)
                 result = beam.beam(_BEAM_WIDTHS[0], deadline, max(0, budget))
                 budget -= beam.generated
-                if result is None or result[1] >= upper:
+                if result is not None and result[1] < min(peak, upper):
+                    found = result[0]
+                if found is None:
                     return None
-                found = result[0]
             gap = found
         for v in gap:
             during, mem = _step(ops, done, mem, v)
@@ -1151,12 +1153,14 @@ def _through(
     return order
 
 
-def _dives(search: _Search, low: int, high: int, budget: int) -> tuple[list[int] | None, int]:
+def _dives(search: _Search, low: int, high: int, budget: int) -> tuple[list[int] | None, int, int]:
     """An order of ``search``'s segment with every step within ``high``, as low as
     decision dives find (:func:`_through`): first within ``low``, then within
     ``high``, then bisected between (``_GAP_PROBES`` probes of ``_GAP_VISITS``
     visits each, four times that for ``high``), within ``budget`` visits in all.
-    Returns the order (None when none was found) and the visits spent."""
+    Returns the order (None when none was found), its peak (the memory before the
+    segment or its largest step; ``high + 1`` when none was found) and the visits
+    spent."""
     spent = 0
     low = min(low, high)
 
@@ -1171,10 +1175,10 @@ def _dives(search: _Search, low: int, high: int, budget: int) -> tuple[list[int]
     try:
         first = probe(low, _GAP_VISITS)
         if first is not None and first.status == "found":
-            return first.order, spent
+            return first.order, first.peak, spent
         best = probe(high, 4 * _GAP_VISITS) if low < high else None
         if best is None or best.status != "found":
-            return None, spent
+            return None, high + 1, spent
         floor = first.bound if first is not None and first.status == "none" else low + 1
         for _ in range(_GAP_PROBES):
             if floor >= best.peak:
@@ -1187,7 +1191,7 @@ def _dives(search: _Search, low: int, high: int, budget: int) -> tuple[list[int]
                 best = answer
             else:
                 floor = answer.bound if answer.status == "none" else middle + 1
-        return best.order, spent
+        return best.order, best.peak, spent
     finally:
         search.clear()
 
