@@ -201,9 +201,10 @@ hand, 60 s; the same proofs at 5 s).
 Before the turns the bounds had fixed shares (10% of the limit each for the cut
 bound and the width bound's minor step) and the rounds from above stopped at 60%
 of it; graphs the rounds prove paid for both. Measured at 60 s, one searcher
-(``benchmarks/RESULTS-randwire.md``, with the cuts solved in groups and the
-sequences' turns ``CUT_TURNS`` times the rounds'; in brackets the run before,
-turns of equal length): 19 of 24 WS and ER graphs proven (18; 18 at 5 s, 17; 13
+(the benchmark of the session that made them so, with the cuts solved in groups
+and the sequences' turns ``CUT_TURNS`` times the rounds'; in brackets the run
+before, turns of equal length; ``benchmarks/RESULTS-randwire.md`` holds the latest
+run): 19 of 24 WS and ER graphs proven (18; 18 at 5 s, 17; 13
 before the dead sets), every WS graph of N <= 64 among them: WS N=64 seeds 0-2
 in 2.9, 2.8 and 3.1 CPU s (3.2, 2.9, 4.0 s), WS N=48 seeds 0-2 in 2.0, 3.1 and
 4.5 s (2.6, 3.8, 2.8 s), ER N=32 in 2.2, 3.9 and 3.5 s (2.5, 4.9, 7.2 s), ER N=48
