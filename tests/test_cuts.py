@@ -185,6 +185,31 @@ def test_the_witness_s_gaps_probed_by_dives_give_real_orders_below_the_upper_bou
         assert (order is not None) == (above > 0)  # one gap: the probes answer exactly
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wired())
+def test_a_gap_the_dives_leave_high_keeps_the_beam_s_order_when_lower(p: Problem) -> None:
+    """When the dives return a gap order above the walk's height, the narrowest beam
+    tries the gap too and the lower of the two orders is the gap's (here the dives
+    are made to return the file order, the beam's order is computed alone)."""
+    ops, full = _compile(p, False), (1 << p.num_ops) - 1
+    initial = simulate(p, list(range(p.num_ops))).initial_bytes
+    file_order = list(range(p.num_ops))
+    dived = simulate(p, file_order).peak_bytes
+    beam = _Search(ops, 0, full, initial, 0, (1 << 40) - 1, None, lambda: None)
+    beamed = beam.beam(64, None, 1 << 40)
+    assert beamed is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact_module, "_WINDOW_EXPANSIONS", 0)
+        patch.setattr(exact_module, "_dives", lambda *a: (file_order, dived, 0))
+        order = _through(ops, 0, initial, full, [], 0, 1 << 40, None, True, 1 << 40)
+    assert order is not None and p.is_topological(order)
+    peak = simulate(p, order).peak_bytes
+    if dived > 0:  # above the walk's height (0): the beam ran
+        assert peak == min(dived, beamed[1])
+    else:
+        assert order == file_order
+
+
 @MANY
 @given(st.data(), st.booleans())
 def test_each_cut_is_the_least_step_over_the_downsets(data: st.DataObject, inplace: bool) -> None:
