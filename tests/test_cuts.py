@@ -15,7 +15,7 @@ from helpers import problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bounds import summed_stage
-from test_exact_rules import oracle_optimum, wired, wired_inplace
+from test_exact_rules import _initial, oracle_optimum, wired, wired_inplace
 
 from serenity import Problem, ScheduleOptions
 from serenity.memory import cuts, simulate
@@ -139,7 +139,7 @@ def test_the_gap_probes_find_an_order_within_the_limit_they_were_given(
     high = best + high_off
     low = min(best + low_off, high)
     ops, goal = _compile(p, False), (1 << p.num_ops) - 1
-    initial = simulate(p, list(range(p.num_ops))).initial_bytes
+    initial = _initial(p)
     search = _Search(ops, 0, goal, initial, 0, 1 << 60, None, lambda: None)
     order, peak, spent = _dives(search, low, high, budget)
     assert spent <= max(budget, 0) + 1024
@@ -168,7 +168,7 @@ def test_the_witness_s_gaps_probed_by_dives_give_real_orders_below_the_upper_bou
     through each of its sets with every step below ``upper``, or None."""
     p = data.draw(problems(max_ops=12))
     ops, full = _compile(p, False), (1 << p.num_ops) - 1
-    initial = simulate(p, list(range(p.num_ops))).initial_bytes
+    initial = _initial(p)
     cuts = CutBound(p)
     cuts.lift(max_solves=solves)
     chain = cuts.witness()
@@ -192,7 +192,7 @@ def test_a_gap_the_dives_leave_high_keeps_the_beam_s_order_when_lower(p: Problem
     tries the gap too and the lower of the two orders is the gap's (here the dives
     are made to return the file order, the beam's order is computed alone)."""
     ops, full = _compile(p, False), (1 << p.num_ops) - 1
-    initial = simulate(p, list(range(p.num_ops))).initial_bytes
+    initial = _initial(p)
     file_order = list(range(p.num_ops))
     dived = simulate(p, file_order).peak_bytes
     beam = _Search(ops, 0, full, initial, 0, (1 << 40) - 1, None, lambda: None)

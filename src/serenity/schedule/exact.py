@@ -1128,26 +1128,25 @@ def _through(
             return None
         args = (ops, done, target, mem, bound, upper - 1, deadline, lambda: None, free_moves)
         search = _Search(*args, max_expanded=min(_WINDOW_EXPANSIONS, budget))
+        gap: list[int] | None = None
         try:
             gap = search.run()[0]
-            budget -= search.expanded
         except _Exhausted:
             return None
         except _Timeout:
-            budget -= search.expanded
-            search.clear()
+            search.clear()  # the same search answers the dives and runs the beam
+        budget -= search.expanded
+        if gap is None:
             target_peak = max(bound, height)  # within it, the gap costs the walk nothing
-            found, peak, spent = _dives(_Search(*args), target_peak, upper - 1, budget)
+            gap, peak, spent = _dives(search, target_peak, upper - 1, budget)
             budget -= spent
-            if found is None or peak > target_peak:  # the beam may do better than the dives
-                beam = _Search(*args)
-                result = beam.beam(_BEAM_WIDTHS[0], deadline, max(0, budget))
-                budget -= beam.generated
+            if gap is None or peak > target_peak:  # the beam may do better than the dives
+                result = search.beam(_BEAM_WIDTHS[0], deadline, max(0, budget))
+                budget -= search.generated
                 if result is not None and result[1] < min(peak, upper):
-                    found = result[0]
-                if found is None:
+                    gap = result[0]
+                if gap is None:
                     return None
-            gap = found
         for v in gap:
             during, mem = _step(ops, done, mem, v)
             height = max(height, during)
