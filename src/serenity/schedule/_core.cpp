@@ -776,6 +776,8 @@ class Core : public CoreBase {
     size_t dead_dropped() const override { return dead_.dropped(); }
 
     bool use_free_moves = true;
+    int free_set_ops = 0;  // decide(): ops a free set may hold (decide.py, "Free sets")
+    static constexpr int kMaxFreeSet = 8;  // at most
 
   private:
     struct Step {
@@ -860,6 +862,144 @@ class Core : public CoreBase {
         return -1;
     }
 
+    // Index into `steps` of the first step of a free set at `done`, no block open
+    // (exact._Search._free_set; decide.py, "Free sets"), or -1. The ops v with 2 to
+    // free_set_ops ops of their own and their ancestors not done lie within
+    // free_set_ops - 1 successor steps of a ready op: those are the candidates, ascending.
+    int free_set(const std::vector<Step>& steps, i64 limit, const Mask<W>& done, i64 mem,
+                 const Mask<W>& ready, std::vector<int>& cand) const {
+        const int most = free_set_ops;
+        if (most < 2 || steps.empty()) return -1;
+        // The candidates as a mask (ascending for free), the last layer's in `cand`.
+        Mask<W> found = Mask<W>::zero();
+        cand.clear();
+        for_bits(ready, [&](int r) { cand.push_back(r); });
+        size_t from = 0;
+        for (int depth = 1; depth < most; ++depth) {
+            size_t to = cand.size();
+            for (size_t i = from; i < to; ++i)
+                for (int x : t_.succs[cand[i]])
+                    if (!done.test(x) && !ready.test(x) && !found.test(x)) {
+                        found.set(x);
+                        cand.push_back(x);
+                    }
+            from = to;
+        }
+        int xs[kMaxFreeSet];
+        unsigned pend[kMaxFreeSet];  // per op of the set: its preds not done, as set bits
+        int chosen = -1;
+        for_bits(found, [&](int v) {
+            if (chosen >= 0 || has_block_[v]) return;
+            int count = pending(done, v, most, xs);
+            if (count < 2) return;
+            std::sort(xs, xs + count);
+            for (int i = 0; i < count; ++i) {
+                pend[i] = 0;
+                for (int p : t_.preds[xs[i]])
+                    if (!done.test(p)) pend[i] |= 1u << (std::find(xs, xs + count, p) - xs);
+            }
+            chosen = set_order(xs, pend, count, limit, done, mem);
+        });
+        if (chosen >= 0)
+            for (size_t k = 0; k < steps.size(); ++k)
+                if (steps[k].v == chosen) return int(k);
+        return -1;
+    }
+
+    // Fills xs with v and its ancestors not in `done` (at most `most`); their count, or
+    // 0 past `most`.
+    int pending(const Mask<W>& done, int v, int most, int* xs) const {
+        int count = 1;
+        xs[0] = v;
+        for (int i = 0; i < count; ++i)
+            for (int p : t_.preds[xs[i]]) {
+                if (done.test(p) || std::find(xs, xs + count, p) != xs + count) continue;
+                if (count == most) return 0;
+                xs[count++] = p;
+            }
+        return count;
+    }
+
+    // The set `done` plus the ops of xs in `bits`.
+    Mask<W> with(const Mask<W>& done, const int* xs, int count, unsigned bits) const {
+        Mask<W> d = done;
+        for (int i = 0; i < count; ++i)
+            if (bits >> i & 1) d.set(xs[i]);
+        return d;
+    }
+
+    // The first op of an order of the set xs (ascending; pend: preds not done) from
+    // `done` within `limit` that the rules allow, depth first in ascending ops, if no
+    // downset between `done` and the whole set holds less memory than it; else -1
+    // (exact._Search._set_order).
+    int set_order(const int* xs, const unsigned* pend, int count, i64 limit,
+                  const Mask<W>& done, i64 mem) const {
+        const unsigned all = (1u << count) - 1;
+        i64 held[1 << kMaxFreeSet];
+        bool seen[1 << kMaxFreeSet];
+        std::fill(seen, seen + (1u << count), false);
+        // The downsets in increasing masks: a downset's memory from a smaller one's.
+        held[0] = mem;
+        seen[0] = true;
+        // One chain of downsets first (most sets are rejected by it): the ops in turn.
+        unsigned chain = 0;
+        Mask<W> d = done;
+        i64 m = mem;
+        while (chain != all) {
+            int i = 0;
+            while ((chain >> i & 1) || (pend[i] & ~chain)) ++i;
+            i64 during, after;
+            step(d, m, xs[i], during, after);
+            d.set(xs[i]);
+            chain |= 1u << i;
+            held[chain] = m = after;
+            seen[chain] = true;
+        }
+        for (unsigned c = 0; c < all; ++c)
+            if (seen[c] && held[c] < held[all]) return -1;
+        i64 least = mem;
+        for (unsigned b = 1; b <= all; ++b) {
+            if (seen[b]) {
+                least = std::min(least, held[b]);
+                continue;
+            }
+            for (int i = 0; i < count; ++i) {
+                unsigned a = b & ~(1u << i);
+                if (!(b >> i & 1) || !seen[a] || (pend[i] & ~a)) continue;
+                i64 during, after;
+                step(with(done, xs, count, a), held[a], xs[i], during, after);
+                held[b] = after;
+                seen[b] = true;
+                least = std::min(least, after);
+                break;
+            }
+        }
+        if (held[all] > least) return -1;
+        int first = -1;
+        order_of(xs, pend, count, limit, done, 0, mem, -1, first);
+        return first;
+    }
+
+    bool order_of(const int* xs, const unsigned* pend, int count, i64 limit,
+                  const Mask<W>& done, unsigned d, i64 m, int last, int& first) const {
+        if (d == (1u << count) - 1) return true;
+        const Mask<W>* open_block = (last >= 0 && has_block_[last]) ? &block_[last] : nullptr;
+        Mask<W> now = with(done, xs, count, d);
+        for (int i = 0; i < count; ++i) {
+            int u = xs[i];
+            if ((d >> i & 1) || (pend[i] & ~d) || (open_block && !open_block->test(u))) continue;
+            if (has_wait_[u] && !wait_[u].subset_of(now)) continue;
+            i64 during, after;
+            step(now, m, u, during, after);
+            if (during <= limit && order_of(xs, pend, count, limit, done, d | 1u << i, after, u,
+                                            first)) {
+                if (d == 0) first = u;
+                return true;
+            }
+        }
+        return false;
+    }
+
     std::vector<int> path(Mask<W> done) const {
         std::vector<int> p;
         for (int v = closed_.find(done); v != -1; v = closed_.find(done)) {
@@ -883,6 +1023,7 @@ class Core : public CoreBase {
         int id = 0;
         std::vector<Frame> stack;
         std::vector<Step> arena, steps;
+        std::vector<int> candidates;  // free_set()'s scratch
         i64 visited = 0, next_level = std::numeric_limits<i64>::max();
         std::atomic<size_t> frames{0};  // its frame bytes at its last check (for searcher 0)
         size_t frame_bytes() const {
@@ -1037,6 +1178,8 @@ class Core : public CoreBase {
         steps.resize(kept);
         size_t begin = w.arena.size();
         int k = use_free_moves ? free_step(steps, limit_, done, mem, open_block != nullptr) : -1;
+        if (k < 0 && use_free_moves && open_block == nullptr)
+            k = free_set(steps, limit_, done, mem, ready, w.candidates);
         if (k >= 0) {
             w.arena.push_back(steps[size_t(k)]);
         } else {
@@ -1143,7 +1286,8 @@ std::unique_ptr<CoreBase> make_core(int words, std::vector<i64> out_bytes,
                                     std::vector<std::vector<int>> succs, const InputLists& ins,
                                     const InputLists& inplace, std::vector<std::vector<int>> wait,
                                     std::vector<std::vector<int>> block, std::vector<int> pair,
-                                    i64 start_mem, i64 bound, bool free_moves) {
+                                    i64 start_mem, i64 bound, bool free_moves,
+                                    int free_set_ops) {
     Tables t;
     t.n = int(out_bytes.size());
     t.out_bytes = std::move(out_bytes);
@@ -1161,6 +1305,7 @@ std::unique_ptr<CoreBase> make_core(int words, std::vector<i64> out_bytes,
         constexpr int w = decltype(tag)::value;
         auto c = std::make_unique<Core<w>>(std::move(t), start_mem, bound);
         c->use_free_moves = free_moves;
+        c->free_set_ops = std::max(0, std::min(free_set_ops, Core<w>::kMaxFreeSet));
         core = std::move(c);
     };
     switch (words) {
@@ -1223,5 +1368,5 @@ PYBIND11_MODULE(_core, m) {
     m.def("make_core", &make_core, py::arg("words"), py::arg("out_bytes"), py::arg("dead_bytes"),
           py::arg("preds"), py::arg("succs"), py::arg("ins"), py::arg("inplace"), py::arg("wait"),
           py::arg("block"), py::arg("pair"), py::arg("start_mem"), py::arg("bound"),
-          py::arg("free_moves"));
+          py::arg("free_moves"), py::arg("free_set_ops") = 0);
 }

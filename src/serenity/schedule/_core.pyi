@@ -63,4 +63,5 @@ def make_core(
     start_mem: int,
     bound: int,
     free_moves: bool,
+    free_set_ops: int = 0,
 ) -> Core: ...

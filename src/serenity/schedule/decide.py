@@ -208,6 +208,8 @@ def within(
             elif s[1] < above:
                 above = s[1]
         free = search._free(steps, limit, done, mem, open_block) if use_free else None
+        if free is None and use_free and not open_block:
+            free = search._free_set(steps, limit, done, mem)
         if free is not None:
             steps = [free]
         else:  # least memory left first: the dive finds an order quickly when one exists
