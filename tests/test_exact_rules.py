@@ -15,11 +15,13 @@ from __future__ import annotations
 import itertools
 from functools import cache
 
+import pytest
 from helpers import problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serenity import Problem, ScheduleOptions, simulate
+from serenity.schedule import exact as exact_module
 from serenity.schedule.exact import (
     _compile,
     _improve,
@@ -317,3 +319,16 @@ def test_the_memory_cap_keeps_the_result_sound(p: Problem) -> None:
     assert r.optimal == (r.peak_bytes == r.lower_bound_bytes)
     if r.stats.get("memory_capped"):
         assert not r.stats.get("gave_up")
+
+
+@MANY
+@given(wired(), wired_inplace(), st.sampled_from([2, 3, 8]))
+def test_free_sets_keep_the_optimum_in_both_memory_models(
+    p: Problem, q: Problem, most: int
+) -> None:
+    """Free sets (``serenity.schedule.decide``, "Free sets") of up to ``most`` ops in the
+    best-first search: the oracle's optimum on the adversarial graphs, both models."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact_module, "FREE_SET_OPS", most)
+        assert _exact_peak(p, fusion=False, decompose=False) == oracle_optimum(p)
+        assert _exact_peak(q, True, decompose=False) == oracle_optimum(q, inplace=True)

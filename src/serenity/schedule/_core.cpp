@@ -646,6 +646,8 @@ class Core : public CoreBase {
             size_t first = 0, last = steps_.size();
             if (use_free_moves) {
                 int k = free_step(steps_, e.f, done, e.mem, open_block != nullptr);
+                if (k < 0 && open_block == nullptr)
+                    k = free_set(steps_, e.f, done, e.mem, e.ready, candidates_);
                 if (k >= 0) {
                     ++free_moves;
                     first = size_t(k);
@@ -1265,6 +1267,7 @@ class Core : public CoreBase {
     Closed<W> closed_;
     Queue<W> heap_;
     std::vector<Step> steps_;
+    std::vector<int> candidates_;  // free_set()'s scratch in run()
     i64 counter_ = 0;
 };
 
