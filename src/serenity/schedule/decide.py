@@ -239,7 +239,7 @@ def within(
                 above = s[1]
         free = search._free(steps, limit, done, mem, open_block) if use_free else None
         if free is None and use_free and not open_block:
-            free = search._free_set(steps, limit, done, mem)
+            free = search._free_set(steps, limit, done, mem, ready)
         if free is not None:
             steps = [free]
         else:  # least memory left first: the dive finds an order quickly when one exists

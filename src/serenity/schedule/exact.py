@@ -643,30 +643,34 @@ class _Search:
         return None
 
     def _free_set(
-        self, steps: list[tuple[int, int, int]], limit: int, done: int, mem: int
+        self, steps: list[tuple[int, int, int]], limit: int, done: int, mem: int, ready: int
     ) -> tuple[int, int, int] | None:
-        """The first step of a free set at ``done`` (no block open), if any
-        (:mod:`serenity.schedule.decide`, "Free sets"): for each op ``v`` left, ascending,
-        that is no delay member, ``X``: ``v`` with its ancestors not yet run, of 2 to
-        ``free_set_ops`` ops; no downset between ``done`` and ``done | X`` holds less
-        memory than ``done | X``; an order of ``X`` that the rules allow runs within
-        ``limit``. Returns that order's first step (one of ``steps``, the steps within
-        ``limit``)."""
+        """The first step of a free set at ``done`` (no block open; ``ready``: its ready
+        mask), if any (:mod:`serenity.schedule.decide`, "Free sets"): for each op ``v``,
+        ascending, that is no delay member, ``X``: ``v`` with its ancestors not yet run,
+        of 2 to ``free_set_ops`` ops (so ``v`` lies fewer steps than that past a ready
+        op); no downset between ``done`` and ``done | X`` holds less memory than
+        ``done | X``; an order of ``X`` that the rules allow runs within ``limit``.
+        Returns that order's first step (one of ``steps``: the steps within ``limit``)."""
         most = self.free_set_ops
         if most < 2 or not steps:
             return None
-        ops, block = self.ops, self.block
-        pred_mask = ops.pred_mask
-        rest = self.goal & ~done
-        scan = rest
-        while scan:
-            low = scan & -scan
-            scan ^= low
-            v = low.bit_length() - 1
+        ops, block, goal = self.ops, self.block, self.goal
+        found, layer = 0, _bits(ready)
+        for _ in range(most - 1):
+            grown = []
+            for u in layer:
+                for x in ops.succs[u]:
+                    bit = 1 << x
+                    if goal & bit and not (done | ready | found) & bit:
+                        found |= bit
+                        grown.append(x)
+            layer = grown
+        for v in _bits(found):
             if block[v]:
                 continue
-            x = _pending(pred_mask, done, v, most)
-            if x is None or x == low:
+            x = _pending(ops.pred_mask, done, v, most)
+            if x is None:
                 continue
             first = self._set_order(x, limit, done, mem)
             if first is not None:
@@ -828,7 +832,7 @@ class _Search:
             self.expanded += 1
             free = self._free(steps, f, done, mem, open_block) if self.use_free_moves else None
             if free is None and self.use_free_moves and not open_block:
-                free = self._free_set(steps, f, done, mem)
+                free = self._free_set(steps, f, done, mem, ready)
             if free is not None:
                 self.free_moves += 1
                 steps = [free]
