@@ -778,8 +778,10 @@ class Core : public CoreBase {
     size_t dead_dropped() const override { return dead_.dropped(); }
 
     bool use_free_moves = true;
-    int free_set_ops = 0;  // decide(): ops a free set may hold (decide.py, "Free sets")
-    static constexpr int kMaxFreeSet = 8;  // at most
+    // Ops a free set may hold in run() and decide() (decide.py, "Free sets"); at most
+    // kMaxFreeSet (exact._FREE_SET_MOST).
+    int free_set_ops = 0;
+    static constexpr int kMaxFreeSet = 8;
 
   private:
     struct Step {
