@@ -57,8 +57,8 @@ The best-first search of :mod:`serenity.schedule.exact` takes the same first
 op, with its key ``f`` for ``L``. Measured (compiled core, the hardest segment at
 its optimum minus one, one searcher): WS N=48 seed 0 14.6M -> 3.1M visits, 821k
 -> 69k dead sets, 3.3 -> 1.4 CPU s; WS N=48 seed 1 114M -> 29M visits, 5.9M ->
-744k dead sets, 30 -> 16-20 s; ER N=32 seed 1 50M -> 17M visits, 1.06M -> 265k
-dead sets, 12.3 -> 7-8 s (4 ops instead of 3: the same to 1.7x fewer visits, at
+744k dead sets, 30 -> 16 s; ER N=32 seed 1 50M -> 17M visits, 1.06M -> 265k
+dead sets, 12.3 -> 8.2 s (4 ops instead of 3: the same to 1.7x fewer visits, at
 a higher cost per visit). Rounds from above alone on WS N=352 seed 0 (1,229 ops)
 reach 9,105,408 bytes in 13 s, where without free sets they stop at 9,261,056
 after 53 s.
