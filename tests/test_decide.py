@@ -262,7 +262,10 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     one = ScheduleOptions(search_memory=200_000, threads=1)  # with two, no turns (beside)
     r = exact(p, one, fusion=False, local_search=local_search)
     assert r.stats["memory_capped"] and "paused" in answers
-    if not local_search:  # with it, an order its windows find may end the rounds at a turn
+    # With the local search an order its windows find may end the rounds at a turn; the
+    # Python reference restarts a paused round (it keeps nothing between calls), so with
+    # turns this short its rounds may never answer before the cut bound proves the optimum.
+    if not local_search and exact_module._core is not None and native_wanted():
         # A paused round went on (the last may stay paused: the cut bound's turn proved it).
         assert any(a == "paused" != b for a, b in itertools.pairwise(answers))
     assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
