@@ -18,6 +18,7 @@ from test_bounds import summed_stage
 from test_exact_rules import _initial, oracle_optimum, wired, wired_inplace
 
 from serenity import Problem, ScheduleOptions
+from serenity.ir import ops_of
 from serenity.memory import cuts, simulate
 from serenity.memory.bounds import _closure, width_bound
 from serenity.memory.cuts import (
@@ -27,7 +28,6 @@ from serenity.memory.cuts import (
     SOLVE_RATE,
     CutBound,
     StepCuts,
-    _ops,
     _Sequences,
     compiled,
     cut_bound,
@@ -113,7 +113,7 @@ def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
         chain = cuts.witness()
         assert all(a & ~b == 0 for a, b in itertools.pairwise(chain))  # nested
         for run in chain:  # each a downset
-            assert all(run >> u & 1 for v in _ops(run) for u in p.preds[v])
+            assert all(run >> u & 1 for v in ops_of(run) for u in p.preds[v])
         order = _through(ops, 0, initial, full, chain, 0, 1 << 62, None, True, 1 << 62)
         assert order is not None and sorted(order) == list(range(p.num_ops))
         assert p.is_topological(order)
@@ -400,7 +400,7 @@ def _least_peaks(cuts: StepCuts, chosen: list[int]) -> dict[int, int]:
                 if inside >> x & 1 or cuts.ancestors[x] & mask & ~inside:
                     continue
                 outside = [y for y in chosen if not inside >> y & 1 and y != x]
-                step = cuts.step(x, _ops(inside), outside)
+                step = cuts.step(x, ops_of(inside), outside)
                 if step is not None:
                     best = min(best, max(step, least(inside | 1 << x)))
             memo[inside] = best
@@ -425,7 +425,7 @@ def test_every_sequence_from_a_dead_set_reaches_its_level(data: st.DataObject) -
         if sequences is None:
             continue
         for mask, dead in [(sequences.mask, sequences.dead), *sequences.prior_dead]:
-            peaks = _least_peaks(cuts, _ops(mask))
+            peaks = _least_peaks(cuts, ops_of(mask))
             for inside, level in dead.items():
                 assert peaks[inside] >= level
 
@@ -567,7 +567,7 @@ def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject)
     chain = tight.witness()
     assert all(a & ~b == 0 for a, b in itertools.pairwise(chain))
     for run in chain:
-        assert all(run >> u & 1 for v in _ops(run) for u in p.preds[v])
+        assert all(run >> u & 1 for v in ops_of(run) for u in p.preds[v])
 
 
 def test_a_line_at_its_cap_forgets_and_goes_on() -> None:

@@ -1,5 +1,5 @@
 """The scheduling problem representation shared by every engine."""
 
-from serenity.ir.problem import Problem
+from serenity.ir.problem import Problem, ops_of
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "ops_of"]

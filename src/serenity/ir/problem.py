@@ -18,6 +18,16 @@ from collections.abc import Sequence
 from serenity.errors import CycleError, ModelError
 
 
+def ops_of(mask: int) -> list[int]:
+    """The ops of a set of ops given as a bitmask (bit ``v``: op ``v``), ascending."""
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
 class Problem:
     """A DAG of ops over sized tensors, with graph inputs and outputs.
 

@@ -164,7 +164,7 @@ import numpy as np
 from ortools.graph.python import max_flow
 
 from serenity._native import native_wanted
-from serenity.ir import Problem
+from serenity.ir import Problem, ops_of
 from serenity.memory.bounds import _closure
 
 try:  # the compiled minimum cuts (_flow.cpp), built at install
@@ -217,16 +217,6 @@ NEVER = 1 << 63
 _MAX_CAPACITY = 1 << 62
 
 
-def _ops(mask: int) -> list[int]:
-    """The set bits of ``mask``."""
-    out = []
-    while mask:
-        low = mask & -mask
-        out.append(low.bit_length() - 1)
-        mask ^= low
-    return out
-
-
 def compiled() -> bool:
     """Whether the cuts are solved compiled (``_flow.cpp`` built, and
     ``SERENITY_PURE_PYTHON`` unset or ``0``)."""
@@ -255,7 +245,7 @@ class StepCuts:
         self.ancestors = problem.ancestor_masks() if before is None else _closure(problem, before)
         direct = [set(problem.preds[v]) for v in range(n)]
         for v, mask in enumerate(before or ()):
-            direct[v].update(_ops(mask))
+            direct[v].update(ops_of(mask))
         self.direct = [sorted(d) for d in direct]
         self.direct_masks = [sum(1 << u for u in d) for d in direct]
         self.width = (n + 7) // 8  # bytes of a bitmask of ops
@@ -342,7 +332,7 @@ class StepCuts:
         """:meth:`solve` with ``side``, the ops ``inside`` and ``outside`` given as
         bitmasks (the compiled cuts take them as they are)."""
         if self.compiled is None:
-            return self.solve(v, _ops(inside), _ops(outside))
+            return self.solve(v, ops_of(inside), ops_of(outside))
         width = self.width
         answer = self.compiled.solve_bits(
             (inside | self.direct_masks[v]).to_bytes(width, "little"),
@@ -744,7 +734,7 @@ class CutBound:
         missed: dict[int, int] = {}
         held = 0
         for side in sides:
-            for u in _ops(held & ~side & ~sequences.mask):
+            for u in ops_of(held & ~side & ~sequences.mask):
                 missed[u] = missed.get(u, 0) + 1
             held |= side
         if missed:
@@ -755,9 +745,9 @@ class CutBound:
         for g in range(len(sides) + 1):
             run = runs[g - 1] if g else 0
             ahead = (run | sides[g]) if g < len(sides) else every
-            between = [u for u in _ops(ahead & ~run & ~sequences.mask) if u not in gaps]
+            between = [u for u in ops_of(ahead & ~run & ~sequences.mask) if u not in gaps]
             if between:
-                inside, outside = _ops(run), _ops(every & ~ahead)
+                inside, outside = ops_of(run), ops_of(every & ~ahead)
             for u in between:
                 sequences.spend()
                 gaps[u] = cuts.solve(u, inside, outside, side=False)[0]

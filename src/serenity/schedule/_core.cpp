@@ -984,6 +984,8 @@ class Core : public CoreBase {
         return first;
     }
 
+    // Depth first through the set's orders, each step allowed as moves() allows it (the
+    // open block, the waits), inline here: no step vector per level in the hot loop.
     bool order_of(const int* xs, const unsigned* pend, int count, i64 limit,
                   const Mask<W>& done, unsigned d, i64 m, int last, int& first) const {
         if (d == (1u << count) - 1) return true;

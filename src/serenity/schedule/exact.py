@@ -297,7 +297,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from serenity._native import native_wanted
-from serenity.ir import Problem
+from serenity.ir import Problem, ops_of
 from serenity.memory import lower_bound, simulate
 from serenity.memory.bounds import minor_budget, width_bound
 from serenity.memory.cuts import CutBound
@@ -527,22 +527,12 @@ def _trace(ops: _Ops, start: int, mem: int, order: list[int]) -> tuple[list[int]
     return during, before
 
 
-def _bits(mask: int) -> list[int]:
-    """The ops of ``mask``, ascending."""
-    out = []
-    while mask:
-        low = mask & -mask
-        mask ^= low
-        out.append(low.bit_length() - 1)
-    return out
-
-
 def _pending(pred_mask: list[int], done: int, v: int, most: int) -> int | None:
     """``v`` with its ancestors not in ``done``, as a mask, or None past ``most`` ops."""
     x, todo, count = 1 << v, [v], 1
     while todo:
         u = todo.pop()
-        for p in _bits(pred_mask[u] & ~done & ~x):
+        for p in ops_of(pred_mask[u] & ~done & ~x):
             x |= 1 << p
             count += 1
             if count > most:
@@ -656,7 +646,7 @@ class _Search:
         if most < 2 or not steps:
             return None
         ops, block, goal = self.ops, self.block, self.goal
-        found, layer = 0, _bits(ready)
+        found, layer = 0, ops_of(ready)
         for _ in range(most - 1):
             grown = []
             for u in layer:
@@ -666,7 +656,7 @@ class _Search:
                         found |= bit
                         grown.append(x)
             layer = grown
-        for v in _bits(found):
+        for v in ops_of(found):
             if block[v]:
                 continue
             x = _pending(ops.pred_mask, done, v, most)
@@ -688,25 +678,19 @@ class _Search:
             if d in held:
                 return
             held[d] = m
-            for u in _bits(x & ~d):
+            for u in ops_of(x & ~d):
                 if pred_mask[u] & ~(done | d) == 0:
                     downsets(d | 1 << u, _step(ops, done | d, m, u)[1])
 
         downsets(0, mem)
         if held[x] > min(held.values()):
             return None
-        wait, block = self.wait, self.block
 
         def order(d: int, m: int, last: int) -> bool:
             if d == x:
                 return True
-            open_block = block[last] if last >= 0 else 0
-            for u in _bits(x & ~d):
-                if pred_mask[u] & ~(done | d) or (open_block and not open_block >> u & 1):
-                    continue
-                if wait[u] and wait[u] & ~(done | d):
-                    continue
-                during, after = _step(ops, done | d, m, u)
+            ready = sum(1 << u for u in ops_of(x & ~d) if pred_mask[u] & ~(done | d) == 0)
+            for u, during, after in self._moves(done | d, m, last, ready)[0]:
                 if during <= limit and order(d | 1 << u, after, u):
                     first.append(u)
                     return True
