@@ -645,9 +645,7 @@ class Core : public CoreBase {
             ++expanded;
             size_t first = 0, last = steps_.size();
             if (use_free_moves) {
-                int k = free_step(steps_, e.f, done, e.mem, open_block != nullptr);
-                if (k < 0 && open_block == nullptr)
-                    k = free_set(steps_, e.f, done, e.mem, e.ready, candidates_);
+                int k = forced(steps_, e.f, done, e.mem, open_block, e.ready, candidates_);
                 if (k >= 0) {
                     ++free_moves;
                     first = size_t(k);
@@ -841,6 +839,15 @@ class Core : public CoreBase {
         for (int x : t_.succs[v])
             if (pred_[x].subset_of(nxt)) ready.set(x);
         return ready;
+    }
+
+    // Index into `steps` of the one step the reductions leave (exact._Search._forced):
+    // the free move or pair, else (no block open) a free set's first step; or -1.
+    int forced(const std::vector<Step>& steps, i64 limit, const Mask<W>& done, i64 mem,
+               const Mask<W>* open_block, const Mask<W>& ready, std::vector<int>& cand) const {
+        int k = free_step(steps, limit, done, mem, open_block != nullptr);
+        if (k < 0 && open_block == nullptr) k = free_set(steps, limit, done, mem, ready, cand);
+        return k;
     }
 
     // Index into `steps` of the free move (exact._Search._free), or -1.
@@ -1183,9 +1190,8 @@ class Core : public CoreBase {
         }
         steps.resize(kept);
         size_t begin = w.arena.size();
-        int k = use_free_moves ? free_step(steps, limit_, done, mem, open_block != nullptr) : -1;
-        if (k < 0 && use_free_moves && open_block == nullptr)
-            k = free_set(steps, limit_, done, mem, ready, w.candidates);
+        int k = use_free_moves ? forced(steps, limit_, done, mem, open_block, ready, w.candidates)
+                               : -1;
         if (k >= 0) {
             w.arena.push_back(steps[size_t(k)]);
         } else {

@@ -211,7 +211,6 @@ def within(
             search, limit, deadline, max_bytes, tick, max_dead, threads, pause_at, stop, max_visits
         )
     goal = search.goal
-    use_free = search.use_free_moves
     ops = search.ops
     inside = goal & ~search.start
     # The least any step adds on top of the memory before it (module docstring, "Dead
@@ -237,9 +236,7 @@ def within(
                 steps.append(s)
             elif s[1] < above:
                 above = s[1]
-        free = search._free(steps, limit, done, mem, open_block) if use_free else None
-        if free is None and use_free and not open_block:
-            free = search._free_set(steps, limit, done, mem, ready)
+        free = search._forced(steps, limit, done, mem, open_block, ready)
         if free is not None:
             steps = [free]
         else:  # least memory left first: the dive finds an order quickly when one exists

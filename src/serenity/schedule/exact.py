@@ -632,6 +632,25 @@ class _Search:
                     return s
         return None
 
+    def _forced(
+        self,
+        steps: list[tuple[int, int, int]],
+        limit: int,
+        done: int,
+        mem: int,
+        open_block: int,
+        ready: int,
+    ) -> tuple[int, int, int] | None:
+        """The one step the reductions leave at ``done`` in the best-first and decision
+        searches, if any: the free move or pair, else (no block open) a free set's first
+        step. The beams take free moves alone (:meth:`_free`)."""
+        if not self.use_free_moves:
+            return None
+        free = self._free(steps, limit, done, mem, open_block)
+        if free is None and not open_block:
+            free = self._free_set(steps, limit, done, mem, ready)
+        return free
+
     def _free_set(
         self, steps: list[tuple[int, int, int]], limit: int, done: int, mem: int, ready: int
     ) -> tuple[int, int, int] | None:
@@ -814,9 +833,7 @@ class _Search:
             if self.give_up_at is not None and f >= self.give_up_at:
                 raise _GiveUp  # every order of the segment peaks at f or more
             self.expanded += 1
-            free = self._free(steps, f, done, mem, open_block) if self.use_free_moves else None
-            if free is None and self.use_free_moves and not open_block:
-                free = self._free_set(steps, f, done, mem, ready)
+            free = self._forced(steps, f, done, mem, open_block, ready)
             if free is not None:
                 self.free_moves += 1
                 steps = [free]
