@@ -28,6 +28,7 @@ from serenity.memory.cuts import (
     SOLVE_RATE,
     CutBound,
     StepCuts,
+    _CompiledSequences,
     _Sequences,
     compiled,
     cut_bound,
@@ -44,6 +45,13 @@ from serenity.schedule.exact import (
 )
 
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _python_sequences(
+    steps: StepCuts, chosen: list[int], previous: _Sequences | None, most: int
+) -> _Sequences:
+    """The reference sequences (for ``cuts._sequences``), compiled cuts or not."""
+    return _Sequences(steps, chosen, previous, most)
 
 
 def least_step(p: Problem, v: int, anc: list[int], inplace: bool, first: int = -1) -> int:
@@ -248,12 +256,14 @@ def test_refined_sequences_reach_the_optimum(
     The cuts taken over from a previous choice are the cuts asked."""
     p = data.draw(problems(max_ops=12, inplace=inplace))
     optimum = oracle_optimum(p, inplace)
-    whole = CutBound(p, inplace=inplace)
-    bound = whole.lift(max_solves=None)
+    with pytest.MonkeyPatch.context() as patch:  # the reference, whose cuts can be read
+        patch.setattr(cuts, "_sequences", _python_sequences)
+        whole = CutBound(p, inplace=inplace)
+        bound = whole.lift(max_solves=None)
     assert bound <= optimum and (inplace or bound == optimum)
     # Each cut kept, found or taken over from the previous choice, is the cut asked.
     fresh, last = StepCuts(p, inplace=inplace), whole.lines[-1].sequences  # the refined
-    assert last is not None
+    assert isinstance(last, _Sequences)
     for (x, inside), (value, _) in last.known.items():
         outside = [y for y in last.chosen if not inside >> y & 1 and y != x]
         ran = [y for y in range(p.num_ops) if inside >> y & 1]
@@ -424,7 +434,7 @@ def test_every_sequence_from_a_dead_set_reaches_its_level(data: st.DataObject) -
         sequences = line.sequences
         if sequences is None:
             continue
-        for mask, dead in [(sequences.mask, sequences.dead), *sequences.prior_dead]:
+        for mask, dead in sequences.dead_sets():
             peaks = _least_peaks(cuts, ops_of(mask))
             for inside, level in dead.items():
                 assert peaks[inside] >= level
@@ -533,6 +543,96 @@ def test_the_compiled_cuts_refuse_bits_past_the_ops(
         with pytest.raises(ValueError, match="beyond the side nodes"):
             steps.compiled.solve_bits(inside, outside, True)
     assert steps.solve(n - 1, [], []) == expected
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@MANY
+@given(st.data(), st.booleans(), st.booleans())
+def test_the_cuts_between_two_sets_are_each_cut_alone(
+    data: st.DataObject, inplace: bool, blocks: bool
+) -> None:
+    """:meth:`StepCuts.steps_between` (one max-flow of the two sets, each op's grown
+    from its flow with the op forced out and its predecessors in) answers each op as
+    :meth:`StepCuts.step` alone does, compiled and by OR-Tools: the same step, none
+    where the op's predecessors or the sets contradict; the queries after it are
+    unharmed."""
+    p, (fast, walked, reference) = _three_cuts(data, inplace, blocks)
+    n = p.num_ops
+    ops = st.lists(st.integers(0, n - 1), unique=True)
+    for _ in range(6):
+        inside = sum(1 << u for u in data.draw(ops))
+        outside = sum(1 << u for u in data.draw(ops))
+        if not data.draw(st.booleans()):
+            outside &= ~inside  # mostly sets that agree
+        xs = [x for x in data.draw(ops) if not (inside | outside) >> x & 1]
+        expected = [reference.step(x, ops_of(inside), ops_of(outside)) for x in xs]
+        counted = fast.solves
+        assert fast.steps_between(xs, inside, outside) == expected
+        assert fast.solves == counted + len(xs)
+        assert walked.steps_between(xs, inside, outside) == expected
+        v = data.draw(st.integers(0, n - 1))
+        assert fast.solve_masks(v, 0, 0) == reference.solve_masks(v, 0, 0)
+
+
+def _lines(bound: CutBound) -> list[tuple[object, ...]]:
+    """What each line of ``bound`` holds: its level, choice, whether spent, and its
+    sequences' last path and sides, caches kept, forgettings and dead sets."""
+    found = []
+    for line in bound.lines:
+        s = line.sequences
+        kept = None if s is None else (s.path, s.sides, s.kept(), s.forgotten, s.dead_sets())
+        found.append((line.level, line.chosen, line.spent, kept))
+    return found
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@MANY
+@given(st.data(), st.booleans())
+def test_the_compiled_sequences_are_the_reference_ones(data: st.DataObject, inplace: bool) -> None:
+    """The compiled sequences (``_flow.cpp``, :class:`_CompiledSequences`) against the
+    reference (:class:`_Sequences`) on the same compiled cuts: after every budget, the
+    same bound, max-flows counted, witness, and per line the same choice, sequence,
+    caches (at a cap that forgets them too) and dead sets."""
+    p = data.draw(problems(max_ops=12, inplace=inplace))
+    memory = data.draw(st.sampled_from([cuts.CUT_MEMORY, 1, 40 * 2 * (ENTRY_BYTES + 3)]))
+    budgets = data.draw(st.lists(st.sampled_from([1, 7, 30, 80, None]), min_size=1, max_size=3))
+    fast = CutBound(p, inplace=inplace, memory=memory)
+    reference = CutBound(p, inplace=inplace, memory=memory)
+    for solves in budgets:
+        _same_lifts(fast, reference, solves)
+
+
+def _same_lifts(fast: CutBound, reference: CutBound, solves: int | None) -> None:
+    """Lifts ``fast`` (compiled sequences) and ``reference`` (Python's) by ``solves``
+    max-flows and checks they agree (:func:`_lines`)."""
+    lifted = fast.lift(max_solves=solves)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuts, "_sequences", _python_sequences)
+        assert lifted == reference.lift(max_solves=solves)
+    assert fast.cuts is not None and reference.cuts is not None
+    assert fast.cuts.solves == reference.cuts.solves
+    assert fast.witness() == reference.witness()
+    assert _lines(fast) == _lines(reference)
+    assert all(
+        isinstance(line.sequences, _CompiledSequences) for line in fast.lines if line.sequences
+    )
+    assert all(isinstance(line.sequences, _Sequences) for line in reference.lines if line.sequences)
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@pytest.mark.parametrize(("nodes", "seed"), [(24, 1), (28, 3), (30, 5)])
+def test_the_compiled_sequences_follow_the_reference_on_larger_choices(
+    nodes: int, seed: int
+) -> None:
+    """The same on summed stages where the lines choose 16 to 40 ops (sets of chosen
+    ops past a byte, smaller choices' dead sets and cuts taken over), with and
+    without a cap that forgets."""
+    p = summed_stage(nodes, 0.3, seed)
+    for memory in (cuts.CUT_MEMORY, 300 * 2 * (ENTRY_BYTES + p.num_ops // 4)):
+        fast, reference = CutBound(p, memory=memory), CutBound(p, memory=memory)
+        for solves in (500, 4_000, 15_000):
+            _same_lifts(fast, reference, solves)
+        assert max(len(line.chosen) for line in fast.lines) > 8
 
 
 def test_pure_python_solves_the_cuts_by_ortools(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,21 @@ Which of the lines gets which budget depends on the pieces, so the levels reache
 a time do too (at today's rate the same run reaches 2,334,720 in 11.1 s and not
 2,412,544 in 40 s); the engine's proofs are in ``benchmarks/RESULTS-randwire.md``.
 
+**Compiled sequences.** With the cuts compiled (and their closures kept), the
+sequences' search below runs compiled too (:class:`_CompiledSequences`; the Python
+one, :class:`_Sequences`, is the reference the tests compare it with: the same
+levels, sequences, caches, dead sets and counts of max-flows), each group's first
+max-flow starts from the flow of the nearest set run before it on the search's path,
+and the refined line's cuts between two sets run grow from one max-flow of the two
+sets (``_flow.cpp``). Max-flows alone, both lines, 8 s's worth at
+``COMPILED_SOLVE_RATE`` (the same max-flows either way), by hand on one day: WS N=48
+seed 0 in 7.3 s against 14.6 with the Python sequences, WS N=64 seed 1 6.9 against
+10.8-12.7, WS N=128 seed 0 7.4 against 15.6, ER N=32 seed 1 6.4 against 11.9, ER N=48
+seed 2 6.6 against 9.6-12.8, ER N=64 seed 0 10.5 against 16.1-17.6, WS N=256 seed 0
+25.8 against 31.3-33.4 (the wide ranges: the same runs repeated on a shared machine).
+In the engine at 60 s ER N=48 seed 2 was proven (41 CPU s; the cut bound reaches its
+best order's peak) where it had stopped at 3.3%.
+
 **Sequences.** Take ``k`` ops ``X``. In every order they run in some sequence
 ``x_1, ..., x_k``, and at ``x_i``'s step the set run holds ``x_1..x_{i-1}`` (and
 their ancestors) and none of ``x_{i+1}..x_k`` (nor their descendants): its step is
@@ -212,11 +227,14 @@ SEQUENCE_SOLVES = 2_000
 #: Arcs of max-flow graphs solved per second, to turn seconds into a count of solves
 #: (measured on the fused RandWire graphs, 2,191-11,191 arcs: 15-27 million).
 SOLVE_RATE = 20_000_000
-#: The same for the compiled cuts (``_flow.cpp``, solved in groups; measured with the
-#: sequences' search around them, 8 s of both lines, on the fused RandWire graphs of
-#: 2,122-15,429 arcs: 310-487 million on WS N=48/64/128 and ER N=32/48, 362 on ER
-#: N=64, 72-83 on WS N=256/352, whose max-flows take more phases).
-COMPILED_SOLVE_RATE = 400_000_000
+#: The same for the compiled cuts (``_flow.cpp``, solved in groups, the sequences'
+#: search compiled around them; module docstring, "Compiled sequences"). Measured, 8 s
+#: of both lines on the fused RandWire graphs of 2,122-15,429 arcs: 431-504 million on
+#: WS N=48/64/128 and ER N=32/48, 305 on ER N=64, 124 and 78 on WS N=256/352, whose
+#: max-flows take more phases. The same day the Python sequences measured 206-335
+#: million on the first five, where an earlier day had measured 310-487 (and set 400
+#: million): this rate is the earlier one scaled by the speed-up.
+COMPILED_SOLVE_RATE = 600_000_000
 #: Bytes the compiled cuts may keep each op's closures in, as bitsets of the nodes
 #: (ancestors forced inside, descendants and what they read outside): a query ORs
 #: those of its forced ops instead of following the arcs. 2 bits per op and node:
@@ -351,6 +369,28 @@ class StepCuts:
         None when there is no such downset."""
         return self.solve(v, inside, outside, side=False)[0]
 
+    def steps_between(self, xs: Sequence[int], inside: int, outside: int) -> list[int | None]:
+        """:meth:`step` of each op of ``xs`` with the ops ``inside`` run and none of
+        ``outside`` (bitmasks of ops, holding no op of ``xs``). Compiled with the
+        closures kept, the max-flow of ``inside`` and ``outside`` alone is solved once
+        and each op's grown from it (``_flow.cpp``, ``solve_between``; counted as a
+        solve per op)."""
+        compiled = self.compiled
+        if compiled is None or not compiled.has_closures():
+            return [self.step(x, ops_of(inside), ops_of(outside)) for x in xs]
+        width = self.width
+        found = compiled.solve_between(
+            inside.to_bytes(width, "little"),
+            outside.to_bytes(width, "little"),
+            [self.direct_bytes[x] for x in xs],
+            [(1 << x).to_bytes(width, "little") for x in xs],
+        )
+        self.solves += len(xs)
+        return [
+            None if c < 0 else c + self.constant + self.own[x]
+            for x, c in zip(xs, found, strict=True)
+        ]
+
     def solve_masks(self, v: int, inside: int, outside: int) -> tuple[int | None, int]:
         """:meth:`solve` with ``side``, the ops ``inside`` and ``outside`` given as
         bitmasks (the compiled cuts take them as they are)."""
@@ -430,45 +470,76 @@ class _OutOfSolves(Exception):
     pass
 
 
-class _Sequences:
+class _SequencesBase:
+    """What both implementations of the sequences share (:class:`_Sequences`, the
+    reference, and :class:`_CompiledSequences`): the chosen ops, the last sequence
+    found within a level (``path``: the chosen ops' indices in its order; ``sides``:
+    per op of it, the downset its cut is reached from), the budget."""
+
+    def __init__(self, cuts: StepCuts, chosen: list[int]) -> None:
+        self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        self.mask = sum(1 << x for x in chosen)
+        self.path: list[int] | None = None
+        self.sides: list[int] = []
+        self.stop_at = 0  # cuts.solves at which the budget is spent
+        self.deadline: float | None = None  # time.perf_counter() at which it is, too
+
+    def runs(self) -> list[int]:
+        """Per chosen op of ``path``: the union of ``sides`` so far with the chosen ops
+        run (through it), as nested downsets."""
+        assert self.path is not None
+        runs, run = [], 0
+        for i, side in zip(self.path, self.sides, strict=True):
+            run |= side | 1 << self.chosen[i]
+            runs.append(run)
+        return runs
+
+    def spend(self) -> None:
+        """Before a max-flow: raises _OutOfSolves when the budget is spent."""
+        if self.cuts.solves >= self.stop_at or (
+            self.deadline is not None and time.perf_counter() >= self.deadline
+        ):
+            raise _OutOfSolves
+
+
+class _Sequences(_SequencesBase):
     """The orders of the ``chosen`` ops, as a decision search over the sets of them
     done (module docstring, "Sequences"). The cuts are kept across levels, with the
-    downsets they were reached from; a cut of the previous choice (``prior``, of the
-    ops ``prior_chosen``) serves when its downset already puts each op chosen since
-    on the side now asked. ``path``: the chosen ops' indices in the order of the last
-    sequence found within a level."""
+    downsets they were reached from; a cut of the ``previous`` choice (whose chosen ops
+    are the first of these) serves when its downset already puts each op chosen since
+    on the side now asked, and its dead sets and those of the smaller choices before it
+    (``DEAD_CHOICES`` in all) prune these. The reference of :class:`_CompiledSequences`."""
 
     def __init__(
         self,
         cuts: StepCuts,
         chosen: list[int],
-        prior: dict[tuple[int, int], tuple[int | None, int]] | None = None,
-        prior_chosen: int = 0,
-        prior_dead: list[tuple[int, dict[int, int]]] | None = None,
+        previous: _Sequences | None = None,
         most: int = 1 << 62,
     ) -> None:
-        self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        super().__init__(cuts, chosen)
         self.most = most  # cuts, and dead sets, kept at most (with the prior ones)
         self.forgotten = 0  # times they were forgotten at that count
-        self.mask = sum(1 << x for x in chosen)
         self.ancestors = [
             sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
         ]
         # (op, the chosen ops run before it, as a bitmask of ops) -> (its cut, a downset)
         self.known: dict[tuple[int, int], tuple[int | None, int]] = {}
-        self.prior, self.prior_chosen = prior or {}, prior_chosen
-        self.fresh = self.mask & ~prior_chosen  # the ops chosen since
+        self.prior = previous.known if previous else {}
+        self.prior_chosen = previous.mask if previous else 0
+        self.fresh = self.mask & ~self.prior_chosen  # the ops chosen since
         # The sets of chosen ops run (bitmasks of ops) from which every sequence has a
         # cut at or above a level: set -> that level. Each smaller choice's, with its
         # chosen ops, prune this one's too (module docstring, "Sequences").
         self.dead: dict[int, int] = {}
-        self.prior_dead = prior_dead or []
+        self.prior_dead = previous.dead_sets()[:DEAD_CHOICES] if previous else []
         # Their entries (they are only read here): counted once, not at every cut.
         self.prior_dead_count = sum(len(dead) for _, dead in self.prior_dead)
-        self.path: list[int] | None = None
-        self.sides: list[int] = []  # per op of path: the downset its cut is reached from
-        self.stop_at = 0  # cuts.solves at which the budget is spent
-        self.deadline: float | None = None  # time.perf_counter() at which it is, too
+
+    def dead_sets(self) -> list[tuple[int, dict[int, int]]]:
+        """This choice's dead sets, then the smaller choices' that prune them: (the
+        chosen ops, {set run: level}), as bitmasks of ops."""
+        return [(self.mask, self.dead), *self.prior_dead]
 
     def cuts_of(self, ready: list[int], inside: int) -> list[tuple[int | None, int]]:
         """Per chosen op of ``ready`` (indices): its least step with the chosen ops
@@ -532,23 +603,6 @@ class _Sequences:
             if self.kept() >= most:
                 self.dead = {}
 
-    def runs(self) -> list[int]:
-        """Per chosen op of ``path``: the union of ``sides`` so far with the chosen ops
-        run (through it), as nested downsets."""
-        assert self.path is not None
-        runs, run = [], 0
-        for i, side in zip(self.path, self.sides, strict=True):
-            run |= side | 1 << self.chosen[i]
-            runs.append(run)
-        return runs
-
-    def spend(self) -> None:
-        """Before a max-flow: raises _OutOfSolves when the budget is spent."""
-        if self.cuts.solves >= self.stop_at or (
-            self.deadline is not None and time.perf_counter() >= self.deadline
-        ):
-            raise _OutOfSolves
-
     def fits(self, done: int, inside: int, level: int, path: list[tuple[int, int]]) -> int:
         """0 when the chosen ops not in ``done`` (``inside``: those in it, as a bitmask
         of ops) can follow with every cut within ``level`` (then ``path`` ends with them
@@ -607,6 +661,95 @@ class _Sequences:
         return level, True
 
 
+class _CompiledSequences(_SequencesBase):
+    """:class:`_Sequences` compiled (``_flow.cpp``, ``Sequences``): the same search,
+    caches, budget and forgetting, so the same levels, sequences and counts of
+    max-flows (the tests compare them), without the interpreter between the max-flows
+    and with each group's first max-flow warm (module docstring, "Compiled
+    sequences"). Its sets of chosen ops are kept as bits of the ops' indices in the
+    choice (a smaller choice's ops are the first of a larger one's)."""
+
+    def __init__(
+        self,
+        cuts: StepCuts,
+        chosen: list[int],
+        previous: _CompiledSequences | None = None,
+        most: int = 1 << 62,
+    ) -> None:
+        super().__init__(cuts, chosen)
+        assert cuts.compiled is not None
+        ancestors = [
+            [j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1] for x in chosen
+        ]
+        self.native = _flow.Sequences(
+            cuts.compiled,
+            chosen,
+            [cuts.direct_bytes[x] for x in chosen],
+            [cuts.constant + cuts.own[x] for x in chosen],
+            ancestors,
+            most,
+            previous.native if previous else None,
+            DEAD_CHOICES,
+        )
+
+    @property
+    def forgotten(self) -> int:
+        """Times the cuts and dead sets were forgotten at the cap."""
+        return self.native.forgotten()
+
+    def kept(self) -> int:
+        """The cuts and dead sets kept, the smaller choices' included."""
+        return self.native.kept()
+
+    def dead_sets(self) -> list[tuple[int, dict[int, int]]]:
+        """As :meth:`_Sequences.dead_sets` (converted from the chosen ops' indices)."""
+        found = []
+        for k, entries in self.native.dead_sets():
+            chosen = self.chosen[:k]
+            sets = {}
+            for bits, level in entries:
+                number = int.from_bytes(bits, "little")
+                sets[sum(1 << x for j, x in enumerate(chosen) if number >> j & 1)] = (
+                    NEVER if level == _NATIVE_NEVER else level
+                )
+            found.append((sum(1 << x for x in chosen), sets))
+        return found
+
+    def bound(
+        self, level: int, upper: int | None, stop_at: int, deadline: float | None
+    ) -> tuple[int, bool]:
+        """As :meth:`_Sequences.bound`."""
+        self.stop_at, self.deadline = stop_at, deadline
+        seconds = -1.0 if deadline is None else max(0.0, deadline - time.perf_counter())
+        level, finished, self.cuts.solves = self.native.bound(
+            level, -1 if upper is None else upper, stop_at, self.cuts.solves, seconds
+        )
+        found = self.native.path()
+        if found is not None:
+            self.path = found[0]
+            self.sides = [int.from_bytes(side, "little") for side in found[1]]
+        return level, finished
+
+
+#: The compiled sequences' level for "no sequence at all" (``NEVER`` here).
+_NATIVE_NEVER = (1 << 63) - 1
+
+
+def _sequences(
+    cuts: StepCuts,
+    chosen: list[int],
+    previous: _SequencesBase | None,
+    most: int,
+) -> _SequencesBase:
+    """The sequences of ``chosen`` (after ``previous``), compiled when the cuts are and
+    keep their closures."""
+    if cuts.compiled is not None and cuts.compiled.has_closures():
+        assert previous is None or isinstance(previous, _CompiledSequences)
+        return _CompiledSequences(cuts, chosen, previous, most)
+    assert previous is None or isinstance(previous, _Sequences)
+    return _Sequences(cuts, chosen, previous, most)
+
+
 class _Line:
     """One way of choosing the sequences' ops (module docstring, "Which ops"): the
     ``SEQUENCE_OPS`` ops with the highest single cuts in turn, or (``refine``) the
@@ -616,7 +759,7 @@ class _Line:
         self.ranked, self.refine = ranked, refine
         self.sizes = sorted({min(k, len(ranked)) for k in SEQUENCE_OPS})
         self.chosen = ranked[: START_OPS if refine else self.sizes[0]]
-        self.sequences: _Sequences | None = None  # the one under way
+        self.sequences: _SequencesBase | None = None  # the one under way
         self.spent = False  # every op it would choose chosen, and their sequences done
         self.gaps: dict[int, int | None] = {}  # the refinement under way: op -> its cut
         # The level its own sequences proved, the single cuts' at first (module
@@ -717,7 +860,7 @@ class CutBound:
         assert cuts is not None
         while cuts.solves < stop_at and (upper is None or self.bound < upper):
             if line.sequences is None:
-                line.sequences = _Sequences(cuts, line.chosen, most=self.most)
+                line.sequences = _sequences(cuts, line.chosen, None, self.most)
             sequences = line.sequences
             old = self.bound
             start = line.level if line.refine else max(line.level, old)
@@ -741,12 +884,9 @@ class CutBound:
             else:
                 added = line.ranked[len(line.chosen) : line.sizes[0]]
             line.chosen = line.chosen + added
-            dead = [(sequences.mask, sequences.dead), *sequences.prior_dead][:DEAD_CHOICES]
-            line.sequences = _Sequences(
-                cuts, line.chosen, sequences.known, sequences.mask, dead, self.most
-            )
+            line.sequences = _sequences(cuts, line.chosen, sequences, self.most)
 
-    def _refine(self, line: _Line, sequences: _Sequences) -> list[int]:
+    def _refine(self, line: _Line, sequences: _SequencesBase) -> list[int]:
         """The ``ADD_OPS`` ops to choose next, from the sequence found within the
         level (module docstring, "Which ops"); raises _OutOfSolves with the budget of
         ``sequences`` spent (the cuts found so far are kept in ``line.gaps``)."""
@@ -770,10 +910,12 @@ class CutBound:
             ahead = (run | sides[g]) if g < len(sides) else every
             between = [u for u in ops_of(ahead & ~run & ~sequences.mask) if u not in gaps]
             if between:
-                inside, outside = ops_of(run), ops_of(every & ~ahead)
-            for u in between:
                 sequences.spend()
-                gaps[u] = cuts.solve(u, inside, outside, side=False)[0]
+                room = sequences.stop_at - cuts.solves
+                steps = cuts.steps_between(between[:room], run, every & ~ahead)
+                gaps.update(zip(between, steps, strict=False))
+                if len(between) > room:
+                    raise _OutOfSolves
         never = cuts.infinite  # an op with no such step at all: first
         return sorted(gaps, key=lambda u: (-(gaps[u] or never), u))[:ADD_OPS]
 
