@@ -704,7 +704,8 @@ class Cuts {
 // same levels, sequences and counts of max-flows (the tests compare them). Sets of
 // chosen ops are kept as bytes of their indices' bits (a smaller choice's chosen ops
 // are the first ones of a larger choice's, so its sets are a prefix); sets of ops
-// (the downsets) as bitsets of the side nodes.
+// (the downsets) as bitsets of the side nodes. What it adds: each group's first
+// max-flow starts from the flow kept at the nearest depth above it (module comment).
 class Sequences {
   public:
     // ``chosen``: the ops; ``direct``: per chosen op, the bits of the ops that must run
@@ -800,7 +801,6 @@ class Sequences {
 
     size_t kept() const { return known_.size() + prior_.size() + dead_->size() + prior_dead_count_; }
     int64_t forgotten() const { return forgotten_; }
-    size_t known() const { return known_.size(); }
 
     // The dead sets, this choice's first, then the smaller ones': (chosen ops, [(bytes
     // of the indices' bits, level)]).
@@ -1055,6 +1055,5 @@ PYBIND11_MODULE(_flow, m) {
         .def("path", &Sequences::path)
         .def("kept", &Sequences::kept)
         .def("forgotten", &Sequences::forgotten)
-        .def("known", &Sequences::known)
         .def("dead_sets", &Sequences::dead_sets);
 }
