@@ -492,6 +492,15 @@ def test_the_compiled_cuts_are_the_reference_ones(
         assert fast.step(v, inside, outside) == reference.step(v, inside, outside)
 
 
+def _draw_sides(data: st.DataObject, ops: st.SearchStrategy[list[int]]) -> tuple[int, int]:
+    """Ops forced inside and outside (bitmasks), mostly sides that agree."""
+    inside = sum(1 << u for u in data.draw(ops))
+    outside = sum(1 << u for u in data.draw(ops))
+    if not data.draw(st.booleans()):
+        outside &= ~inside
+    return inside, outside
+
+
 @pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
 @MANY
 @given(st.data(), st.booleans(), st.booleans())
@@ -507,10 +516,7 @@ def test_a_group_of_cuts_is_each_cut_alone(
     n = p.num_ops
     ops = st.lists(st.integers(0, n - 1), unique=True)
     for _ in range(6):
-        inside = sum(1 << u for u in data.draw(ops))
-        outside = sum(1 << u for u in data.draw(ops))
-        if not data.draw(st.booleans()):
-            outside &= ~inside  # mostly sides that agree
+        inside, outside = _draw_sides(data, ops)
         xs = data.draw(st.lists(st.integers(0, n - 1), min_size=1, unique=True))
         outside |= sum(1 << x for x in xs)
         expected = [reference.solve_masks(x, inside, outside) for x in xs]
@@ -560,10 +566,7 @@ def test_the_cuts_between_two_sets_are_each_cut_alone(
     n = p.num_ops
     ops = st.lists(st.integers(0, n - 1), unique=True)
     for _ in range(6):
-        inside = sum(1 << u for u in data.draw(ops))
-        outside = sum(1 << u for u in data.draw(ops))
-        if not data.draw(st.booleans()):
-            outside &= ~inside  # mostly sets that agree
+        inside, outside = _draw_sides(data, ops)
         xs = [x for x in data.draw(ops) if not (inside | outside) >> x & 1]
         expected = [reference.step(x, ops_of(inside), ops_of(outside)) for x in xs]
         counted = fast.solves

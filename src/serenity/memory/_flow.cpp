@@ -655,14 +655,17 @@ class Cuts {
             const int w = head_[a];
             if (residual_[a] <= 0 || side_[w] == 2 || seen_node_[w] == stamp_) continue;
             const int64_t pushed = give_back(w, std::min(limit, residual_[a]));
-            if (pushed > 0) {
-                touched_.push_back(a);
-                residual_[a] -= pushed;
-                residual_[mate_[a]] += pushed;
-                return pushed;
-            }
+            if (pushed > 0) return shift(a, pushed);
         }
         return 0;
+    }
+
+    // Moves ``amount`` of flow along arc ``a`` (reset later); returns ``amount``.
+    int64_t shift(int a, int64_t amount) {
+        touched_.push_back(a);
+        residual_[a] -= amount;
+        residual_[mate_[a]] += amount;
+        return amount;
     }
 
     // One augmenting path of the level graph from v, at most ``limit``; 0 when none.
@@ -672,12 +675,7 @@ class Cuts {
             const int w = head_[a];
             if (residual_[a] <= 0 || level_[w] != level_[v] + 1) continue;
             const int64_t pushed = push(w, std::min(limit, residual_[a]));
-            if (pushed > 0) {
-                touched_.push_back(a);
-                residual_[a] -= pushed;
-                residual_[mate_[a]] += pushed;
-                return pushed;
-            }
+            if (pushed > 0) return shift(a, pushed);
         }
         return 0;
     }
@@ -918,9 +916,7 @@ class Sequences {
         if (xs.size() == 1) {  // one max-flow, not a group's two
             Words both = inside;
             for (size_t j = 0; j < both.size(); ++j) both[j] |= (*extras[0])[j];
-            const int x = chosen_[ready[xs[0]]];
-            outside[x >> 6] |= uint64_t{1} << (x & 63);
-            cuts_.single(both, outside, true, solved[0]);
+            cuts_.single(both, outside, true, solved[0]);  // the op is outside already
         } else {
             extras.resize(take);
             const Flow* warm = nullptr;  // the flow of the nearest set run before this one
@@ -971,24 +967,27 @@ class Sequences {
         flows_[count].valid = false;  // a sibling's, or none
         cuts_of(ready, done, count, inside, answers);
         int64_t least = kNever;
-        std::vector<std::pair<int64_t, int>> steps;  // (cut, position in ready)
+        struct Next {
+            int64_t cut;
+            int index;
+            Side side;
+        };
+        std::vector<Next> steps;
         for (size_t r = 0; r < ready.size(); ++r) {
             const int64_t c = answers[r].cut;
             if (c < 0) continue;
             if (c > level) {
                 least = std::min(least, c);
             } else {
-                steps.emplace_back(c, ready[r]);
+                steps.push_back(Next{c, ready[r], answers[r].side});
             }
         }
-        std::sort(steps.begin(), steps.end());
-        std::vector<Side> sides(steps.size());
-        for (size_t s = 0; s < steps.size(); ++s)
-            for (size_t r = 0; r < ready.size(); ++r)
-                if (ready[r] == steps[s].second) sides[s] = answers[r].side;
-        for (size_t s = 0; s < steps.size(); ++s) {
-            const int i = steps[s].second, x = chosen_[i];
-            path.push_back(Step{i, sides[s]});
+        std::sort(steps.begin(), steps.end(), [](const Next& a, const Next& b) {
+            return a.cut != b.cut ? a.cut < b.cut : a.index < b.index;
+        });
+        for (const Next& step : steps) {
+            const int i = step.index, x = chosen_[i];
+            path.push_back(Step{i, step.side});
             set_bit(done, i);
             inside[x >> 6] |= uint64_t{1} << (x & 63);
             const int64_t found = fits(done, count + 1, inside, level, path);

@@ -479,6 +479,10 @@ class _SequencesBase:
     def __init__(self, cuts: StepCuts, chosen: list[int]) -> None:
         self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
         self.mask = sum(1 << x for x in chosen)
+        # Per chosen op: the chosen ops among its ancestors, as a bitmask of indices.
+        self.ancestors = [
+            sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
+        ]
         self.path: list[int] | None = None
         self.sides: list[int] = []
         self.stop_at = 0  # cuts.solves at which the budget is spent
@@ -520,9 +524,6 @@ class _Sequences(_SequencesBase):
         super().__init__(cuts, chosen)
         self.most = most  # cuts, and dead sets, kept at most (with the prior ones)
         self.forgotten = 0  # times they were forgotten at that count
-        self.ancestors = [
-            sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
-        ]
         # (op, the chosen ops run before it, as a bitmask of ops) -> (its cut, a downset)
         self.known: dict[tuple[int, int], tuple[int | None, int]] = {}
         self.prior = previous.known if previous else {}
@@ -678,15 +679,12 @@ class _CompiledSequences(_SequencesBase):
     ) -> None:
         super().__init__(cuts, chosen)
         assert cuts.compiled is not None
-        ancestors = [
-            [j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1] for x in chosen
-        ]
         self.native = _flow.Sequences(
             cuts.compiled,
             chosen,
             [cuts.direct_bytes[x] for x in chosen],
             [cuts.constant + cuts.own[x] for x in chosen],
-            ancestors,
+            [ops_of(mask) for mask in self.ancestors],
             most,
             previous.native if previous else None,
             DEAD_CHOICES,
@@ -724,7 +722,7 @@ class _CompiledSequences(_SequencesBase):
         level, finished, self.cuts.solves = self.native.bound(
             level, -1 if upper is None else upper, stop_at, self.cuts.solves, seconds
         )
-        found = self.native.path()
+        found = self.native.path() if finished else None  # unchanged when unfinished
         if found is not None:
             self.path = found[0]
             self.sides = [int.from_bytes(side, "little") for side in found[1]]
