@@ -190,8 +190,8 @@ beam finds no better order, so the bound is the weak side):
   RandWire nodes, 367 ops, and only 12,772 downsets of whole nodes): the 45 ops
   that make a node's output give a sequence within 2,179,072 in 990 max-flows
   (too loose), and the refined line grown from them stalls lower, at 2,023,424
-  with 55 ops; all the ops of 8 consecutive nodes (78-104 ops) do not finish a
-  level in 4M max-flows; 30-60 random choices of 24-40 ops among the 80-200 of
+  with 55 ops (15M max-flows); all the ops of 8 consecutive nodes (78-104 ops) do
+  not finish even the single cuts' level in 4M max-flows; 30-60 random choices of 24-40 ops among the 80-200 of
   highest single cuts each find a sequence within 2,179,072 at once. The
   refined line alone stays at 2,179,072 with 38 ops through 77M max-flows (470 s).
 
