@@ -50,7 +50,10 @@
 // textbook does for one sink) made more phases, 8 s's worth of both lines took 107.8 s
 // instead of 72.6 on WS N=352 seed 0 and 42.3 instead of 37.0 on WS N=256 (by hand).
 // There a phase's search meets 900-1,500 nodes (50-150 on WS N=64 and ER N=48): the
-// free nodes of a query on those graphs are a large part of the graph.
+// free nodes of a query on those graphs are a large part of the graph, and the last
+// phase (no path left) is only 17-23% of the arcs the levels scan. Up to four
+// depth-first augmenting paths before the phases (no levels) wander through them:
+// 4 s's worth took 44.6 s instead of 18.7 on WS N=256, 6.9 instead of 4.3 on ER N=48.
 //
 // Complexity: O(V^2 E) per query in the worst case (Dinic), O(V + E) per phase;
 // the closures O(S (V + E)) time once and 2 S V bits (S side nodes).
