@@ -194,6 +194,16 @@ beam finds no better order, so the bound is the weak side):
   not finish even the single cuts' level in 4M max-flows; 30-60 random choices of 24-40 ops among the 80-200 of
   highest single cuts each find a sequence within 2,179,072 at once. The
   refined line alone stays at 2,179,072 with 38 ops through 77M max-flows (470 s).
+- *Other orders of a set's next ops* (same graph, same session): the stall at 38
+  ops is partly one of finding. Their sequence within 2,179,072 exists (checked cut
+  by cut): taking the ready ops in the order they were chosen finds it in 3.2 s,
+  where the least cut first (this search's order), the highest first and three
+  random orders do not in 3 s's worth. But the refined line in that order from
+  the start stalls at 34 ops; alternating the two orders between calls (the dead
+  sets are facts of the choice and stay) stalls at 38 ops on another choice, for
+  which none of six orders finds a sequence in 3 s's worth; and going on in the
+  other order after the stall reaches 40 ops and stays there for 150 s, in one
+  order or cycling three.
 
 Complexity: one max-flow on O(n + m) nodes and O(e) arcs per op, then the budget's
 (Dinic: O(V^2 E), push-relabel: O(V^2 sqrt(E)) worst case; near linear on these
