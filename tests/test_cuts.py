@@ -244,6 +244,21 @@ def test_sequences_of_every_op_are_the_optimum(
 
 
 @MANY
+@given(st.data(), st.booleans())
+def test_a_guide_changes_no_level(data: st.DataObject, inplace: bool) -> None:
+    """The order a set's next ops are tried in (a guide, any order of the ops, or
+    none) changes the max-flows the sequences take, not what they prove: without a
+    budget the bound is the same with any guide (the optimum without in place)."""
+    p = data.draw(problems(max_ops=8, inplace=inplace))
+    plain = CutBound(p, inplace=inplace).lift(max_solves=None)
+    guided = CutBound(p, inplace=inplace)
+    guided.guide(data.draw(st.permutations(range(p.num_ops))))
+    assert guided.lift(max_solves=None) == plain
+    if not inplace:
+        assert plain == oracle_optimum(p, inplace)
+
+
+@MANY
 @given(st.data(), st.booleans(), st.integers(0, 200))
 def test_refined_sequences_reach_the_optimum(
     data: st.DataObject, inplace: bool, solves: int
@@ -602,6 +617,11 @@ def test_the_compiled_sequences_are_the_reference_ones(data: st.DataObject, inpl
     fast = CutBound(p, inplace=inplace, memory=memory)
     reference = CutBound(p, inplace=inplace, memory=memory)
     for solves in budgets:
+        # Sometimes a guide first (any order of the ops: it need not be topological).
+        guide = data.draw(st.none() | st.permutations(range(p.num_ops)))
+        if guide is not None:
+            fast.guide(guide)
+            reference.guide(guide)
         _same_lifts(fast, reference, solves)
 
 
@@ -631,10 +651,13 @@ def test_the_compiled_sequences_follow_the_reference_on_larger_choices(
     ops past a byte, smaller choices' dead sets and cuts taken over), with and
     without a cap that forgets."""
     p = summed_stage(nodes, 0.3, seed)
+    guide = p.topological_order()[::-1]  # as far from a real order as it gets
     for memory in (cuts.CUT_MEMORY, 300 * 2 * (ENTRY_BYTES + p.num_ops // 4)):
         fast, reference = CutBound(p, memory=memory), CutBound(p, memory=memory)
         for solves in (500, 4_000, 15_000):
             _same_lifts(fast, reference, solves)
+            fast.guide(guide)  # the later lifts guided
+            reference.guide(guide)
         assert max(len(line.chosen) for line in fast.lines) > 8
 
 

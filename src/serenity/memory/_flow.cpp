@@ -810,6 +810,14 @@ class Sequences {
     size_t kept() const { return known_.size() + prior_.size() + dead_->size() + prior_dead_count_; }
     int64_t forgotten() const { return forgotten_; }
 
+    // The order in which a set's next ops are tried (``cuts._Sequences.guide``): by
+    // ``guide`` (per chosen op; empty: by the least cut), ties by the least cut.
+    void set_guide(const std::vector<int64_t>& guide) {
+        if (!guide.empty() && guide.size() != chosen_.size())
+            throw std::invalid_argument("one place per chosen op");
+        guide_ = guide;
+    }
+
     // The dead sets, this choice's first, then the smaller ones': (chosen ops, [(bytes
     // of the indices' bits, level)]).
     py::list dead_sets() const {
@@ -992,7 +1000,10 @@ class Sequences {
                 steps.push_back(Next{c, ready[r], answers[r].side});
             }
         }
-        std::sort(steps.begin(), steps.end(), [](const Next& a, const Next& b) {
+        // The guide's order first (``set_guide``), else the least cut; then the index.
+        std::sort(steps.begin(), steps.end(), [this](const Next& a, const Next& b) {
+            if (!guide_.empty() && guide_[a.index] != guide_[b.index])
+                return guide_[a.index] < guide_[b.index];
             return a.cut != b.cut ? a.cut < b.cut : a.index < b.index;
         });
         for (const Next& step : steps) {
@@ -1014,6 +1025,7 @@ class Sequences {
     Cuts& cuts_;
     std::vector<int> chosen_;
     std::vector<int64_t> steps_;
+    std::vector<int64_t> guide_;  // per chosen op, its place in a known order (or empty)
     int64_t most_;
     int k_ = 0, prior_k_ = 0;
     Words mask_, fresh_;
@@ -1064,5 +1076,6 @@ PYBIND11_MODULE(_flow, m) {
         .def("path", &Sequences::path)
         .def("kept", &Sequences::kept)
         .def("forgotten", &Sequences::forgotten)
+        .def("set_guide", &Sequences::set_guide, py::arg("guide"))
         .def("dead_sets", &Sequences::dead_sets);
 }

@@ -176,7 +176,9 @@ turn, is paused (the compiled core keeps its path and dead sets:
 ``within(pause_at=...)``) while the sequences get their turn, and resumes; each
 pair of turns (the sequences', then the rounds') is twice as long as the last, and
 the sequences' turn ``CUT_TURNS`` (7) times as long as the rounds' before it.
-A turn of the sequences runs in pieces of ``_CUT_PIECE`` seconds' worth; after
+Before each piece the refined line's sequences are guided by the best order when
+it changed (:mod:`serenity.memory.cuts`, "Guide": a set's next op that runs first in
+it is tried first). A turn of the sequences runs in pieces of ``_CUT_PIECE`` seconds' worth; after
 each, a witness that is new is followed, with the turn's seconds (before, once
 at the end of the turn): the order through an early level's witness is often the
 optimum, and the bound then stops there instead of working on at a worse order's
@@ -1495,6 +1497,10 @@ def exact(
         left = max(0.0, seconds)
         while True:
             piece = min(left, _CUT_PIECE)
+            best = [v for segment in segments for v in segment]
+            if best != guided[0]:  # the sequences try the best order's next op first
+                guided[0] = best
+                cutter[0].guide(best)
             old = cutter[0].bound
             cut = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
             if first or cut > old:
@@ -1508,6 +1514,7 @@ def exact(
             if left <= 0 or cut >= max(seg_peak) or cutter[0].spent or over:
                 return cut
 
+    guided: list[list[int]] = [[]]  # the order the cut bound's sequences were guided by
     followed: list[list[int]] = [[]]  # the last witness followed
     polished: list[list[int] | None] = [None]  # the last order no window improved
 
