@@ -672,10 +672,9 @@ class _Sequences(_SequencesBase):
                 least = min(least, c)
             else:
                 steps.append((c, i, side))
-        places = self.places
-        if places:
-            steps.sort(key=lambda step: (places[step[1]], step))
-        for _, i, side in steps if places else sorted(steps):
+        places = self.places  # the guide's order first (module docstring, "Guide")
+        steps.sort(key=(lambda step: (places[step[1]], step)) if places else None)
+        for _, i, side in steps:
             path.append((i, side))
             found = self.fits(done | 1 << i, inside | 1 << self.chosen[i], level, path)
             if not found:
