@@ -460,13 +460,22 @@ def _three_cuts(
 ) -> tuple[Problem, tuple[StepCuts, StepCuts, StepCuts]]:
     """A drawn graph (with the block orders' precedences when ``blocks``) and its cuts
     three ways: compiled with the closures kept, compiled following the arcs
-    (``CLOSURE_BYTES`` 0), and OR-Tools' reference."""
+    (``CLOSURE_BYTES`` 0), each on the graph the probe chose or on one drawn (with a
+    node per tensor read, or the lean one: module docstring, "One reader"), and
+    OR-Tools' reference, with a node per tensor read."""
     p = data.draw(wired(max_ops=12) if blocks else problems(max_ops=12, inplace=inplace))
     before = block_precedences(p) if blocks else None
+    lean = data.draw(st.sampled_from([None, False, True]))
     fast = StepCuts(p, inplace=inplace, before=before)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(cuts, "CLOSURE_BYTES", 0)
         walked = StepCuts(p, inplace=inplace, before=before)
+    for step_cuts, closure_bytes in ((fast, cuts.CLOSURE_BYTES), (walked, 0)):
+        if lean is not None:
+            graph = step_cuts._network(p, lean=lean)
+            step_cuts.compiled = cuts._flow.Cuts(
+                *graph, step_cuts.infinite, p.num_ops, closure_bytes
+            )
     reference = StepCuts(p, inplace=inplace, before=before)
     reference.compiled = None
     return p, (fast, walked, reference)
@@ -505,6 +514,33 @@ def test_the_compiled_cuts_are_the_reference_ones(
         assert walked.solve_masks(v, *masks) == expected
         assert reference.solve_masks(v, *masks) == expected
         assert fast.step(v, inside, outside) == reference.step(v, inside, outside)
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_compiled_cuts_keep_the_graph_whose_probe_scanned_fewer_arcs(seed: int) -> None:
+    """The lean graph has no node for a tensor that one reader is the last of (module
+    docstring, "One reader"), and the compiled cuts keep the graph on which the
+    probe's single cuts scanned fewer arcs (the other compared on the same probe)."""
+    p = summed_stage(24, 0.3, seed)
+    n, step_cuts = p.num_ops, StepCuts(p)
+    full, lean = (step_cuts._network(p, lean=lean) for lean in (False, True))
+    read = [t for t in range(p.num_tensors) if p.consumers[t] and t not in p.graph_outputs]
+    ancestors = p.ancestor_masks()
+    last = [
+        [c for c in p.consumers[t] if not any(ancestors[d] >> c & 1 for d in p.consumers[t])]
+        for t in read
+    ]
+    assert full[0] == n + len(read) + 2
+    assert lean[0] == full[0] - sum(len(readers) == 1 for readers in last) < full[0]
+    works = []
+    for graph in (full, lean):
+        probe = cuts._flow.Cuts(*graph, step_cuts.infinite, n, cuts.CLOSURE_BYTES)
+        for v in range(0, n, max(1, n // cuts.PROBE_OPS)):
+            probe.solve(step_cuts.direct[v], [v], False)
+        works.append(probe.work())
+    assert step_cuts.compiled is not None
+    assert step_cuts.compiled.work() == min(works)
 
 
 def _draw_sides(data: st.DataObject, ops: st.SearchStrategy[list[int]]) -> tuple[int, int]:

@@ -109,33 +109,56 @@ class Cuts {
         if (source < 0 || source >= nodes || sink < 0 || sink >= nodes || source == sink)
             throw std::invalid_argument("bad source or sink");
         if (side_nodes < 0 || side_nodes > nodes) throw std::invalid_argument("bad side_nodes");
-        std::vector<int> degree(n_ + 1, 0);
+        // An arc given with its reverse (an op's input read by one op: the tensor's
+        // arc to it, and its infinite arc back to its producer) is one pair of
+        // residual arcs, each with its capacity: fewer arcs for every search to scan.
+        std::vector<int64_t> back(m, 0);  // per arc kept: its reverse's capacity
+        std::vector<char> merged(m, 0);   // an arc that is another's reverse
+        std::unordered_map<uint64_t, size_t> alone;  // (tail, head) -> an arc not paired yet
+        const auto key = [](int tail, int head) {
+            return static_cast<uint64_t>(static_cast<uint32_t>(tail)) << 32 | static_cast<uint32_t>(head);
+        };
         for (size_t a = 0; a < m; ++a) {
             if (tails[a] < 0 || tails[a] >= n_ || heads[a] < 0 || heads[a] >= n_)
                 throw std::invalid_argument("arc node out of range");
             if (caps[a] < 0) throw std::invalid_argument("negative capacity");
-            ++degree[tails[a] + 1];
-            ++degree[heads[a] + 1];
+            const auto found = alone.find(key(heads[a], tails[a]));
+            if (found != alone.end()) {
+                back[found->second] = caps[a];
+                merged[a] = 1;
+                alone.erase(found);
+            } else {
+                alone.emplace(key(tails[a], heads[a]), a);
+            }
         }
+        std::vector<int> degree(n_ + 1, 0);
+        size_t kept = 0;
+        for (size_t a = 0; a < m; ++a)
+            if (!merged[a]) {
+                ++degree[tails[a] + 1];
+                ++degree[heads[a] + 1];
+                ++kept;
+            }
         for (int v = 0; v < n_; ++v) degree[v + 1] += degree[v];
         start_ = degree;
-        head_.assign(2 * m, 0);
-        cap_.assign(2 * m, 0);
-        mate_.assign(2 * m, 0);
+        head_.assign(2 * kept, 0);
+        cap_.assign(2 * kept, 0);
+        mate_.assign(2 * kept, 0);
         std::vector<int> fill(start_.begin(), start_.end() - 1);
         for (size_t a = 0; a < m; ++a) {
+            if (merged[a]) continue;
             const int f = fill[tails[a]]++, b = fill[heads[a]]++;
             head_[f] = heads[a];
             cap_[f] = caps[a];
             mate_[f] = b;
             head_[b] = tails[a];
-            cap_[b] = 0;  // the residual arc
+            cap_[b] = back[a];  // the residual arc, or the reverse arc given
             mate_[b] = f;
         }
         residual_ = cap_;
         base_residual_ = cap_;
         seen_node_.assign(n_, 0);
-        seen_arc_.assign(2 * m, 0);
+        seen_arc_.assign(2 * kept, 0);
         side_.assign(n_, 0);
         level_.assign(n_, 0);
         next_.assign(n_, 0);
@@ -264,6 +287,10 @@ class Cuts {
         for (const Answer& a : found) cuts.push_back(a.cut);
         return cuts;
     }
+
+    // The work of the max-flows so far: the arcs their levels and blocking flows
+    // scanned (a count, not a time: ``StepCuts`` compares graphs by it).
+    uint64_t work() const { return work_; }
 
     // Whether each side node's closures are kept (``group`` needs them).
     bool has_closures() const { return !closures_.empty(); }
@@ -613,6 +640,7 @@ class Cuts {
         bool reached = false;
         for (size_t q = 0; q < queue_.size(); ++q) {
             const int v = queue_[q];
+            work_ += start_[v + 1] - start_[v];
             for (int a = start_[v]; a < start_[v + 1]; ++a) {
                 const int w = head_[a];
                 if (residual_[a] > 0 && level_[w] < 0) {
@@ -682,6 +710,7 @@ class Cuts {
     int64_t push(int v, int64_t limit) {
         if (side_[v] == 2) return limit;
         for (int& a = next_[v]; a < start_[v + 1]; ++a) {
+            ++work_;
             const int w = head_[a];
             if (residual_[a] <= 0 || level_[w] != level_[v] + 1) continue;
             const int64_t pushed = push(w, std::min(limit, residual_[a]));
@@ -702,6 +731,7 @@ class Cuts {
     std::vector<char> side_;
     std::vector<uint64_t> seen_node_, seen_arc_;  // == stamp_: met in this search
     uint64_t stamp_ = 0;
+    uint64_t work_ = 0;  // work(): counted by levels() and push()
 };
 
 // The sequences of the cut bound's chosen ops (``serenity.memory.cuts._Sequences``,
@@ -1063,7 +1093,8 @@ PYBIND11_MODULE(_flow, m) {
              py::arg("extras"), py::arg("want_side"))
         .def("solve_between", &Cuts::solve_between, py::arg("inside"), py::arg("outside"),
              py::arg("extras"), py::arg("sinks"))
-        .def("has_closures", &Cuts::has_closures);
+        .def("has_closures", &Cuts::has_closures)
+        .def("work", &Cuts::work);
     py::class_<Sequences>(m, "Sequences")
         .def(py::init<Cuts&, const std::vector<int>&, const std::vector<py::bytes>&,
                       const std::vector<int64_t>&, const std::vector<std::vector<int>>&, int64_t,
