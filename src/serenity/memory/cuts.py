@@ -282,12 +282,14 @@ SEQUENCE_SOLVES = 2_000
 SOLVE_RATE = 20_000_000
 #: The same for the compiled cuts (``_flow.cpp``, solved in groups, the sequences'
 #: search compiled around them; module docstring, "Compiled sequences"). Measured, 8 s
-#: of both lines on the fused RandWire graphs of 2,122-15,429 arcs: 431-504 million on
-#: WS N=48/64/128 and ER N=32/48, 305 on ER N=64, 124 and 78 on WS N=256/352, whose
-#: max-flows take more phases. The same day the Python sequences measured 206-335
-#: million on the first five, where an earlier day had measured 310-487 (and set 400
-#: million): this rate is the earlier one scaled by the speed-up.
-COMPILED_SOLVE_RATE = 600_000_000
+#: of both lines on the fused RandWire graphs of 2,122-15,429 arcs (counted on the
+#: reference's graph, whatever graph the compiled cuts chose: module docstring, "One
+#: reader"): 660-880 million on WS N=64/128 and ER N=44/48/64, 145 and 71 on WS
+#: N=256/352 (whose max-flows take more phases). Before the lean graph the first
+#: measured 430-500 million (305 on ER N=64) and the rate was 600 million; at 800
+#: million the exact engine proved ER N=44 seeds 0 and 1 in 5.8 and 16.3 CPU s
+#: instead of 7.8 and 21.1 (60 s, side by side), the other graphs it proves alike.
+COMPILED_SOLVE_RATE = 800_000_000
 #: Bytes the compiled cuts may keep each op's closures in, as bitsets of the nodes
 #: (ancestors forced inside, descendants and what they read outside): a query ORs
 #: those of its forced ops instead of following the arcs. 2 bits per op and node:
