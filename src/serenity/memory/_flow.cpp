@@ -55,6 +55,12 @@
 // depth-first augmenting paths before the phases (no levels) wander through them:
 // 4 s's worth took 44.6 s instead of 18.7 on WS N=256, 6.9 instead of 4.3 on ER N=48.
 //
+// The graph may give an arc with its reverse (``StepCuts``' lean graph: a tensor one
+// op reads is an arc to it, beside that op's infinite arc back to the producer):
+// the two are one pair of residual arcs, each with its own capacity, so a search
+// scans each once. ``work()`` counts the arcs the searches scanned, by which
+// ``StepCuts`` chooses between its two graphs (cuts.py, "One reader").
+//
 // Complexity: O(V^2 E) per query in the worst case (Dinic), O(V + E) per phase;
 // the closures O(S (V + E)) time once and 2 S V bits (S side nodes).
 

@@ -51,18 +51,21 @@ a time do too (at today's rate the same run reaches 2,334,720 in 11.1 s and not
 its reader has not run. Nor does a tensor whose readers all run before one of them
 (its other readers are that one's ancestors, with ``before`` included): that reader
 is the last in every order. Most fused RandWire tensors have one reader (1,505 of
-1,816 on WS N=256 seed 0, 1,371 of 1,483 on ER N=64 seed 0), so the lean graph has
-some 40% fewer nodes, and its paths cross a tensor in one arc instead of two. On the
-ER graphs that halves the arcs a max-flow scans (8 s's worth of both lines, by hand:
-ER N=64 seed 0 in 6.9 s instead of 12.8, ER N=44 seed 2 6.1 instead of 9.9, ER N=48
-seed 2 5.5 instead of 7.8, WS N=64 seed 1 6.1 instead of 8.2); on the large WS
-graphs it doubles Dinic's phases (WS N=256 seed 0: 4.2 a max-flow instead of 2.0;
-47 s instead of 34, WS N=352 81 instead of 68). Which graph serves a problem best
-is measured, not guessed: the compiled cuts solve up to ``PROBE_OPS`` single cuts
-on each and keep the one whose max-flows scanned fewer arcs (a count, so the choice
-does not depend on the machine; WS N=32-64 and every ER graph measured take the
-lean one, WS N=128-352 the other). The reference keeps a node per tensor read, so
-the tests compare the two graphs too.
+1,816 on WS N=256 seed 0, 1,371 of 1,483 on ER N=64 seed 0), so this lean graph has
+some 40% fewer nodes, its paths cross a tensor in one arc instead of two, and each
+such arc is paired with the reader's infinite arc back to the producer (one pair of
+residual arcs, ``_flow.cpp``). 8 s's worth of both lines (the same max-flows), by
+hand, side by side: ER N=64 seed 0 in 6.6 s instead of 13.5, ER N=48 seed 2 6.7
+instead of 9.7, WS N=128 seed 0 7.3 instead of 10.7, WS N=64 seed 1 6.6 instead of
+7.6-8.0; but WS N=256 seed 0 37.8 instead of 33.2 (before the pairing 47 against
+34, its max-flows taking 4.2 phases instead of 2.0). Which graph serves best is
+measured, not guessed: the compiled cuts solve up to ``PROBE_OPS`` single cuts on
+each and keep the one whose max-flows scanned fewer arcs (a count, so the choice
+does not depend on the machine; WS N=32-128 and every ER graph measured take the
+lean one, WS N=256 and N=352 the other). The reference keeps a node per tensor
+read, so the compiled-against-reference tests compare the graphs too. In the exact
+engine at 60 s (one searcher, side by side) ER N=48 seed 0 was proven in 28.4 CPU s
+instead of 36.4 and ER N=44 seed 1 in 19.9 instead of 23.3 (before the pairing).
 
 **Compiled sequences.** With the cuts compiled (and their closures kept), the
 sequences' search below runs compiled too (:class:`_CompiledSequences`; the Python
