@@ -342,7 +342,8 @@ def test_the_cut_bound_s_turns_run_in_pieces_and_keep_the_optimum(
 ) -> None:
     """Each turn of the cut bound's sequences asks for at most ``_CUT_PIECE`` seconds'
     worth of max-flows at a time (here 0.1 ms of turns of 1 ms: several pieces a
-    turn; the guided sequences prove most of these graphs in one piece of 0.2 ms), with one searcher (turns) or two (beside the rounds); every answer is the
+    turn; the guided sequences prove most of these graphs in one piece of 0.2 ms),
+    with one searcher (turns) or two (beside the rounds); every answer is the
     uncapped optimum, proven."""
     monkeypatch.setattr(exact_module, "CUT_SECONDS", 1e-3)
     monkeypatch.setattr(exact_module, "_CUT_PIECE", 1e-4)

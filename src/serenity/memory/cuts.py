@@ -360,16 +360,17 @@ class StepCuts:
             for t in range(m)
             if problem.producer[t] < 0 and (t in outputs or not problem.consumers[t])
         )
-        _, tails, heads, caps, source, sink = self._network(problem, lean=False)
+        graph = self._network(problem, lean=False)
+        # The compiled cuts keep the graph across solves and force the sides
+        # themselves (no forcing arcs); OR-Tools' push-relabel is the reference.
+        self.compiled = self._compiled(problem, graph) if compiled() else None
+        _, tails, heads, caps, source, sink = graph
         first = len(tails)
         for v in range(n):  # the forcing arcs, closed (capacity 0) until used
             tails += [source, v]
             heads += [v, sink]
             caps += [0, 0]
         self.arcs = len(tails)
-        # The compiled cuts keep the graph across solves and force the sides
-        # themselves (no forcing arcs); OR-Tools' push-relabel is the reference.
-        self.compiled = self._compiled(problem) if compiled() else None
         self.flow = max_flow.SimpleMaxFlow()
         self.flow.add_arcs_with_capacity(
             np.array(tails, dtype=np.int32),
@@ -409,12 +410,14 @@ class StepCuts:
                 if p >= 0:
                     ends.append((p, -1, sizes[t]))
             elif readers:  # live until its last reader ran
-                # A reader that another one descends from has run by then.
-                last = [c for c in readers if not any(ancestors[d] >> c & 1 for d in readers)]
-                if lean and len(last) == 1:
-                    ends.append((p, last[0], sizes[t]))
-                else:
-                    shared.append((t, last if lean else readers))
+                if lean:  # a reader that another one descends from has run by then
+                    readers = [
+                        c for c in readers if not any(ancestors[d] >> c & 1 for d in readers)
+                    ]
+                    if len(readers) == 1:
+                        ends.append((p, readers[0], sizes[t]))
+                        continue
+                shared.append((t, readers))
         source, sink = n + len(shared), n + len(shared) + 1
         for j, (t, readers) in enumerate(shared):
             tails += [n + j] * len(readers)
@@ -427,15 +430,16 @@ class StepCuts:
             caps.append(size)
         return n + len(shared) + 2, tails, heads, caps, source, sink
 
-    def _compiled(self, problem: Problem) -> _flow.Cuts:
-        """The compiled cuts on the graph, or on the lean one (:meth:`_network`) when
-        its max-flows scan fewer arcs: solved both ways for up to ``PROBE_OPS`` ops'
-        single cuts, spread over the ops (module docstring, "One reader")."""
+    def _compiled(
+        self, problem: Problem, graph: tuple[int, list[int], list[int], list[int], int, int]
+    ) -> _flow.Cuts:
+        """The compiled cuts on ``graph`` (the reference's, :meth:`_network`), or on the
+        lean one when its max-flows scan fewer arcs: solved both ways for up to
+        ``PROBE_OPS`` ops' single cuts, spread over the ops (module docstring, "One
+        reader")."""
         found = []
-        for lean in (False, True):
-            cuts = _flow.Cuts(
-                *self._network(problem, lean=lean), self.infinite, self.n, CLOSURE_BYTES
-            )
+        for lean, network in ((False, graph), (True, self._network(problem, lean=True))):
+            cuts = _flow.Cuts(*network, self.infinite, self.n, CLOSURE_BYTES)
             for v in range(0, self.n, max(1, self.n // PROBE_OPS)):
                 cuts.solve(self.direct[v], [v], False)
             found.append((cuts.work(), lean, cuts))
