@@ -490,6 +490,21 @@ def test_threads_resume_across_slices_and_share_the_work() -> None:
     assert answers[2][4] > 10
 
 
+def test_no_helper_searches_before_searcher_0_has_checked_the_cap() -> None:
+    """A helper's first check waits for searcher 0's (the leash of ``sync()``): at a cap
+    of one byte every searcher stops before its first visit. Before the leash, on a busy
+    machine, a helper could answer a whole decision while searcher 0 waited for a core."""
+    p = _random_dag(110, 16)
+    ops, goal = _compile(p, False), (1 << p.num_ops) - 1
+    start_mem = simulate(p, p.topological_order()).initial_bytes
+    core = _Search(ops, 0, goal, start_mem, 0, 1 << 60, None, lambda: None, core=True)._core
+    assert core is not None
+    for threads in (1, 2, 3):
+        status = core.decide(1 << 40, 1e30, 1, 1e9, -1, threads)
+        assert (status, core.visited, core.dead_count) == (exact_module._core.MEMORY_CAP, 0, 0)
+        core.decide_reset()
+
+
 def test_an_input_read_after_the_segment_saves_nothing_in_either_engine() -> None:
     """Regression (found by hypothesis): op1 may overwrite tensor 0, which op4 reads
     after the segment of ops 0-2, so within the segment it can overwrite nothing. The

@@ -282,6 +282,13 @@ class DeadSet {
         size_.store(n + 1, std::memory_order_relaxed);
     }
 
+    // Sets insert() takes before it drops one (until the next prepare()).
+    size_t spare() const {
+        size_t n = size(), table = 15 * slots_.size() / 16, arena = blocks_.capacity() * kBlock;
+        size_t most = std::min(table, arena);
+        return most > n ? most - n : 0;
+    }
+
     // Whether prepare(inserts) would grow the table or reserve blocks.
     bool needs(size_t inserts) const {
         size_t s = size() + inserts;
@@ -707,11 +714,12 @@ class Core : public CoreBase {
             }
             deciding_ = true;
             // Inserts between two checks: at most 1,024 visits + n + 1 frames closing per
-            // searcher; with several, twice that (searcher 0's checks pace the others').
+            // searcher; with several, twice that (sync() holds a helper when less is left).
             inserts_ = size_t(threads == 1 ? 1 : 2 * threads) * (1024 + size_t(t_.n) + 1);
             for (int i = 0; i < threads; ++i) {
                 auto w = std::make_unique<Worker>();
                 w->id = i;
+                w->paced = w->start = checks_.load();  // leashed(): searcher 0 checks first
                 w->stack.reserve(size_t(t_.n) + 1);  // the deepest path: no reallocation
                 push_frame(*w, Mask<W>::zero(), start_mem_, start_ready(), -1, start_mem_);
                 workers_.push_back(std::move(w));
@@ -1038,6 +1046,7 @@ class Core : public CoreBase {
         std::vector<Step> arena, steps;
         std::vector<int> candidates;  // free_set()'s scratch
         i64 visited = 0, next_level = std::numeric_limits<i64>::max();
+        u64 paced = 0, start = 0;  // searcher 0's checks: seen last, at the start (leashed())
         std::atomic<size_t> frames{0};  // its frame bytes at its last check (for searcher 0)
         size_t frame_bytes() const {
             return stack.capacity() * sizeof(Frame) +
@@ -1142,14 +1151,32 @@ class Core : public CoreBase {
         return 0;
     }
 
+    // Whether helper w waits at its check for searcher 0's next one: before searcher
+    // 0's first check of the decision (the memory cap, the deadline), or when the
+    // table's room may not hold one check's worth of inserts from every searcher (the
+    // room searcher 0's checks make). Otherwise the searchers run at their own pace.
+    bool leashed(const Worker& w) const {
+        if (checks_.load() == w.paced && w.paced == w.start) return true;
+        return dead_.spare() < workers_.size() * (1024 + size_t(t_.n) + 1);
+    }
+
     // A check of searcher w when several run. Searcher 0 decides whether check() must
     // run (it evicts or grows: the table alone) and then parks the others; they park
-    // at their own checks while the flag is up, and take the outcome.
+    // at their own checks while the flag is up, and take the outcome. A helper that is
+    // leashed() waits for searcher 0's next check. Without the leash a helper on a busy
+    // machine, searcher 0 descheduled, ran past the table's room (its dead sets
+    // dropped, to be searched again) and answered a decision before searcher 0's
+    // first check saw the memory cap. Waiting for every check of searcher 0 instead
+    // cost a quarter of the helper's speed with twice as many threads as cores.
     int sync(Worker& w, const Stops& stops, i64 max_bytes, i64 max_dead) {
         w.frames.store(w.frame_bytes(), std::memory_order_relaxed);
-        if (w.id != 0 && !barrier_wanted_.load()) return 0;
+        if (w.id != 0 && !barrier_wanted_.load() && !leashed(w)) return 0;
         std::unique_lock<std::mutex> lock(barrier_mutex_);
         if (w.id != 0) {
+            barrier_cv_.wait(lock, [&] {
+                return !leashed(w) || barrier_wanted_.load() || stop_.load();
+            });
+            w.paced = checks_.load();
             if (!barrier_wanted_.load()) return 0;  // again, under the lock
             u64 generation = generation_;
             ++parked_;
@@ -1157,12 +1184,18 @@ class Core : public CoreBase {
             barrier_cv_.wait(lock, [&] { return generation_ != generation || stop_.load(); });
             return generation_ != generation ? outcome_ : STOPPED;
         }
+        checks_.fetch_add(1);  // under the lock: a pacing helper's wait sees it
         auto t = Clock::now();
         bool needed = stops.timed_out(t) || t > stops.slice_end ||
                       (max_dead >= 0 && i64(dead_.size()) >= max_dead) ||
                       !dead_room(max_bytes) || dead_.needs(inserts_);
-        if (!needed) return 0;
+        if (!needed) {
+            lock.unlock();
+            barrier_cv_.notify_all();  // the helpers waiting for this check go on
+            return 0;
+        }
         barrier_wanted_.store(true);
+        barrier_cv_.notify_all();  // a helper waiting for this check parks instead
         barrier_cv_.wait(lock, [&] { return parked_ + 1 == active_ || stop_.load(); });
         barrier_wanted_.store(false);
         if (stop_.load()) return STOPPED;
@@ -1259,6 +1292,7 @@ class Core : public CoreBase {
     std::condition_variable barrier_cv_;
     size_t parked_ = 0, active_ = 0;  // parked at the barrier; still searching
     u64 generation_ = 0;
+    std::atomic<u64> checks_{0};  // searcher 0's checks (leashed())
     int outcome_ = 0;
     DeadSet dead_;
     i64 limit_ = 0, start_mem_ = 0, min_rise_ = 0;

@@ -119,7 +119,11 @@ the goal stops): it tries the steps in the one-searcher order and skips only set
 from which the goal cannot be reached, so it finds the order one searcher finds, on
 every run and with any number of threads. The table is read without locks (a slot
 is published after its mask); growth and eviction wait until every searcher is
-parked at its next check. Measured on the hardest segment (2 cores, at the optimum minus one): WS N=48
+parked at its next check. Searcher 0 makes the checks, so a helper waits for its
+first (the memory cap is seen before any visit) and, when the table's room runs
+low, for its next: on a busy machine, with searcher 0 waiting for a core, a helper
+had run past the room (its dead sets dropped, searched again later) and even
+answered a whole decision under a one-byte cap. Measured on the hardest segment (2 cores, at the optimum minus one): WS N=48
 seed 1 24.6 -> 13.2 s wall (113.9M -> 116.1M visits in all), seed 0 2.4 -> 1.3 s;
 the same dead sets and next level. ``tests/test_exact_core.py`` checks the answers
 (orders included) against the one-searcher reference, under a cap and across slices.
