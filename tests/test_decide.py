@@ -238,10 +238,11 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     seed: int, local_search: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With one searcher, rounds from above paused at their first check (each round's
-    first call is asked to pause at once; the cut bound's turns are 2,000 arcs' worth
-    of max-flows) give the cut bound's sequences their turn and resume: the same
-    optimum as the uncapped search, proven, with the local search at each turn or
-    without."""
+    first call is asked to pause at once, the call that resumes it not to pause: turns
+    timed by the clock left a busy machine's rounds paused until the cut bound proved
+    the optimum; the cut bound's turns are 2,000 arcs' worth of max-flows) give the cut
+    bound's sequences their turn and resume: the same optimum as the uncapped search,
+    proven, with the local search at each turn or without."""
     module = importlib.import_module("serenity.schedule.exact")
     rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
     monkeypatch.setattr(module, "CUT_SECONDS", 2_000 / rate)
@@ -250,8 +251,8 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     answers: list[str] = []
 
     def spy(*args: object, pause_at: float | None = None, **kw: object) -> Decision:
-        if pause_at is not None and (not answers or answers[-1] != "paused"):
-            pause_at = 0.0  # a round's first call: paused at its first check
+        if pause_at is not None:  # a round's first call pauses at its first check
+            pause_at = None if answers and answers[-1] == "paused" else 0.0
         answer = within(*args, pause_at=pause_at, **kw)  # type: ignore[arg-type]
         answers.append(answer.status)
         return answer
