@@ -38,7 +38,10 @@ from serenity.schedule import fuse
 from serenity.schedule.exact import (
     _compile,
     _dives,
+    _Ops,
     _Search,
+    _split_gap,
+    _step,
     _through,
     block_precedences,
     exact,
@@ -132,6 +135,60 @@ def test_the_witness_leads_to_orders_and_in_the_end_to_an_optimal_one(
     assert len(chain) == p.num_ops or p.num_ops == 0
     if not inplace:
         assert peak == bound == oracle_optimum(p)
+
+
+@MANY
+@given(st.data(), st.booleans(), st.integers(0, 30), st.integers(0, 3), st.integers(-2, 4))
+def test_split_gaps_run_each_split_op_at_its_least_step_between_the_sets_around_it(
+    data: st.DataObject, inplace: bool, solves: int, most: int, above: int
+) -> None:
+    """With gaps split past ``most`` ops (pieces down to one op), the pieces are nested
+    downsets from one set of the chain to the next, each split op ready at the set
+    before it and its step there no less than its least step between the chain's two
+    sets; the order through the witness is a real one through every set of the chain
+    with every step below ``upper``, or None."""
+    p = data.draw(problems(max_ops=12, inplace=inplace))
+    ops, full = _compile(p, inplace), (1 << p.num_ops) - 1
+    initial = simulate(p, list(range(p.num_ops)), inplace=inplace).initial_bytes
+    bound = CutBound(p, inplace=inplace)
+    bound.lift(max_solves=solves)
+    chain, step_cuts = bound.witness(), bound.cuts
+    assert step_cuts is not None
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact_module, "SPLIT_GAP_OPS", most)
+        patch.setattr(exact_module, "_SPLIT_PIECE_OPS", 1)
+        done = 0
+        for target in [*chain, full]:
+            for after, v in _split_gap(ops, done, target, step_cuts):
+                assert done & ~after == 0 and after & ~target == 0
+                if v >= 0:
+                    before = after & ~(1 << v)
+                    assert all(before >> u & 1 for u in p.preds[v])  # v ready there
+                    outside = ops_of(full & ~target)
+                    least = step_cuts.step(v, ops_of(done), outside)
+                    held = _step(ops, before, _memory_of(ops, p, before, initial), v)[0]
+                    assert least is not None
+                    assert held >= least
+                done = after
+            assert done == target
+        upper = oracle_optimum(p) + above if not inplace else 1 << 62
+        order = _through(ops, 0, initial, full, chain, 0, upper, None, True, 1 << 40, step_cuts)
+    if order is not None:
+        assert sorted(order) == list(range(p.num_ops)) and p.is_topological(order)
+        runs = set(itertools.accumulate((1 << v for v in order), operator.or_, initial=0))
+        assert runs.issuperset(chain)
+        assert simulate(p, order, inplace=inplace).peak_bytes < upper
+
+
+def _memory_of(ops: _Ops, p: Problem, done: int, initial: int) -> int:
+    """The memory held after the ops of downset ``done`` ran (in some topological order:
+    a function of the set)."""
+    mem, run = initial, 0
+    for v in p.topological_order():
+        if done >> v & 1:
+            mem = _step(ops, run, mem, v)[1]
+            run |= 1 << v
+    return mem
 
 
 @MANY

@@ -302,7 +302,7 @@ from serenity._native import native_wanted
 from serenity.ir import Problem, ops_of
 from serenity.memory import lower_bound, simulate
 from serenity.memory.bounds import minor_budget, width_bound
-from serenity.memory.cuts import CutBound
+from serenity.memory.cuts import CutBound, StepCuts
 from serenity.schedule.decide import Decision, within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
@@ -1019,6 +1019,10 @@ _WINDOW_EXPANSIONS = 20_000
 #: bisect the gap's level after it.
 _GAP_VISITS = 50_000
 _GAP_PROBES = 4
+#: A gap of the witness's order with more ops than ``SPLIT_GAP_OPS`` is split at a
+#: least cut (:func:`_through`), and its pieces again down to ``_SPLIT_PIECE_OPS``.
+SPLIT_GAP_OPS = 512
+_SPLIT_PIECE_OPS = 64
 #: Ops a free set may hold (:mod:`serenity.schedule.decide`, "Free sets"; the decision
 #: and best-first searches); 0 or 1: none; at most ``_FREE_SET_MOST`` (the core's arrays).
 FREE_SET_OPS = 3
@@ -1213,6 +1217,7 @@ def _through(
     deadline: float | None,
     free_moves: bool,
     budget: int,
+    cuts: StepCuts | None = None,
 ) -> list[int] | None:
     """An order of the segment from ``start`` to ``goal`` through the downsets of
     ``chain`` (the cut bound's witness, each taken within the segment); None when a
@@ -1233,7 +1238,23 @@ def _through(
     N=256 seed 0's witnesses worth 6,303,744 bytes against 6,692,864 with the beam
     alone, whose gaps of 300-700 ops found no order below the best one's peak.
 
-    Complexity: O(budget x expansion cost).
+    **Split gaps.** With ``cuts`` (the cut bound's, on the same ops), a gap of more
+    than ``SPLIT_GAP_OPS`` ops is split at its op ``v`` with the most balanced
+    ancestors in it: the least cut of ``v`` with the gap's first set run and nothing
+    past its last gives a downset ``S`` between them (its source side) from which
+    ``v`` runs at its least step there; the pieces before ``S`` and after ``S + v``
+    are walked the same way, down to ``_SPLIT_PIECE_OPS`` ops, each then searched
+    as above. On the largest RandWire graphs the witness holds 12-24 sets and leaves
+    one gap of some 900-1,000 ops, a stage the chosen ops do not reach: on WS N=352
+    seed 0 (2,507 fused ops) the dives and beam took 5 s over it for 9,572,352 bytes
+    against a bound of 6,381,568; split, the walk takes 0.2 s and gives 8,871,936,
+    and at 60 s (one searcher, by hand) the gap closed from 37.1% to 16.1% (the cut
+    bound, with the seconds back, a level higher), WS N=256 seed 0 from 8.0% to 6.7%.
+    Gaps of 368 ops on ER N=64 seed 2, split, gave 3,579,904 against the beam's
+    3,502,080: the smaller gaps are searched whole.
+
+    Complexity: O(budget x expansion cost), and per split one max-flow and
+    O(gap ops x predecessors) bitmask operations.
     """
     order: list[int] = []
     done = start
@@ -1241,35 +1262,114 @@ def _through(
     for target in [*(start | t & goal for t in chain), goal]:
         if target & ~done == 0:
             continue
-        if budget <= 0:
-            return None
-        args = (ops, done, target, mem, bound, upper - 1, deadline, lambda: None, free_moves)
-        search = _Search(*args, max_expanded=min(_WINDOW_EXPANSIONS, budget))
-        gap: list[int] | None = None
-        try:
-            gap = search.run()[0]
-        except _Exhausted:
-            return None
-        except _Timeout:
-            search.clear()  # the same search answers the dives and runs the beam
-        budget -= search.expanded
-        if gap is None:
-            target_peak = max(bound, height)  # within it, the gap costs the walk nothing
-            gap, peak, spent = _dives(search, target_peak, upper - 1, budget)
-            budget -= spent
-            if gap is None or peak > target_peak:  # the beam may do better than the dives
-                result = search.beam(_BEAM_WIDTHS[0], deadline, max(0, budget))
-                budget -= search.generated
-                if result is not None and result[1] < min(peak, upper):
-                    gap = result[0]
+        for piece, split in _split_gap(ops, done, target, cuts):
+            steps = [split]  # an op the split runs from the set before it
+            if split < 0:
+                if budget <= 0:
+                    return None
+                args = (mem, bound, height, upper, deadline, free_moves, budget)
+                gap, spent = _gap(ops, done, piece, *args)
+                budget -= spent
                 if gap is None:
                     return None
-        for v in gap:
-            during, mem = _step(ops, done, mem, v)
-            height = max(height, during)
-            done |= 1 << v
-        order += gap
+                steps = gap
+            for v in steps:
+                during, mem = _step(ops, done, mem, v)
+                if during >= upper:
+                    return None  # a split op's least step there (a gap's are below)
+                height = max(height, during)
+                done |= 1 << v
+            order += steps
     return order
+
+
+def _split_gap(ops: _Ops, done: int, target: int, cuts: StepCuts | None) -> list[tuple[int, int]]:
+    """The gap from ``done`` to ``target`` in pieces, in order (:func:`_through`,
+    "Split gaps"): ``(set, -1)`` a gap to search up to that set, ``(set, v)`` op
+    ``v`` to run from the set before it (``set`` holds it). One piece when the gap
+    has ``SPLIT_GAP_OPS`` ops or fewer, or no ``cuts``."""
+    pieces: list[tuple[int, int]] = []
+    full = (1 << len(ops.out_bytes)) - 1
+    # (low, high, most) a gap to split while it has more than `most` ops; (v, -1) an op.
+    stack: list[tuple[int, int, int]] = [(done, target, SPLIT_GAP_OPS)]
+    while stack:
+        low, high, most = stack.pop()
+        if most < 0:
+            pieces.append((high, low))  # low: the op, high: the set after it
+            continue
+        v, step, side = -1, None, 0
+        if cuts is not None and (high & ~low).bit_count() > most:
+            v = _balanced_op(ops, low, high)
+            if v >= 0:
+                step, side = cuts.solve_masks(v, low, full & ~high)
+        if step is None:
+            pieces.append((high, -1))
+            continue
+        side = (side | low) & high & ~(1 << v)
+        after = side | 1 << v
+        # The last piece pushed first: they pop in order.
+        stack += [(after, high, _SPLIT_PIECE_OPS), (v, after, -1), (low, side, _SPLIT_PIECE_OPS)]
+    return pieces
+
+
+def _balanced_op(ops: _Ops, low: int, high: int) -> int:
+    """The op of the gap from ``low`` to ``high`` with nearest half of the gap's ops
+    among its ancestors (ties: the lowest index); -1 when the gap is not closed
+    under predecessors (no split)."""
+    gap = high & ~low
+    members = ops_of(gap)
+    ancestors: dict[int, int] = {}
+    placed, left = low, members
+    while left:
+        ready = [v for v in left if ops.pred_mask[v] & ~placed == 0]
+        if not ready:
+            return -1
+        for v in ready:
+            mask = 0
+            for u in ops_of(ops.pred_mask[v] & gap):
+                mask |= ancestors[u] | 1 << u
+            ancestors[v] = mask
+            placed |= 1 << v
+        left = [v for v in left if not placed >> v & 1]
+    half = len(members) // 2
+    return min(members, key=lambda v: (abs(ancestors[v].bit_count() - half), v))
+
+
+def _gap(
+    ops: _Ops,
+    done: int,
+    target: int,
+    mem: int,
+    bound: int,
+    height: int,
+    upper: int,
+    deadline: float | None,
+    free_moves: bool,
+    budget: int,
+) -> tuple[list[int] | None, int]:
+    """One gap of :func:`_through` searched whole (best-first, then the dives, then
+    the narrowest beam): its order (None: none found below ``upper``) and the states,
+    successors and visits spent."""
+    args = (ops, done, target, mem, bound, upper - 1, deadline, lambda: None, free_moves)
+    search = _Search(*args, max_expanded=min(_WINDOW_EXPANSIONS, budget))
+    gap: list[int] | None = None
+    try:
+        gap = search.run()[0]
+    except _Exhausted:
+        return None, search.expanded
+    except _Timeout:
+        search.clear()  # the same search answers the dives and runs the beam
+    spent = search.expanded
+    if gap is None:
+        target_peak = max(bound, height)  # within it, the gap costs the walk nothing
+        gap, peak, dived = _dives(search, target_peak, upper - 1, budget - spent)
+        spent += dived
+        if gap is None or peak > target_peak:  # the beam may do better than the dives
+            result = search.beam(_BEAM_WIDTHS[0], deadline, max(0, budget - spent))
+            spent += search.generated
+            if result is not None and result[1] < min(peak, upper):
+                gap = result[0]
+    return gap, spent
 
 
 def _dives(search: _Search, low: int, high: int, budget: int) -> tuple[list[int] | None, int, int]:
@@ -1534,7 +1634,8 @@ def exact(
             # As high as the best order at most: windows may lower it where they did not the best.
             top = seg_peak[k] + 1
             budget = max(_WINDOW_EXPANSIONS, int(seconds * WITNESS_RATE))
-            walk = _through(ops, start, mem, goal, chain, low, top, deadline, free_moves, budget)
+            args = (chain, low, top, deadline, free_moves, budget, cutter[0].cuts)
+            walk = _through(ops, start, mem, goal, *args)
             if walk is not None:
                 walk, height = _improve(
                     ops, start, mem, walk, low, until, free_moves, local, widths=()
