@@ -122,7 +122,7 @@ CPU s against 54.9 s with half each, the same bounds elsewhere but at 5 s,
 where ER N=48 seed 2 stopped a level lower):
 
 - the ``k`` ops whose single cuts are highest, ``k`` = 8, 16, ... 128 in turn;
-- *refined*: from the 8 highest, grown ``ADD_OPS`` (2) at a time by what the
+- *refined*: from the 8 highest, grown ``ADD_OPS`` (1) at a time by what the
   sequence found within the level gets wrong. Its cuts' downsets ``S_1, S_2, ...``
   would be the sets run at those steps of one order only if they were nested: an
   op in some ``S_i`` and not in a later ``S_j`` is chosen first (those missed
@@ -271,10 +271,13 @@ except ImportError:  # pragma: no cover - a build without a compiler
 SEQUENCE_OPS = (8, 16, 24, 32, 40, 48, 64, 80, 96, 128)
 #: The refined line starts from this many ops (those with the highest single cuts) ...
 START_OPS = 8
-#: ... and each refinement adds this many (2: by hand, 1 and 3-8 were slower on some
-#: graphs: ER N=32 seed 1 1.1 / 5.8 / 12.8 / 74 s with 1 / 2 / 4 / 8, WS N=64 seed 2
-#: 93 / 31 s with 1 / 2, before the cuts of a smaller choice were reused).
-ADD_OPS = 2
+#: ... and each refinement adds this many. 1 since the seventeenth session: in the
+#: exact engine at 60 s (one searcher, by hand, side by side with 2) ER N=48 seed 1
+#: proven in 15.2 CPU s (6.9% apart with 2), seeds 2 and 0 in 11.9 and 19.4 s (25.3,
+#: 30.3), ER N=44 seed 1 in 8.1 s (16.7), WS N=256 seed 0 1.3% apart (8.0%), WS
+#: N=352 15.1% (16.1%); 8 made WS N=256 17.1%. (2 had been chosen before the cuts of
+#: a smaller choice were reused, when 1 made WS N=64 seed 2 93 s against 31.)
+ADD_OPS = 1
 #: The line that raised the bound last gets this many times the other's share of a
 #: call's budget (module docstring, "Which ops").
 LEAD_WEIGHT = 3
