@@ -1293,12 +1293,13 @@ def _split_gap(ops: _Ops, done: int, target: int, cuts: StepCuts | None) -> list
     has ``SPLIT_GAP_OPS`` ops or fewer, or no ``cuts``."""
     pieces: list[tuple[int, int]] = []
     full = (1 << len(ops.out_bytes)) - 1
-    # (low, high, most) a gap to split while it has more than `most` ops; (v, -1) an op.
+    # (low, high, most): the gap from low to high, split while it has more than `most`
+    # ops; most -1: the one op a split runs from low.
     stack: list[tuple[int, int, int]] = [(done, target, SPLIT_GAP_OPS)]
     while stack:
         low, high, most = stack.pop()
         if most < 0:
-            pieces.append((high, low))  # low: the op, high: the set after it
+            pieces.append((high, (high & ~low).bit_length() - 1))
             continue
         v, step, side = -1, None, 0
         if cuts is not None and (high & ~low).bit_count() > most:
@@ -1311,7 +1312,7 @@ def _split_gap(ops: _Ops, done: int, target: int, cuts: StepCuts | None) -> list
         side = (side | low) & high & ~(1 << v)
         after = side | 1 << v
         # The last piece pushed first: they pop in order.
-        stack += [(after, high, _SPLIT_PIECE_OPS), (v, after, -1), (low, side, _SPLIT_PIECE_OPS)]
+        stack += [(after, high, _SPLIT_PIECE_OPS), (side, after, -1), (low, side, _SPLIT_PIECE_OPS)]
     return pieces
 
 
