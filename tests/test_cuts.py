@@ -681,7 +681,7 @@ def _lines(bound: CutBound) -> list[tuple[object, ...]]:
     found = []
     for line in bound.lines:
         s = line.sequences
-        kept = None if s is None else (s.path, s.sides, s.kept(), s.forgotten, s.dead_sets())
+        kept = None if s is None else (s.path, s.sides, s.kept(), s.held(), s.forgotten, s.dead_sets())
         found.append((line.level, line.chosen, line.spent, kept))
     return found
 
@@ -760,7 +760,7 @@ def test_pure_python_solves_the_cuts_by_ortools(monkeypatch: pytest.MonkeyPatch)
 @MANY
 @given(st.data())
 def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject) -> None:
-    """The cuts and dead sets kept are caches: a line that may keep one entry forgets
+    """The cuts and dead sets kept are caches: a line that may keep one byte forgets
     them all the time (it holds at most the cuts of one set run, solved together) and
     reaches the same bounds (the optimum, once every op is chosen) and a witness that
     is still a chain of nested downsets."""
@@ -780,17 +780,18 @@ def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject)
 
 
 def test_a_line_at_its_cap_forgets_and_goes_on() -> None:
-    """At a cap of 200 entries per line the lines forget, keep no more than that, and
-    reach the bound that the uncapped ones reach, with more max-flows."""
+    """At a cap of 200 cuts' bytes per line the lines forget, hold no more than that,
+    and reach the bound that the uncapped ones reach, with more max-flows."""
     p = summed_stage(20, 0.3, 0)
     bound = CutBound(p).lift(max_solves=2_000)
     free = CutBound(p)
     assert free.lift(upper=bound, max_solves=50_000) == bound
-    tight = CutBound(p, memory=200 * 2 * (ENTRY_BYTES + p.num_ops // 4))
-    assert tight.most == 200
+    most = 200 * (ENTRY_BYTES + p.num_ops // 4)
+    tight = CutBound(p, memory=2 * most)
+    assert tight.most == most
     assert tight.lift(upper=bound, max_solves=50_000) == bound
     assert any(line.sequences and line.sequences.forgotten for line in tight.lines)
     assert not any(line.sequences and line.sequences.forgotten for line in free.lines)
-    assert all(line.sequences is None or line.sequences.kept() <= 200 for line in tight.lines)
+    assert all(line.sequences is None or line.sequences.held() <= most for line in tight.lines)
     assert tight.cuts is not None and free.cuts is not None
     assert tight.cuts.solves >= free.cuts.solves

@@ -755,13 +755,16 @@ class Sequences {
     // ``chosen``: the ops; ``direct``: per chosen op, the bits of the ops that must run
     // before it (as bytes); ``steps``: per chosen op, what its step adds to a cut;
     // ``ancestors``: per chosen op, the indices of the chosen ops among its ancestors;
-    // ``most``: entries kept at most; ``previous``: the previous choice (its first
+    // ``most``: bytes the cuts and dead sets kept may take, counted ``cut_bytes`` a
+    // cut and ``dead_bytes`` a dead set; ``previous``: the previous choice (its first
     // ops are this one's first), whose cuts and dead sets this one takes over, with
     // those of ``dead_choices`` - 1 smaller ones.
     Sequences(Cuts& cuts, const std::vector<int>& chosen, const std::vector<py::bytes>& direct,
               const std::vector<int64_t>& steps, const std::vector<std::vector<int>>& ancestors,
-              int64_t most, Sequences* previous, int dead_choices)
-        : cuts_(cuts), chosen_(chosen), steps_(steps), most_(most) {
+              int64_t most, int64_t cut_bytes, int64_t dead_bytes, Sequences* previous,
+              int dead_choices)
+        : cuts_(cuts), chosen_(chosen), steps_(steps), most_(most), cut_bytes_(cut_bytes),
+          dead_bytes_(dead_bytes) {
         if (!cuts.has_closures()) throw std::invalid_argument("the sequences need the closures");
         k_ = static_cast<int>(chosen.size());
         if (direct.size() != chosen.size() || steps.size() != chosen.size() ||
@@ -844,6 +847,11 @@ class Sequences {
     }
 
     size_t kept() const { return known_.size() + prior_.size() + dead_->size() + prior_dead_count_; }
+    // ``_Sequences.held``: the bytes counted for them.
+    int64_t held() const {
+        return static_cast<int64_t>(known_.size() + prior_.size()) * cut_bytes_ +
+               static_cast<int64_t>(dead_->size() + prior_dead_count_) * dead_bytes_;
+    }
     int64_t forgotten() const { return forgotten_; }
 
     // The order in which a set's next ops are tried (``cuts._Sequences.guide``): by
@@ -909,21 +917,23 @@ class Sequences {
             throw OutOfSolves{};
     }
 
-    void make_room(size_t adding) {
-        const int64_t most = most_ - static_cast<int64_t>(adding);
-        if (static_cast<int64_t>(kept()) < most) return;
+    // ``_Sequences.make_room``: before ``cuts`` more cuts and ``dead`` more dead sets.
+    void make_room(size_t cuts, size_t dead) {
+        const int64_t most = most_ - static_cast<int64_t>(cuts) * cut_bytes_ -
+                             static_cast<int64_t>(dead) * dead_bytes_;
+        if (held() < most) return;
         ++forgotten_;
         known_.clear();
         prior_.clear();
-        if (static_cast<int64_t>(kept()) >= most) {
+        if (held() >= most) {
             prior_dead_.clear();
             prior_dead_count_ = 0;
-            if (static_cast<int64_t>(kept()) >= most) dead_->clear();
+            if (held() >= most) dead_->clear();
         }
     }
 
     void kill(const std::string& done, int64_t least) {
-        make_room(1);
+        make_room(0, 1);
         (*dead_)[done] = least;
     }
 
@@ -931,7 +941,7 @@ class Sequences {
     // the chosen ops of ``done`` (``inside``: as ops) run before them.
     void cuts_of(const std::vector<int>& ready, const std::string& done, int count,
                  const Words& inside, std::vector<Known>& found) {
-        make_room(ready.size());
+        make_room(ready.size(), 0);
         found.assign(ready.size(), Known{-1, nullptr});
         std::vector<int> xs;  // positions in ready to solve
         std::vector<const Words*> extras;
@@ -1062,7 +1072,7 @@ class Sequences {
     std::vector<int> chosen_;
     std::vector<int64_t> steps_;
     std::vector<int64_t> guide_;  // per chosen op, its place in a known order (or empty)
-    int64_t most_;
+    int64_t most_, cut_bytes_, dead_bytes_;
     int k_ = 0, prior_k_ = 0;
     Words mask_, fresh_;
     std::vector<Words> direct_;
@@ -1104,14 +1114,16 @@ PYBIND11_MODULE(_flow, m) {
     py::class_<Sequences>(m, "Sequences")
         .def(py::init<Cuts&, const std::vector<int>&, const std::vector<py::bytes>&,
                       const std::vector<int64_t>&, const std::vector<std::vector<int>>&, int64_t,
-                      Sequences*, int>(),
+                      int64_t, int64_t, Sequences*, int>(),
              py::arg("cuts"), py::arg("chosen"), py::arg("direct"), py::arg("steps"),
-             py::arg("ancestors"), py::arg("most"), py::arg("previous").none(true),
+             py::arg("ancestors"), py::arg("most"), py::arg("cut_bytes"), py::arg("dead_bytes"),
+             py::arg("previous").none(true),
              py::arg("dead_choices"), py::keep_alive<1, 2>())
         .def("bound", &Sequences::bound, py::arg("level"), py::arg("upper"), py::arg("stop_at"),
              py::arg("solves"), py::arg("seconds"))
         .def("path", &Sequences::path)
         .def("kept", &Sequences::kept)
+        .def("held", &Sequences::held)
         .def("forgotten", &Sequences::forgotten)
         .def("set_guide", &Sequences::set_guide, py::arg("guide"))
         .def("dead_sets", &Sequences::dead_sets);

@@ -99,7 +99,7 @@ resume the search. A grown choice's cuts are at least the smaller one's at the s
 ops run (more ops forced, fewer downsets), so a set whose ops of a smaller choice
 make a dead set of that choice is dead at its level too: each line's last
 ``DEAD_CHOICES`` choices prune the next. Both are caches: past its half of
-``CUT_MEMORY`` (an estimate from their count) a line forgets its cuts first, which
+``CUT_MEMORY`` (an estimate from their counts) a line forgets its cuts first, which
 are solved again when asked (few are asked twice: each set is searched once), then
 its smaller choices' dead sets, then its own; the bounds are the same, only the
 max-flows to them are more. A search that must forget its own dead sets explores
@@ -110,7 +110,12 @@ best order's peak, in about 70 s of max-flows alone; both lines in 104 s (3.9M
 max-flows, 414 MB of max RSS). By hand (max-flows alone, both lines, 2
 cores) WS N=48 seed 1 reached its optimum in 9.3 s instead of 23.6, WS N=64 seed 2
 in 7.2 s instead of 12.7, WS N=128 seed 0 in 4.6 s instead of 6.0; ER N=48 seed 1
-reached 2,256,896 in 94 s instead of 437 s. With ``X`` all ops each cut is the step itself and the bound is
+reached 2,256,896 in 94 s instead of 437 s. A dead set is counted at its own size
+(``DEAD_BYTES``: a few bytes of chosen ops' bits, no downset), a cut at ``ENTRY_BYTES``
+and a quarter byte per op; until the eighteenth session both were counted as a cut,
+and ER N=44 seed 2's refined line, at 33 ops, forgot its dead sets 188 times in a
+minute: its refutation of 2,179,072 needs 579,000 of them (4.98M max-flows, 24 s
+alone, with three times the room). With ``X`` all ops each cut is the step itself and the bound is
 the optimum (the tests check it); with fewer it is a relaxation that costs
 max-flows instead of search states, valid for any ``X`` (so the level proven with
 one choice is where the next one starts). A budget of max-flows bounds it.
@@ -306,13 +311,16 @@ CLOSURE_BYTES = 64 << 20
 #: (module docstring, "Sequences").
 DEAD_CHOICES = 4
 #: Bytes the sequences' cuts and dead sets may take, both lines together (module
-#: docstring, "Sequences"); an entry of either is counted ``ENTRY_BYTES`` plus a
-#: quarter byte per op (its sets of ops as Python ints). Measured on ER N=48 seed 0
+#: docstring, "Sequences"). A cut kept is counted ``ENTRY_BYTES`` plus a quarter byte
+#: per op (its downset; as Python ints in the reference). Measured on ER N=48 seed 0
 #: (820 fused ops): 246 bytes an entry over 3.7M entries, counted 325; at this cap
 #: two minutes of max-flows alone took 313 MB of RSS instead of 1,119 MB, with the
 #: same bound and the same number of max-flows within 0.2%.
 CUT_MEMORY = 256 << 20
 ENTRY_BYTES = 120
+#: A dead set is counted this many bytes: its key is the chosen ops' bits, a few
+#: bytes, and no downset (compiled: a hash map's node and bucket, 72-80 bytes).
+DEAD_BYTES = 80
 #: Single cuts solved on each graph to choose the one the compiled cuts use (module
 #: docstring, "One reader").
 PROBE_OPS = 64
@@ -563,6 +571,7 @@ class _SequencesBase:
 
     def __init__(self, cuts: StepCuts, chosen: list[int]) -> None:
         self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        self.cut_bytes = ENTRY_BYTES + cuts.n // 4  # a cut kept, counted (``CUT_MEMORY``)
         self.mask = sum(1 << x for x in chosen)
         # Per chosen op: the chosen ops among its ancestors, as a bitmask of indices.
         self.ancestors = [
@@ -615,7 +624,7 @@ class _Sequences(_SequencesBase):
         most: int = 1 << 62,
     ) -> None:
         super().__init__(cuts, chosen)
-        self.most = most  # cuts, and dead sets, kept at most (with the prior ones)
+        self.most = most  # bytes the cuts and dead sets kept may take (the prior ones too)
         self.forgotten = 0  # times they were forgotten at that count
         # (op, the chosen ops run before it, as a bitmask of ops) -> (its cut, a downset)
         self.known: dict[tuple[int, int], tuple[int | None, int]] = {}
@@ -642,7 +651,7 @@ class _Sequences(_SequencesBase):
         serves when its downset already puts each op chosen since on the side now
         asked (the same least step), and the others are solved together
         (:meth:`StepCuts.solve_group`)."""
-        self.make_room(len(ready))
+        self.make_room(cuts=len(ready))
         known, prior, chosen = self.known, self.prior, self.chosen
         since, fresh = self.prior_chosen, self.fresh
         found: list[tuple[int | None, int] | None] = []
@@ -677,24 +686,30 @@ class _Sequences(_SequencesBase):
         """The cuts and dead sets kept, the smaller choices' included."""
         return len(self.known) + len(self.prior) + len(self.dead) + self.prior_dead_count
 
+    def held(self) -> int:
+        """The bytes counted for the cuts and dead sets kept: ``cut_bytes`` a cut,
+        ``DEAD_BYTES`` a dead set."""
+        cuts = len(self.known) + len(self.prior)
+        return cuts * self.cut_bytes + (len(self.dead) + self.prior_dead_count) * DEAD_BYTES
+
     def kill(self, inside: int, least: int) -> None:
         """Keeps ``inside`` dead below ``least`` (:meth:`make_room` first)."""
-        self.make_room(1)
+        self.make_room(dead=1)
         self.dead[inside] = least
 
-    def make_room(self, adding: int) -> None:
-        """When ``adding`` more entries would keep ``most``, forgets the cuts first
-        (solved again when asked; the dead sets are what spares a search its states),
-        then the smaller choices' dead sets, then this one's, until fewer would be
-        kept."""
-        most = self.most - adding
-        if self.kept() < most:
+    def make_room(self, cuts: int = 0, dead: int = 0) -> None:
+        """When ``cuts`` more cuts and ``dead`` more dead sets would hold ``most``
+        bytes (:meth:`held`), forgets the cuts first (solved again when asked; the
+        dead sets are what spares a search its states), then the smaller choices'
+        dead sets, then this one's, until they would hold less."""
+        most = self.most - cuts * self.cut_bytes - dead * DEAD_BYTES
+        if self.held() < most:
             return
         self.forgotten += 1
         self.known, self.prior = {}, {}
-        if self.kept() >= most:
+        if self.held() >= most:
             self.prior_dead, self.prior_dead_count = [], 0
-            if self.kept() >= most:
+            if self.held() >= most:
                 self.dead = {}
 
     def fits(self, done: int, inside: int, level: int, path: list[tuple[int, int]]) -> int:
@@ -781,6 +796,8 @@ class _CompiledSequences(_SequencesBase):
             [cuts.constant + cuts.own[x] for x in chosen],
             [ops_of(mask) for mask in self.ancestors],
             most,
+            self.cut_bytes,
+            DEAD_BYTES,
             previous.native if previous else None,
             DEAD_CHOICES,
         )
@@ -798,6 +815,10 @@ class _CompiledSequences(_SequencesBase):
     def kept(self) -> int:
         """The cuts and dead sets kept, the smaller choices' included."""
         return self.native.kept()
+
+    def held(self) -> int:
+        """As :meth:`_Sequences.held`."""
+        return self.native.held()
 
     def dead_sets(self) -> list[tuple[int, dict[int, int]]]:
         """As :meth:`_Sequences.dead_sets` (converted from the chosen ops' indices)."""
@@ -891,8 +912,8 @@ class CutBound:
     ) -> None:
         n = problem.num_ops
         self.n = n
-        # Entries each line may keep, cuts and dead sets together, its previous choices' included.
-        self.most = max(1, memory // (2 * (ENTRY_BYTES + n // 4)))
+        # Bytes each line may keep, cuts and dead sets together, its previous choices' included.
+        self.most = max(1, memory // 2)
         self.cuts: StepCuts | None = None
         self.lines: list[_Line] = []
         self.lead: _Line | None = None  # the line that raised the bound last
