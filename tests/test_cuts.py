@@ -22,6 +22,7 @@ from serenity.ir import ops_of
 from serenity.memory import cuts, simulate
 from serenity.memory.bounds import _closure, width_bound
 from serenity.memory.cuts import (
+    DEAD_BYTES,
     ENTRY_BYTES,
     LEAD_WEIGHT,
     NEVER,
@@ -681,7 +682,9 @@ def _lines(bound: CutBound) -> list[tuple[object, ...]]:
     found = []
     for line in bound.lines:
         s = line.sequences
-        kept = None if s is None else (s.path, s.sides, s.kept(), s.held(), s.forgotten, s.dead_sets())
+        kept = (
+            None if s is None else (s.path, s.sides, s.kept(), s.held(), s.forgotten, s.dead_sets())
+        )
         found.append((line.level, line.chosen, line.spent, kept))
     return found
 
@@ -793,5 +796,13 @@ def test_a_line_at_its_cap_forgets_and_goes_on() -> None:
     assert any(line.sequences and line.sequences.forgotten for line in tight.lines)
     assert not any(line.sequences and line.sequences.forgotten for line in free.lines)
     assert all(line.sequences is None or line.sequences.held() <= most for line in tight.lines)
+    for line in (*tight.lines, *free.lines):  # a cut counted as one, a dead set as DEAD_BYTES
+        s = line.sequences
+        if s is not None:
+            dead = sum(len(sets) for _, sets in s.dead_sets())
+            assert s.held() == (s.kept() - dead) * s.cut_bytes + dead * DEAD_BYTES
+    assert any(
+        dead for line in free.lines if line.sequences for _, dead in line.sequences.dead_sets()
+    )
     assert tight.cuts is not None and free.cuts is not None
     assert tight.cuts.solves >= free.cuts.solves
