@@ -796,7 +796,7 @@ def test_a_line_at_its_cap_forgets_and_goes_on() -> None:
     assert any(line.sequences and line.sequences.forgotten for line in tight.lines)
     assert not any(line.sequences and line.sequences.forgotten for line in free.lines)
     assert all(line.sequences is None or line.sequences.held() <= most for line in tight.lines)
-    for line in (*tight.lines, *free.lines):  # a cut counted as one, a dead set as DEAD_BYTES
+    for line in (*tight.lines, *free.lines):  # a cut counted cut_bytes, a dead set DEAD_BYTES
         s = line.sequences
         if s is not None:
             dead = sum(len(sets) for _, sets in s.dead_sets())
