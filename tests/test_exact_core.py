@@ -194,6 +194,66 @@ def test_core_matches_python_on_a_segment_of_thousands_of_ops() -> None:
     assert events[0] == ("timeout",) and events[1][0] == 150
 
 
+def _beams(width: int, most: int | None) -> Callable[[_Search], tuple[object, ...]]:
+    """What a beam of ``width`` (within ``most`` successors) gives, then the same search's
+    second beam of twice the width: the order and peak (None when it stopped) and the
+    successors counted after each."""
+
+    def observe(search: _Search) -> tuple[object, ...]:
+        first = search.beam(width, None, most)
+        after_first = search.generated
+        second = search.beam(2 * width, None, None if most is None else 2 * most)
+        return first, after_first, second, search.generated
+
+    return observe
+
+
+@SOME
+@given(
+    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    st.booleans(),
+    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    st.integers(0, 200),
+    st.integers(1, 6),
+    st.one_of(st.none(), st.integers(0, 60)),
+)
+def test_core_beams_as_python_on_random_segments(
+    model: tuple[bool, Problem],
+    free_moves: bool,
+    cut: tuple[float, float],
+    bound: int,
+    width: int,
+    most: int | None,
+) -> None:
+    inplace, p = model
+    _same_on_both(p, inplace, cut, _beams(width, most), bound, 1 << 60, free_moves)
+
+
+@SOME
+@given(wired(), st.integers(0, 40), st.integers(1, 4), st.one_of(st.none(), st.integers(0, 60)))
+def test_core_beams_as_python_on_delay_blocks_and_free_pairs(
+    p: Problem, bound: int, width: int, most: int | None
+) -> None:
+    first, _, second, _ = _same_on_both(
+        p, False, (0.0, 1.0), _beams(width, most), bound, 1 << 60, True
+    )
+    for found in (first, second):  # an order found is one of the whole graph at its peak
+        if found is not None:
+            order, peak = found
+            assert sorted(order) == list(range(p.num_ops))
+            assert simulate(p, order).peak_bytes == peak
+
+
+@pytest.mark.parametrize(("n", "seed", "width"), [(200, 2, 8), (300, 3, 32)])
+def test_core_beams_as_python_on_multi_word_masks(n: int, seed: int, width: int) -> None:
+    p = _random_dag(n, seed)
+    found = _same_on_both(p, False, (0.0, 1.0), _beams(width, None), 0, 1 << 60, True)
+    assert found[0] is not None and found[2] is not None
+    # A budget cut short: both stop at the same count, past it.
+    stopped = _same_on_both(p, False, (0.0, 1.0), _beams(width, 500), 0, 1 << 60, True)
+    assert stopped[0] is None and stopped[1] > 500
+
+
 def test_pure_python_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     p = _random_dag(20, 0)
     ops = _compile(p, False)

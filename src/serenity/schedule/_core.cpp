@@ -45,6 +45,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace py = pybind11;
@@ -529,6 +530,8 @@ class CoreBase {
     virtual int decide(i64 limit, double remaining, i64 max_bytes, double slice,
                        i64 max_dead, int threads, i64 max_visits) = 0;
     virtual void decide_reset() = 0;
+    // Beam search (exact._Search.beam); adds to `generated`.
+    virtual int beam(int width, i64 bound, double remaining, i64 max_generated) = 0;
     virtual size_t dead_count() const = 0;
     virtual size_t dead_most() const = 0;  // the most held at once since decide_reset()
     virtual size_t decide_bytes() const = 0;
@@ -536,6 +539,7 @@ class CoreBase {
     virtual size_t dead_dropped() const = 0;  // dead sets dropped for want of room
     i64 visited = 0, next_level = 0, evicted = 0;
     i64 expanded = 0, free_moves = 0, level = 0, peak = 0;
+    i64 generated = 0;  // successors the beam searches generated
     std::vector<int> order;  // local indices
 };
 
@@ -813,6 +817,99 @@ class Core : public CoreBase {
             if (in.size > saved && all_done(in, done, v)) saved = in.size;
         during = mem + t_.out_bytes[v] - saved;
         after_mem = mem + t_.out_bytes[v] - freed;
+    }
+
+    // ---- Beam search: a port of exact._Search.beam ----
+    // Layer by layer (ops run): from each state of the layer, in the layer's order, its
+    // free move alone (free_step, within max(g, bound)) or else every step, ascending;
+    // one state per downset, a later successor replacing it only with a lower (peak,
+    // memory after); then the `width` lowest by (peak, memory after, downset as a Python
+    // integer) make the next layer. Same order, peak and count of successors generated
+    // as the reference. DONE (`order`, `peak`); TIMEOUT at the deadline (checked at each
+    // layer) or once `generated` passes max_generated (>= 0); EXHAUSTED when no step is
+    // left (the goal is not reachable).
+    int beam(int width, i64 bound, double remaining, i64 max_generated) override {
+        const Stops stops(remaining, 0.0);
+        struct State {
+            Mask<W> done, ready;
+            i64 g, mem;
+            int last;
+        };
+        struct Child {
+            i64 peak, after;
+            Mask<W> done, ready;
+            int v, parent;  // the op run and its state's index in the layer
+        };
+        struct Hash {
+            size_t operator()(const Mask<W>& m) const { return size_t(m.hash()); }
+        };
+        std::vector<State> layer{{Mask<W>::zero(), start_ready(), start_mem_, start_mem_, -1}};
+        std::vector<std::vector<std::pair<int, int>>> parents;  // per layer: (parent, op)
+        std::vector<Child> next;
+        std::vector<int> rank;
+        std::unordered_map<Mask<W>, int, Hash> seen;
+        std::vector<Step> steps;
+        for (int depth = 0; depth < t_.n; ++depth) {
+            if (stops.timed_out(Clock::now())) return TIMEOUT;
+            next.clear();
+            seen.clear();
+            for (int i = 0; i < int(layer.size()); ++i) {
+                const State& st = layer[size_t(i)];
+                const Mask<W>* open_block = moves(steps, st.done, st.mem, st.last, st.ready);
+                int k = free_step(steps, std::max(st.g, bound), st.done, st.mem,
+                                  open_block != nullptr);
+                size_t first = k >= 0 ? size_t(k) : 0, last = k >= 0 ? first + 1 : steps.size();
+                generated += i64(last - first);
+                if (max_generated >= 0 && generated > max_generated) return TIMEOUT;
+                for (size_t j = first; j < last; ++j) {
+                    const Step& s = steps[j];
+                    Mask<W> nd = st.done;
+                    nd.set(s.v);
+                    i64 key = std::max(st.g, s.during);
+                    auto [at, fresh] = seen.emplace(nd, int(next.size()));
+                    if (!fresh) {
+                        Child& old = next[size_t(at->second)];
+                        if (old.peak < key || (old.peak == key && old.after <= s.after)) continue;
+                        old = {key, s.after, nd, next_ready(st.ready, s.v, nd), s.v, i};
+                        continue;
+                    }
+                    next.push_back({key, s.after, nd, next_ready(st.ready, s.v, nd), s.v, i});
+                }
+            }
+            if (next.empty()) return EXHAUSTED;
+            rank.resize(next.size());
+            for (size_t j = 0; j < rank.size(); ++j) rank[j] = int(j);
+            auto lower = [&](int a, int b) {
+                const Child& x = next[size_t(a)];
+                const Child& y = next[size_t(b)];
+                if (x.peak != y.peak) return x.peak < y.peak;
+                if (x.after != y.after) return x.after < y.after;
+                return x.done.cmp(y.done) < 0;
+            };
+            size_t kept = std::min(rank.size(), size_t(std::max(width, 0)));
+            std::partial_sort(rank.begin(), rank.begin() + kept, rank.end(), lower);
+            std::vector<State> fresh_layer;
+            fresh_layer.reserve(kept);
+            std::vector<std::pair<int, int>> back;
+            back.reserve(kept);
+            for (size_t j = 0; j < kept; ++j) {
+                const Child& c = next[size_t(rank[j])];
+                fresh_layer.push_back({c.done, c.ready, c.peak, c.after, c.v});
+                back.emplace_back(c.parent, c.v);
+            }
+            layer.swap(fresh_layer);
+            parents.push_back(std::move(back));
+            if (layer.empty()) return EXHAUSTED;
+        }
+        // Every state of the last layer holds the whole segment: there is one.
+        peak = layer[0].g;
+        order.assign(parents.size(), -1);
+        int at = 0;
+        for (size_t d = parents.size(); d-- > 0;) {
+            order[d] = parents[d][size_t(at)].second;
+            at = parents[d][size_t(at)].first;
+        }
+        return DONE;
     }
 
     // Fills `steps` with the steps (v, during, after) allowed from a state, ascending v
@@ -1404,6 +1501,12 @@ PYBIND11_MODULE(_core, m) {
              " `threads` searchers share the dead sets; one searcher stops (TIMEOUT) at the"
              " check after `max_visits` visits.")
         .def("decide_reset", &CoreBase::decide_reset, "Free the decision search's sets.")
+        .def("beam", &CoreBase::beam, py::arg("width"), py::arg("bound"), py::arg("remaining"),
+             py::arg("max_generated"), py::call_guard<py::gil_scoped_release>(),
+             "Beam search of `width` (free moves within max(peak so far, `bound`)) until the"
+             " goal (DONE: `order`, `peak`), the deadline or `max_generated` successors in"
+             " all (TIMEOUT); EXHAUSTED when no step is left.")
+        .def_readonly("generated", &CoreBase::generated)
         .def_property_readonly("dead_count", &CoreBase::dead_count)
         .def_property_readonly("dead_most", &CoreBase::dead_most)
         .def_property_readonly("decide_bytes", &CoreBase::decide_bytes)
