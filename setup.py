@@ -8,7 +8,9 @@ from setuptools import setup
 
 # The pathwidth search counts bits in its inner loop: without -mpopcnt GCC calls a
 # library routine per word (x86-64 CPUs have had the instruction since 2008).
-POPCNT = ["-mpopcnt"] if platform.machine() in ("x86_64", "AMD64") and sys.platform != "win32" else []
+POPCNT = (
+    ["-mpopcnt"] if platform.machine() in ("x86_64", "AMD64") and sys.platform != "win32" else []
+)
 
 setup(
     ext_modules=[

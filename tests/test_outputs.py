@@ -61,7 +61,10 @@ def test_a_failing_report_leaves_no_model_behind(
 
 
 def test_existing_outputs_survive_a_failed_run(
-    design: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    design: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out, report = tmp_path / "out.onnx", tmp_path / "report.json"
     out.write_bytes(b"old model")
@@ -87,7 +90,9 @@ def test_weights_and_model_are_written_together(
     assert code == 0, err
     assert f"wrote {out}, {out}.data" in stdout
     written = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer}
-    original = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer}
+    original = {
+        t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(str(src)).graph.initializer
+    }
     assert written.keys() == original.keys()
     assert all((written[k] == original[k]).all() for k in original)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -423,7 +423,10 @@ BAD_PLAN_ARGS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "no schedule key": (lambda d: _report(d, [])[:1] + [_empty_json(d)], "no 'schedule' list"),
     "missing report": (lambda d: ["--schedule", str(d / "none.json")], "cannot read"),
     "alignment": (lambda d: ["--alignment", "0"], "--alignment must be >= 1"),
-    "time limit": (lambda d: ["--time-limit", "-1"], "--time-limit must be a finite number of seconds >= 0"),
+    "time limit": (
+        lambda d: ["--time-limit", "-1"],
+        "--time-limit must be a finite number of seconds >= 0",
+    ),
 }
 DESIGN_ORDER = ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "cat", "y"]
 

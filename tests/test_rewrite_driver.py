@@ -252,9 +252,7 @@ def test_a_new_rewrite_is_one_module_and_one_registration(
     model = serenity.load_model(src)
     unchanged = serenity.rewrite_model(model, split_outputs=False)
     assert not unchanged.rewrites
-    monkeypatch.setattr(
-        registry, "DRIVER_MODULES", (*registry.DRIVER_MODULES, "toy_rewrite")
-    )
+    monkeypatch.setattr(registry, "DRIVER_MODULES", (*registry.DRIVER_MODULES, "toy_rewrite"))
     rewritten = serenity.rewrite_model(model, split_outputs=False)
     assert [r.pass_name for r in rewritten.rewrites] == ["drop_identity"]
     assert rewritten.after.peak_bytes < rewritten.before.peak_bytes

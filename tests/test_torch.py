@@ -144,7 +144,9 @@ class DataDependent(torch.nn.Module):
 
 
 def test_a_module_export_refuses_is_a_one_line_error() -> None:
-    with pytest.raises(UnsupportedModelError, match="torch.export cannot export DataDependent") as e:
+    with pytest.raises(
+        UnsupportedModelError, match="torch.export cannot export DataDependent"
+    ) as e:
         export_model(DataDependent(), (torch.randn(4),))
     assert "\n" not in str(e.value)
     ep = export_model(Branchy().eval(), (torch.randn(1, 4, 8, 8),))  # functionalised

@@ -114,9 +114,7 @@ def save_model(
     """
     check_output_path(model, out)
     encoded, report = checked_model(model, model, result, verify=verify, seed=seed, plan=plan)
-    return SaveOutcome(
-        _write_staged(model, encoded, out), report, model.runtime_warning(encoded)
-    )
+    return SaveOutcome(_write_staged(model, encoded, out), report, model.runtime_warning(encoded))
 
 
 def _write_staged(model: Model, encoded: Any, out: str | os.PathLike[str]) -> tuple[Path, ...]:
@@ -154,9 +152,7 @@ def checked_model(
 
 def tensor_offsets(planned: PlanOutcome) -> dict[int, int]:
     """The arena offset of every activation tensor id of a plan."""
-    return {
-        t: planned.plan.offsets[k] for k, b in enumerate(planned.buffers) for t in b.tensors
-    }
+    return {t: planned.plan.offsets[k] for k, b in enumerate(planned.buffers) for t in b.tensors}
 
 
 def rewrite_model(

@@ -41,7 +41,11 @@ from serenity.ir import Problem
 #: The format modules, tried in this order; each defines ``FORMAT``. One line per format.
 #: TFLite's test (``TFL3`` at bytes 4..8) and .pt2's (a zip) are the stricter, so
 #: they come before ONNX's (first byte 0x08).
-FORMAT_MODULES: tuple[str, ...] = ("serenity.io.tflite", "serenity.io.pt2", "serenity.io.onnx_import")
+FORMAT_MODULES: tuple[str, ...] = (
+    "serenity.io.tflite",
+    "serenity.io.pt2",
+    "serenity.io.onnx_import",
+)
 
 #: Bytes read from the head of a file to recognise its format.
 SNIFF_BYTES = 64

@@ -145,9 +145,7 @@ class OnnxModel(Model):
     def runtime_warning(self, candidate: onnx.ModelProto) -> str | None:
         """Custom-domain ops, or an IR / opset version newer than the installed onnx
         (and so, most likely, than onnxruntime) knows."""
-        custom = sorted(
-            {n.domain for n in candidate.graph.node if n.domain not in ORT_DOMAINS}
-        )
+        custom = sorted({n.domain for n in candidate.graph.node if n.domain not in ORT_DOMAINS})
         if custom:
             return (
                 f"{len(custom)} custom op domain(s) ({', '.join(custom[:3])}): onnxruntime "
