@@ -37,6 +37,9 @@ from serenity.schedule.exact import (
 pytestmark = pytest.mark.skipif(exact_module._core is None, reason="compiled core not built")
 
 SOME = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: (inplace, a random graph under that model) and the segment's bounds as shares of an order.
+MODELS = st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace)))
+CUTS = st.tuples(st.floats(0, 1), st.floats(0, 1))
 
 
 def _events(search: _Search, budget: int | None, runs: int = 1 << 30) -> list[tuple[object, ...]]:
@@ -123,9 +126,9 @@ def _same_on_both(
 
 @SOME
 @given(
-    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    MODELS,
     st.booleans(),
-    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    CUTS,
     st.integers(0, 200),
     st.one_of(st.none(), st.integers(0, 100)),
     st.one_of(st.none(), st.integers(0, 250)),
@@ -210,9 +213,9 @@ def _beams(width: int, most: int | None) -> Callable[[_Search], tuple[object, ..
 
 @SOME
 @given(
-    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    MODELS,
     st.booleans(),
-    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    CUTS,
     st.integers(0, 200),
     st.integers(1, 6),
     st.one_of(st.none(), st.integers(0, 60)),
@@ -298,9 +301,9 @@ def _decisions(
 
 @SOME
 @given(
-    st.booleans().flatmap(lambda inplace: st.tuples(st.just(inplace), problems(10, inplace))),
+    MODELS,
     st.booleans(),
-    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    CUTS,
     st.integers(0, 300),
 )
 def test_core_decides_like_python_on_random_segments(
