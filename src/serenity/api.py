@@ -208,7 +208,7 @@ def schedule_or_rewrite(
     :func:`rewrite_model`'s schedule of the rewritten graph (``after``) and the
     :class:`RewriteResult`, whose ``model`` is the graph to write.
     """
-    options = {
+    options: dict[str, Any] = {
         "inplace": inplace,
         "time_limit": time_limit,
         "progress": progress,

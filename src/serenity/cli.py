@@ -649,8 +649,8 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
             ratio = bench_reduction((r.offchip or {})[size])
             cells.append("zero" if ratio == float("inf") else f"{ratio:.2f}x")
         table.add_row(*cells)
-    for e in report.errors:
-        table.add_row(e.name, "failed", *["-"] * (len(table.columns) - 2))
+    for failed in report.errors:
+        table.add_row(failed.name, "failed", *["-"] * (len(table.columns) - 2))
     out.print(table)
     means = ", ".join(
         f"{label} {g:.2f}x"
@@ -672,8 +672,8 @@ def _cmd_bench(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         _write_json(args, args.json, report.to_json())
     report_cli.after_bench(args, out, report)
-    for e in report.errors:
-        _progress(f"{e.name}: failed: {e.error}")
+    for failed in report.errors:
+        _progress(f"{failed.name}: failed: {failed.error}")
     if report.errors:
         _progress(f"{len(report.errors)} network(s) failed, {len(report.rows)} measured")
     return 2 if report.errors and not report.rows else 0

@@ -40,7 +40,8 @@ from serenity.api import (
     schedule_or_rewrite,
 )
 from serenity.errors import ModelError, SerenityError, UsageError
-from serenity.io.onnx_import import OnnxModel, load_proto
+from serenity.io.format import Model
+from serenity.io.onnx_import import load_proto
 from serenity.ir import Problem
 from serenity.schedule import DEFAULT_METHOD, DEFAULT_SEARCH_MEMORY
 
@@ -279,9 +280,9 @@ def _proto_from_bytes(data: bytes, name: str) -> onnx.ModelProto:
     return proto
 
 
-def _load(job: Job, settings: Settings) -> OnnxModel:
+def _load(job: Job, settings: Settings) -> Model:
     if job.problem is not None:
-        return cast(OnnxModel, _ProblemModel(job.name, job.problem))
+        return cast(Model, _ProblemModel(job.name, job.problem))
     if job.data is not None:
         proto = _proto_from_bytes(job.data, job.name)
         where = job.path if job.path is not None else f"{job.name}.onnx"

@@ -39,7 +39,7 @@ from serenity.errors import CONTROL_CHARACTERS, ModelError, one_line
 _CONTROL = CONTROL_CHARACTERS
 
 #: Element sizes in bits of types numpy has no dtype for.
-_SUB_BYTE_BITS = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}
+_SUB_BYTE_BITS: dict[int, int] = {onnx.TensorProto.INT4: 4, onnx.TensorProto.UINT4: 4}
 
 
 def check_names(graph: onnx.GraphProto, where: str = "the graph") -> None:
@@ -134,7 +134,8 @@ def _attribute_types(op_type: str, domain: str, version: int) -> dict[str, int]:
         schema = onnx.defs.get_schema(op_type, version, "")
     except onnx.defs.SchemaError:
         return {}
-    return {name: int(a.type) for name, a in schema.attributes.items()}
+    # AttrType is an int enum the stubs do not declare as one.
+    return {name: int(a.type) for name, a in schema.attributes.items()}  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)

@@ -416,7 +416,7 @@ class StepCuts:
         ends: list[tuple[int, int, int]] = []  # (producer, head: -1 the sink, bytes)
         shared: list[tuple[int, list[int]]] = []  # (tensor, its readers): a node y_t
         for t in range(problem.num_tensors):
-            p, readers = problem.producer[t], problem.consumers[t]
+            p, readers = problem.producer[t], list(problem.consumers[t])
             if t in outputs:  # live from its producer's step to the end
                 if p >= 0:
                     ends.append((p, -1, sizes[t]))
@@ -607,6 +607,12 @@ class _SequencesBase:
         ):
             raise _OutOfSolves
 
+    def bound(
+        self, level: int, upper: int | None, stop_at: int, deadline: float | None
+    ) -> tuple[int, bool]:
+        """As :meth:`_Sequences.bound` (each implementation has its own)."""
+        raise NotImplementedError
+
 
 class _Sequences(_SequencesBase):
     """The orders of the ``chosen`` ops, as a decision search over the sets of them
@@ -789,7 +795,7 @@ class _CompiledSequences(_SequencesBase):
     ) -> None:
         super().__init__(cuts, chosen)
         assert cuts.compiled is not None
-        self.native = _flow.Sequences(
+        self.native: _flow.Sequences = _flow.Sequences(
             cuts.compiled,
             chosen,
             [cuts.direct_bytes[x] for x in chosen],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import shlex
 import time
 from collections.abc import Sequence
@@ -157,7 +158,7 @@ def add_plot_option(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def check_paths(args: argparse.Namespace, taken: Sequence[str]) -> None:
+def check_paths(args: argparse.Namespace, taken: Sequence[str | os.PathLike[str]]) -> None:
     """Refuse a bad ``--html`` or ``--plot`` path before any work (see
     :func:`serenity.report.check_output`); options a command lacks are skipped."""
     check_output("--html", getattr(args, "html", None), taken)

@@ -140,7 +140,7 @@ def const_array(value: ir.Value | None) -> np.ndarray | None:
     try:
         # Only small constants: a tensor declaring huge dims without the data
         # (a malformed model) would otherwise be allocated from its shape alone.
-        if math.prod(int(d) for d in tensor.shape) > MAX_CONST_ELEMENTS:
+        if math.prod(int(d) for d in tensor.shape) > MAX_CONST_ELEMENTS:  # type: ignore[misc, arg-type]
             return None
         return tensor.numpy()
     except Exception:  # an unreadable tensor is simply not a known constant

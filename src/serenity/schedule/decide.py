@@ -140,7 +140,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from serenity.schedule.exact import _Search
@@ -264,7 +264,7 @@ def within(
     ready0 = search._ready(start)
     # Frames: [done, mem, ready, successors, next index, visits before it was entered];
     # path and peaks run beside them.
-    stack = [
+    stack: list[list[Any]] = [
         [start, search.start_mem, ready0, successors(start, search.start_mem, -1, ready0), 0, 0]
     ]
     path: list[int] = []
@@ -400,8 +400,7 @@ def _within_core(
             if status == _core.NONE:
                 return answer("none", bound=core.next_level)
             if status != _core.SLICE:
-                stop = "timeout" if status == _core.TIMEOUT else "memory"
-                return answer(stop)
+                return answer("timeout" if status == _core.TIMEOUT else "memory")
     finally:
         if not paused:
             core.decide_reset()  # answered, stopped or interrupted: free the sets

@@ -682,10 +682,10 @@ class _Search:
         for v in ops_of(found):
             if block[v]:
                 continue
-            x = _pending(ops.pred_mask, done, v, most)
-            if x is None:
+            members = _pending(ops.pred_mask, done, v, most)
+            if members is None:
                 continue
-            first = self._set_order(x, limit, done, mem)
+            first = self._set_order(members, limit, done, mem)
             if first is not None:
                 return next(s for s in steps if s[0] == first)
         return None
@@ -1193,7 +1193,7 @@ def _improve(
             peak = max(during)
     while windows and peak > bound and (deadline is None or time.perf_counter() < deadline):
         p = during.index(peak)
-        found = None
+        window: tuple[int, int, list[int]] | None = None
         for width in _WINDOWS:
             width = min(width, n)
             for i in dict.fromkeys((p - width // 2, p - width + 1, p)):
@@ -1216,17 +1216,17 @@ def _improve(
                     max_expanded=_WINDOW_EXPANSIONS,
                 )
                 try:
-                    found = (i, j, search.run()[0])
+                    window = (i, j, search.run()[0])
                 except (_Timeout, _Exhausted):
                     continue
                 finally:
                     counters.expanded += search.expanded
                 break
-            if found is not None or width == n:
+            if window is not None or width == n:
                 break
-        if found is None:
+        if window is None:
             break
-        i, j, sub = found
+        i, j, sub = window
         order[i:j] = sub
         counters.improved += 1
         during, before = _trace(ops, start, mem, order)

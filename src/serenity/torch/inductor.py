@@ -160,9 +160,9 @@ class _Estimates(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.msg == "Baseline peak memory: %d":
-            self.values["baseline"] = int(record.args[0])  # type: ignore[index]
+            self.values["baseline"] = int(record.args[0])  # type: ignore[index, arg-type]
         elif record.msg == "%s peak memory: %d":
-            self.values[str(record.args[0])] = int(record.args[1])  # type: ignore[index]
+            self.values[str(record.args[0])] = int(record.args[1])  # type: ignore[index, arg-type]
 
 
 @contextlib.contextmanager
