@@ -202,7 +202,7 @@ def serenity_reordering(
             logger.propagate = False
         logger.addHandler(handler)
         try:
-            chosen = original(
+            chosen = original(  # type: ignore[misc]  # torch's signature names the rest
                 nodes,
                 *args,
                 methods=[*(methods or defaults), serenity_method(method, time_limit, keep)],
@@ -217,7 +217,7 @@ def serenity_reordering(
         records.append({"nodes": len(nodes), **est, **found, "chosen": winner})
         return chosen
 
-    memory.reorder_for_peak_memory = patched
+    memory.reorder_for_peak_memory = patched  # type: ignore[assignment]
     try:
         with config.patch(force_disable_caches=True, reorder_for_peak_memory=True):
             yield records
