@@ -824,7 +824,7 @@ class Core : public CoreBase {
     // free move alone (free_step, within max(g, bound)) or else every step, ascending;
     // one state per downset, a later successor replacing it only with a lower (peak,
     // memory after); then the `width` lowest by (peak, memory after, downset as a Python
-    // integer) make the next layer. Same order, peak and count of successors generated
+    // integer) make the next layer (only they get their ready mask). Same order, peak and count of successors generated
     // as the reference. DONE (`order`, `peak`); TIMEOUT at the deadline (checked at each
     // layer) or once `generated` passes max_generated (>= 0); EXHAUSTED when no step is
     // left (the goal is not reachable).
@@ -837,7 +837,7 @@ class Core : public CoreBase {
         };
         struct Child {
             i64 peak, after;
-            Mask<W> done, ready;
+            Mask<W> done;
             int v, parent;  // the op run and its state's index in the layer
         };
         struct Hash {
@@ -866,14 +866,14 @@ class Core : public CoreBase {
                     Mask<W> nd = st.done;
                     nd.set(s.v);
                     i64 key = std::max(st.g, s.during);
+                    const Child child{key, s.after, nd, s.v, i};
                     auto [at, fresh] = seen.emplace(nd, int(next.size()));
-                    if (!fresh) {
-                        Child& old = next[size_t(at->second)];
-                        if (old.peak < key || (old.peak == key && old.after <= s.after)) continue;
-                        old = {key, s.after, nd, next_ready(st.ready, s.v, nd), s.v, i};
+                    if (fresh) {
+                        next.push_back(child);
                         continue;
                     }
-                    next.push_back({key, s.after, nd, next_ready(st.ready, s.v, nd), s.v, i});
+                    Child& old = next[size_t(at->second)];
+                    if (key < old.peak || (key == old.peak && s.after < old.after)) old = child;
                 }
             }
             if (next.empty()) return EXHAUSTED;
@@ -894,7 +894,8 @@ class Core : public CoreBase {
             back.reserve(kept);
             for (size_t j = 0; j < kept; ++j) {
                 const Child& c = next[size_t(rank[j])];
-                fresh_layer.push_back({c.done, c.ready, c.peak, c.after, c.v});
+                const Mask<W> ready = next_ready(layer[size_t(c.parent)].ready, c.v, c.done);
+                fresh_layer.push_back({c.done, ready, c.peak, c.after, c.v});
                 back.emplace_back(c.parent, c.v);
             }
             layer.swap(fresh_layer);

@@ -904,12 +904,14 @@ class _Search:
                     old = nxt.get(nd)
                     if old is not None and (old[0], old[1]) <= key:
                         continue
-                    nxt[nd] = (*key, v, self._next_ready(ready, v, nd))
+                    nxt[nd] = (*key, v, ready)  # the ready mask before v: kept states get theirs
                     back[nd] = (done, v)
             if not nxt:
                 return None
             kept = sorted(nxt.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))[:width]
-            layer = dict(kept)
+            layer = {
+                d: (g, mem, v, self._next_ready(ready, v, d)) for d, (g, mem, v, ready) in kept
+            }
             parents.append({d: back[d] for d in layer})  # back-pointers of kept states only
         done, (peak, *_) = min(layer.items(), key=lambda kv: (kv[1][0], kv[0]))
         path = []
