@@ -50,10 +50,14 @@ MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 
 
 def _python_sequences(
-    steps: StepCuts, chosen: list[int], previous: _Sequences | None, most: int
+    steps: StepCuts,
+    chosen: list[int],
+    previous: _Sequences | None,
+    most: int,
+    reverse: bool = False,
 ) -> _Sequences:
     """The reference sequences (for ``cuts._sequences``), compiled cuts or not."""
-    return _Sequences(steps, chosen, previous, most)
+    return _Sequences(steps, chosen, previous, most, reverse)
 
 
 def least_step(p: Problem, v: int, anc: list[int], inplace: bool, first: int = -1) -> int:
@@ -292,6 +296,40 @@ def test_sequences_of_every_op_are_the_optimum(
 
 
 @MANY
+@given(st.data(), st.booleans(), st.sampled_from([0, 3, 8]))
+def test_sequences_from_the_end_prove_the_same_levels(
+    data: st.DataObject, inplace: bool, fewer: int
+) -> None:
+    """Built from the last op back, the sequences are the same sequences with the same
+    cuts (module docstring, "From the end"): for any choice of ops, unbudgeted, the
+    same least level as built from the first, in the reference and compiled, and with
+    every op chosen the optimum (in place: at most)."""
+    p = data.draw(problems(max_ops=10, inplace=inplace))
+    steps = StepCuts(p, inplace=inplace)
+    ops = list(range(p.num_ops))
+    chosen = data.draw(st.permutations(ops))[: max(1, p.num_ops - fewer)]
+    start = max(steps.step(v) or 0 for v in ops)
+    levels = set()
+    for make in (_Sequences, cuts._sequences):
+        for reverse in (False, True):
+            sequences = make(steps, chosen, None, 1 << 62, reverse)
+            level, finished = sequences.bound(start, None, 1 << 62, None)
+            assert finished and sequences.path is not None
+            levels.add(level)
+            # The sequence found runs in a real order of the chosen ops, within the level.
+            order = [chosen[i] for i in sequences.path]
+            assert sorted(order) == sorted(chosen)
+            for j, x in enumerate(order):
+                assert not any(steps.ancestors[x] >> y & 1 for y in order[j + 1 :])
+                cut = steps.step(x, order[:j], order[j + 1 :])
+                assert cut is not None and cut <= level
+    assert len(levels) == 1
+    if fewer == 0:
+        optimum = oracle_optimum(p, inplace)
+        assert levels.pop() <= optimum if inplace else levels.pop() == optimum
+
+
+@MANY
 @given(st.data(), st.booleans())
 def test_a_guide_changes_no_level(data: st.DataObject, inplace: bool) -> None:
     """The order a set's next ops are tried in (a guide, any order of the ops, or
@@ -324,14 +362,19 @@ def test_refined_sequences_reach_the_optimum(
         whole = CutBound(p, inplace=inplace)
         bound = whole.lift(max_solves=None)
     assert bound <= optimum and (inplace or bound == optimum)
-    # Each cut kept, found or taken over from the previous choice, is the cut asked.
-    fresh, last = StepCuts(p, inplace=inplace), whole.lines[-1].sequences  # the refined
-    assert isinstance(last, _Sequences)
-    for (x, inside), (value, _) in last.known.items():
-        outside = [y for y in last.chosen if not inside >> y & 1 and y != x]
-        ran = [y for y in range(p.num_ops) if inside >> y & 1]
-        assert value == fresh.step(x, ran, outside)
-    for line in range(2):  # each line alone resumes where its budget stopped it
+    # Each cut kept, found or taken over from the previous choice, is the cut asked
+    # (from the end, the set keyed holds the chosen ops placed after the op).
+    fresh = StepCuts(p, inplace=inplace)
+    for refined in whole.lines[1:]:
+        last = refined.sequences
+        assert isinstance(last, _Sequences) and last.reverse == refined.reverse
+        for (x, inside), (value, _) in last.known.items():
+            rest = [y for y in last.chosen if not inside >> y & 1 and y != x]
+            ran = [y for y in range(p.num_ops) if inside >> y & 1]
+            if last.reverse:
+                ran, rest = rest, ran
+            assert value == fresh.step(x, ran, rest)
+    for line in range(len(whole.lines)):  # each line alone resumes where its budget stopped it
         parts, one = CutBound(p, inplace=inplace), CutBound(p, inplace=inplace)
         parts.lines, one.lines = parts.lines[line : line + 1], one.lines[line : line + 1]
         parts.lift(max_solves=solves // 2)
@@ -428,14 +471,15 @@ def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
 
     bound._lift = spy  # type: ignore[method-assign]
     assert bound.lead is None
-    bound.lift(max_solves=400)
-    assert shares[0] == (bound.lines[0], 200)  # even, nothing raised yet
+    lines = len(bound.lines)
+    bound.lift(max_solves=420)
+    assert shares[0] == (bound.lines[0], 420 // lines)  # even, nothing raised yet
     lead = bound.lead
     assert lead is not None and not any(line.spent for line in bound.lines)
     shares.clear()
-    bound.lift(max_solves=400)
+    bound.lift(max_solves=420)
     weight = LEAD_WEIGHT if shares[0][0] is lead else 1
-    assert shares[0] == (bound.lines[0], 400 * weight // (LEAD_WEIGHT + 1))
+    assert shares[0] == (bound.lines[0], 420 * weight // (LEAD_WEIGHT + lines - 1))
 
 
 @settings(max_examples=60, deadline=None)
@@ -458,10 +502,10 @@ def test_the_refined_line_proves_its_own_levels(nodes: int, seed: int) -> None:
         assert bound.bound == max(line.level for line in bound.lines)
 
 
-def _least_peaks(cuts: StepCuts, chosen: list[int]) -> dict[int, int]:
-    """Per set of ``chosen`` ops that some sequence of them runs first (a bitmask of
-    ops): the least, over the sequences of the rest, of their largest cut (``NEVER``
-    when there is none), by trying every sequence."""
+def _least_peaks(cuts: StepCuts, chosen: list[int], reverse: bool = False) -> dict[int, int]:
+    """Per set of ``chosen`` ops that some sequence of them runs first (with
+    ``reverse``: last; a bitmask of ops): the least, over the sequences of the rest,
+    of their largest cut (``NEVER`` when there is none), by trying every sequence."""
     mask, memo = sum(1 << x for x in chosen), {}
 
     def least(inside: int) -> int:
@@ -470,10 +514,18 @@ def _least_peaks(cuts: StepCuts, chosen: list[int]) -> dict[int, int]:
         if inside not in memo:
             best = NEVER
             for x in chosen:
-                if inside >> x & 1 or cuts.ancestors[x] & mask & ~inside:
+                if inside >> x & 1:
                     continue
-                outside = [y for y in chosen if not inside >> y & 1 and y != x]
-                step = cuts.step(x, ops_of(inside), outside)
+                if reverse:  # x runs last of the rest: its descendants among the set
+                    if any(cuts.ancestors[y] >> x & 1 for y in chosen if not inside >> y & 1):
+                        continue
+                    rest = [y for y in chosen if not inside >> y & 1 and y != x]
+                    step = cuts.step(x, rest, ops_of(inside))
+                else:
+                    if cuts.ancestors[x] & mask & ~inside:
+                        continue
+                    outside = [y for y in chosen if not inside >> y & 1 and y != x]
+                    step = cuts.step(x, ops_of(inside), outside)
                 if step is not None:
                     best = min(best, max(step, least(inside | 1 << x)))
             memo[inside] = best
@@ -498,7 +550,7 @@ def test_every_sequence_from_a_dead_set_reaches_its_level(data: st.DataObject) -
         if sequences is None:
             continue
         for mask, dead in sequences.dead_sets():
-            peaks = _least_peaks(cuts, ops_of(mask))
+            peaks = _least_peaks(cuts, ops_of(mask), line.reverse)
             for inside, level in dead.items():
                 assert peaks[inside] >= level
 

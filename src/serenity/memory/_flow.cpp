@@ -758,13 +758,16 @@ class Sequences {
     // ``most``: bytes the cuts and dead sets kept may take, counted ``cut_bytes`` a
     // cut and ``dead_bytes`` a dead set; ``previous``: the previous choice (its first
     // ops are this one's first), whose cuts and dead sets this one takes over, with
-    // those of ``dead_choices`` - 1 smaller ones.
+    // those of ``dead_choices`` - 1 smaller ones. ``reverse``: the sequences are built
+    // from the end (``cuts._SequencesBase``): a set "run" holds the ops placed last,
+    // ``ancestors`` then holds each op's chosen descendants, and each op's cut puts the
+    // chosen ops not in the set before it.
     Sequences(Cuts& cuts, const std::vector<int>& chosen, const std::vector<py::bytes>& direct,
               const std::vector<int64_t>& steps, const std::vector<std::vector<int>>& ancestors,
               int64_t most, int64_t cut_bytes, int64_t dead_bytes, Sequences* previous,
-              int dead_choices)
+              int dead_choices, bool reverse)
         : cuts_(cuts), chosen_(chosen), steps_(steps), most_(most), cut_bytes_(cut_bytes),
-          dead_bytes_(dead_bytes) {
+          dead_bytes_(dead_bytes), reverse_(reverse) {
         if (!cuts.has_closures()) throw std::invalid_argument("the sequences need the closures");
         k_ = static_cast<int>(chosen.size());
         if (direct.size() != chosen.size() || steps.size() != chosen.size() ||
@@ -786,6 +789,8 @@ class Sequences {
         fresh_ = mask_;
         if (previous != nullptr) {
             if (previous->k_ > k_) throw std::invalid_argument("the previous choice is larger");
+            if (previous->reverse_ != reverse_)
+                throw std::invalid_argument("the previous choice runs the other way");
             for (int i = 0; i < previous->k_; ++i)
                 if (previous->chosen_[i] != chosen[i])
                     throw std::invalid_argument("the previous choice is not a prefix");
@@ -839,7 +844,8 @@ class Sequences {
     py::object path() const {
         if (!has_path_) return py::none();
         py::list indices, sides;
-        for (const Step& step : path_) {
+        for (size_t q = 0; q < path_.size(); ++q) {  // in the order they run, either way
+            const Step& step = path_[reverse_ ? path_.size() - 1 - q : q];
             indices.append(step.index);
             sides.append(cuts_.bytes_of(*step.side));
         }
@@ -946,6 +952,10 @@ class Sequences {
         std::vector<int> xs;  // positions in ready to solve
         std::vector<const Words*> extras;
         const std::string since = prior_k_ ? prefix(done, prior_k_) : std::string();
+        // The chosen ops each cut puts before its op (bar the op itself, never fresh).
+        Words before = inside;
+        if (reverse_)
+            for (size_t j = 0; j < before.size(); ++j) before[j] = mask_[j] & ~inside[j];
         for (size_t r = 0; r < ready.size(); ++r) {
             const int i = ready[r];
             auto it = known_.find(key(done, i));
@@ -958,8 +968,8 @@ class Sequences {
                 if (old != prior_.end()) {
                     bool same = true;
                     if (old->second.cut >= 0)
-                        for (size_t j = 0; j < inside.size() && same; ++j)
-                            same = !(((*old->second.side)[j] ^ inside[j]) & fresh_[j]);
+                        for (size_t j = 0; j < before.size() && same; ++j)
+                            same = !(((*old->second.side)[j] ^ before[j]) & fresh_[j]);
                     if (same) {
                         found[r] = old->second;
                         known_[key(done, i)] = old->second;
@@ -977,7 +987,17 @@ class Sequences {
         for (size_t j = 0; j < inside.size(); ++j) outside[j] = mask_[j] & ~inside[j];
         const size_t take = std::min(room, xs.size());
         std::vector<Answer> solved(1);
-        if (xs.size() == 1) {  // one max-flow, not a group's two
+        if (reverse_) {  // each op's own sides: one max-flow each, cold
+            solved.resize(take);
+            for (size_t q = 0; q < take; ++q) {
+                const int x = chosen_[ready[xs[q]]];
+                Words in = before, out = inside;
+                in[x >> 6] &= ~(uint64_t{1} << (x & 63));
+                for (size_t j = 0; j < in.size(); ++j) in[j] |= (*extras[q])[j];
+                out[x >> 6] |= uint64_t{1} << (x & 63);
+                cuts_.single(in, out, true, solved[q]);
+            }
+        } else if (xs.size() == 1) {  // one max-flow, not a group's two
             Words both = inside;
             for (size_t j = 0; j < both.size(); ++j) both[j] |= (*extras[0])[j];
             cuts_.single(both, outside, true, solved[0]);  // the op is outside already
@@ -1073,6 +1093,7 @@ class Sequences {
     std::vector<int64_t> steps_;
     std::vector<int64_t> guide_;  // per chosen op, its place in a known order (or empty)
     int64_t most_, cut_bytes_, dead_bytes_;
+    bool reverse_ = false;
     int k_ = 0, prior_k_ = 0;
     Words mask_, fresh_;
     std::vector<Words> direct_;
@@ -1114,11 +1135,11 @@ PYBIND11_MODULE(_flow, m) {
     py::class_<Sequences>(m, "Sequences")
         .def(py::init<Cuts&, const std::vector<int>&, const std::vector<py::bytes>&,
                       const std::vector<int64_t>&, const std::vector<std::vector<int>>&, int64_t,
-                      int64_t, int64_t, Sequences*, int>(),
+                      int64_t, int64_t, Sequences*, int, bool>(),
              py::arg("cuts"), py::arg("chosen"), py::arg("direct"), py::arg("steps"),
              py::arg("ancestors"), py::arg("most"), py::arg("cut_bytes"), py::arg("dead_bytes"),
              py::arg("previous").none(true),
-             py::arg("dead_choices"), py::keep_alive<1, 2>())
+             py::arg("dead_choices"), py::arg("reverse") = false, py::keep_alive<1, 2>())
         .def("bound", &Sequences::bound, py::arg("level"), py::arg("upper"), py::arg("stop_at"),
              py::arg("solves"), py::arg("seconds"))
         .def("path", &Sequences::path)

@@ -39,6 +39,7 @@ class Sequences:
         dead_bytes: int,
         previous: Sequences | None,
         dead_choices: int,
+        reverse: bool = False,
     ) -> None: ...
     def bound(
         self, level: int, upper: int, stop_at: int, solves: int, seconds: float

@@ -286,6 +286,9 @@ ADD_OPS = 1
 #: The line that raised the bound last gets this many times the other's share of a
 #: call's budget (module docstring, "Which ops").
 LEAD_WEIGHT = 3
+#: Whether a third line, the refined one from the end, shares the budget (module
+#: docstring, "From the end").
+REVERSE_LINE = True
 #: Max-flows the sequences may take by default (after the one per op).
 SEQUENCE_SOLVES = 2_000
 #: Arcs of max-flow graphs solved per second, to turn seconds into a count of solves
@@ -565,18 +568,28 @@ class _OutOfSolves(Exception):
 
 class _SequencesBase:
     """What both implementations of the sequences share (:class:`_Sequences`, the
-    reference, and :class:`_CompiledSequences`): the chosen ops, the last sequence
-    found within a level (``path``: the chosen ops' indices in its order; ``sides``:
-    per op of it, the downset its cut is reached from), the budget."""
+    reference, and :class:`_CompiledSequences`): the chosen ops, the direction
+    (``reverse``: from the end, module docstring "From the end"), the last sequence
+    found within a level (``path``: the chosen ops' indices in the order they run,
+    either way; ``sides``: per op of it, the downset its cut is reached from), the
+    budget. From the end, the sets of chosen ops "run" are those placed last and
+    ``ancestors`` holds each op's chosen descendants."""
 
-    def __init__(self, cuts: StepCuts, chosen: list[int]) -> None:
+    def __init__(self, cuts: StepCuts, chosen: list[int], reverse: bool = False) -> None:
         self.cuts, self.chosen, self.k = cuts, chosen, len(chosen)
+        self.reverse = reverse  # the sequences built from the last op back (module docstring)
         self.cut_bytes = ENTRY_BYTES + cuts.n // 4  # a cut kept, counted (``CUT_MEMORY``)
         self.mask = sum(1 << x for x in chosen)
-        # Per chosen op: the chosen ops among its ancestors, as a bitmask of indices.
-        self.ancestors = [
+        # Per chosen op: the chosen ops that must be placed before it, as a bitmask of
+        # indices: its ancestors, or from the end its descendants.
+        ancestors = [
             sum(1 << j for j, y in enumerate(chosen) if cuts.ancestors[x] >> y & 1) for x in chosen
         ]
+        if reverse:
+            ancestors = [
+                sum(1 << j for j in range(self.k) if ancestors[j] >> i & 1) for i in range(self.k)
+            ]
+        self.ancestors = ancestors
         self.path: list[int] | None = None
         self.sides: list[int] = []
         self.stop_at = 0  # cuts.solves at which the budget is spent
@@ -628,8 +641,10 @@ class _Sequences(_SequencesBase):
         chosen: list[int],
         previous: _Sequences | None = None,
         most: int = 1 << 62,
+        reverse: bool = False,
     ) -> None:
-        super().__init__(cuts, chosen)
+        super().__init__(cuts, chosen, reverse)
+        assert previous is None or previous.reverse == reverse
         self.most = most  # bytes the cuts and dead sets kept may take (the prior ones too)
         self.forgotten = 0  # times they were forgotten at that count
         # (op, the chosen ops run before it, as a bitmask of ops) -> (its cut, a downset)
@@ -662,12 +677,14 @@ class _Sequences(_SequencesBase):
         since, fresh = self.prior_chosen, self.fresh
         found: list[tuple[int | None, int] | None] = []
         xs = []
+        # The chosen ops each cut puts before its op (bar the op itself, never fresh).
+        before = self.mask & ~inside if self.reverse else inside
         for i in ready:
             x = chosen[i]
             answer = known.get((x, inside))
             if answer is None:
                 old = prior.get((x, inside & since))
-                if old is not None and (old[0] is None or not (old[1] ^ inside) & fresh):
+                if old is not None and (old[0] is None or not (old[1] ^ before) & fresh):
                     known[(x, inside)] = answer = old
                 else:
                     xs.append(x)
@@ -676,7 +693,9 @@ class _Sequences(_SequencesBase):
             self.spend()
             room = self.stop_at - self.cuts.solves  # as many as one at a time would
             outside = self.mask & ~inside
-            if len(xs) == 1:
+            if self.reverse:  # each op's own sides: one max-flow each
+                solved = [self.cuts.solve_masks(x, before & ~(1 << x), inside) for x in xs[:room]]
+            elif len(xs) == 1:
                 solved = [self.cuts.solve_masks(xs[0], inside, outside)]
             else:
                 solved = self.cuts.solve_group(xs[:room], inside, outside)
@@ -770,6 +789,8 @@ class _Sequences(_SequencesBase):
             except _OutOfSolves:
                 return level, False
             if not found:
+                if self.reverse:
+                    path.reverse()
                 self.path, self.sides = [i for i, _ in path], [side for _, side in path]
                 return level, True
             if found == NEVER:  # no order of them at all: cannot happen with a DAG
@@ -792,9 +813,11 @@ class _CompiledSequences(_SequencesBase):
         chosen: list[int],
         previous: _CompiledSequences | None = None,
         most: int = 1 << 62,
+        reverse: bool = False,
     ) -> None:
-        super().__init__(cuts, chosen)
+        super().__init__(cuts, chosen, reverse)
         assert cuts.compiled is not None
+        assert previous is None or previous.reverse == reverse
         self.native: _flow.Sequences = _flow.Sequences(
             cuts.compiled,
             chosen,
@@ -806,6 +829,7 @@ class _CompiledSequences(_SequencesBase):
             DEAD_BYTES,
             previous.native if previous else None,
             DEAD_CHOICES,
+            reverse,
         )
 
     def guide(self, place: Sequence[int]) -> None:
@@ -865,14 +889,15 @@ def _sequences(
     chosen: list[int],
     previous: _SequencesBase | None,
     most: int,
+    reverse: bool = False,
 ) -> _SequencesBase:
-    """The sequences of ``chosen`` (after ``previous``), compiled when the cuts are and
-    keep their closures."""
+    """The sequences of ``chosen`` (after ``previous``; from the end with ``reverse``),
+    compiled when the cuts are and keep their closures."""
     if cuts.compiled is not None and cuts.compiled.has_closures():
         assert previous is None or isinstance(previous, _CompiledSequences)
-        return _CompiledSequences(cuts, chosen, previous, most)
+        return _CompiledSequences(cuts, chosen, previous, most, reverse)
     assert previous is None or isinstance(previous, _Sequences)
-    return _Sequences(cuts, chosen, previous, most)
+    return _Sequences(cuts, chosen, previous, most, reverse)
 
 
 class _Line:
@@ -880,8 +905,8 @@ class _Line:
     ``SEQUENCE_OPS`` ops with the highest single cuts in turn, or (``refine``) the
     ``START_OPS`` highest grown ``ADD_OPS`` at a time by refinement."""
 
-    def __init__(self, ranked: list[int], refine: bool, level: int) -> None:
-        self.ranked, self.refine = ranked, refine
+    def __init__(self, ranked: list[int], refine: bool, level: int, reverse: bool = False) -> None:
+        self.ranked, self.refine, self.reverse = ranked, refine, reverse
         self.sizes = sorted({min(k, len(ranked)) for k in SEQUENCE_OPS})
         self.chosen = ranked[: START_OPS if refine else self.sizes[0]]
         self.sequences: _SequencesBase | None = None  # the one under way
@@ -933,7 +958,10 @@ class CutBound:
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
         single = [self.cuts.step(v) or 0 for v in range(n)]
         ranked = sorted(range(n), key=lambda v: (-single[v], v))
-        self.lines = [_Line(ranked, False, max(single)), _Line(ranked, True, max(single))]
+        top = max(single)
+        self.lines = [_Line(ranked, False, top), _Line(ranked, True, top)]
+        if REVERSE_LINE:
+            self.lines.append(_Line(ranked, True, top, reverse=True))
 
     @property
     def bound(self) -> int:
@@ -988,7 +1016,11 @@ class CutBound:
     def _place(self, line: _Line) -> list[int]:
         """The guide's places for ``line``: the refined line's only (module docstring,
         "Guide")."""
-        return self.place if line.refine else []
+        if not line.refine or not self.place:
+            return []
+        if line.reverse:  # the last to run first
+            return [self.n - 1 - p for p in self.place]
+        return self.place
 
     def witness(self) -> list[int]:
         """The sets run that the last sequence found within a level points at (module
@@ -1004,7 +1036,7 @@ class CutBound:
         assert cuts is not None
         while cuts.solves < stop_at and (upper is None or self.bound < upper):
             if line.sequences is None:
-                line.sequences = _sequences(cuts, line.chosen, None, self.most)
+                line.sequences = _sequences(cuts, line.chosen, None, self.most, line.reverse)
                 line.sequences.guide(self._place(line))
             sequences = line.sequences
             old = self.bound
@@ -1029,7 +1061,7 @@ class CutBound:
             else:
                 added = line.ranked[len(line.chosen) : line.sizes[0]]
             line.chosen = line.chosen + added
-            line.sequences = _sequences(cuts, line.chosen, sequences, self.most)
+            line.sequences = _sequences(cuts, line.chosen, sequences, self.most, line.reverse)
             line.sequences.guide(self._place(line))
 
     def _refine(self, line: _Line, sequences: _SequencesBase) -> list[int]:
