@@ -987,16 +987,35 @@ class Sequences {
         for (size_t j = 0; j < inside.size(); ++j) outside[j] = mask_[j] & ~inside[j];
         const size_t take = std::min(room, xs.size());
         std::vector<Answer> solved(1);
-        if (reverse_) {  // each op's own sides: one max-flow each, cold
-            solved.resize(take);
+        if (reverse_ && xs.size() == 1) {  // one max-flow: the others before, the set after
+            const int x = chosen_[ready[xs[0]]];
+            Words in = before, out = inside;
+            in[x >> 6] &= ~(uint64_t{1} << (x & 63));
+            for (size_t j = 0; j < in.size(); ++j) in[j] |= (*extras[0])[j];
+            out[x >> 6] |= uint64_t{1} << (x & 63);
+            cuts_.single(in, out, true, solved[0]);
+        } else if (reverse_) {
+            // Each op's query puts the other ops asked before it and itself after: the
+            // max-flow of the ops before all of them and the set after is solved once,
+            // and each op's grown from it (its own sink side: ``Cuts::group`` as for
+            // ``solve_between``).
+            Words common = before, asked(inside.size(), 0);
+            for (int r : xs) {
+                const int x = chosen_[ready[r]];
+                asked[x >> 6] |= uint64_t{1} << (x & 63);
+            }
+            for (size_t j = 0; j < common.size(); ++j) common[j] &= ~asked[j];
+            std::vector<Words> ins(take, asked), outs(take, Words(inside.size(), 0));
+            std::vector<const Words*> in_ptrs(take), out_ptrs(take);
             for (size_t q = 0; q < take; ++q) {
                 const int x = chosen_[ready[xs[q]]];
-                Words in = before, out = inside;
-                in[x >> 6] &= ~(uint64_t{1} << (x & 63));
-                for (size_t j = 0; j < in.size(); ++j) in[j] |= (*extras[q])[j];
-                out[x >> 6] |= uint64_t{1} << (x & 63);
-                cuts_.single(in, out, true, solved[q]);
+                ins[q][x >> 6] &= ~(uint64_t{1} << (x & 63));
+                for (size_t j = 0; j < ins[q].size(); ++j) ins[q][j] |= (*extras[q])[j];
+                outs[q][x >> 6] |= uint64_t{1} << (x & 63);
+                in_ptrs[q] = &ins[q];
+                out_ptrs[q] = &outs[q];
             }
+            cuts_.group(common, inside, in_ptrs, true, solved, nullptr, nullptr, &out_ptrs);
         } else if (xs.size() == 1) {  // one max-flow, not a group's two
             Words both = inside;
             for (size_t j = 0; j < both.size(); ++j) both[j] |= (*extras[0])[j];

@@ -1016,10 +1016,8 @@ class CutBound:
     def _place(self, line: _Line) -> list[int]:
         """The guide's places for ``line``: the refined line's only (module docstring,
         "Guide")."""
-        if not line.refine or not self.place:
+        if not line.refine or line.reverse:
             return []
-        if line.reverse:  # the last to run first
-            return [self.n - 1 - p for p in self.place]
         return self.place
 
     def witness(self) -> list[int]:
