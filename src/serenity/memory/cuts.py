@@ -98,7 +98,7 @@ stays dead at every level beneath that one, across levels and across the calls t
 resume the search. A grown choice's cuts are at least the smaller one's at the same
 ops run (more ops forced, fewer downsets), so a set whose ops of a smaller choice
 make a dead set of that choice is dead at its level too: each line's last
-``DEAD_CHOICES`` choices prune the next. Both are caches: past its half of
+``DEAD_CHOICES`` choices prune the next. Both are caches: past its part of
 ``CUT_MEMORY`` (an estimate from their counts) a line forgets its cuts first, which
 are solved again when asked (few are asked twice: each set is searched once), then
 its smaller choices' dead sets, then its own; the bounds are the same, only the
@@ -120,11 +120,13 @@ the optimum (the tests check it); with fewer it is a relaxation that costs
 max-flows instead of search states, valid for any ``X`` (so the level proven with
 one choice is where the next one starts). A budget of max-flows bounds it.
 
-**Which ops.** Two lines of choices share each budget: half each until one of them
-raises the bound, then the one that raised it last gets three quarters
-(``LEAD_WEIGHT``; in the exact engine at 60 s WS N=64 seed 2 was proven in 43.9
-CPU s against 54.9 s with half each, the same bounds elsewhere but at 5 s,
-where ER N=48 seed 2 stopped a level lower):
+**Which ops.** Three lines of choices share each budget (the third: "From the end",
+below): evenly until one of them raises the bound, then the one that raised it last
+gets ``LEAD_WEIGHT`` (3) times each other line's share (with the first two lines
+alone, three quarters against half each: in the exact engine at 60 s WS N=64 seed 2
+was proven in 43.9 CPU s against 54.9 s, the same bounds elsewhere but at 5 s, where
+ER N=48 seed 2 stopped a level lower; 6 instead of 3 with three lines left ER N=64
+seed 0 and WS N=256 at the same bounds at 60 s). The first two lines:
 
 - the ``k`` ops whose single cuts are highest, ``k`` = 8, 16, ... 128 in turn;
 - *refined*: from the 8 highest, grown ``ADD_OPS`` (1) at a time by what the
@@ -156,6 +158,36 @@ WS N=48 seed 1 1,634,304 in 7.6 s, WS N=64 seed 2 1,945,600 in 24 s (the engine
 with the highest cuts' line alone proved it in 14.0 CPU s), ER N=48 seed 0
 2,179,072 (the highest cuts' line stopped at 2,101,248). Neither line dominates (WS N=48 seed 0: 33 s refined, where the engine
 with the highest cuts' line alone proved it in 3.4 CPU s), hence both.
+
+**From the end.** The same sequences can be built from the last op back: a set of
+chosen ops "run" is then the set placed last, an op may be placed when its chosen
+descendants all are, and its cut puts the chosen ops not in the set before it and
+those in it after: the cut the same sequence has built from the front, so the least
+level over the sequences is the same (the tests check it, in both implementations,
+and against every sequence for the dead sets). Dead sets and the cuts a smaller
+choice leaves serve as from the front, with the sides swapped. What differs is
+which partial sequences the search goes through before it refutes a level, and the
+difference is large either way. By hand, one choice of the refined line searched
+both ways (Python's search, one max-flow per cut):
+
+- ER N=48 seed 1, 20 ops, from 27 units (77,824 bytes) to 29: 8,459 sets and
+  27,102 max-flows from the front, 797 and 3,403 from the end;
+- ER N=64 seed 2, 25 ops, from 38 to 39 units: 60,234 sets and 439,102 max-flows
+  from the front, 1,210 and 11,197 from the end; its 32-op choice proves 41 units
+  from the end in 95,658 max-flows (4.5 s);
+- WS N=352 seed 0, 20 ops, from 86 to 91 units: 1,449 sets and 3,774 max-flows
+  from the front, 60,330 and 105,925 from the end.
+
+So the refined line from the end is a third line (``REVERSE_LINE``), sharing the
+budget with the other two (the one that raised the bound last gets
+``LEAD_WEIGHT`` times the others' share). It is not guided: the best order run
+backwards made it a level lower on ER N=64 seeds 0 and 2 at 60 s than the least
+cut first. A set's cuts put the other ops asked before each op, so they do not
+share one source side as from the front; the max-flow of the ops before all of
+them and the set after is solved once, and each op's is grown from its flow with
+its own sink side (as :meth:`StepCuts.steps_between`): the lines alone on ER N=64
+seed 2 reached 43 units in 34.9 s instead of 56.1 (the same 1.91M max-flows), 41
+units in 7.5 s where the two lines from the front took about 235 s.
 
 **Witness.** The sequence found within a level is the outline of an order: its
 chosen ops in that sequence, each run from the downset its cut was reached from.
@@ -281,13 +313,17 @@ START_OPS = 8
 #: proven in 15.2 CPU s (6.9% apart with 2), seeds 2 and 0 in 11.9 and 19.4 s (25.3,
 #: 30.3), ER N=44 seed 1 in 8.1 s (16.7), WS N=256 seed 0 1.3% apart (8.0%), WS
 #: N=352 15.1% (16.1%); 8 made WS N=256 17.1%. (2 had been chosen before the cuts of
-#: a smaller choice were reused, when 1 made WS N=64 seed 2 93 s against 31.)
+#: a smaller choice were reused, when 1 made WS N=64 seed 2 93 s against 31; and
+#: again in the twentieth session, two lines: WS N=352 93 units against 96, ER N=64
+#: seed 0 38 against 40.)
 ADD_OPS = 1
-#: The line that raised the bound last gets this many times the other's share of a
+#: The line that raised the bound last gets this many times each other line's share of a
 #: call's budget (module docstring, "Which ops").
 LEAD_WEIGHT = 3
 #: Whether a third line, the refined one from the end, shares the budget (module
-#: docstring, "From the end").
+#: docstring, "From the end"). In the exact engine at 60 s (one searcher, the
+#: benchmark's runs): ER N=64 2.3-2.4% apart (7.5-10.0% without), ER N=48 proven in
+#: 2.2-5.9 CPU s (9.9-16.3), ER N=44 seed 2 in 2.4 (38.6); but WS N=256 3.9% (1.3%).
 REVERSE_LINE = True
 #: Max-flows the sequences may take by default (after the one per op).
 SEQUENCE_SOLVES = 2_000
@@ -313,7 +349,8 @@ CLOSURE_BYTES = 64 << 20
 #: The sets found dead with this many smaller choices of a line prune its sequences
 #: (module docstring, "Sequences").
 DEAD_CHOICES = 4
-#: Bytes the sequences' cuts and dead sets may take, both lines together (module
+#: Bytes the sequences' cuts and dead sets may take, the lines together (an equal
+#: part each; module
 #: docstring, "Sequences"). A cut kept is counted ``ENTRY_BYTES`` plus a quarter byte
 #: per op (its downset; as Python ints in the reference). Measured on ER N=48 seed 0
 #: (820 fused ops): 246 bytes an entry over 3.7M entries, counted 325; at this cap
@@ -920,7 +957,7 @@ class _Line:
 class CutBound:
     """The cut bound (module docstring), raised as far as each call's budget goes and
     resumed by the next call: the single cuts at construction, then the sequences of
-    two lines of chosen ops (module docstring, "Which ops"), sharing each call's
+    three lines of chosen ops (module docstring, "Which ops", "From the end"), sharing each call's
     budget (three quarters to the line that raised the bound last); the sets run
     that the last sequence found points at (:meth:`witness`).
 
@@ -943,8 +980,9 @@ class CutBound:
     ) -> None:
         n = problem.num_ops
         self.n = n
-        # Bytes each line may keep, cuts and dead sets together, its previous choices' included.
-        self.most = max(1, memory // 2)
+        # Bytes each line may keep, cuts and dead sets together, its previous choices'
+        # included: an equal part of ``memory`` each.
+        self.most = max(1, memory // (3 if REVERSE_LINE else 2))
         self.cuts: StepCuts | None = None
         self.lines: list[_Line] = []
         self.lead: _Line | None = None  # the line that raised the bound last
