@@ -349,13 +349,12 @@ CLOSURE_BYTES = 64 << 20
 #: The sets found dead with this many smaller choices of a line prune its sequences
 #: (module docstring, "Sequences").
 DEAD_CHOICES = 4
-#: Bytes the sequences' cuts and dead sets may take, the lines together (an equal
-#: part each; module
-#: docstring, "Sequences"). A cut kept is counted ``ENTRY_BYTES`` plus a quarter byte
-#: per op (its downset; as Python ints in the reference). Measured on ER N=48 seed 0
-#: (820 fused ops): 246 bytes an entry over 3.7M entries, counted 325; at this cap
-#: two minutes of max-flows alone took 313 MB of RSS instead of 1,119 MB, with the
-#: same bound and the same number of max-flows within 0.2%.
+#: Bytes the sequences' cuts and dead sets may take, the lines together (an equal part
+#: each; module docstring, "Sequences"). A cut kept is counted ``ENTRY_BYTES`` plus a
+#: quarter byte per op (its downset; as Python ints in the reference). Measured on ER
+#: N=48 seed 0 (820 fused ops): 246 bytes an entry over 3.7M entries, counted 325; at
+#: this cap two minutes of max-flows alone took 313 MB of RSS instead of 1,119 MB,
+#: with the same bound and the same number of max-flows within 0.2%.
 CUT_MEMORY = 256 << 20
 ENTRY_BYTES = 120
 #: A dead set is counted this many bytes: its key is the chosen ops' bits, a few
@@ -940,7 +939,8 @@ def _sequences(
 class _Line:
     """One way of choosing the sequences' ops (module docstring, "Which ops"): the
     ``SEQUENCE_OPS`` ops with the highest single cuts in turn, or (``refine``) the
-    ``START_OPS`` highest grown ``ADD_OPS`` at a time by refinement."""
+    ``START_OPS`` highest grown ``ADD_OPS`` at a time by refinement, its sequences
+    built from the end with ``reverse`` ("From the end")."""
 
     def __init__(self, ranked: list[int], refine: bool, level: int, reverse: bool = False) -> None:
         self.ranked, self.refine, self.reverse = ranked, refine, reverse
@@ -957,9 +957,10 @@ class _Line:
 class CutBound:
     """The cut bound (module docstring), raised as far as each call's budget goes and
     resumed by the next call: the single cuts at construction, then the sequences of
-    three lines of chosen ops (module docstring, "Which ops", "From the end"), sharing each call's
-    budget (three quarters to the line that raised the bound last); the sets run
-    that the last sequence found points at (:meth:`witness`).
+    three lines of chosen ops (module docstring, "Which ops", "From the end"), sharing
+    each call's budget (``LEAD_WEIGHT`` times each other line's share to the line that
+    raised the bound last); the sets run that the last sequence found points at
+    (:meth:`witness`).
 
     Args:
         problem: The graph.
