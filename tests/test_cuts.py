@@ -835,14 +835,15 @@ def test_forgetting_the_cuts_and_dead_sets_changes_no_bound(data: st.DataObject)
 
 
 def test_a_line_at_its_cap_forgets_and_goes_on() -> None:
-    """At a cap of 200 cuts' bytes per line the lines forget, hold no more than that,
-    and reach the bound that the uncapped ones reach, with more max-flows."""
+    """At a cap of 200 cuts' bytes per line (an equal part of the cap each) the lines
+    forget, hold no more than that, and reach the bound that the uncapped ones reach,
+    with more max-flows."""
     p = summed_stage(20, 0.3, 0)
     bound = CutBound(p).lift(max_solves=2_000)
     free = CutBound(p)
     assert free.lift(upper=bound, max_solves=50_000) == bound
     most = 200 * (ENTRY_BYTES + p.num_ops // 4)
-    tight = CutBound(p, memory=2 * most)
+    tight = CutBound(p, memory=len(free.lines) * most)
     assert tight.most == most
     assert tight.lift(upper=bound, max_solves=50_000) == bound
     assert any(line.sequences and line.sequences.forgotten for line in tight.lines)

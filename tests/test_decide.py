@@ -312,7 +312,8 @@ def test_rounds_run_beside_the_cut_bound_with_two_threads(
 def test_the_cut_bound_s_witness_leads_to_better_orders(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the beams off and short cut turns (400,000 arcs' worth of max-flows
     compiled, 20,000 by OR-Tools), the orders through the cut bound's witnesses are
-    followed at its turns, some are better than the best order then, and each answer
+    followed at its turns (on the graphs where its first piece does not prove the
+    best order at once), some are better than the best order then, and each answer
     is the uncapped optimum, proven; without the local search no witness is
     followed."""
     module = importlib.import_module("serenity.schedule.exact")
@@ -322,6 +323,7 @@ def test_the_cut_bound_s_witness_leads_to_better_orders(monkeypatch: pytest.Monk
     monkeypatch.setattr(module, "CUT_SECONDS", arcs / rate)
     monkeypatch.setattr(module, "BEAM_SLICE", 0.0)
     followed = 0
+    witnesses = {True: 0, False: 0}
     for seed in (13, 62, 84, 164):
         p = random_wired(seed, 30)
         free = exact(p, ScheduleOptions(), fusion=False)
@@ -329,11 +331,12 @@ def test_the_cut_bound_s_witness_leads_to_better_orders(monkeypatch: pytest.Monk
             r = exact(
                 p, ScheduleOptions(search_memory=200_000), fusion=False, local_search=local_search
             )
-            assert (r.stats["local_witnesses"] > 0) == local_search
+            witnesses[local_search] += r.stats["local_witnesses"]
             assert (
                 r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
             )
             followed += r.stats["local_followed"]
+    assert witnesses[True] > 0 and witnesses[False] == 0
     assert followed > 0
 
 
