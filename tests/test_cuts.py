@@ -486,18 +486,21 @@ def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
 @given(st.integers(18, 28), st.integers(0, 10**6))
 def test_the_refined_line_proves_its_own_levels(nodes: int, seed: int) -> None:
     """The line of highest cuts starts each search at the bound proven so far, the
-    refined line at the level its own choices proved: it never stands above the
-    least level of a sequence of the ops it chose (from the single cuts), whatever
-    the other line proved, so the sequence it refines by is its own least one."""
+    refined lines (from the front and from the end, one choice between them) at the
+    level their choices proved: neither stands above the least level of a sequence
+    of the ops chosen (from the single cuts), whatever the other line proved, so the
+    sequence they refine by is its own least one."""
     p = summed_stage(nodes, 0.4, seed)  # the lines' choices part past 8 ops
     bound = CutBound(p)
-    single, refined = bound.bound, bound.lines[1]
-    top = bound.lines[0]
+    single, top, *refined = bound.bound, *bound.lines
+    assert all(line.refine for line in refined) and len(refined) == 1 + cuts.REVERSE_LINE
     for _ in range(8):
         before = bound.bound
         bound.lift(max_solves=40)
-        least = _Sequences(StepCuts(p), refined.chosen).bound(single, None, 1 << 62, None)[0]
-        assert refined.level <= least
+        for line in refined:  # one choice, grown by whichever direction found first
+            assert line.chosen == refined[0].chosen
+            least = _Sequences(StepCuts(p), line.chosen).bound(single, None, 1 << 62, None)[0]
+            assert line.level <= least
         assert top.spent or top.level >= before
         assert bound.bound == max(line.level for line in bound.lines)
 
