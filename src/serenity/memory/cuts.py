@@ -196,7 +196,8 @@ choice's, its level the one proved for the smaller choice), so the directions ra
 on each choice instead of refining two. In the exact engine at 60 s, side by side:
 ER N=64 seed 0 proven in 41.6 CPU s (one unit apart, 2.4%, with a choice each; 59.6
 s with the line from the front dropped); WS N=256 seed 0 2.6% apart (3.9%: the same
-bound sooner, the order a level lower); ER N=64 seed 1 and WS N=352 ended the same.
+bound sooner, the order a level lower); ER N=64 seed 1 and WS N=352 ended the same;
+**where it loses:** ER N=64 seed 2 42 units against 43 (2.3%, reached at 59.1 s).
 
 **Witness.** The sequence found within a level is the outline of an order: its
 chosen ops in that sequence, each run from the downset its cut was reached from.
