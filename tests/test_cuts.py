@@ -27,6 +27,7 @@ from serenity.memory.cuts import (
     LEAD_WEIGHT,
     NEVER,
     SOLVE_RATE,
+    WINNER_WEIGHT,
     CutBound,
     StepCuts,
     _CompiledSequences,
@@ -459,7 +460,8 @@ def test_the_bound_resumes_where_its_budget_stopped_it() -> None:
 
 def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
     """Until a line raises the bound the lines share a call's budget evenly; then the
-    one that raised it last gets ``LEAD_WEIGHT`` times the other's share."""
+    one that raised it last gets ``LEAD_WEIGHT`` times the others' share (and the
+    refined line that grew the shared choice last ``WINNER_WEIGHT`` times more)."""
     bound = CutBound(summed_stage(20, 0.3, 0))
     shares: list[tuple[object, int]] = []
     lift = bound._lift
@@ -477,9 +479,14 @@ def test_the_line_that_raised_the_bound_last_gets_the_larger_share() -> None:
     lead = bound.lead
     assert lead is not None and not any(line.spent for line in bound.lines)
     shares.clear()
+    weights = [bound._weight(line) for line in bound.lines]
+    assert sorted(weights) in (
+        [1, 1, LEAD_WEIGHT],
+        [1, WINNER_WEIGHT, LEAD_WEIGHT],
+        [1, 1, LEAD_WEIGHT * WINNER_WEIGHT],
+    )
     bound.lift(max_solves=420)
-    weight = LEAD_WEIGHT if shares[0][0] is lead else 1
-    assert shares[0] == (bound.lines[0], 420 * weight // (LEAD_WEIGHT + lines - 1))
+    assert shares[0] == (bound.lines[0], 420 * weights[0] // sum(weights))
 
 
 @settings(max_examples=60, deadline=None)
