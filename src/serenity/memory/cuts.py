@@ -1002,9 +1002,7 @@ class CutBound:
     ) -> None:
         n = problem.num_ops
         self.n = n
-        # Bytes each line may keep, cuts and dead sets together, its previous choices'
-        # included: an equal part of ``memory`` each.
-        self.most = max(1, memory // (3 if REVERSE_LINE else 2))
+        self.memory = memory  # bytes the lines' cuts and dead sets may take (:attr:`most`)
         self.cuts: StepCuts | None = None
         self.lines: list[_Line] = []
         self.lead: _Line | None = None  # the line that raised the bound last
@@ -1023,6 +1021,12 @@ class CutBound:
         self.lines = [_Line(ranked, False, top), _Line(ranked, True, top)]
         if REVERSE_LINE:
             self.lines.append(_Line(ranked, True, top, reverse=True))
+
+    @property
+    def most(self) -> int:
+        """Bytes each line may keep, cuts and dead sets together, its previous choices'
+        included: an equal part of ``memory``."""
+        return max(1, self.memory // max(1, len(self.lines)))
 
     @property
     def bound(self) -> int:
