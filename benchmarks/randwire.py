@@ -9,7 +9,8 @@ Usage (from the repository root)::
 Networks: the zoo's RandWire CIFAR-10 and CIFAR-100 (``serenity.zoo``), then
 the CIFAR-10 layout (two random stages) with N nodes per stage from the WS
 generator (K=4, P=0.75) and the ER generator (P=0.2), for every N and seed.
-Seed 0 of N = 48 and 64 is also run at the ``--long`` limits (300 s), the
+Seed 0 of N = 48 and 64 and the ``--long-networks`` (ER N=64 seeds 1 and 2, the
+grid's graphs not proven at 60 s) are also run at the ``--long`` limits (300 s), the
 graphs of ``--more-memory`` at the longest of them with a ``--search-memory``
 of ``--more-memory-gib`` (4 GiB; the default cap is 512 MiB), the graphs of
 ``--threads-networks`` with ``--threads`` searchers (2) at the largest of ``--limits``
@@ -280,6 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--long-nodes", type=int, nargs="*", default=[48, 64])
     ap.add_argument(
+        "--long-networks",
+        nargs="*",
+        default=["ER N=64 seed 1", "ER N=64 seed 2"],
+        help="networks also run at the --long limits (besides seed 0 of --long-nodes)",
+    )
+    ap.add_argument(
         "--more-memory",
         nargs="*",
         default=["WS N=48 seed 2", "WS N=64 seed 1", "WS N=64 seed 2", "ER N=48 seed 0"],
@@ -332,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, gen, n, seed, spec in networks(args.nodes, args.seeds):
         for limit in args.limits:
             plan.append(("grid", name, gen, n, seed, spec, limit, memory))
-        if seed == 0 and n in args.long_nodes and not name.startswith("RandWire"):
+        longer = seed == 0 and n in args.long_nodes or name in args.long_networks
+        if longer and not name.startswith("RandWire"):
             for limit in args.long:
                 plan.append(("long", name, gen, n, seed, spec, limit, memory))
         if name in args.more_memory and args.long:
