@@ -22,7 +22,7 @@ the graphs whose proofs the cut bound decides. The optimum, where a run of
 ``benchmarks/randwire.py`` proved it, is read from ``results-randwire.json``, and
 the bound stops there (the engine stops at its best order's peak).
 Each graph runs in its own process, ``--jobs`` at a time (2). Writes
-``benchmarks/RESULTS-cutbound.md`` and ``results-cutbound.json``.
+``benchmarks/RESULTS-cutbound.md`` (``--out``) and ``results-cutbound.json`` beside it.
 
 The levels are chaotic in the choices of ops (``docs/randwire.md``, "Measured and
 not kept, twenty-first session"): compare a change over all the graphs, not one.
@@ -35,16 +35,16 @@ import json
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from randwire import Spec, _problem, grid_network  # benchmarks/ is the script's directory
 
 import serenity
 from serenity.memory.cuts import CutBound
 from serenity.schedule import fuse
 from serenity.schedule.exact import _CUT_PIECE, block_precedences
 from serenity.schedule.heuristics import best_heuristic_order
-from serenity.zoo import RANDWIRE_CIFAR10
 
 HERE = Path(__file__).resolve().parent
 GRAPHS = ["er:56:0", "er:56:1", "er:56:2", "er:64:0", "er:64:1", "er:64:2", "ws:256:0"]
@@ -52,20 +52,18 @@ GRAPHS = ["er:56:0", "er:56:1", "er:56:2", "er:64:0", "er:64:1", "er:64:2", "ws:
 UNIT = 77_824
 
 
-def _name(graph: str) -> str:
+def _network(graph: str) -> tuple[str, Spec]:
+    """The name and spec of ``graph`` (``generator:N:seed``)."""
     gen, n, seed = graph.split(":")
-    return f"{gen.upper()} N={n} seed {seed}"
+    return grid_network(gen, int(n), int(seed))
 
 
 def run(graph: str, budget: int, upper: int | None = None) -> dict[str, Any]:
     """The cut bound of ``graph`` lifted up to ``budget`` max-flows after its single cuts,
     and no higher than ``upper`` (the optimum, where known: the engine stops at its
     best order's peak)."""
-    from randwire import _problem  # benchmarks/ is the script's directory
-
-    gen, n, seed = graph.split(":")
-    config = replace(RANDWIRE_CIFAR10, nodes=int(n), generator=gen)
-    problem = fuse(_problem(config, int(seed), graph.replace(":", "_"))).problem
+    name, spec = _network(graph)
+    problem = fuse(_problem(*spec)).problem
     start = time.perf_counter()
     bound = CutBound(problem, before=block_precedences(problem))
     assert bound.cuts is not None
@@ -82,7 +80,7 @@ def run(graph: str, budget: int, upper: int | None = None) -> dict[str, Any]:
             levels.append((bound.bound, bound.cuts.solves - first, time.perf_counter() - start))
     return {
         "graph": graph,
-        "network": _name(graph),
+        "network": name,
         "fused_ops": problem.num_ops,
         "single": single,
         "levels": levels,
@@ -151,13 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         if len(parts) != 3 or parts[0] not in ("ws", "er") or not all(map(str.isdigit, parts[1:])):
             ap.error(f"graph {graph!r} is not generator:N:seed (ws or er)")
     optima = _optima()
-    uppers = [optima.get(_name(graph)) for graph in args.graphs]
+    uppers = [optima.get(_network(graph)[0]) for graph in args.graphs]
     with ProcessPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(run, args.graphs, [args.budget] * len(args.graphs), uppers))
     for r in rows:
         print(f"{r['network']}: {r['bound'] / UNIT:.0f} units in {r['solves']:,} max-flows")
     args.out.write_text(markdown(rows, args.budget))
-    (HERE / "results-cutbound.json").write_text(
+    args.out.with_name("results-cutbound.json").write_text(
         json.dumps({"budget": args.budget, "rows": rows}, indent=1) + "\n"
     )
     print(f"wrote {args.out}")

@@ -127,6 +127,13 @@ def run_once(
     return dict(result)
 
 
+def grid_network(gen: str, n: int, seed: int) -> tuple[str, Spec]:
+    """The name and spec of the CIFAR-10 layout with ``n`` nodes a stage from ``gen``
+    (``ws`` or ``er``) and ``seed``."""
+    config = replace(RANDWIRE_CIFAR10, nodes=n, generator=gen)
+    return f"{gen.upper()} N={n} seed {seed}", (config, seed, f"rw_{gen}{n}_{seed}")
+
+
 def networks(nodes: list[int], seeds: list[int]) -> list[tuple[str, str, int, int, Spec]]:
     """(name, generator, N, seed, spec): the zoo's two, then WS and ER per N and seed."""
     out = [
@@ -136,9 +143,8 @@ def networks(nodes: list[int], seeds: list[int]) -> list[tuple[str, str, int, in
     for gen in ("ws", "er"):
         for n in nodes:
             for seed in seeds:
-                config = replace(RANDWIRE_CIFAR10, nodes=n, generator=gen)
-                name = f"{gen.upper()} N={n} seed {seed}"
-                out.append((name, gen, n, seed, (config, seed, f"rw_{gen}{n}_{seed}")))
+                name, spec = grid_network(gen, n, seed)
+                out.append((name, gen, n, seed, spec))
     return out
 
 
@@ -351,17 +357,14 @@ def main(argv: list[str] | None = None) -> int:
             threaded.append((name, gen, n, seed, spec, max(args.long), more))
     for n in args.frontier:
         for seed in args.seeds:
-            config = replace(RANDWIRE_CIFAR10, nodes=n, generator="er")
-            spec = (config, seed, f"rw_er{n}_{seed}")
-            name = f"ER N={n} seed {seed}"
+            name, spec = grid_network("er", n, seed)
             plan.append(("frontier", name, "er", n, seed, spec, max(args.limits), memory))
     for n in args.stretch:
-        config = replace(RANDWIRE_CIFAR10, nodes=n, generator="ws")
-        spec = (config, 0, f"rw_ws{n}_0")
+        name, spec = grid_network("ws", n, 0)
         limit = max(args.limits)
-        plan.append(("stretch", f"WS N={n} seed 0", "ws", n, 0, spec, limit, memory))
-        if f"WS N={n} seed 0" in args.threads_networks:
-            threaded.append((f"WS N={n} seed 0", "ws", n, 0, spec, limit, memory))
+        plan.append(("stretch", name, "ws", n, 0, spec, limit, memory))
+        if name in args.threads_networks:
+            threaded.append((name, "ws", n, 0, spec, limit, memory))
 
     def one(
         item: tuple[str, str, str, int, int, Spec, float, int], threads: int = 1
