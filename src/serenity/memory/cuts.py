@@ -187,7 +187,14 @@ share one source side as from the front; the max-flow of the ops before all of
 them and the set after is solved once, and each op's is grown from its flow with
 its own sink side (as :meth:`StepCuts.steps_between`): the lines alone on ER N=64
 seed 2 reached 43 units in 34.9 s instead of 56.1 (the same 1.91M max-flows), 41
-units in 7.5 s where the two lines from the front took about 235 s.
+units in 7.5 s where the two lines from the front took about 235 s. Every query
+also holds each asked op's predecessors (the ops ready from the end are none's
+ancestors among them: an op's chosen descendants are all placed), so they join the
+shared max-flow and each query adds the other ops alone: the same cuts, in less
+time. That line takes 86-87% of the max-flows on ER N=64 seeds 1-2, each 3.4 times
+one from the front before (28.1 against 8.3 us on seed 1, 10.4 of the 14.4 s to its
+optimum); the bound alone (``benchmarks/RESULTS-cutbound.md``) now reaches the same
+levels at the same counts in 0.83-0.96 of the seconds.
 
 The two refined lines share one choice (``SHARED_CHOICE``): the first of them to find
 a sequence within its level grows the choice by it, and the other takes the grown
