@@ -1003,12 +1003,13 @@ class Sequences {
             // max-flow of what every query puts before its op is solved once, and each
             // op's grown from it (its own sink side: ``Cuts::group`` as for
             // ``solve_between``). What every query puts before: the ops before all of
-            // them, and each op's predecessors. The ops ready here are no one's
-            // ancestors among them (an op's chosen descendants are all placed), so each
-            // query holds every other op's predecessors (with that op) and its own, and
-            // none of those is an op asked. With the predecessors in the shared flow,
-            // each query adds the other ops alone: on ER N=64 seeds 1-2 the same cuts
-            // took 0.7-0.9 of the time (module comment, "From the end").
+            // them, and each asked op's predecessors. No op asked is an ancestor of
+            // another (an op is ready once its chosen descendants are all placed), so
+            // each query holds every other op's predecessors (with that op) and its
+            // own, and no op asked is among them. With the predecessors in the shared
+            // flow each query adds the other ops alone: the same cuts, and the cut
+            // bound alone on ER N=56-64 and WS N=256 took 0.83-0.96 of the time
+            // (``cuts.py``, "From the end").
             Words common = before, asked(inside.size(), 0);
             for (int r : xs) {
                 const int x = chosen_[ready[r]];
