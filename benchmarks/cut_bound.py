@@ -100,8 +100,7 @@ def _optima() -> dict[str, int]:
     return {r["network"]: r["peak"] for r in rows if r["optimal"]}
 
 
-def markdown(rows: list[dict[str, Any]], budget: int) -> str:
-    optima = _optima()
+def markdown(rows: list[dict[str, Any]], budget: int, optima: dict[str, int]) -> str:
     out = [
         "# Cut bound benchmark: levels by max-flows",
         "",
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(pool.map(run, args.graphs, [args.budget] * len(args.graphs), uppers))
     for r in rows:
         print(f"{r['network']}: {r['bound'] / UNIT:.0f} units in {r['solves']:,} max-flows")
-    args.out.write_text(markdown(rows, args.budget))
+    args.out.write_text(markdown(rows, args.budget, optima))
     args.out.with_name("results-cutbound.json").write_text(
         json.dumps({"budget": args.budget, "rows": rows}, indent=1) + "\n"
     )

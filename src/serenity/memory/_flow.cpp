@@ -987,16 +987,12 @@ class Sequences {
         for (size_t j = 0; j < inside.size(); ++j) outside[j] = mask_[j] & ~inside[j];
         const size_t take = std::min(room, xs.size());
         std::vector<Answer> solved(1);
-        // From the end, op x's own sides: x out of ``in`` with its predecessors
-        // (``extra``) added, x into ``out``.
-        auto own = [](int x, const Words& extra, Words& in, Words& out) {
-            in[x >> 6] &= ~(uint64_t{1} << (x & 63));
-            for (size_t j = 0; j < in.size(); ++j) in[j] |= extra[j];
-            out[x >> 6] |= uint64_t{1} << (x & 63);
-        };
         if (reverse_ && xs.size() == 1) {  // one max-flow: the others before, the set after
+            const int x = chosen_[ready[xs[0]]];
             Words in = before, out = inside;
-            own(chosen_[ready[xs[0]]], *extras[0], in, out);
+            in[x >> 6] &= ~(uint64_t{1} << (x & 63));
+            for (size_t j = 0; j < in.size(); ++j) in[j] |= (*extras[0])[j];
+            out[x >> 6] |= uint64_t{1} << (x & 63);
             cuts_.single(in, out, true, solved[0]);
         } else if (reverse_) {
             // Each op's query puts the other ops asked before it and itself after: the
@@ -1018,10 +1014,14 @@ class Sequences {
             for (size_t j = 0; j < common.size(); ++j) common[j] &= ~asked[j];
             for (const Words* extra : extras)
                 for (size_t j = 0; j < common.size(); ++j) common[j] |= (*extra)[j];
+            // Each query's own sides: the other ops asked before (its predecessors are
+            // in ``common``), itself after.
             std::vector<Words> ins(take, asked), outs(take, Words(inside.size(), 0));
             std::vector<const Words*> in_ptrs(take), out_ptrs(take);
             for (size_t q = 0; q < take; ++q) {
-                own(chosen_[ready[xs[q]]], *extras[q], ins[q], outs[q]);
+                const int x = chosen_[ready[xs[q]]];
+                ins[q][x >> 6] &= ~(uint64_t{1} << (x & 63));
+                outs[q][x >> 6] |= uint64_t{1} << (x & 63);
                 in_ptrs[q] = &ins[q];
                 out_ptrs[q] = &outs[q];
             }
