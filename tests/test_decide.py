@@ -277,15 +277,16 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
     reason="compiled core not built, or SERENITY_PURE_PYTHON set",
 )
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
-def test_rounds_run_beside_the_cut_bound_with_two_threads(
+def test_rounds_run_beside_the_cut_bound_with_three_threads(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With two threads and the compiled core, rounds from above run in a thread of
-    their own with one searcher (more searchers' tables can outgrow this 200 kB cap:
-    three, without the cut bound, stop at it on seed 62), stoppable, while the cut bound's sequences lift in the engine's thread (its
-    first turn 2,000 arcs' worth of max-flows); the rest run here with both
-    searchers. The optimum is the one-searcher one, proven, and the order is
-    valid."""
+    """With three threads and the compiled core, one lifts the second cut bound and
+    rounds from above run in a thread of their own with one searcher (more searchers'
+    tables can outgrow this 200 kB cap: three, without the cut bound, stop at it on
+    seed 62), stoppable, while the cut bound's sequences lift in the engine's thread
+    (its first turn 2,000 arcs' worth of max-flows); the rest run here with the two
+    searchers left, stopped when the second cut bound proves the best order. The
+    optimum is the one-searcher one, proven, and the order is valid."""
     rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
     monkeypatch.setattr(exact_module, "CUT_SECONDS", 2_000 / rate)
     monkeypatch.setattr(exact_module, "FREE_SET_OPS", 0)  # with them seed 62 needs no round
@@ -302,11 +303,83 @@ def test_rounds_run_beside_the_cut_bound_with_two_threads(
     assert seen and all(here and n == 1 and not stop for here, n, stop in seen)
     seen.clear()
     # Without the local search (beams, witnesses) the rounds find the orders.
-    options = ScheduleOptions(search_memory=200_000, threads=2)
+    options = ScheduleOptions(search_memory=200_000, threads=3)
     r = exact(p, options, fusion=False, local_search=False)
     assert (False, 1, True) in seen
-    assert set(seen) <= {(False, 1, True), (True, 2, False)}
+    assert set(seen) <= {(False, 1, True), (True, 2, True)}
     assert r.optimal and r.peak_bytes == one.peak_bytes == simulate(p, r.op_order).peak_bytes
+
+
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_the_second_cut_bound_reaches_the_optimum_in_its_thread(seed: int) -> None:
+    """The second cut bound lifts in its own thread up to ``upper`` (here the
+    optimum: with enough ops chosen the cut bound is the optimum) and says so; stopped
+    at once it returns a valid bound; what its thread raises is raised again."""
+    p = random_wired(seed, 30)
+    best = exact(p, ScheduleOptions(threads=1), fusion=False)
+    assert best.optimal
+    order = list(range(p.num_ops))  # the graph's own order: a valid guide
+    second = exact_module._SecondCuts(
+        p, inplace=False, before=None, order=order, upper=best.peak_bytes, deadline=None
+    )
+    assert second.reached.wait(60)
+    assert second.close() == best.peak_bytes
+    stopped = exact_module._SecondCuts(
+        p, inplace=False, before=None, order=[], upper=1 << 60, deadline=None
+    )
+    assert stopped.close() <= best.peak_bytes and not stopped.reached.is_set()
+
+
+def test_the_second_cut_bound_s_errors_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kw: object) -> int:
+        raise RuntimeError("lift failed")
+
+    monkeypatch.setattr(cuts.CutBound, "lift", fail)
+    second = exact_module._SecondCuts(
+        random_wired(13, 30), inplace=False, before=None, order=[], upper=1 << 60, deadline=None
+    )
+    second._thread.join(60)  # it fails at its first piece (close() would stop it first)
+    with pytest.raises(RuntimeError, match="lift failed"):
+        second.close()
+
+
+@pytest.mark.parametrize("seed", [13, 62, 84, 164])
+def test_with_two_threads_the_second_cut_bound_proves_while_the_rounds_take_turns(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two threads the second cut bound lifts in its thread and the rounds take
+    turns with the first in the engine's thread, one searcher, each stopped by the
+    second when it reaches the best peak. With the first cut bound frozen and every
+    round waiting for that stop, the second alone proves the optimum (the engine
+    starts from an optimal order: a bound proves no more than the best order's peak):
+    the engine reports it proven, at the one-searcher optimum, with a valid order."""
+    rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
+    monkeypatch.setattr(exact_module, "CUT_SECONDS", 2_000 / rate)
+    monkeypatch.setattr(exact_module, "FREE_SET_OPS", 0)  # with them seed 62 needs no round
+    p = random_wired(seed, 30)
+    one = exact(p, ScheduleOptions(search_memory=200_000, threads=1), fusion=False)
+    lift = cuts.CutBound.lift
+
+    def frozen(self: cuts.CutBound, *args: object, **kw: object) -> int:
+        if threading.current_thread() is threading.main_thread():
+            return self.bound  # the first cut bound lifts nothing
+        return lift(self, *args, **kw)  # type: ignore[arg-type]
+
+    seen: list[tuple[bool, int]] = []
+
+    def waiting(*args: object, threads: int = 1, **kw: object) -> Decision:
+        stop = kw.get("stop")
+        seen.append((threading.current_thread() is threading.main_thread(), threads))
+        assert isinstance(stop, threading.Event) and stop.wait(60)
+        return within(*args, threads=threads, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cuts.CutBound, "lift", frozen)
+    monkeypatch.setattr(exact_module, "within", waiting)
+    options = ScheduleOptions(search_memory=200_000, threads=2, hint=one.op_order)
+    r = exact(p, options, fusion=False, local_search=False)
+    assert r.optimal and r.peak_bytes == one.peak_bytes == simulate(p, r.op_order).peak_bytes
+    assert r.stats["cut_bound_second"] == r.peak_bytes
+    assert set(seen) <= {(True, 1)}
 
 
 def test_the_cut_bound_s_witness_leads_to_better_orders(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,7 +447,8 @@ def test_threads_reach_the_decision_rounds_and_prove_the_same_optimum(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``ScheduleOptions.threads`` is the searcher count of every decision round (the
-    default: the CPUs this process may use); the optimum is the one-searcher one."""
+    default: the CPUs this process may use; here without the cut bound, whose second
+    line would take one); the optimum is the one-searcher one."""
     module = importlib.import_module("serenity.schedule.exact")
     monkeypatch.setattr(module, "FREE_SET_OPS", 0)  # with them seed 62 needs no round
     asked: list[int] = []

@@ -261,7 +261,10 @@ class Cuts {
         std::vector<const Words*> pointers;
         for (const Words& extra : more) pointers.push_back(&extra);
         std::vector<Answer> found;
-        group(in, out, pointers, want_side, found);
+        {
+            py::gil_scoped_release release;  // another thread's cuts may run meanwhile
+            group(in, out, pointers, want_side, found);
+        }
         for (const Answer& a : found) {
             if (a.cut < 0) {
                 answers.append(py::make_tuple(-1, py::bytes()));
@@ -288,7 +291,10 @@ class Cuts {
         for (const Words& extra : more) pointers.push_back(&extra);
         for (const Words& sink : fewer) sink_pointers.push_back(&sink);
         std::vector<Answer> found;
-        group(in, out, pointers, false, found, nullptr, nullptr, &sink_pointers);
+        {
+            py::gil_scoped_release release;
+            group(in, out, pointers, false, found, nullptr, nullptr, &sink_pointers);
+        }
         std::vector<int64_t> cuts;
         for (const Answer& a : found) cuts.push_back(a.cut);
         return cuts;

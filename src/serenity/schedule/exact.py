@@ -190,7 +190,8 @@ and 3.1 s (2.9, 5.3, 5.8), ER N=32 seeds 1-2 in 5.0 and 7.9 s (5.4, 11.1), WS
 N=128 seed 0 in 2.8 s (9.2); gaps ER N=48 seed 2 3.3% (6.9%), ER N=64 seed 2
 18.4% (21.1%, a better order), WS N=256 16.7% (22.2%, a better order); ER N=48
 seeds 0-1, ER N=64 seed 0 and WS N=352 as before.
-With two threads or more (``ScheduleOptions.threads``, the CPUs by default)
+With two threads or more left for the rounds (``ScheduleOptions.threads``, the
+CPUs by default, less the one the second cut bound below takes: three or more)
 and the compiled core, no turns are taken: each round from above runs in a
 thread of its own with one searcher fewer (the core runs without the GIL) while
 the sequences lift in the engine's thread, ``_CUT_PIECE`` seconds' worth at a
@@ -205,6 +206,28 @@ proven in 6.6 s wall (7.9), WS N=64 seed 1 in 3.3 s (3.5), WS N=128 seed 0 in
 graphs of N <= 64 within 0.3 s; against whole turns with two searchers (the
 benchmark's threads rows): WS N=64 seed 1 3.3 s wall (9.8), WS N=48 seed 2 3.3
 (5.0), ER N=32 seed 2 6.6 (9.8).
+
+**Two cut bounds.** The cut bound's last levels depend on which ops its refined
+line chooses, and that depends on which sequence within a level its search meets
+first, which the guide decides (:mod:`serenity.memory.cuts`, "Guide"): a draw, not
+a rule, and no guide wins everywhere. On ER N=64 (1,977-2,133 ops) guided by the
+best order (as above) seed 0 reaches its optimum, 43 units of 77,824 bytes, in
+about 40 s of max-flows, and seed 1 stalls at 42 units through 3M max-flows;
+guided by the order the engine started from (the heuristic's, as in
+``benchmarks/cut_bound.py``) seed 1 reaches 43 in 480,000 max-flows and seed 0
+stalls at 42. So with two threads or more (``TWO_CUTS``) a second cut bound,
+guided by the order the engine started from (none when that is the best order,
+whose guide the first has), lifts in a thread of its own from the hand-over on
+(its max-flows and sequences run without the GIL), ``_CUT_PIECE`` seconds' worth
+at a time up to the best peak: the bound proven is the higher of the two, and a
+round in turns is paused when the second reaches the best peak (a ``stop``
+event). The rounds get one thread fewer: on two cores they take turns with the
+first in the engine's thread. By hand at 60 s on 2 cores, two threads, against
+the rounds beside the first alone (the benchmark's threads rows before): ER N=64
+seed 1 proven in 12.7 s wall (2.4% apart at 60 s), seed 0 in 42.2 s (37.5), seed 2
+2.3% as before; WS N=48 seed 2, WS N=64 seeds 0-1, ER N=32 seed 2, ER N=48 seeds
+1-2 proven in 2.1-3.9 s (1.9-4.1), WS N=256 seed 0 2.6% as before; max RSS 394-740
+MB (400-729).
 Before, the sequences' turn doubled only when it raised the bound (a
 bound that stalls cost less and less of the time); doubling both proved WS N=64
 seed 2 in 24.3 against 43.9 CPU s and WS N=48 seed 1 in 29.6 against 38.1 s,
@@ -284,7 +307,8 @@ searches the graph as it is.
 
 Reported statistics: states expanded, free moves, segments searched, ops
 after fusion, the local search's beams, windows, improvements and states,
-``memory_capped``, the decision rounds, orders found, states visited, the
+``memory_capped``, the second cut bound's level (``cut_bound_second``), the decision
+rounds, orders found, states visited, the
 most dead sets held and the dead sets forgotten at the cap.
 
 Complexity: exponential in the width of the graph in the worst case (the
@@ -1107,6 +1131,10 @@ CUT_LATER_SECONDS = 60.0
 #: 100-op windows of WS and ER N=64; a beam in Python generates about ``BEAM_RATE``).
 WITNESS_RATE = 1_000_000
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
+#: With two threads or more, a second cut bound lifts in a thread of its own, guided by
+#: the order the engine started from (none when that is the best order); the rounds
+#: get one thread fewer (module docstring, "Two cut bounds").
+TWO_CUTS = True
 #: Share of the time limit after which the rounds from above stop: the cut bound's
 #: sequences, then the decision rounds from below, lift the bound with the rest. It was
 #: 0.6 while the sequences had fixed shares (at 0.9 ER N=64 seed 0 had reached 2,723,840
@@ -1124,6 +1152,70 @@ def _share_seconds(share: float, most: float, limit: float | None, deadline: flo
 
 def _earliest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else min(a, b)
+
+
+class _SecondCuts:
+    """A second cut bound, guided by another order, lifted in a thread of its own
+    (module docstring, "Two cut bounds"): ``_CUT_PIECE`` seconds' worth of max-flows
+    at a time until :meth:`close`, the deadline, ``upper`` (updated by the engine when
+    a better order is found) or no line is left. ``reached`` is set when its bound
+    reaches ``upper``, which proves the order at that peak optimal."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        inplace: bool,
+        before: list[int] | None,
+        order: list[int],
+        upper: int,
+        deadline: float | None,
+    ) -> None:
+        self._make = lambda: CutBound(problem, inplace=inplace, before=before)
+        self._order = order
+        self.cut: CutBound | None = None  # built in the thread (its single cuts take time)
+        self.bound = 0
+        self.upper = upper
+        self.deadline = deadline
+        self.reached = threading.Event()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="serenity-cuts", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.cut = cut = self._make()
+            if self._order:
+                cut.guide(self._order)
+            self.bound = cut.bound
+            while not self._stop.is_set() and not cut.spent:
+                if self.bound >= self.upper:
+                    self.reached.set()
+                    return
+                if self.deadline is not None and time.perf_counter() >= self.deadline:
+                    return
+                self.bound = cut.lift(upper=self.upper, seconds=_CUT_PIECE, deadline=self.deadline)
+        except BaseException as error:  # noqa: BLE001 - raised again by close()
+            self.error = error
+
+    def lower(self, upper: int) -> None:
+        """A better order peaks at ``upper``: nothing above it is worth proving."""
+        self.upper = min(self.upper, upper)
+        if self.bound >= self.upper:
+            self.reached.set()
+
+    def halt(self) -> None:
+        """Stops the thread (within a piece)."""
+        self._stop.set()
+        self._thread.join()
+
+    def close(self) -> int:
+        """Stops the thread and returns the bound proven (raises what the thread raised)."""
+        self.halt()
+        if self.error is not None:
+            raise self.error
+        return self.bound
 
 
 @dataclass
@@ -1589,17 +1681,32 @@ def exact(
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
+    second: list[_SecondCuts] = []  # likewise, with two threads or more
     turn = [0.0]  # seconds' worth of the cut bound's turn, then the rounds' as long
 
-    def lift(bound: int, k: int, beside_ok: bool) -> int:
+    def lift(bound: int, k: int, handing: bool, search: _Search) -> int:
         """Once, at the first hand-over (segment ``k``): the cut bound's first turn, up
         to the best order's peak (none at the deadline or with ``CUT_SECONDS`` 0; one
-        piece when the rounds run ``beside_ok``); without it, the width bound's minor
-        step. Returns the bound raised."""
+        piece when the rounds run beside it), and with two threads or more the second
+        cut bound in its thread; without them, the width bound's minor step. Returns
+        the bound raised."""
         stats["cut_bound"] = 0
         turn[0] = _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline)
         if turn[0] > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
+            if TWO_CUTS and threads > 1:
+                best = [v for segment in segments for v in segment]
+                second.append(
+                    _SecondCuts(
+                        problem,
+                        inplace=options.inplace,
+                        before=before,
+                        order=order if order != best else [],
+                        upper=max(seg_peak),
+                        deadline=deadline,
+                    )
+                )
+            beside_ok = handing and rounds_beside(search)
             # Beside the rounds: one piece at most, and they start.
             first = min(_CUT_PIECE, turn[0]) if beside_ok else turn[0]
             return max(bound, more_cuts(first, k, bound, first=True))
@@ -1633,8 +1740,12 @@ def exact(
             if best != guided[0]:  # the sequences try the best order's next op first
                 guided[0] = best
                 cutter[0].guide(best)
-            old = cutter[0].bound
+            old = max([cutter[0].bound] + [other.bound for other in second])
             cut = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
+            for other in second:  # its thread lifts it meanwhile
+                other.lower(max(seg_peak))
+                stats["cut_bound_second"] = other.bound
+                cut = max(cut, other.bound)
             if first or cut > old:
                 say(f"cut bound: {cut:,}")
             first = False
@@ -1689,8 +1800,13 @@ def exact(
 
     def rounds_beside(search: _Search) -> bool:
         """Whether the rounds from above on ``search`` run beside the cut bound's
-        sequences (two threads or more, the compiled core) rather than taking turns."""
-        return threads > 1 and search._core is not None
+        sequences (two threads or more left for them, the compiled core) rather than
+        taking turns."""
+        return searchers() > 1 and search._core is not None
+
+    def searchers() -> int:
+        """Threads for the rounds: one fewer while the second cut bound runs."""
+        return threads - len(second)
 
     def beside(
         k: int,
@@ -1719,7 +1835,7 @@ def exact(
                         until,
                         options.search_memory,
                         progress,
-                        threads=threads - 1,
+                        threads=searchers() - 1,
                         stop=stop,
                     )
                 )
@@ -1806,8 +1922,9 @@ def exact(
                         until,
                         options.search_memory,
                         progress,
-                        threads=threads,
+                        threads=searchers(),
                         pause_at=pause,
+                        stop=second[0].reached if second else None,
                     )
                 if answer.status == "paused":  # the cut bound's turn, then the round's again
                     paused = answer.visited  # the core's count so far (it goes on from it)
@@ -1866,86 +1983,94 @@ def exact(
     below_at = None if limit is None else started + FROM_BELOW_SHARE * limit
     local_pending = local_search and not decision
     give_up_at = options.give_up_at
-    for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
-        if seg_peak[k] <= bound:
-            continue  # fits within the proven bound (the local search may have reordered)
-        if give_up_at is not None and bound >= give_up_at:
-            proven = False
-            stats["gave_up"] = True
-            break
-        searched += 1
-        goal = done_before[k] | sum(1 << v for v in segments[k])
-        search = _Search(
-            ops,
-            done_before[k],
-            goal,
-            mem_before[k],
-            bound,
-            seg_peak[k],
-            _earliest(deadline, switch_at),
-            tick,
-            free_moves,
-            give_up_at,
-            max_bytes=options.search_memory,
-        )
-        try:
-            if local_pending:
-                search.deadline = _earliest(deadline, time.perf_counter() + first_slice)
-                try:
+    try:
+        for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
+            if seg_peak[k] <= bound:
+                continue  # fits within the proven bound (the local search may have reordered)
+            if give_up_at is not None and bound >= give_up_at:
+                proven = False
+                stats["gave_up"] = True
+                break
+            searched += 1
+            goal = done_before[k] | sum(1 << v for v in segments[k])
+            search = _Search(
+                ops,
+                done_before[k],
+                goal,
+                mem_before[k],
+                bound,
+                seg_peak[k],
+                _earliest(deadline, switch_at),
+                tick,
+                free_moves,
+                give_up_at,
+                max_bytes=options.search_memory,
+            )
+            try:
+                if local_pending:
+                    search.deadline = _earliest(deadline, time.perf_counter() + first_slice)
+                    try:
+                        seg_order, peak = search.run()
+                    except _Timeout as stop:
+                        if isinstance(stop, (_GiveUp, _MemoryCap)):
+                            raise
+                        local_pending = False
+                        share = None if limit is None else LOCAL_SEARCH_SHARE * limit
+                        improve(_earliest(deadline, None if share is None else started + share))
+                        search.upper = seg_peak[k]
+                        search.deadline = _earliest(deadline, switch_at)
+                        seg_order, peak = search.run()  # resumed where it stopped
+                else:
                     seg_order, peak = search.run()
-                except _Timeout as stop:
-                    if isinstance(stop, (_GiveUp, _MemoryCap)):
-                        raise
-                    local_pending = False
-                    share = None if limit is None else LOCAL_SEARCH_SHARE * limit
-                    improve(_earliest(deadline, None if share is None else started + share))
-                    search.upper = seg_peak[k]
-                    search.deadline = _earliest(deadline, switch_at)
-                    seg_order, peak = search.run()  # resumed where it stopped
-            else:
-                seg_order, peak = search.run()
-        except _Timeout as stop:
-            bound = max(bound, search.level)
+            except _Timeout as stop:
+                bound = max(bound, search.level)
+                expanded += search.expanded
+                moves += search.free_moves
+                capped = isinstance(stop, _MemoryCap)
+                stats["memory_capped"] = stats.get("memory_capped", False) or capped
+                time_left = deadline is None or time.perf_counter() < deadline
+                handing = decision and not isinstance(stop, _GiveUp) and (capped or time_left)
+                if handing:
+                    search.clear()  # the search is not resumed: free its states
+                    why = "memory cap reached" if capped else "best-first share spent"
+                    say(f"{why}: bound {bound:,}; decision search from here on")
+                    if local_search:  # a cheap better start for the rounds from above
+                        beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, BEAM_SHARE * limit)
+                        improve(
+                            deadline,
+                            k,
+                            windows=False,
+                            widths=_SLICE_WIDTHS,
+                            beam_budget=int(beams * BEAM_RATE),
+                        )
+                if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
+                    # After the beams: the best order is what it aims at.
+                    bound = lift(bound, k, handing, search)
+                if handing:
+                    settled, low = settle(k, search)
+                    search.clear()  # frees a round the cut bound's last turn ended
+                    bound = max(bound, low)
+                    if settled:
+                        continue  # the segment is proven; the next ones are searched as usual
+                proven = False
+                stats["gave_up"] = stats.get("gave_up", False) or isinstance(stop, _GiveUp)
+                if stats["memory_capped"] and local_search:
+                    improve(deadline)  # the memory-bounded local search for the time left
+                break
             expanded += search.expanded
             moves += search.free_moves
-            capped = isinstance(stop, _MemoryCap)
-            stats["memory_capped"] = stats.get("memory_capped", False) or capped
-            time_left = deadline is None or time.perf_counter() < deadline
-            handing = decision and not isinstance(stop, _GiveUp) and (capped or time_left)
-            if handing:
-                search.clear()  # the search is not resumed: free its states
-                why = "memory cap reached" if capped else "best-first share spent"
-                say(f"{why}: bound {bound:,}; decision search from here on")
-                if local_search:  # a cheap better start for the rounds from above
-                    beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, BEAM_SHARE * limit)
-                    improve(
-                        deadline,
-                        k,
-                        windows=False,
-                        widths=_SLICE_WIDTHS,
-                        beam_budget=int(beams * BEAM_RATE),
-                    )
-            if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
-                # After the beams: the best order is what it aims at.
-                bound = lift(bound, k, handing and rounds_beside(search))
-            if handing:
-                settled, low = settle(k, search)
-                search.clear()  # frees a round the cut bound's last turn ended
-                bound = max(bound, low)
-                if settled:
-                    continue  # the segment is proven; the next ones are searched as usual
-            proven = False
-            stats["gave_up"] = stats.get("gave_up", False) or isinstance(stop, _GiveUp)
-            if stats["memory_capped"] and local_search:
-                improve(deadline)  # the memory-bounded local search for the time left
-            break
-        expanded += search.expanded
-        moves += search.free_moves
-        segments[k] = seg_order
-        seg_peak[k] = peak
-        bound = max(bound, peak)
-    # Every segment searched or within the bound: nothing is claimed that is not proven.
-    proven = proven and max(seg_peak) <= bound
+            segments[k] = seg_order
+            seg_peak[k] = peak
+            bound = max(bound, peak)
+    finally:  # the second cut bound stops with the search, whatever ends it
+        for other in second:
+            other.halt()
+    for other in second:  # its last piece may have lifted it further
+        bound = max(bound, other.close())
+        stats["cut_bound_second"] = other.bound
+    # Every segment searched or within the bound: nothing is claimed that is not proven
+    # (the second cut bound's last piece may prove the order the rounds left unproven).
+    proven = (proven or bool(second)) and max(seg_peak) <= bound
     stats.update(
         local_beams=local.beams,
         local_beam_generated=local.generated,
