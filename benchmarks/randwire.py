@@ -15,8 +15,9 @@ graphs of ``--more-memory`` at the longest of them with a ``--search-memory``
 of ``--more-memory-gib`` (4 GiB; the default cap is 512 MiB), the graphs of
 ``--threads-networks`` with ``--threads`` searchers (2) at the largest of ``--limits``
 (those of them in ``--more-memory`` also at the longest ``--long`` limit with its cap),
-one at a time after the others so that they have every core (with two searchers
-or more, a round from above runs with one fewer beside the cut bound's
+one at a time after the others so that they have every core (with two threads or
+more, a second cut bound lifts in a thread of its own and the rounds have one
+fewer; with three or more, a round from above runs beside the cut bound's
 max-flows), and the stretch graphs (WS, N = 128/256/352: 1,843, 3,680 and 5,052
 ops) at the largest of ``--limits`` (those in ``--threads-networks`` also with
 ``--threads``), and the frontier graphs (ER, N = ``--frontier``: 40 and 44, every
@@ -255,7 +256,7 @@ def _summary(rows: list[dict[str, Any]], limits: list[float]) -> str:
                     f" with a {cap:g} GiB cap" if cap != DEFAULT_SEARCH_MEMORY / 2**30 else ""
                 )
                 searchers = r.get("threads", 1)
-                with_threads = f" with {searchers} searchers" if searchers > 1 else ""
+                with_threads = f" with {searchers} threads" if searchers > 1 else ""
                 out.append(
                     f"- {what}: {r['network']} ({r['ops']:,} ops), limit {r['limit']:g} s"
                     f"{with_cap}{with_threads}: {state}, {r['cpu_s']:.1f} CPU s, "
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             "ER N=48 seed 1",
             "ER N=48 seed 2",
             "ER N=64 seed 0",
+            "ER N=64 seed 1",
+            "ER N=64 seed 2",
             "WS N=256 seed 0",
         ],
         help="networks also run with --threads searchers at the largest of --limits, alone "
