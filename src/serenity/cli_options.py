@@ -70,9 +70,9 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
         metavar="N",
-        help="searchers of the exact search's proofs, sharing its memory; the same answers "
-        "as one, sooner (default: the CPUs this process may use, at most "
-        f"{MAX_DEFAULT_THREADS})",
+        help="threads of the exact search's proofs: from two on, one lifts a second lower "
+        "bound and the rest search, sharing its memory; the same peak as one when proven, "
+        f"sooner (default: the CPUs this process may use, at most {MAX_DEFAULT_THREADS})",
     )
 
 
