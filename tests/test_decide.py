@@ -273,8 +273,8 @@ def test_rounds_from_above_take_turns_with_the_cut_bound(
 
 
 @pytest.mark.skipif(
-    exact_module._core is None or not native_wanted(),
-    reason="compiled core not built, or SERENITY_PURE_PYTHON set",
+    exact_module._core is None or not native_wanted() or not cuts.compiled(),
+    reason="compiled core or cuts not built, or SERENITY_PURE_PYTHON set",
 )
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_rounds_run_beside_the_cut_bound_with_three_threads(
@@ -343,6 +343,7 @@ def test_the_second_cut_bound_s_errors_reach_the_engine(monkeypatch: pytest.Monk
         second.close()
 
 
+@pytest.mark.skipif(not cuts.compiled(), reason="the second cut bound needs the compiled cuts")
 @pytest.mark.parametrize("seed", [13, 62, 84, 164])
 def test_with_two_threads_the_second_cut_bound_proves_while_the_rounds_take_turns(
     seed: int, monkeypatch: pytest.MonkeyPatch

@@ -215,7 +215,8 @@ best order (as above) seed 0 reaches its optimum, 43 units of 77,824 bytes, in
 about 40 s of max-flows, and seed 1 stalls at 42 units through 3M max-flows;
 guided by the order the engine started from (the heuristic's, as in
 ``benchmarks/cut_bound.py``) seed 1 reaches 43 in 480,000 max-flows and seed 0
-stalls at 42. So with two threads or more (``TWO_CUTS``) a second cut bound,
+stalls at 42. So with two threads or more (``TWO_CUTS``; and the compiled cuts:
+the Python ones would only share the engine's core) a second cut bound,
 guided by the order the engine started from (none when that is the best order,
 whose guide the first has), lifts in a thread of its own from the hand-over on
 (its max-flows and sequences run without the GIL), ``_CUT_PIECE`` seconds' worth
@@ -329,6 +330,7 @@ from serenity.ir import Problem, ops_of
 from serenity.memory import lower_bound, simulate
 from serenity.memory.bounds import minor_budget, width_bound
 from serenity.memory.cuts import CutBound, StepCuts
+from serenity.memory.cuts import compiled as cuts_compiled
 from serenity.schedule.decide import Decision, within
 from serenity.schedule.fusion import fuse
 from serenity.schedule.heuristics import best_heuristic_order
@@ -1131,9 +1133,10 @@ CUT_LATER_SECONDS = 60.0
 #: 100-op windows of WS and ER N=64; a beam in Python generates about ``BEAM_RATE``).
 WITNESS_RATE = 1_000_000
 _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
-#: With two threads or more, a second cut bound lifts in a thread of its own, guided by
-#: the order the engine started from (none when that is the best order); the rounds
-#: get one thread fewer (module docstring, "Two cut bounds").
+#: With two threads or more and the compiled cuts (their max-flows run without the
+#: GIL), a second cut bound lifts in a thread of its own, guided by the order the
+#: engine started from (none when that is the best order); the rounds get one thread
+#: fewer (module docstring, "Two cut bounds").
 TWO_CUTS = True
 #: Share of the time limit after which the rounds from above stop: the cut bound's
 #: sequences, then the decision rounds from below, lift the bound with the rest. It was
@@ -1694,7 +1697,7 @@ def exact(
         turn[0] = _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline)
         if turn[0] > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
-            if TWO_CUTS and threads > 1:
+            if TWO_CUTS and threads > 1 and cuts_compiled():
                 best = [v for segment in segments for v in segment]
                 second.append(
                     _SecondCuts(
@@ -1741,13 +1744,13 @@ def exact(
                 guided[0] = best
                 cutter[0].guide(best)
             old = max([cutter[0].bound] + [other.bound for other in second])
-            cut = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
+            cut = own = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
             for other in second:  # its thread lifts it meanwhile
                 other.lower(max(seg_peak))
                 stats["cut_bound_second"] = other.bound
                 cut = max(cut, other.bound)
             if first or cut > old:
-                say(f"cut bound: {cut:,}")
+                say(f"cut bound: {cut:,}{'' if cut == own else ' (the second)'}")
             first = False
             stats["cut_bound"] = cut
             if local_search and max(cut, low) < seg_peak[k]:
