@@ -314,7 +314,7 @@ def test_rounds_run_beside_the_cut_bound_with_three_threads(
 def test_the_second_cut_bound_reaches_the_optimum_in_its_thread(seed: int) -> None:
     """The second cut bound lifts in its own thread up to ``upper`` (here the
     optimum: with enough ops chosen the cut bound is the optimum) and says so; stopped
-    at once it returns a valid bound; what its thread raises is raised again."""
+    at once it returns a valid bound."""
     p = random_wired(seed, 30)
     best = exact(p, ScheduleOptions(threads=1), fusion=False)
     assert best.optimal
@@ -331,6 +331,8 @@ def test_the_second_cut_bound_reaches_the_optimum_in_its_thread(seed: int) -> No
 
 
 def test_the_second_cut_bound_s_errors_reach_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the second cut bound's thread raises, :meth:`close` raises again."""
+
     def fail(*args: object, **kw: object) -> int:
         raise RuntimeError("lift failed")
 
@@ -354,8 +356,7 @@ def test_with_two_threads_the_second_cut_bound_proves_while_the_rounds_take_turn
     round waiting for that stop, the second alone proves the optimum (the engine
     starts from an optimal order: a bound proves no more than the best order's peak):
     the engine reports it proven, at the one-searcher optimum, with a valid order."""
-    rate = cuts.COMPILED_SOLVE_RATE if cuts.compiled() else cuts.SOLVE_RATE
-    monkeypatch.setattr(exact_module, "CUT_SECONDS", 2_000 / rate)
+    monkeypatch.setattr(exact_module, "CUT_SECONDS", 2_000 / cuts.COMPILED_SOLVE_RATE)
     monkeypatch.setattr(exact_module, "FREE_SET_OPS", 0)  # with them seed 62 needs no round
     p = random_wired(seed, 30)
     one = exact(p, ScheduleOptions(search_memory=200_000, threads=1), fusion=False)
@@ -449,7 +450,7 @@ def test_threads_reach_the_decision_rounds_and_prove_the_same_optimum(
 ) -> None:
     """``ScheduleOptions.threads`` is the searcher count of every decision round (the
     default: the CPUs this process may use; here without the cut bound, whose second
-    line would take one); the optimum is the one-searcher one."""
+    copy would take one); the optimum is the one-searcher one."""
     module = importlib.import_module("serenity.schedule.exact")
     monkeypatch.setattr(module, "FREE_SET_OPS", 0)  # with them seed 62 needs no round
     asked: list[int] = []

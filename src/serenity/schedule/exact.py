@@ -219,7 +219,8 @@ stalls at 42. So with two threads or more (``TWO_CUTS``; and the compiled cuts:
 the Python ones would only share the engine's core) a second cut bound,
 guided by the order the engine started from (none when that is the best order,
 whose guide the first has), lifts in a thread of its own from the hand-over on
-(its max-flows and sequences run without the GIL), ``_CUT_PIECE`` seconds' worth
+(its sequences and their max-flows run without the GIL; its single cuts, at
+the start, hold it), ``_CUT_PIECE`` seconds' worth
 at a time up to the best peak: the bound proven is the higher of the two, and a
 round in turns is paused when the second reaches the best peak (a ``stop``
 event). The rounds get one thread fewer: on two cores they take turns with the
@@ -228,7 +229,7 @@ the rounds beside the first alone (the benchmark's threads rows before): ER N=64
 seed 1 proven in 12.7 s wall (2.4% apart at 60 s), seed 0 in 42.2 s (37.5), seed 2
 2.3% as before; WS N=48 seed 2, WS N=64 seeds 0-1, ER N=32 seed 2, ER N=48 seeds
 1-2 proven in 2.1-3.9 s (1.9-4.1), WS N=256 seed 0 2.6% as before; max RSS 394-740
-MB (400-729).
+MB (400-729). The benchmark's run: ER N=64 seeds 0 and 1 in 41.2 and 11.2 s wall.
 Before, the sequences' turn doubled only when it raised the bound (a
 bound that stalls cost less and less of the time); doubling both proved WS N=64
 seed 2 in 24.3 against 43.9 CPU s and WS N=48 seed 1 in 29.6 against 38.1 s,
@@ -308,9 +309,9 @@ searches the graph as it is.
 
 Reported statistics: states expanded, free moves, segments searched, ops
 after fusion, the local search's beams, windows, improvements and states,
-``memory_capped``, the second cut bound's level (``cut_bound_second``), the decision
-rounds, orders found, states visited, the
-most dead sets held and the dead sets forgotten at the cap.
+``memory_capped``, the second cut bound's level (``cut_bound_second``), the
+decision rounds, orders found, states visited, the most dead sets held and the
+dead sets forgotten at the cap.
 
 Complexity: exponential in the width of the graph in the worst case (the
 problem is NP-hard); each expansion costs O(ready ops x degree).
@@ -1176,7 +1177,6 @@ class _SecondCuts:
     ) -> None:
         self._make = lambda: CutBound(problem, inplace=inplace, before=before)
         self._order = order
-        self.cut: CutBound | None = None  # built in the thread (its single cuts take time)
         self.bound = 0
         self.upper = upper
         self.deadline = deadline
@@ -1188,7 +1188,7 @@ class _SecondCuts:
 
     def _run(self) -> None:
         try:
-            self.cut = cut = self._make()
+            cut = self._make()  # in the thread: its single cuts take time
             if self._order:
                 cut.guide(self._order)
             self.bound = cut.bound
