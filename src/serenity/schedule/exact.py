@@ -1192,13 +1192,12 @@ class _SecondCuts:
             if self._order:
                 cut.guide(self._order)
             self.bound = cut.bound
-            while not self._stop.is_set() and not cut.spent:
-                if self.bound >= self.upper:
-                    self.reached.set()
-                    return
+            while self.bound < self.upper and not (self._stop.is_set() or cut.spent):
                 if self.deadline is not None and time.perf_counter() >= self.deadline:
                     return
                 self.bound = cut.lift(upper=self.upper, seconds=_CUT_PIECE, deadline=self.deadline)
+            if self.bound >= self.upper:
+                self.reached.set()
         except BaseException as error:  # noqa: BLE001 - raised again by close()
             self.error = error
 
@@ -1683,6 +1682,10 @@ def exact(
             )
         say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
 
+    def joined() -> list[int]:
+        """The best order: the segments' orders one after the other."""
+        return [v for segment in segments for v in segment]
+
     cutter: list[CutBound] = []  # built at the first hand-over, resumed later
     second: list[_SecondCuts] = []  # likewise, with two threads or more
     turn = [0.0]  # seconds' worth of the cut bound's turn, then the rounds' as long
@@ -1698,7 +1701,7 @@ def exact(
         if turn[0] > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
             if TWO_CUTS and threads > 1 and cuts_compiled():
-                best = [v for segment in segments for v in segment]
+                best = joined()
                 second.append(
                     _SecondCuts(
                         problem,
@@ -1739,7 +1742,7 @@ def exact(
         left = max(0.0, seconds)
         while True:
             piece = min(left, _CUT_PIECE)
-            best = [v for segment in segments for v in segment]
+            best = joined()
             if best != guided[0]:  # the sequences try the best order's next op first
                 guided[0] = best
                 cutter[0].guide(best)
@@ -1747,7 +1750,6 @@ def exact(
             cut = own = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
             for other in second:  # its thread lifts it meanwhile
                 other.lower(max(seg_peak))
-                stats["cut_bound_second"] = other.bound
                 cut = max(cut, other.bound)
             if first or cut > old:
                 say(f"cut bound: {cut:,}{'' if cut == own else ' (the second)'}")
@@ -2090,7 +2092,7 @@ def exact(
         decision_evicted=decided["evicted"],
     )
     stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
-    final = [v for seg in segments for v in seg]
+    final = joined()
     return result_from_order(
         problem, final, "exact", options, started=started, bound=bound, proven=proven, stats=stats
     )
