@@ -441,18 +441,21 @@ def test_exact_computes_the_cut_bound_once_at_the_hand_over() -> None:
 
 
 def test_the_bound_resumes_where_its_budget_stopped_it() -> None:
-    """Cuts already found are kept, so one line of sequences lifted with budgets a then
-    b ends where one lift with a + b does (two lines share each call's budget, so a
-    split shifts their shares); seconds are a count of max-flows, not a clock."""
+    """Cuts already found are kept, and a refinement the budget stopped is resumed (its
+    sequence not searched again), so one line of sequences lifted with budgets a then
+    b ends where one lift with a + b does, with the same choice (two lines share each
+    call's budget, so a split shifts their shares); seconds are a count of
+    max-flows, not a clock."""
     p = summed_stage(20, 0.3, 0)
     whole = CutBound(p)
     singles = whole.bound
     assert whole.lift(max_solves=300) > singles
     for a in (1, 40, 150):
         parts, one = CutBound(p), CutBound(p)
-        parts.lines, one.lines = parts.lines[1:], one.lines[1:]  # the refined line alone
+        parts.lines, one.lines = parts.lines[1:2], one.lines[1:2]  # the refined line alone
         parts.lift(max_solves=a)
         assert parts.lift(max_solves=300 - a) == one.lift(max_solves=300)
+        assert parts.lines[0].chosen == one.lines[0].chosen
     cuts = StepCuts(p)
     seconds = (200 * cuts.arcs + 0.5) / cuts.rate
     assert cut_bound(p, seconds=seconds) == cut_bound(p, max_solves=200)
@@ -721,21 +724,51 @@ def test_the_cuts_between_two_sets_are_each_cut_alone(
     """:meth:`StepCuts.steps_between` (one max-flow of the two sets, each op's grown
     from its flow with the op forced out and its predecessors in) answers each op as
     :meth:`StepCuts.step` alone does, compiled and by OR-Tools: the same step, none
-    where the op's predecessors or the sets contradict; the queries after it are
-    unharmed."""
+    where the op's predecessors or the sets contradict; an op asked again between
+    the same sets costs no max-flow; the queries after it are unharmed."""
     p, (fast, walked, reference) = _three_cuts(data, inplace, blocks)
     n = p.num_ops
     ops = st.lists(st.integers(0, n - 1), unique=True)
+    asked: set[tuple[int, int, int]] = set()
     for _ in range(6):
         inside, outside = _draw_sides(data, ops)
         xs = [x for x in data.draw(ops) if not (inside | outside) >> x & 1]
         expected = [reference.step(x, ops_of(inside), ops_of(outside)) for x in xs]
         counted = fast.solves
         assert fast.steps_between(xs, inside, outside) == expected
-        assert fast.solves == counted + len(xs)
+        fresh = {(inside, outside, x) for x in xs} - asked
+        assert fast.solves == counted + len(fresh)
+        asked |= fresh
         assert walked.steps_between(xs, inside, outside) == expected
         v = data.draw(st.integers(0, n - 1))
         assert fast.solve_masks(v, 0, 0) == reference.solve_masks(v, 0, 0)
+
+
+def test_the_steps_between_two_sets_are_kept_up_to_a_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The steps between two sets are kept: asked again, the same answers for no
+    max-flow; past ``BETWEEN_ENTRIES`` those of the other pairs of sets are dropped,
+    and solved again when asked, with the same answers."""
+    monkeypatch.setattr(cuts, "BETWEEN_ENTRIES", 6)
+    p = summed_stage(12, 0.3, 1)
+    steps = StepCuts(p)
+    n = p.num_ops
+    a, b = (1, 1 << (n - 1)), (3, 1 << (n - 1))
+    xs = list(range(2, n - 1))
+    assert len(xs) >= 5
+
+    def expected(sets: tuple[int, int], ops: list[int]) -> list[int | None]:
+        return [steps.step(x, ops_of(sets[0]), ops_of(sets[1])) for x in ops]
+
+    def costs(sets: tuple[int, int], ops: list[int]) -> int:
+        before = steps.solves
+        assert steps.steps_between(ops, *sets) == expected(sets, ops)
+        return steps.solves - before - len(ops)  # less the checks' own max-flows
+
+    assert costs(a, xs[:4]) == 4
+    assert costs(a, xs[:5]) == 1  # only the fifth solved
+    assert costs(b, xs[:3]) == 3  # past the cap: a's dropped
+    assert costs(a, xs[:2]) == 2
+    assert costs(b, xs[:3]) == 0
 
 
 def _lines(bound: CutBound) -> list[tuple[object, ...]]:
