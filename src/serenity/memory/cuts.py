@@ -1229,7 +1229,9 @@ class CutBound:
             if between:
                 sequences.spend()
                 outside = every & ~ahead
-                room = cuts.affordable_between(between, run, outside, sequences.stop_at - cuts.solves)
+                room = cuts.affordable_between(
+                    between, run, outside, sequences.stop_at - cuts.solves
+                )
                 steps = cuts.steps_between(between[:room], run, outside)
                 gaps.update(zip(between, steps, strict=False))
                 if len(between) > room:
