@@ -404,9 +404,9 @@ DEAD_BYTES = 80
 #: Single cuts solved on each graph to choose the one the compiled cuts use (module
 #: docstring, "One reader").
 PROBE_OPS = 64
-#: Steps between two sets kept (:meth:`StepCuts.steps_between`); past this many the
-#: cache is emptied. An entry is an op and its step, some 100 bytes with its share of
-#: the two sets' key.
+#: Steps between two sets kept (:meth:`StepCuts.steps_between`); past this many those
+#: of the other pairs of sets are dropped. An entry is an op and its step, some 100
+#: bytes with its share of the two sets' key.
 BETWEEN_ENTRIES = 100_000
 #: A level no cut reaches (the capacities are below it).
 NEVER = 1 << 63
