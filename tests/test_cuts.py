@@ -346,6 +346,33 @@ def test_a_guide_changes_no_level(data: st.DataObject, inplace: bool) -> None:
 
 
 @MANY
+@given(st.data(), st.booleans())
+def test_a_grown_choice_takes_the_smaller_one_s_pairs(data: st.DataObject, reverse: bool) -> None:
+    """Sequences built for a choice that extends a smaller one's read the smaller
+    one's ops' chosen ancestors (descendants from the end) off it and add the new ops'
+    pairs: the same lists and masks as built from nothing, whatever the ops added."""
+    p = data.draw(problems(max_ops=12))
+    cuts = StepCuts(p)
+    ops = data.draw(st.permutations(range(p.num_ops)))
+    small = ops[: data.draw(st.integers(0, len(ops)))]
+    grown = ops[: data.draw(st.integers(len(small), len(ops)))]
+    before = _Sequences(cuts, small, reverse=reverse)
+    fresh = _Sequences(cuts, grown, reverse=reverse)
+    for previous in (before, _Sequences(cuts, small[::-1], reverse=reverse)):  # not a prefix
+        built = _Sequences(cuts, grown, previous, reverse=reverse)
+        assert built.ancestor_lists == fresh.ancestor_lists
+        assert built.ancestors == fresh.ancestors
+    for j, x in enumerate(grown):
+        if reverse:  # its chosen descendants
+            placed = [i for i, y in enumerate(grown) if cuts.ancestors[y] >> x & 1]
+        else:
+            placed = [i for i, y in enumerate(grown) if cuts.ancestors[x] >> y & 1]
+        assert fresh.ancestor_lists[j] == placed
+        assert fresh.ancestors[j] == sum(1 << i for i in placed)
+    assert before.ancestor_lists == _Sequences(cuts, small, reverse=reverse).ancestor_lists
+
+
+@MANY
 @given(st.data(), st.booleans(), st.integers(0, 200))
 def test_refined_sequences_reach_the_optimum(
     data: st.DataObject, inplace: bool, solves: int
