@@ -38,8 +38,10 @@ from serenity.memory.cuts import (
 from serenity.schedule import exact as exact_module
 from serenity.schedule import fuse
 from serenity.schedule.exact import (
+    LEAD_TURNS,
     _compile,
     _dives,
+    _next_turn,
     _Search,
     _split_gap,
     _through,
@@ -370,6 +372,58 @@ def test_a_grown_choice_takes_the_smaller_one_s_pairs(data: st.DataObject, rever
         assert fresh.ancestor_lists[j] == placed
         assert fresh.ancestors[j] == sum(1 << i for i in placed)
     assert before.ancestor_lists == _Sequences(cuts, small, reverse=reverse).ancestor_lists
+
+
+@MANY
+@given(st.data(), st.booleans(), st.integers(0, 300))
+def test_a_twin_shares_the_cuts_and_proves_its_own_levels(
+    data: st.DataObject, inplace: bool, solves: int
+) -> None:
+    """A twin (the exact engine's second cut bound in one thread) holds the same cuts
+    and single cuts and fresh refined lines of its own, without the line of highest
+    cuts: lifted before the first, it is that cut bound's refined lines alone; lifted
+    after it, guided by any order, it proves no more than the optimum, and the first's
+    levels and choices are its own."""
+    p = data.draw(problems(max_ops=8, inplace=inplace))
+    first = CutBound(p, inplace=inplace)
+    twin = first.twin()
+    assert twin.cuts is first.cuts and twin.bound == first.bound
+    assert [line.refine for line in twin.lines] == [line.refine for line in first.lines[1:]]
+    assert not set(map(id, twin.lines)) & set(map(id, first.lines))
+    alone = CutBound(p, inplace=inplace)
+    alone.lines = alone.lines[1:]
+    assert twin.lift(max_solves=solves) == alone.lift(max_solves=solves)
+    assert [line.chosen for line in twin.lines] == [line.chosen for line in alone.lines]
+    kept = [(line.level, list(line.chosen)) for line in first.lines]
+    assert kept == [(line.level, line.chosen) for line in CutBound(p, inplace=inplace).lines]
+    twin.guide(data.draw(st.permutations(range(p.num_ops))))
+    assert twin.lift(max_solves=None) <= oracle_optimum(p, inplace)
+    assert first.lift(max_solves=None) <= oracle_optimum(p, inplace)
+
+
+def test_one_thread_lifts_the_two_cut_bounds_in_turns_weighted_to_the_lead() -> None:
+    """With one thread the engine's two cut bounds take turns piece by piece: evenly
+    (the first on ties) until one raises the bound, then ``LEAD_TURNS`` pieces to the
+    one that raised it last for each of the other's; a spent one gets none."""
+    first = CutBound(summed_stage(12, 0.3, 0))
+    twin = first.twin()
+    turns: dict[CutBound, int] = {}
+
+    def run(count: int, lead: CutBound | None) -> list[CutBound]:
+        picked = []
+        for _ in range(count):
+            c = _next_turn([first, twin], turns, lead)
+            turns[c] = turns.get(c, 0) + 1
+            picked.append(c)
+        return picked
+
+    assert run(4, None) == [first, twin, first, twin]
+    turns.clear()
+    picked = run(4 * (LEAD_TURNS + 1), twin)
+    assert picked.count(twin) == LEAD_TURNS * picked.count(first) == LEAD_TURNS * 4
+    for line in twin.lines:
+        line.spent = True
+    assert run(3, twin) == [first] * 3
 
 
 @MANY

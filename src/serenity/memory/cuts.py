@@ -248,7 +248,10 @@ the next ops): ER N=48 seed 0 proven in 32.4 CPU s (3.6% apart before, also at
 bound a level higher), ER N=44 seed 1 in 23.5 s (15.3: slower). Guiding both
 lines proved ER N=44 seed 1 not at all (3.7%) and made WS N=256 11.0% against 9.5%;
 guiding the line of highest cuts alone left ER N=48 seed 0 at 3.6% and ER N=64
-seed 0 at 16.2%.
+seed 0 at 16.2%. No guide wins everywhere (the levels' draws), so the
+exact engine lifts two cut bounds guided by different orders: in two threads, or in
+turns in one, the second the first's twin (:meth:`CutBound.twin`;
+:mod:`serenity.schedule.exact`, "Two cut bounds").
 
 **Orders known to hold an optimum.** As for the width bound
 (:mod:`serenity.memory.bounds`): with ``before`` (precedences some optimal order
@@ -688,6 +691,9 @@ class _SequencesBase:
     budget. From the end, the sets of chosen ops "run" are those placed last and
     ``ancestors`` holds each op's chosen descendants."""
 
+    ancestor_lists: list[list[int]]
+    ancestors: list[int]
+
     def __init__(
         self,
         cuts: StepCuts,
@@ -1102,11 +1108,30 @@ class CutBound:
             return  # a valid, if useless, bound (the capacities are 64-bit)
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
         single = [self.cuts.step(v) or 0 for v in range(n)]
-        ranked = sorted(range(n), key=lambda v: (-single[v], v))
-        top = max(single)
-        self.lines = [_Line(ranked, False, top), _Line(ranked, True, top)]
+        self._ranked = sorted(range(n), key=lambda v: (-single[v], v))
+        self._top = max(single)
+        self.lines = [_Line(self._ranked, False, self._top), *self._refined()]
+
+    def _refined(self) -> list[_Line]:
+        """Fresh refined lines: from the front, and from the end (``REVERSE_LINE``)."""
+        lines = [_Line(self._ranked, True, self._top)]
         if REVERSE_LINE:
-            self.lines.append(_Line(ranked, True, top, reverse=True))
+            lines.append(_Line(self._ranked, True, self._top, reverse=True))
+        return lines
+
+    def twin(self) -> CutBound:
+        """A second cut bound over the same cuts, to be guided by another order (the
+        exact engine's \"Two cut bounds\" in one thread): its own refined lines from the
+        single cuts up (their levels, choices and dead sets its own), without the line of
+        highest cuts, which no guide changes (this one has it). The single cuts are not
+        solved again and the max-flows are counted once (``cuts.solves``); the two must
+        not be lifted at once (the compiled cuts hold one flow at a time)."""
+        other = CutBound.__new__(CutBound)
+        other.__dict__.update(self.__dict__)  # n, memory, cuts, the ranking
+        other.lead = other.winner = None
+        other.chain, other.deadline, other.place = [], None, []
+        other.lines = other._refined() if self.cuts is not None else []
+        return other
 
     @property
     def most(self) -> int:

@@ -230,6 +230,21 @@ seed 1 proven in 12.7 s wall (2.4% apart at 60 s), seed 0 in 42.2 s (37.5), seed
 2.3% as before; WS N=48 seed 2, WS N=64 seeds 0-1, ER N=32 seed 2, ER N=48 seeds
 1-2 proven in 2.1-3.9 s (1.9-4.1), WS N=256 seed 0 2.6% as before; max RSS 394-740
 MB (400-729). The benchmark's run: ER N=64 seeds 0 and 1 in 41.2 and 11.2 s wall.
+With one thread (or the Python cuts) the second is the first's twin
+(:meth:`CutBound.twin`: the same cuts and single cuts, refined lines of its own and
+no line of highest cuts, which no guide changes), guided by the same order as the
+second in a thread, and the two take turns in the engine's thread, ``_CUT_PIECE``
+seconds' worth at a time: evenly until one raises the bound, then ``LEAD_TURNS``
+(3) pieces to the one that raised it last for each of the other's; the witness
+followed is the one of the bound lifted last. The max-flows a last level takes are
+heavy-tailed draws (guided by the best order ER N=64 seed 1 reached its optimum in
+3.5M max-flows, guided by the heuristic's in 0.45M; seed 2 in 3.5M by the
+heuristic's and not in 6M by the best), and two draws at about half the rate each
+cut the tail: by hand, one thread, limit 150 s, twin against the first alone (CPU
+s): ER N=56 seeds 0-2 proven in 22.9, 17.7 and 77.1 (8.4, 10.9 and 146.6), ER N=64
+seeds 0-2 in 65.4, 23.3 and not (one unit apart; 49.4, 81.5 and not, two units
+apart); WS N=256 seed 0 at 60 s 79 units against a bound of 76 (77). Where it
+loses: the graphs the first guide proves soon take 1.3-2.7 times as long.
 Before, the sequences' turn doubled only when it raised the bound (a
 bound that stalls cost less and less of the time); doubling both proved WS N=64
 seed 2 in 24.3 against 43.9 CPU s and WS N=48 seed 1 in 29.6 against 38.1 s,
@@ -1137,14 +1152,28 @@ _SLICE_WIDTHS = _BEAM_WIDTHS[:2]
 #: With two threads or more and the compiled cuts (their max-flows run without the
 #: GIL), a second cut bound lifts in a thread of its own, guided by the order the
 #: engine started from (none when that is the best order); the rounds get one thread
-#: fewer (module docstring, "Two cut bounds").
+#: fewer. Otherwise the first's twin, so guided, takes turns with it in the engine's
+#: thread (module docstring, "Two cut bounds").
 TWO_CUTS = True
+#: The two cut bounds that take turns in one thread: the one that raised the bound
+#: last gets this many pieces for each of the other's.
+LEAD_TURNS = 3
 #: Share of the time limit after which the rounds from above stop: the cut bound's
 #: sequences, then the decision rounds from below, lift the bound with the rest. It was
 #: 0.6 while the sequences had fixed shares (at 0.9 ER N=64 seed 0 had reached 2,723,840
 #: instead of 2,801,664 at 60 s); with the turns the sequences run all along, and at
 #: 0.6 WS N=48 seed 1's proof from above (about 25 s of rounds) missed the minute.
 FROM_BELOW_SHARE = 0.9
+
+
+def _next_turn(
+    cutter: list[CutBound], turns: dict[CutBound, int], lead: CutBound | None
+) -> CutBound:
+    """The cut bound of the engine's thread to lift next (module docstring, \"Two cut
+    bounds\"): of those not spent, the one with the fewest pieces for its weight,
+    ``LEAD_TURNS`` for the one that raised the bound last; the first on ties."""
+    live = [c for c in cutter if not c.spent] or cutter[:1]
+    return min(live, key=lambda c: turns.get(c, 0) / (LEAD_TURNS if c is lead else 1))
 
 
 def _share_seconds(share: float, most: float, limit: float | None, deadline: float | None) -> float:
@@ -1700,18 +1729,22 @@ def exact(
         turn[0] = _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline)
         if turn[0] > 0:
             cutter.append(CutBound(problem, inplace=options.inplace, before=before))
+            other = order if order != joined() else []  # the second's guide (none: the same)
             if TWO_CUTS and threads > 1 and cuts_compiled():
-                best = joined()
                 second.append(
                     _SecondCuts(
                         problem,
                         inplace=options.inplace,
                         before=before,
-                        order=order if order != best else [],
+                        order=other,
                         upper=max(seg_peak),
                         deadline=deadline,
                     )
                 )
+            elif TWO_CUTS:  # in turns with the first, in this thread
+                cutter.append(cutter[0].twin())
+                if other:
+                    cutter[1].guide(other)
             beside_ok = handing and rounds_beside(search)
             # Beside the rounds: one piece at most, and they start.
             first = min(_CUT_PIECE, turn[0]) if beside_ok else turn[0]
@@ -1746,8 +1779,14 @@ def exact(
             if best != guided[0]:  # the sequences try the best order's next op first
                 guided[0] = best
                 cutter[0].guide(best)
-            old = max([cutter[0].bound] + [other.bound for other in second])
-            cut = own = cutter[0].lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
+            old = max([c.bound for c in cutter] + [other.bound for other in second])
+            lifter = _next_turn(cutter, turns, lead[0])
+            lifter.lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
+            turns[lifter] = turns.get(lifter, 0) + 1
+            lifted[0] = lifter
+            cut = own = max(c.bound for c in cutter)
+            if own > old:
+                lead[0] = lifter
             for other in second:  # its thread lifts it meanwhile
                 other.lower(max(seg_peak))
                 cut = max(cut, other.bound)
@@ -1759,11 +1798,18 @@ def exact(
                 follow(k, max(cut, low), seconds if follow_seconds is None else follow_seconds)
             left -= piece
             over = deadline is not None and time.perf_counter() >= deadline
-            if left <= 0 or cut >= max(seg_peak) or cutter[0].spent or over:
+            if left <= 0 or cut >= max(seg_peak) or cuts_spent() or over:
                 return cut
 
+    def cuts_spent() -> bool:
+        """Whether no cut bound of this thread can rise any more."""
+        return all(c.spent for c in cutter)
+
     guided: list[list[int]] = [[]]  # the order the cut bound's sequences were guided by
-    followed: list[list[int]] = [[]]  # the last witness followed
+    turns: dict[CutBound, int] = {}  # pieces each cut bound of this thread was lifted
+    lead: list[CutBound | None] = [None]  # the one that raised the bound last
+    lifted: list[CutBound | None] = [None]  # the one lifted last (its witness is followed)
+    followed: dict[CutBound, list[int]] = {}  # per cut bound, the last witness followed
     polished: list[list[int] | None] = [None]  # the last order no window improved
 
     def follow(k: int, low: int, seconds: float) -> None:
@@ -1774,9 +1820,10 @@ def exact(
         clock); the best order is the lowest."""
         until = _earliest(deadline, time.perf_counter() + seconds)
         start, mem = done_before[k], mem_before[k]
-        chain = cutter[0].witness()
-        if chain and chain != followed[0]:
-            followed[0] = chain
+        witness = lifted[0]
+        chain = witness.witness() if witness is not None else []
+        if witness is not None and chain and chain != followed.get(witness):
+            followed[witness] = chain
             local.witnesses += 1
             goal = done_before[k] | sum(1 << v for v in segments[k])
             # As high as the best order at most: windows may lower it where they did not the best.
@@ -1851,7 +1898,7 @@ def exact(
         began = time.perf_counter()
         worker.start()
         try:
-            while worker.is_alive() and not cutter[0].spent:
+            while worker.is_alive() and not cuts_spent():
                 now = time.perf_counter()
                 if until is not None and now >= until:
                     break  # the round stops at until too
@@ -1916,7 +1963,7 @@ def exact(
                         )
 
                 until = deadline if from_below else _earliest(deadline, below_at)
-                cutting = bool(cutter) and not cutter[0].spent  # sequences left to try
+                cutting = bool(cutter) and not cuts_spent()  # sequences left to try
                 pause = yield_at if cutting and not from_below else None
                 if pause is not None and alongside:
                     answer, low = beside(k, search, limit, until, low, progress)
