@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from serenity import Problem, ScheduleOptions, lower_bound, schedule, simulate
 from serenity.errors import CycleError, ModelError, UsageError
-from serenity.memory import live_at_peak_steps
+from serenity.memory import inplace_saving, live_at_peak_steps
 from serenity.schedule import ENGINES, HEURISTICS
 from serenity.schedule.exact import cut_ops, exact
 
@@ -128,6 +128,52 @@ def test_brute_force_optimum_bounds_heuristics_and_lower_bound(p: Problem) -> No
     assert lower_bound(p) <= best
     for name, heuristic in HEURISTICS.items():
         assert naive_peak(p, heuristic(p)) >= best, name
+
+
+def _rescanning_list_schedule(p: Problem, inplace: bool, peak_first: bool) -> list[int]:
+    """The list schedulers as written first: every ready op keyed at every step, the
+    footprint while it runs included."""
+    remaining = [len(c) for c in p.consumers]
+    indeg = [len(q) for q in p.preds]
+    ready = [v for v in range(p.num_ops) if indeg[v] == 0]
+    current = sum(p.tensor_sizes[t] for t in p.graph_inputs)
+    order: list[int] = []
+
+    def key(v: int) -> tuple[int, int, int]:
+        sizes, outs = p.tensor_sizes, p.op_outputs[v]
+        alloc = sum(sizes[t] for t in outs)
+        freed = sum(
+            sizes[t] for t in p.op_inputs[v] if remaining[t] == 1 and not p.is_graph_output[t]
+        )
+        freed += sum(sizes[t] for t in outs if not p.consumers[t] and not p.is_graph_output[t])
+        saved = inplace_saving(p, v, remaining)[0] if inplace else 0
+        return (current + alloc - saved if peak_first else 0, alloc - freed, v)
+
+    while ready:
+        v = min(ready, key=key)
+        ready.remove(v)
+        order.append(v)
+        current += key(v)[1]
+        for t in p.op_inputs[v]:
+            remaining[t] -= 1
+        for w in p.succs[v]:
+            indeg[w] -= 1
+            if indeg[w] == 0:
+                ready.append(w)
+    return order
+
+
+@SETTINGS
+@given(problems(max_ops=14, inplace=True), st.booleans())
+def test_the_list_schedulers_key_again_only_the_ops_a_step_changed(
+    p: Problem, inplace: bool
+) -> None:
+    """xla-list and lpmf keep their ready ops in a heap and key again only the
+    readers of the tensors a step read: the orders of keying every ready op at
+    every step."""
+    for name, peak_first in (("xla-list", False), ("lpmf", True)):
+        expected = _rescanning_list_schedule(p, inplace, peak_first)
+        assert HEURISTICS[name](p, inplace) == expected, name
 
 
 @SETTINGS

@@ -8,6 +8,7 @@ same graph gives the same order every run.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 from serenity.ir import Problem
@@ -89,15 +90,19 @@ def _list_schedule(problem: Problem, inplace: bool, peak_first: bool) -> list[in
     With ``peak_first`` false the key is XLA's list scheduler's: most bytes
     freed minus bytes allocated. With it true the key is PyTorch Inductor's
     least-peak-memory-first: the smallest footprint while the op runs, then
-    most bytes freed minus allocated. Complexity: O(n * r * d) for r ready ops
-    and in/out degree d.
+    most bytes freed minus allocated; ties on the smallest op id.
+
+    The ready ops wait in a heap. An op's key changes only when a tensor it reads
+    loses a reader (what it frees, and overwrites in place, depends on the readers
+    left; the memory before the step is the same for every ready op, so it is left
+    out), so only the ready readers of the step's inputs are keyed again, instead of
+    every ready op at every step (ER N=64, 2,133 ops: some 900,000 keys a run
+    before). Complexity: O(e * c * log n) for c readers per tensor.
     """
     sizes = problem.tensor_sizes
     is_out = problem.is_graph_output
     remaining = [len(c) for c in problem.consumers]
     indeg = [len(p) for p in problem.preds]
-    ready = [v for v in range(problem.num_ops) if indeg[v] == 0]
-    current = sum(sizes[t] for t in problem.graph_inputs)
     order: list[int] = []
 
     def key(v: int) -> tuple[int, int, int]:
@@ -106,21 +111,31 @@ def _list_schedule(problem: Problem, inplace: bool, peak_first: bool) -> list[in
         freed = sum(sizes[t] for t in problem.op_inputs[v] if remaining[t] == 1 and not is_out[t])
         freed += sum(sizes[t] for t in outs if not problem.consumers[t] and not is_out[t])
         saved = inplace_saving(problem, v, remaining)[0] if inplace else 0
-        during = current + alloc - saved
-        return (during if peak_first else 0, alloc - freed, v)
+        return (alloc - saved if peak_first else 0, alloc - freed, v)
 
-    while ready:
-        v = min(ready, key=key)
-        ready.remove(v)
+    keyed = {v: key(v) for v in range(problem.num_ops) if indeg[v] == 0}  # the ready ops
+    heap = list(keyed.values())
+    heapq.heapify(heap)
+    while heap:
+        k = heapq.heappop(heap)
+        v = k[2]
+        if keyed.get(v) != k:
+            continue  # keyed again since
+        del keyed[v]
         order.append(v)
-        k = key(v)
-        current += k[1]  # net change: allocated minus freed
+        touched = set()
         for t in problem.op_inputs[v]:
             remaining[t] -= 1
+            touched.update(c for c in problem.consumers[t] if c in keyed)
         for w in problem.succs[v]:
             indeg[w] -= 1
             if indeg[w] == 0:
-                ready.append(w)
+                touched.add(w)
+        for w in touched:
+            k = key(w)
+            if keyed.get(w) != k:
+                keyed[w] = k
+                heapq.heappush(heap, k)
     return order
 
 
