@@ -123,7 +123,7 @@ def _list_schedule(problem: Problem, inplace: bool, peak_first: bool) -> list[in
             continue  # keyed again since
         del keyed[v]
         order.append(v)
-        touched = set()
+        touched: set[int] = set()
         for t in problem.op_inputs[v]:
             remaining[t] -= 1
             touched.update(c for c in problem.consumers[t] if c in keyed)
