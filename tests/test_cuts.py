@@ -519,6 +519,8 @@ def test_exact_computes_the_cut_bound_once_at_the_hand_over() -> None:
     fused = fuse(p).problem  # the search runs on the fused graph, over the block orders
     assert cut_bound(fused, before=block_precedences(fused), max_solves=0) < r.stats["cut_bound"]
     assert r.stats["cut_bound"] <= r.lower_bound_bytes <= r.peak_bytes
+    # One thread: the twin took turns with the first, and the bound is the higher.
+    assert 0 < r.stats["cut_bound_twin"] <= r.stats["cut_bound"]
 
 
 def test_the_bound_resumes_where_its_budget_stopped_it() -> None:

@@ -236,7 +236,8 @@ no line of highest cuts, which no guide changes), guided by the same order as th
 second in a thread, and the two take turns in the engine's thread, ``_CUT_PIECE``
 seconds' worth at a time: evenly until one raises the bound, then ``LEAD_TURNS``
 (3) pieces to the one that raised it last for each of the other's; the witness
-followed is the one of the bound lifted last. The max-flows a last level takes are
+followed is the one of the bound lifted last (the progress says "(the twin)" when
+the twin raised the bound; its bound is the stat ``cut_bound_twin``). The max-flows a last level takes are
 heavy-tailed draws (guided by the best order ER N=64 seed 1 reached its optimum in
 3.5M max-flows, guided by the heuristic's in 0.45M; seed 2 in 3.5M by the
 heuristic's and not in 6M by the best), and two draws at about half the rate each
@@ -1791,7 +1792,9 @@ def exact(
                 other.lower(max(seg_peak))
                 cut = max(cut, other.bound)
             if first or cut > old:
-                say(f"cut bound: {cut:,}{'' if cut == own else ' (the second)'}")
+                twin = own > old and lifter is not cutter[0]  # it raised the bound
+                which = " (the second)" if cut > own else " (the twin)" if twin else ""
+                say(f"cut bound: {cut:,}{which}")
             first = False
             stats["cut_bound"] = cut
             if local_search and max(cut, low) < seg_peak[k]:
@@ -2120,6 +2123,8 @@ def exact(
     for other in second:  # its last piece may have lifted it further
         bound = max(bound, other.close())
         stats["cut_bound_second"] = other.bound
+    if len(cutter) > 1:  # the twin in this thread (module docstring, "Two cut bounds")
+        stats["cut_bound_twin"] = cutter[1].bound
     # Every segment searched or within the bound: nothing is claimed that is not proven
     # (the second cut bound's last piece may prove the order the rounds left unproven).
     proven = (proven or bool(second)) and max(seg_peak) <= bound
