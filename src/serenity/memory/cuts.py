@@ -323,6 +323,7 @@ sequences are exponential in ``k`` in the worst case.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 
@@ -1084,6 +1085,15 @@ class CutBound:
             "Sequences").
     """
 
+    lines: list[_Line]
+    lead: _Line | None  # the line that raised the bound last
+    winner: _Line | None  # the refined line that grew the choice last
+    # The sets run that the last sequence found within a level points at (its search's
+    # caches are not kept for it).
+    chain: list[int]
+    deadline: float | None  # the one of the call under way
+    place: list[int]  # per op, its place in the guide's order ([]: none)
+
     def __init__(
         self,
         problem: Problem,
@@ -1096,14 +1106,7 @@ class CutBound:
         self.n = n
         self.memory = memory  # bytes the lines' cuts and dead sets may take (:attr:`most`)
         self.cuts: StepCuts | None = None
-        self.lines: list[_Line] = []
-        self.lead: _Line | None = None  # the line that raised the bound last
-        self.winner: _Line | None = None  # the refined line that grew the choice last
-        # The sets run that the last sequence found within a level points at (its
-        # search's caches are not kept for it).
-        self.chain: list[int] = []
-        self.deadline: float | None = None  # the one of the call under way
-        self.place: list[int] = []  # per op, its place in the guide's order ([]: none)
+        self._fresh()
         if n == 0 or sum(problem.tensor_sizes) >= _MAX_CAPACITY:
             return  # a valid, if useless, bound (the capacities are 64-bit)
         self.cuts = StepCuts(problem, inplace=inplace, before=before)
@@ -1111,6 +1114,15 @@ class CutBound:
         self._ranked = sorted(range(n), key=lambda v: (-single[v], v))
         self._top = max(single)
         self.lines = [_Line(self._ranked, False, self._top), *self._refined()]
+
+    def _fresh(self) -> None:
+        """The state a cut bound starts with and keeps its own (a twin's too)."""
+        self.lines = []
+        self.lead = None
+        self.winner = None
+        self.chain = []
+        self.deadline = None
+        self.place = []
 
     def _refined(self) -> list[_Line]:
         """Fresh refined lines: from the front, and from the end (``REVERSE_LINE``)."""
@@ -1126,11 +1138,10 @@ class CutBound:
         highest cuts, which no guide changes (this one has it). The single cuts are not
         solved again and the max-flows are counted once (``cuts.solves``); the two must
         not be lifted at once (the compiled cuts hold one flow at a time)."""
-        other = CutBound.__new__(CutBound)
-        other.__dict__.update(self.__dict__)  # n, memory, cuts, the ranking
-        other.lead = other.winner = None
-        other.chain, other.deadline, other.place = [], None, []
-        other.lines = other._refined() if self.cuts is not None else []
+        other = copy.copy(self)  # n, memory, cuts, the ranking
+        other._fresh()
+        if self.cuts is not None:
+            other.lines = other._refined()
         return other
 
     @property
