@@ -456,12 +456,18 @@ def test_refined_sequences_reach_the_optimum(
             if last.reverse:
                 ran, rest = rest, ran
             assert value == fresh.step(x, ran, rest)
-    for line in range(len(whole.lines)):  # each line alone resumes where its budget stopped it
+    # Each line alone resumes where its budget stopped it. With the compiled max-flows
+    # stopped past the level the lower bounds they keep depend on the flow each grew
+    # from, which a resumed search may start elsewhere: only without that stop is the
+    # split the same to the max-flow (with it, test_stopping_past_the_level_...).
+    for line in range(len(whole.lines)):
         parts, one = CutBound(p, inplace=inplace), CutBound(p, inplace=inplace)
         parts.lines, one.lines = parts.lines[line : line + 1], one.lines[line : line + 1]
-        parts.lift(max_solves=solves // 2)
-        split = parts.lift(max_solves=solves - solves // 2)
-        assert split == one.lift(max_solves=solves) <= bound
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cuts, "STOP_PAST_LEVEL", False)
+            parts.lift(max_solves=solves // 2)
+            split = parts.lift(max_solves=solves - solves // 2)
+            assert split == one.lift(max_solves=solves) <= bound
 
 
 @MANY
@@ -890,10 +896,12 @@ def test_the_compiled_sequences_are_the_reference_ones(data: st.DataObject, inpl
 
 
 def _same_lifts(fast: CutBound, reference: CutBound, solves: int | None) -> None:
-    """Lifts ``fast`` (compiled sequences) and ``reference`` (Python's) by ``solves``
-    max-flows and checks they agree (:func:`_lines`)."""
-    lifted = fast.lift(max_solves=solves)
+    """Lifts ``fast`` (compiled sequences, each max-flow solved to the end:
+    ``STOP_PAST_LEVEL`` off) and ``reference`` (Python's) by ``solves`` max-flows and
+    checks they agree (:func:`_lines`)."""
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cuts, "STOP_PAST_LEVEL", False)
+        lifted = fast.lift(max_solves=solves)
         patch.setattr(cuts, "_sequences", _python_sequences)
         assert lifted == reference.lift(max_solves=solves)
     assert fast.cuts is not None and reference.cuts is not None
@@ -923,6 +931,37 @@ def test_the_compiled_sequences_follow_the_reference_on_larger_choices(
             fast.guide(guide)  # the later lifts guided
             reference.guide(guide)
         assert max(len(line.chosen) for line in fast.lines) > 8
+
+
+@pytest.mark.skipif(not compiled(), reason="compiled cuts not built")
+@MANY
+@given(st.data(), st.booleans())
+def test_stopping_past_the_level_proves_the_same(data: st.DataObject, inplace: bool) -> None:
+    """The compiled max-flows stopped once an op's cut is past the level (a lower
+    bound kept for it: module docstring, "Compiled sequences") change the max-flows
+    counted, not what the lines find: unbudgeted, the same bound, witness, and per
+    line the same level, choice and sequence as with every max-flow solved to the end;
+    and under any budget a bound no higher than the optimum, resumed where it stopped."""
+    p = data.draw(problems(max_ops=12, inplace=inplace))
+    found = []
+    for stop in (True, False):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(cuts, "STOP_PAST_LEVEL", stop)
+            bound = CutBound(p, inplace=inplace)
+            lifted = bound.lift(max_solves=None)
+        lines = [
+            (
+                line.level,
+                line.chosen,
+                line.sequences and (line.sequences.path, line.sequences.sides),
+            )
+            for line in bound.lines
+        ]
+        found.append((lifted, bound.witness(), lines))
+    assert found[0] == found[1]
+    budgeted = CutBound(p, inplace=inplace)
+    for solves in data.draw(st.lists(st.integers(0, 60), min_size=1, max_size=4)):
+        assert budgeted.lift(max_solves=solves) <= found[0][0]
 
 
 def test_pure_python_solves_the_cuts_by_ortools(monkeypatch: pytest.MonkeyPatch) -> None:

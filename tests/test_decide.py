@@ -420,13 +420,13 @@ def test_the_cut_bound_s_turns_run_in_pieces_and_keep_the_optimum(
     threads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each turn of the cut bound's sequences asks for at most ``_CUT_PIECE`` seconds'
-    worth of max-flows at a time (here 0.1 ms of turns of 1 ms: several pieces a
-    turn; the guided sequences prove most of these graphs in one piece of 0.2 ms),
+    worth of max-flows at a time (here 0.03 ms of turns of 1 ms: several pieces a
+    turn; the guided sequences prove each of these graphs in one piece of 0.1 ms),
     with one searcher (turns) or two (beside the rounds); every answer is the
     uncapped optimum, proven. Beside the rounds, a round may answer before a second
     piece is asked (it depends on the threads' timing): one piece a graph at least."""
     monkeypatch.setattr(exact_module, "CUT_SECONDS", 1e-3)
-    monkeypatch.setattr(exact_module, "_CUT_PIECE", 1e-4)
+    monkeypatch.setattr(exact_module, "_CUT_PIECE", 3e-5)
     asked: list[float] = []
     lift = cuts.CutBound.lift
 
@@ -440,7 +440,7 @@ def test_the_cut_bound_s_turns_run_in_pieces_and_keep_the_optimum(
         free = exact(p, ScheduleOptions(), fusion=False)
         r = exact(p, ScheduleOptions(search_memory=200_000, threads=threads), fusion=False)
         assert r.optimal and r.peak_bytes == free.peak_bytes == simulate(p, r.op_order).peak_bytes
-    assert len(asked) > (4 if threads == 1 else 3) and max(asked) <= 1e-4
+    assert len(asked) > (4 if threads == 1 else 3) and max(asked) <= 3e-5
 
 
 @pytest.mark.usefixtures("no_minors")

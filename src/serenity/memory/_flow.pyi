@@ -40,6 +40,7 @@ class Sequences:
         previous: Sequences | None,
         dead_choices: int,
         reverse: bool = False,
+        stop_past_level: bool = True,
     ) -> None: ...
     def bound(
         self, level: int, upper: int, stop_at: int, solves: int, seconds: float
