@@ -54,12 +54,15 @@
 //
 // The sequences prune an op whose cut is past the level they search, and most cuts
 // asked are (71% of the first million on ER N=64 seed 2, the cut bound alone): its
-// max-flow stops as soon as its flow is past the level, and the value reached is a
-// lower bound (``Sequences``, ``stop_past_level``). A quarter of the arcs its
-// max-flows scanned came after that point (the rest of the phase, and the last
-// search, which finds no path and gives the side); of 691,371 lower bounds, 1,249
-// were solved again at a higher level. It reached its fourth level in 5.9-6.1 s
-// instead of 7.6-7.8 (and the same levels at the same counts of max-flows).
+// max-flow stops at the end of the phase that takes its flow past the level, and
+// the value reached is a lower bound (``Sequences``, ``stop_past_level``); of
+// 691,371 lower bounds, 1,249 were solved again at a higher level. Stopping at the
+// push that passes the level saves more (a quarter of the arcs scanned came after
+// it) but keeps lower bounds closer to the level, so a search that fails lifts its
+// level less: the cut bound alone at 50 s, heuristic guide, reached (units of
+// 77,824 bytes) on WS N=352 98 at the phase's end, 94 at the push, 96 solving each
+// max-flow to the end; WS N=256 76, 75 and 75; ER N=64 seed 2 44 in 43.2 s, 44 in
+// 41.7 s, and 43 (44 takes it 3.5M max-flows, 74 s before this session).
 //
 // Each phase's levels go on past the first sink-side node reached, and the blocking
 // flow takes paths to sink-side nodes of any level: stopping the levels there (as the
@@ -566,9 +569,9 @@ class Cuts {
     // Dinic's algorithm from the residual graph as it stands (carrying a flow of
     // ``flow`` into the sink side), from the source-side nodes with a residual arc out
     // of that side (the others never carry flow out of it; those before ``first`` in
-    // ``source_nodes_`` have none): the maximum flow, or -1 when it is infinite. Once
-    // the flow passes ``limit`` it stops (``stopped_``): the flow so far, a lower bound
-    // of the maximum, and the levels give no side.
+    // ``source_nodes_`` have none): the maximum flow, or -1 when it is infinite. When
+    // a phase ends with the flow past ``limit`` it stops (``stopped_``): the flow so
+    // far, a lower bound of the maximum, and the levels give no side.
     int64_t dinic(int64_t flow, size_t first = 0, int64_t limit = kNoLimit) {
         stopped_ = false;
         frontier_.clear();
@@ -586,11 +589,11 @@ class Cuts {
                     if (pushed == 0) break;
                     flow += pushed;
                     if (flow >= infinite_) return -1;
-                    if (flow > limit) {
-                        stopped_ = true;
-                        return flow;
-                    }
                 }
+            }
+            if (flow > limit) {
+                stopped_ = true;
+                return flow;
             }
         }
         return flow;
@@ -1078,8 +1081,8 @@ class Sequences {
         for (size_t j = 0; j < inside.size(); ++j) outside[j] = mask_[j] & ~inside[j];
         const size_t take = std::min(room, xs.size());
         std::vector<Answer> solved(1);
-        // With ``stop_past_level`` each max-flow stops once its op's cut is past the
-        // level (``Cuts::dinic``): the value it reached is kept as a lower bound, which
+        // With ``stop_past_level`` each max-flow stops once a phase takes its op's cut past
+        // the level (``Cuts::dinic``): the value it reached is kept as a lower bound, which
         // prunes the op at this level, enters the least level above it as any cut
         // would (a lower bound keeps that level one every sequence reaches), and is
         // solved again if a search at a higher level asks for it.
@@ -1233,7 +1236,7 @@ class Sequences {
     std::vector<int64_t> guide_;  // per chosen op, its place in a known order (or empty)
     int64_t most_, cut_bytes_, dead_bytes_;
     bool reverse_ = false;
-    bool stop_past_level_ = true;  // each max-flow stops once its cut is past the level
+    bool stop_past_level_ = true;  // a max-flow stops once a phase takes its cut past the level
     int k_ = 0, prior_k_ = 0;
     Words mask_, fresh_;
     std::vector<Words> direct_;
