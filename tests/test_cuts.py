@@ -941,7 +941,7 @@ def test_stopping_past_the_level_proves_the_same(data: st.DataObject, inplace: b
     bound kept for it: module docstring, "Compiled sequences") change the max-flows
     counted, not what the lines find: unbudgeted, the same bound, witness, and per
     line the same level, choice and sequence as with every max-flow solved to the end;
-    and under any budget a bound no higher than the optimum, resumed where it stopped."""
+    and budgets in turn, each resumed where the last stopped, never past that bound."""
     p = data.draw(problems(max_ops=12, inplace=inplace))
     found = []
     for stop in (True, False):

@@ -50,7 +50,7 @@
 // a free one takes it back over a residual path from either side (from the sink
 // side, the value falls by as much). On ER N=64 seed 2 (the cut bound alone, its
 // first 600,000 max-flows) the groups' first flows scanned 221M arcs instead of
-// 732M, and it reached its fourth level in 7.6-7.7 s instead of 8.7-9.0.
+// 732M, and it reached 42 units (of 77,824 bytes) in 7.6-7.7 s instead of 8.7-9.0.
 //
 // The sequences prune an op whose cut is past the level they search, and most cuts
 // asked are (71% of the first million on ER N=64 seed 2, the cut bound alone): its
@@ -112,7 +112,7 @@ struct Answer {
 };
 
 // A maximum flow kept to start a larger query's from: the residuals of the arcs it
-// pushed on, the nodes of its sink side (bits of all nodes) and its value.
+// pushed on, the nodes of its source and sink sides (bits of all nodes) and its value.
 struct Flow {
     std::vector<std::pair<int, int64_t>> arcs;
     Words source, sink;
@@ -341,8 +341,9 @@ class Cuts {
     // side may hold a node now forced to the sink: it stays free, and each query
     // searches from the whole source side.
     //
-    // With ``limits``, query ``e``'s flow stops once past ``(*limits)[e]`` (``dinic``):
-    // its answer is then that flow, not exact (a lower bound), without a side.
+    // With ``limits``, query ``e``'s flow stops at the end of a phase that takes it
+    // past ``(*limits)[e]`` (``dinic``): its answer is then that flow, not exact (a
+    // lower bound), without a side.
     void group(const Words& inside, const Words& outside, const std::vector<const Words*>& extras,
                bool want_side, std::vector<Answer>& found, const Flow* warm = nullptr,
                Flow* keep = nullptr, const std::vector<const Words*>* sinks = nullptr,

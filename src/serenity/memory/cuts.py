@@ -86,11 +86,11 @@ Two more things the compiled search does that the reference does not. From the e
 (below) a group's first max-flow starts warm too, from the flow of the set placed
 before it. And an op's max-flow stops at the end of the phase that takes its cut
 past the level searched (``STOP_PAST_LEVEL``; most cuts asked are, and the search
-only prunes them): the value reached, a lower bound, stands for the cut. It prunes the op as the cut
-would, and enters the least level above ``L`` like a cut: that level stays one
-every sequence reaches, so dead sets and lifts stay sound, only sometimes lower.
-Kept as a lower bound, it is solved again when a search at a level it does not
-exceed asks for it. Without a budget the same sequence is found at each level (the
+only prunes them): the value reached, a lower bound, stands for the cut. It prunes
+the op as the cut would, and enters the least level above ``L`` like a cut: that
+level stays one every sequence reaches, so dead sets and lifts stay sound, only
+sometimes lower. Kept as a lower bound, it is solved again when a search at a level
+it does not exceed asks for it. Without a budget the same sequence is found at each level (the
 ops within the level have their exact cuts and are tried in the same order, and a
 dead set only cuts off sets from which nothing fits the level), so the bound is the
 same; the max-flows counted differ, and the tests compare it with the reference
