@@ -469,9 +469,13 @@ class Cuts {
         start_closures();
         words_closure(inside, in_, true);
         words_closure(outside, out_, false);
-        found.cut = mark_closures() ? dinic(0, 0, limit) : -1;
-        found.exact = !stopped_;
-        if (found.exact && found.cut >= 0 && want_side) side_words(found.side);
+        found.cut = -1;  // no finite cut when the forced sides meet
+        found.exact = true;
+        if (mark_closures()) {
+            found.cut = dinic(0, 0, limit);
+            found.exact = !stopped_;
+            if (found.exact && found.cut >= 0 && want_side) side_words(found.side);
+        }
         reset_to(cap_);
     }
 
@@ -709,8 +713,8 @@ class Cuts {
 
     // The residual graph of ``warm`` (sides marked): the nodes it had on the sink
     // side that are no longer there give their inflow back (to the source side, when
-    // they are free now). Returns the flow into the sink side, -1 if some inflow
-    // found no way back.
+    // they are free now), and those it had on the source side take back their outflow
+    // (below). Returns the flow into the sink side, -1 if some flow found no way back.
     int64_t warmed(const Flow& warm) {
         for (const auto& [a, residual] : warm.arcs) {
             residual_[a] = residual;
@@ -724,12 +728,7 @@ class Cuts {
                 int64_t excess = inflow(v);
                 value -= excess;
                 if (side_[v] == 1) continue;  // the source side takes it
-                while (excess > 0) {
-                    ++stamp_;
-                    const int64_t back = give_back(v, excess);
-                    if (back == 0) return -1;
-                    excess -= back;
-                }
+                if (settle(v, excess, true, 1u << 1) < 0) return -1;
             }
         // The mirror: nodes that left the source side owe their outflow. One now on
         // the sink side adds its (negative) inflow to the value; a free one takes it
@@ -743,14 +742,9 @@ class Cuts {
                     value -= owed;
                     continue;
                 }
-                while (owed > 0) {
-                    ++stamp_;
-                    bool from_sink = false;
-                    const int64_t fed = feed(v, owed, from_sink);
-                    if (fed == 0) return -1;
-                    if (from_sink) value -= fed;
-                    owed -= fed;
-                }
+                const int64_t from_sink = settle(v, owed, false, 1u << 1 | 1u << 2);
+                if (from_sink < 0) return -1;
+                value -= from_sink;
             }
         return value;
     }
@@ -762,33 +756,40 @@ class Cuts {
         return in;
     }
 
-    // One residual path into v from the source or the sink side, through free nodes,
-    // carrying at most ``limit``; 0 when none (``from_sink``: where it starts).
-    int64_t feed(int v, int64_t limit, bool& from_sink) {
-        if (side_[v] != 0) {
-            from_sink = side_[v] == 2;
-            return limit;
+    // Moves ``amount`` over residual paths between the free node v and the sides whose
+    // marks are bits of ``ends`` (1 << 1: the source side, 1 << 2: the sink side), out
+    // of v (``out``) or into it, through free nodes only. Returns how much of it the
+    // sink side gave or took, -1 when some of it found no path.
+    int64_t settle(int v, int64_t amount, bool out, unsigned ends) {
+        int64_t sink = 0;
+        while (amount > 0) {
+            ++stamp_;
+            char end = 0;
+            const int64_t moved = route(v, amount, out, ends, end);
+            if (moved == 0) return -1;
+            if (end == 2) sink += moved;
+            amount -= moved;
         }
-        seen_node_[v] = stamp_;
-        for (int a = start_[v]; a < start_[v + 1]; ++a) {
-            const int w = head_[a], back = mate_[a];  // back: the arc w -> v
-            if (residual_[back] <= 0 || seen_node_[w] == stamp_) continue;
-            const int64_t fed = feed(w, std::min(limit, residual_[back]), from_sink);
-            if (fed > 0) return shift(back, fed);
-        }
-        return 0;
+        return sink;
     }
 
-    // One path of the residual graph from v to the source side, not through the
-    // sink side, carrying at most ``limit`` back; 0 when none.
-    int64_t give_back(int v, int64_t limit) {
-        if (side_[v] == 1) return limit;
+    // One path of ``settle``'s from v, carrying at most ``limit`` (``end``: the mark of
+    // the side it reached); 0 when none.
+    int64_t route(int v, int64_t limit, bool out, unsigned ends, char& end) {
         seen_node_[v] = stamp_;
         for (int a = start_[v]; a < start_[v + 1]; ++a) {
-            const int w = head_[a];
-            if (residual_[a] <= 0 || side_[w] == 2 || seen_node_[w] == stamp_) continue;
-            const int64_t pushed = give_back(w, std::min(limit, residual_[a]));
-            if (pushed > 0) return shift(a, pushed);
+            const int w = head_[a], arc = out ? a : mate_[a];  // arc: v -> w, or w -> v
+            if (residual_[arc] <= 0 || seen_node_[w] == stamp_) continue;
+            int64_t moved;
+            if (side_[w] == 0) {
+                moved = route(w, std::min(limit, residual_[arc]), out, ends, end);
+            } else if (ends >> side_[w] & 1) {
+                end = side_[w];
+                moved = std::min(limit, residual_[arc]);
+            } else {
+                continue;
+            }
+            if (moved > 0) return shift(arc, moved);
         }
         return 0;
     }
@@ -1033,6 +1034,14 @@ class Sequences {
         }
     }
 
+    // The flow kept by the nearest set run (or placed) before depth ``count`` on the
+    // search's path, or none.
+    const Flow* nearest_flow(int count) const {
+        for (int d = count - 1; d >= 0; --d)
+            if (flows_[d].valid) return &flows_[d];
+        return nullptr;
+    }
+
     void kill(const std::string& done, int64_t least) {
         make_room(0, 1);
         (*dead_)[done] = least;
@@ -1128,22 +1137,16 @@ class Sequences {
                 in_ptrs[q] = &ins[q];
                 out_ptrs[q] = &outs[q];
             }
-            const Flow* warm = nullptr;  // the flow of the nearest set placed before this one
-            for (int d = count - 1; d >= 0 && warm == nullptr; --d)
-                if (flows_[d].valid) warm = &flows_[d];
-            cuts_.group(common, inside, in_ptrs, true, solved, warm, &flows_[count], &out_ptrs,
-                        &limits);
+            cuts_.group(common, inside, in_ptrs, true, solved, nearest_flow(count),
+                        &flows_[count], &out_ptrs, &limits);
         } else if (xs.size() == 1) {  // one max-flow, not a group's two
             Words both = inside;
             for (size_t j = 0; j < both.size(); ++j) both[j] |= (*extras[0])[j];
             cuts_.single(both, outside, true, solved[0], limits[0]);  // the op is outside already
         } else {
             extras.resize(take);
-            const Flow* warm = nullptr;  // the flow of the nearest set run before this one
-            for (int d = count - 1; d >= 0 && warm == nullptr; --d)
-                if (flows_[d].valid) warm = &flows_[d];
-            cuts_.group(inside, outside, extras, true, solved, warm, &flows_[count], nullptr,
-                        &limits);
+            cuts_.group(inside, outside, extras, true, solved, nearest_flow(count),
+                        &flows_[count], nullptr, &limits);
         }
         solves_ += static_cast<int64_t>(take);
         for (size_t q = 0; q < take; ++q) {
