@@ -344,7 +344,7 @@ from dataclasses import dataclass, replace
 
 from serenity._native import native_wanted
 from serenity.ir import Problem, ops_of
-from serenity.memory import lower_bound, simulate
+from serenity.memory import Timeline, lower_bound, simulate
 from serenity.memory.bounds import minor_budget, width_bound
 from serenity.memory.cuts import CutBound, StepCuts
 from serenity.memory.cuts import compiled as cuts_compiled
@@ -1628,7 +1628,6 @@ def exact(
     if fusion and not options.inplace:
         return _exact_fused(problem, options, decompose, free_moves, delay, local_search, decision)
     started = time.perf_counter()
-    deadline = None if options.time_limit is None else started + options.time_limit
     order = _seed_order(problem, options)
     timeline = simulate(problem, order, inplace=options.inplace)
     trivial = lower_bound(problem, inplace=options.inplace)
@@ -1651,39 +1650,117 @@ def exact(
         return result_from_order(
             problem, order, "exact", options, started=started, bound=bound, stats=stats
         )
+    return _Exact(
+        problem,
+        options,
+        started,
+        order,
+        timeline,
+        bound,
+        stats,
+        threads,
+        delays,
+        before,
+        decompose=decompose,
+        free_moves=free_moves,
+        delay=delay,
+        local_search=local_search,
+        decision=decision,
+    ).run()
 
-    ops = _compile(problem, options.inplace, delay, delays)
-    segments = _segments(problem, order) if decompose else [order]
-    # Per segment: executed set and memory before it, the heuristic's peak inside it.
-    done_before, mem_before, seg_peak = [], [], []
-    done, pos = 0, 0
-    for seg in segments:
-        done_before.append(done)
-        mem_before.append(timeline.after_bytes[pos - 1] if pos else timeline.initial_bytes)
-        seg_peak.append(max(timeline.step_bytes[pos : pos + len(seg)]))
-        done |= sum(1 << v for v in seg)
-        pos += len(seg)
 
-    expanded = moves = searched = 0
-    proven = True
-    last_report = [started]
-    local = _Local()
-    decided = {"rounds": 0, "below": 0, "found": 0, "visited": 0, "dead": 0, "evicted": 0}
+class _Exact:
+    """One run of :func:`exact` on a graph whose heuristic order is not proven by the
+    bounds at hand: the segments, their best orders and the bound, and the parts that
+    lower the one and raise the other (module docstring, "Anytime lower bound").
 
-    def say(message: str) -> None:
-        if options.progress:
+    :meth:`run` searches the segments from the highest peak down: the best-first
+    search first (:class:`_Search`), then at the memory cap or after the first slice
+    the beams, the cut bound (:meth:`lift`, :meth:`more_cuts`, each new witness
+    followed by :meth:`follow`) and the decision rounds (:meth:`settle`), which take
+    turns in this thread or run beside each other (:meth:`beside`).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        options: ScheduleOptions,
+        started: float,
+        order: list[int],
+        timeline: Timeline,
+        bound: int,
+        stats: dict[str, object],
+        threads: int,
+        delays: list[tuple[int, int, int] | None] | None,
+        before: list[int] | None,
+        *,
+        decompose: bool,
+        free_moves: bool,
+        delay: bool,
+        local_search: bool,
+        decision: bool,
+    ) -> None:
+        self.problem, self.options, self.started, self.order = problem, options, started, order
+        self.deadline = None if options.time_limit is None else started + options.time_limit
+        self.bound, self.stats, self.threads, self.before = bound, stats, threads, before
+        self.free_moves, self.local_search, self.decision = free_moves, local_search, decision
+        self.ops = _compile(problem, options.inplace, delay, delays)
+        self.segments = _segments(problem, order) if decompose else [order]
+        # Per segment: executed set and memory before it, the heuristic's peak inside it.
+        self.done_before: list[int] = []
+        self.mem_before: list[int] = []
+        self.seg_peak: list[int] = []
+        done, pos = 0, 0
+        for seg in self.segments:
+            self.done_before.append(done)
+            self.mem_before.append(timeline.after_bytes[pos - 1] if pos else timeline.initial_bytes)
+            self.seg_peak.append(max(timeline.step_bytes[pos : pos + len(seg)]))
+            done |= sum(1 << v for v in seg)
+            pos += len(seg)
+
+        self.expanded = self.moves = self.searched = 0
+        self.proven = True
+        self.last_report = started
+        self.local = _Local()
+        self.decided = {"rounds": 0, "below": 0, "found": 0, "visited": 0, "dead": 0, "evicted": 0}
+        self.search: _Search | None = None  # the segment's best-first search under way
+
+        self.cutter: list[CutBound] = []  # built at the first hand-over, resumed later
+        self.second: list[_SecondCuts] = []  # likewise, with two threads or more
+        self.turn = 0.0  # seconds' worth of the cut bound's turn, then the rounds' as long
+        self.guided: list[int] = []  # the order the cut bound's sequences were guided by
+        self.turns: dict[CutBound, int] = {}  # pieces each cut bound of this thread was lifted
+        self.lead: CutBound | None = None  # the one that raised the bound last
+        self.lifted: CutBound | None = None  # the one lifted last (its witness is followed)
+        self.followed: dict[CutBound, list[int]] = {}  # per cut bound, the last witness followed
+        self.polished: list[int] | None = None  # the last order no window improved
+
+        limit = options.time_limit
+        # The best-first search alone first (most graphs are proven in well under a second).
+        self.first_slice = FIRST_SLICE if limit is None else min(FIRST_SLICE, 0.1 * limit)
+        # Then the decision search takes over (or at the memory cap): its dives lower the
+        # upper bound faster than the local search, which runs first only without it.
+        self.switch_at = started + self.first_slice if decision else None
+        # And asks from below from this share on (or from the memory cap on).
+        self.below_at = None if limit is None else started + FROM_BELOW_SHARE * limit
+
+    def say(self, message: str) -> None:
+        if self.options.progress:
             now = time.perf_counter()
-            last_report[0] = now
-            print(f"exact: {now - started:6.1f}s  {message}", file=sys.stderr, flush=True)
+            self.last_report = now
+            print(f"exact: {now - self.started:6.1f}s  {message}", file=sys.stderr, flush=True)
 
-    def tick() -> None:
-        if time.perf_counter() - last_report[0] >= 1.0:
-            say(
-                f"segment {searched}/{len(segments)}  expanded {expanded + search.expanded:,}  "
-                f"bound {max(bound, search.level):,}  best {max(seg_peak):,}"
+    def tick(self) -> None:
+        search = self.search
+        if search is not None and time.perf_counter() - self.last_report >= 1.0:
+            self.say(
+                f"segment {self.searched}/{len(self.segments)}  "
+                f"expanded {self.expanded + search.expanded:,}  "
+                f"bound {max(self.bound, search.level):,}  best {max(self.seg_peak):,}"
             )
 
     def improve(
+        self,
         until: float | None,
         only: int | None = None,
         windows: bool = True,
@@ -1693,177 +1770,181 @@ def exact(
         """The local search on every segment (or segment ``only``) that peaks above the
         proven bound: beams of ``widths`` (within ``beam_budget`` per segment), then
         (``windows``) window re-solving."""
-        chosen = sorted(range(len(segments)), key=lambda k: -seg_peak[k])
+        seg_peak = self.seg_peak
+        chosen = sorted(range(len(self.segments)), key=lambda k: -seg_peak[k])
         for k in chosen if only is None else [only]:
-            if seg_peak[k] <= bound or (until is not None and time.perf_counter() >= until):
+            if seg_peak[k] <= self.bound or (until is not None and time.perf_counter() >= until):
                 break
-            segments[k], seg_peak[k] = _improve(
-                ops,
-                done_before[k],
-                mem_before[k],
-                segments[k],
-                bound,
+            self.segments[k], seg_peak[k] = _improve(
+                self.ops,
+                self.done_before[k],
+                self.mem_before[k],
+                self.segments[k],
+                self.bound,
                 until,
-                free_moves,
-                local,
+                self.free_moves,
+                self.local,
                 windows,
                 widths,
                 beam_budget,
             )
-        say(f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  bound {bound:,}")
+        self.say(
+            f"local search{'' if windows else ' (beams)'}: best {max(seg_peak):,}  "
+            f"bound {self.bound:,}"
+        )
 
-    def joined() -> list[int]:
+    def joined(self) -> list[int]:
         """The best order: the segments' orders one after the other."""
-        return [v for segment in segments for v in segment]
+        return [v for segment in self.segments for v in segment]
 
-    cutter: list[CutBound] = []  # built at the first hand-over, resumed later
-    second: list[_SecondCuts] = []  # likewise, with two threads or more
-    turn = [0.0]  # seconds' worth of the cut bound's turn, then the rounds' as long
-
-    def lift(bound: int, k: int, handing: bool, search: _Search) -> int:
+    def lift(self, bound: int, k: int, handing: bool, search: _Search) -> int:
         """Once, at the first hand-over (segment ``k``): the cut bound's first turn, up
         to the best order's peak (none at the deadline or with ``CUT_SECONDS`` 0; one
         piece when the rounds run beside it), and with two threads or more the second
         cut bound in its thread; without them, the width bound's minor step. Returns
         the bound raised."""
-        stats["cut_bound"] = 0
-        turn[0] = _share_seconds(CUT_SHARE, CUT_SECONDS, limit, deadline)
-        if turn[0] > 0:
-            cutter.append(CutBound(problem, inplace=options.inplace, before=before))
-            other = order if order != joined() else []  # the second's guide (none: the same)
-            if TWO_CUTS and threads > 1 and cuts_compiled():
-                second.append(
+        options, problem = self.options, self.problem
+        self.stats["cut_bound"] = 0
+        self.turn = _share_seconds(CUT_SHARE, CUT_SECONDS, options.time_limit, self.deadline)
+        if self.turn > 0:
+            cutter = self.cutter
+            cutter.append(CutBound(problem, inplace=options.inplace, before=self.before))
+            joined = self.joined()
+            other = self.order if self.order != joined else []  # the second's guide
+            if TWO_CUTS and self.threads > 1 and cuts_compiled():
+                self.second.append(
                     _SecondCuts(
                         problem,
                         inplace=options.inplace,
-                        before=before,
+                        before=self.before,
                         order=other,
-                        upper=max(seg_peak),
-                        deadline=deadline,
+                        upper=max(self.seg_peak),
+                        deadline=self.deadline,
                     )
                 )
             elif TWO_CUTS:  # in turns with the first, in this thread
                 cutter.append(cutter[0].twin())
                 if other:
                     cutter[1].guide(other)
-            beside_ok = handing and rounds_beside(search)
+            beside_ok = handing and self.rounds_beside(search)
             # Beside the rounds: one piece at most, and they start.
-            first = min(_CUT_PIECE, turn[0]) if beside_ok else turn[0]
-            return max(bound, more_cuts(first, k, bound, first=True))
-        seconds = _share_seconds(MINOR_SHARE, MINOR_SECONDS, limit, deadline)
-        if seconds > 0 and bound < max(seg_peak):
+            first = min(_CUT_PIECE, self.turn) if beside_ok else self.turn
+            return max(bound, self.more_cuts(first, k, bound, first=True))
+        seconds = _share_seconds(MINOR_SHARE, MINOR_SECONDS, options.time_limit, self.deadline)
+        if seconds > 0 and bound < max(self.seg_peak):
             width = width_bound(
                 problem,
                 inplace=options.inplace,
                 minor_visits=minor_budget(seconds),
-                before=before,
+                before=self.before,
             )
-            stats.update(width_bound=width, width_minors=True)
+            self.stats.update(width_bound=width, width_minors=True)
             bound = max(bound, width)
-            say(f"width bound with minors: {width:,}")
+            self.say(f"width bound with minors: {width:,}")
         return bound
 
     def more_cuts(
-        seconds: float, k: int, low: int, first: bool = False, follow_seconds: float | None = None
+        self,
+        seconds: float,
+        k: int,
+        low: int,
+        first: bool = False,
+        follow_seconds: float | None = None,
     ) -> int:
         """The cut bound raised further with ``seconds``' worth of max-flows (never past
         the deadline), up to the best peak, ``_CUT_PIECE`` seconds' worth at a time;
         reported when ``first`` or raised. After each piece segment ``k`` (proven bound
         ``low``) follows the witness when it is new, within ``follow_seconds`` (default
         ``seconds``)."""
+        cutter, seg_peak, deadline = self.cutter, self.seg_peak, self.deadline
         if not cutter:
             return 0
         left = max(0.0, seconds)
         while True:
             piece = min(left, _CUT_PIECE)
-            best = joined()
-            if best != guided[0]:  # the sequences try the best order's next op first
-                guided[0] = best
+            best = self.joined()
+            if best != self.guided:  # the sequences try the best order's next op first
+                self.guided = best
                 cutter[0].guide(best)
-            old = max([c.bound for c in cutter] + [other.bound for other in second])
-            lifter = _next_turn(cutter, turns, lead[0])
+            old = max([c.bound for c in cutter] + [other.bound for other in self.second])
+            lifter = _next_turn(cutter, self.turns, self.lead)
             lifter.lift(upper=max(seg_peak), seconds=piece, deadline=deadline)
-            turns[lifter] = turns.get(lifter, 0) + 1
-            lifted[0] = lifter
+            self.turns[lifter] = self.turns.get(lifter, 0) + 1
+            self.lifted = lifter
             cut = own = max(c.bound for c in cutter)
             if own > old:
-                lead[0] = lifter
-            for other in second:  # its thread lifts it meanwhile
+                self.lead = lifter
+            for other in self.second:  # its thread lifts it meanwhile
                 other.lower(max(seg_peak))
                 cut = max(cut, other.bound)
             if first or cut > old:
                 twin = own > old and lifter is not cutter[0]  # it raised the bound
                 which = " (the second)" if cut > own else " (the twin)" if twin else ""
-                say(f"cut bound: {cut:,}{which}")
+                self.say(f"cut bound: {cut:,}{which}")
             first = False
-            stats["cut_bound"] = cut
-            if local_search and max(cut, low) < seg_peak[k]:
-                follow(k, max(cut, low), seconds if follow_seconds is None else follow_seconds)
+            self.stats["cut_bound"] = cut
+            if self.local_search and max(cut, low) < seg_peak[k]:
+                self.follow(k, max(cut, low), seconds if follow_seconds is None else follow_seconds)
             left -= piece
             over = deadline is not None and time.perf_counter() >= deadline
-            if left <= 0 or cut >= max(seg_peak) or cuts_spent() or over:
+            if left <= 0 or cut >= max(seg_peak) or self.cuts_spent() or over:
                 return cut
 
-    def cuts_spent() -> bool:
+    def cuts_spent(self) -> bool:
         """Whether no cut bound of this thread can rise any more."""
-        return all(c.spent for c in cutter)
+        return all(c.spent for c in self.cutter)
 
-    guided: list[list[int]] = [[]]  # the order the cut bound's sequences were guided by
-    turns: dict[CutBound, int] = {}  # pieces each cut bound of this thread was lifted
-    lead: list[CutBound | None] = [None]  # the one that raised the bound last
-    lifted: list[CutBound | None] = [None]  # the one lifted last (its witness is followed)
-    followed: dict[CutBound, list[int]] = {}  # per cut bound, the last witness followed
-    polished: list[list[int] | None] = [None]  # the last order no window improved
-
-    def follow(k: int, low: int, seconds: float) -> None:
+    def follow(self, k: int, low: int, seconds: float) -> None:
         """Segment ``k``'s order through the cut bound's witness when it is new
         (:mod:`serenity.memory.cuts`, "Witness"; its gaps' searches within
         ``seconds``' worth of states, ``WITNESS_RATE`` a second), then windows of it,
         or of the best order unless they were already, within ``seconds`` (wall
         clock); the best order is the lowest."""
-        until = _earliest(deadline, time.perf_counter() + seconds)
-        start, mem = done_before[k], mem_before[k]
-        witness = lifted[0]
+        ops, local, segments, seg_peak = self.ops, self.local, self.segments, self.seg_peak
+        until = _earliest(self.deadline, time.perf_counter() + seconds)
+        start, mem = self.done_before[k], self.mem_before[k]
+        witness = self.lifted
         chain = witness.witness() if witness is not None else []
-        if witness is not None and chain and chain != followed.get(witness):
-            followed[witness] = chain
+        if witness is not None and chain and chain != self.followed.get(witness):
+            self.followed[witness] = chain
             local.witnesses += 1
-            goal = done_before[k] | sum(1 << v for v in segments[k])
+            goal = start | sum(1 << v for v in segments[k])
             # As high as the best order at most: windows may lower it where they did not the best.
             top = seg_peak[k] + 1
             budget = max(_WINDOW_EXPANSIONS, int(seconds * WITNESS_RATE))
-            args = (chain, low, top, deadline, free_moves, budget, cutter[0].cuts)
+            args = (chain, low, top, self.deadline, self.free_moves, budget, self.cutter[0].cuts)
             walk = _through(ops, start, mem, goal, *args)
             if walk is not None:
                 walk, height = _improve(
-                    ops, start, mem, walk, low, until, free_moves, local, widths=()
+                    ops, start, mem, walk, low, until, self.free_moves, local, widths=()
                 )
                 if height < seg_peak[k]:
                     segments[k], seg_peak[k] = walk, height
-                    polished[0] = walk  # its windows ran
+                    self.polished = walk  # its windows ran
                     local.followed += 1
-                    say(f"cut bound's witness: order at {height:,}")
-        if polished[0] is not segments[k] and seg_peak[k] > low:
+                    self.say(f"cut bound's witness: order at {height:,}")
+        if self.polished is not segments[k] and seg_peak[k] > low:
             old = seg_peak[k]
             segments[k], seg_peak[k] = _improve(
-                ops, start, mem, segments[k], low, until, free_moves, local, widths=()
+                ops, start, mem, segments[k], low, until, self.free_moves, local, widths=()
             )
             if seg_peak[k] < old:
-                say(f"local search (windows): best {seg_peak[k]:,}")
+                self.say(f"local search (windows): best {seg_peak[k]:,}")
             else:
-                polished[0] = segments[k]
+                self.polished = segments[k]
 
-    def rounds_beside(search: _Search) -> bool:
+    def rounds_beside(self, search: _Search) -> bool:
         """Whether the rounds from above on ``search`` run beside the cut bound's
         sequences (two threads or more left for them, the compiled core) rather than
         taking turns."""
-        return searchers() > 1 and search._core is not None
+        return self.searchers() > 1 and search._core is not None
 
-    def searchers() -> int:
+    def searchers(self) -> int:
         """Threads for the rounds: one fewer while the second cut bound runs."""
-        return threads - len(second)
+        return self.threads - len(self.second)
 
     def beside(
+        self,
         k: int,
         search: _Search,
         limit: int,
@@ -1888,9 +1969,9 @@ def exact(
                         search,
                         limit,
                         until,
-                        options.search_memory,
+                        self.options.search_memory,
                         progress,
-                        threads=searchers() - 1,
+                        threads=self.searchers() - 1,
                         stop=stop,
                     )
                 )
@@ -1901,14 +1982,15 @@ def exact(
         began = time.perf_counter()
         worker.start()
         try:
-            while worker.is_alive() and not cuts_spent():
+            while worker.is_alive() and not self.cuts_spent():
                 now = time.perf_counter()
                 if until is not None and now >= until:
                     break  # the round stops at until too
                 piece = _CUT_PIECE if until is None else min(_CUT_PIECE, until - now)
                 # A witness is followed for as long as the round has run (at least a piece).
-                low = max(low, more_cuts(piece, k, low, follow_seconds=max(piece, now - began)))
-                if low >= seg_peak[k] or seg_peak[k] <= limit:
+                cut = self.more_cuts(piece, k, low, follow_seconds=max(piece, now - began))
+                low = max(low, cut)
+                if low >= self.seg_peak[k] or self.seg_peak[k] <= limit:
                     stop.set()
                     break
         except BaseException:
@@ -1920,7 +2002,7 @@ def exact(
             raise box[0]
         return box[0], low
 
-    def settle(k: int, search: _Search) -> tuple[bool, int]:
+    def settle(self, k: int, search: _Search) -> tuple[bool, int]:
         """Close segment ``k``'s gap by decision searches (:mod:`serenity.schedule.decide`).
 
         From above first: each round asks for an order below the best one
@@ -1946,10 +2028,12 @@ def exact(
         the segment's proven lower bound); a spent budget, a round from below
         at the cap or ``give_up_at`` ends the rounds unproven.
         """
-        low = max(bound, search.level)
+        options, stats, decided, seg_peak = self.options, self.stats, self.decided, self.seg_peak
+        give_up_at, deadline = options.give_up_at, self.deadline
+        low = max(self.bound, search.level)
         from_below = False
-        alongside = rounds_beside(search)
-        yield_at = time.perf_counter() + turn[0]  # the rounds' first turn
+        alongside = self.rounds_beside(search)
+        yield_at = time.perf_counter() + self.turn  # the rounds' first turn
         paused = 0  # visits of a round paused, until it answers
         try:
             while seg_peak[k] > low:
@@ -1959,17 +2043,17 @@ def exact(
                 limit = low if from_below else seg_peak[k] - 1
 
                 def progress(visited: int, dead: int, limit: int = limit, low: int = low) -> None:
-                    if time.perf_counter() - last_report[0] >= 1.0:
-                        say(
+                    if time.perf_counter() - self.last_report >= 1.0:
+                        self.say(
                             f"decision: any order within {limit:,}?  visited {visited:,}  "
                             f"dead {dead:,}  bound {low:,}  best {seg_peak[k]:,}"
                         )
 
-                until = deadline if from_below else _earliest(deadline, below_at)
-                cutting = bool(cutter) and not cuts_spent()  # sequences left to try
+                until = deadline if from_below else _earliest(deadline, self.below_at)
+                cutting = bool(self.cutter) and not self.cuts_spent()  # sequences left to try
                 pause = yield_at if cutting and not from_below else None
                 if pause is not None and alongside:
-                    answer, low = beside(k, search, limit, until, low, progress)
+                    answer, low = self.beside(k, search, limit, until, low, progress)
                 else:
                     answer = within(
                         search,
@@ -1977,19 +2061,19 @@ def exact(
                         until,
                         options.search_memory,
                         progress,
-                        threads=searchers(),
+                        threads=self.searchers(),
                         pause_at=pause,
-                        stop=second[0].reached if second else None,
+                        stop=self.second[0].reached if self.second else None,
                     )
                 if answer.status == "paused":  # the cut bound's turn, then the round's again
                     paused = answer.visited  # the core's count so far (it goes on from it)
                     if not alongside:
-                        low = max(low, more_cuts(CUT_TURNS * turn[0], k, low))
+                        low = max(low, self.more_cuts(CUT_TURNS * self.turn, k, low))
                     if seg_peak[k] <= limit:  # a better order: the round asked above it
                         decided["visited"] += paused
                         paused = 0
-                    turn[0] *= 2  # the next turns, the round's first
-                    yield_at = time.perf_counter() + turn[0]
+                    self.turn *= 2  # the next turns, the round's first
+                    yield_at = time.perf_counter() + self.turn
                     continue
                 paused = 0
                 decided["rounds"] += 1
@@ -1999,17 +2083,19 @@ def exact(
                 decided["evicted"] += answer.evicted
                 if answer.evicted:
                     stats["memory_capped"] = True
-                    say(f"decision: at the memory cap, forgot {answer.evicted:,} lighter dead sets")
+                    self.say(
+                        f"decision: at the memory cap, forgot {answer.evicted:,} lighter dead sets"
+                    )
                 if answer.status == "none":
                     low = max(low, answer.bound)
-                    say(f"decision: none within {limit:,}: bound {low:,}")
+                    self.say(f"decision: none within {limit:,}: bound {low:,}")
                 elif answer.status == "found" and answer.order is not None:
                     decided["found"] += 1
                     if answer.peak < seg_peak[k]:  # beside, a witness may have gone lower
-                        segments[k], seg_peak[k] = answer.order, answer.peak
-                    say(f"decision: order found at {answer.peak:,}")
+                        self.segments[k], seg_peak[k] = answer.order, answer.peak
+                    self.say(f"decision: order found at {answer.peak:,}")
                 else:
-                    say(f"decision: stopped ({answer.status}) within {limit:,}")
+                    self.say(f"decision: stopped ({answer.status}) within {limit:,}")
                     if answer.status == "memory":
                         stats["memory_capped"] = True
                     time_left = deadline is None or time.perf_counter() < deadline
@@ -2019,135 +2105,161 @@ def exact(
                         seconds = _share_seconds(
                             1.0, CUT_LATER_SECONDS, options.time_limit, deadline
                         )
-                        low = max(low, more_cuts(seconds, k, low))
+                        low = max(low, self.more_cuts(seconds, k, low))
                         from_below = True
-                        say(f"decision: from below now, from bound {low:,}")
+                        self.say(f"decision: from below now, from bound {low:,}")
                         continue
                     return False, low
             return True, low
         finally:
             decided["visited"] += paused  # a round the cut bound's last turn ended
 
-    limit = options.time_limit
-    # The best-first search alone first (most graphs are proven in well under a second).
-    first_slice = FIRST_SLICE if limit is None else min(FIRST_SLICE, 0.1 * limit)
-    # Then the decision search takes over (or at the memory cap): its dives lower the
-    # upper bound faster than the local search, which runs first only without it.
-    switch_at = started + first_slice if decision else None
-    # And asks from below from this share on (or from the memory cap on).
-    below_at = None if limit is None else started + FROM_BELOW_SHARE * limit
-    local_pending = local_search and not decision
-    give_up_at = options.give_up_at
-    try:
-        for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
-            if seg_peak[k] <= bound:
-                continue  # fits within the proven bound (the local search may have reordered)
-            if give_up_at is not None and bound >= give_up_at:
-                proven = False
-                stats["gave_up"] = True
-                break
-            searched += 1
-            goal = done_before[k] | sum(1 << v for v in segments[k])
-            search = _Search(
-                ops,
-                done_before[k],
-                goal,
-                mem_before[k],
-                bound,
-                seg_peak[k],
-                _earliest(deadline, switch_at),
-                tick,
-                free_moves,
-                give_up_at,
-                max_bytes=options.search_memory,
-            )
-            try:
-                if local_pending:
-                    search.deadline = _earliest(deadline, time.perf_counter() + first_slice)
-                    try:
-                        seg_order, peak = search.run()
-                    except _Timeout as stop:
-                        if isinstance(stop, (_GiveUp, _MemoryCap)):
-                            raise
-                        local_pending = False
-                        share = None if limit is None else LOCAL_SEARCH_SHARE * limit
-                        improve(_earliest(deadline, None if share is None else started + share))
-                        search.upper = seg_peak[k]
-                        search.deadline = _earliest(deadline, switch_at)
-                        seg_order, peak = search.run()  # resumed where it stopped
-                else:
-                    seg_order, peak = search.run()
-            except _Timeout as stop:
-                bound = max(bound, search.level)
-                expanded += search.expanded
-                moves += search.free_moves
-                capped = isinstance(stop, _MemoryCap)
-                stats["memory_capped"] = stats.get("memory_capped", False) or capped
-                time_left = deadline is None or time.perf_counter() < deadline
-                handing = decision and not isinstance(stop, _GiveUp) and (capped or time_left)
-                if handing:
-                    search.clear()  # the search is not resumed: free its states
-                    why = "memory cap reached" if capped else "best-first share spent"
-                    say(f"{why}: bound {bound:,}; decision search from here on")
-                    if local_search:  # a cheap better start for the rounds from above
-                        beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, BEAM_SHARE * limit)
-                        improve(
-                            deadline,
-                            k,
-                            windows=False,
-                            widths=_SLICE_WIDTHS,
-                            beam_budget=int(beams * BEAM_RATE),
+    def run(self) -> ScheduleResult:
+        """Search every segment that peaks above the bound, highest first; the result."""
+        options, stats, deadline = self.options, self.stats, self.deadline
+        segments, seg_peak = self.segments, self.seg_peak
+        limit = options.time_limit
+        local_pending = self.local_search and not self.decision
+        give_up_at = options.give_up_at
+        try:
+            for k in sorted(range(len(segments)), key=lambda k: -seg_peak[k]):
+                if seg_peak[k] <= self.bound:
+                    continue  # fits within the proven bound (the local search may have reordered)
+                if give_up_at is not None and self.bound >= give_up_at:
+                    self.proven = False
+                    stats["gave_up"] = True
+                    break
+                self.searched += 1
+                goal = self.done_before[k] | sum(1 << v for v in segments[k])
+                search = self.search = _Search(
+                    self.ops,
+                    self.done_before[k],
+                    goal,
+                    self.mem_before[k],
+                    self.bound,
+                    seg_peak[k],
+                    _earliest(deadline, self.switch_at),
+                    self.tick,
+                    self.free_moves,
+                    give_up_at,
+                    max_bytes=options.search_memory,
+                )
+                try:
+                    if local_pending:
+                        search.deadline = _earliest(
+                            deadline, time.perf_counter() + self.first_slice
                         )
-                if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
-                    # After the beams: the best order is what it aims at.
-                    bound = lift(bound, k, handing, search)
-                if handing:
-                    settled, low = settle(k, search)
-                    search.clear()  # frees a round the cut bound's last turn ended
-                    bound = max(bound, low)
-                    if settled:
-                        continue  # the segment is proven; the next ones are searched as usual
-                proven = False
-                stats["gave_up"] = stats.get("gave_up", False) or isinstance(stop, _GiveUp)
-                if stats["memory_capped"] and local_search:
-                    improve(deadline)  # the memory-bounded local search for the time left
-                break
-            expanded += search.expanded
-            moves += search.free_moves
-            segments[k] = seg_order
-            seg_peak[k] = peak
-            bound = max(bound, peak)
-    finally:  # the second cut bound stops with the search, whatever ends it
-        for other in second:
-            other.halt()
-    for other in second:  # its last piece may have lifted it further
-        bound = max(bound, other.close())
-        stats["cut_bound_second"] = other.bound
-    if len(cutter) > 1:  # the twin in this thread (module docstring, "Two cut bounds")
-        stats["cut_bound_twin"] = cutter[1].bound
-    # Every segment searched or within the bound: nothing is claimed that is not proven
-    # (the second cut bound's last piece may prove the order the rounds left unproven).
-    proven = (proven or bool(second)) and max(seg_peak) <= bound
-    stats.update(
-        local_beams=local.beams,
-        local_beam_generated=local.generated,
-        local_windows=local.windows,
-        local_improved=local.improved,
-        local_expanded=local.expanded,
-        local_witnesses=local.witnesses,
-        local_followed=local.followed,
-        decision_rounds=decided["rounds"],
-        decision_found=decided["found"],
-        decision_below=decided["below"],
-        decision_visited=decided["visited"],
-        decision_dead=decided["dead"],
-        decision_evicted=decided["evicted"],
-    )
-    stats.update(segments=len(segments), searched=searched, expanded=expanded, free_moves=moves)
-    final = joined()
-    return result_from_order(
-        problem, final, "exact", options, started=started, bound=bound, proven=proven, stats=stats
-    )
+                        try:
+                            seg_order, peak = search.run()
+                        except _Timeout as stop:
+                            if isinstance(stop, (_GiveUp, _MemoryCap)):
+                                raise
+                            local_pending = False
+                            share = None if limit is None else LOCAL_SEARCH_SHARE * limit
+                            until = None if share is None else self.started + share
+                            self.improve(_earliest(deadline, until))
+                            search.upper = seg_peak[k]
+                            search.deadline = _earliest(deadline, self.switch_at)
+                            seg_order, peak = search.run()  # resumed where it stopped
+                    else:
+                        seg_order, peak = search.run()
+                except _Timeout as stop:
+                    if not self._handed_over(k, search, stop):
+                        break
+                    continue  # the segment is proven; the next ones are searched as usual
+                self.expanded += search.expanded
+                self.moves += search.free_moves
+                segments[k] = seg_order
+                seg_peak[k] = peak
+                self.bound = max(self.bound, peak)
+        finally:  # the second cut bound stops with the search, whatever ends it
+            for other in self.second:
+                other.halt()
+        return self._result()
+
+    def _handed_over(self, k: int, search: _Search, stop: _Timeout) -> bool:
+        """Segment ``k``'s best-first search stopped (``stop``): the hand-over to the
+        beams, the cut bound and the decision rounds, or the memory-bounded local
+        search. Returns whether the segment was proven (the search goes on)."""
+        options, stats, deadline = self.options, self.stats, self.deadline
+        limit = options.time_limit
+        self.bound = max(self.bound, search.level)
+        self.expanded += search.expanded
+        self.moves += search.free_moves
+        capped = isinstance(stop, _MemoryCap)
+        stats["memory_capped"] = stats.get("memory_capped", False) or capped
+        time_left = deadline is None or time.perf_counter() < deadline
+        handing = self.decision and not isinstance(stop, _GiveUp) and (capped or time_left)
+        if handing:
+            search.clear()  # the search is not resumed: free its states
+            why = "memory cap reached" if capped else "best-first share spent"
+            self.say(f"{why}: bound {self.bound:,}; decision search from here on")
+            if self.local_search:  # a cheap better start for the rounds from above
+                beams = BEAM_SLICE if limit is None else min(BEAM_SLICE, BEAM_SHARE * limit)
+                self.improve(
+                    deadline,
+                    k,
+                    windows=False,
+                    widths=_SLICE_WIDTHS,
+                    beam_budget=int(beams * BEAM_RATE),
+                )
+        if not isinstance(stop, _GiveUp) and "cut_bound" not in stats:
+            # After the beams: the best order is what it aims at.
+            self.bound = self.lift(self.bound, k, handing, search)
+        if handing:
+            settled, low = self.settle(k, search)
+            search.clear()  # frees a round the cut bound's last turn ended
+            self.bound = max(self.bound, low)
+            if settled:
+                return True
+        self.proven = False
+        stats["gave_up"] = stats.get("gave_up", False) or isinstance(stop, _GiveUp)
+        if stats["memory_capped"] and self.local_search:
+            self.improve(deadline)  # the memory-bounded local search for the time left
+        return False
+
+    def _result(self) -> ScheduleResult:
+        """The best order with the bound proven and the counters."""
+        stats, local, decided = self.stats, self.local, self.decided
+        for other in self.second:  # its last piece may have lifted it further
+            self.bound = max(self.bound, other.close())
+            stats["cut_bound_second"] = other.bound
+        if len(self.cutter) > 1:  # the twin in this thread (module docstring, "Two cut bounds")
+            stats["cut_bound_twin"] = self.cutter[1].bound
+        # Every segment searched or within the bound: nothing is claimed that is not proven
+        # (the second cut bound's last piece may prove the order the rounds left unproven).
+        proven = (self.proven or bool(self.second)) and max(self.seg_peak) <= self.bound
+        stats.update(
+            local_beams=local.beams,
+            local_beam_generated=local.generated,
+            local_windows=local.windows,
+            local_improved=local.improved,
+            local_expanded=local.expanded,
+            local_witnesses=local.witnesses,
+            local_followed=local.followed,
+            decision_rounds=decided["rounds"],
+            decision_found=decided["found"],
+            decision_below=decided["below"],
+            decision_visited=decided["visited"],
+            decision_dead=decided["dead"],
+            decision_evicted=decided["evicted"],
+        )
+        stats.update(
+            segments=len(self.segments),
+            searched=self.searched,
+            expanded=self.expanded,
+            free_moves=self.moves,
+        )
+        return result_from_order(
+            self.problem,
+            self.joined(),
+            "exact",
+            self.options,
+            started=self.started,
+            bound=self.bound,
+            proven=proven,
+            stats=stats,
+        )
 
 
 def _exact_fused(
