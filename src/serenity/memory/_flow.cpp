@@ -725,7 +725,7 @@ class Cuts {
         for (size_t i = 0; i < words_; ++i)
             for (uint64_t w = warm.sink[i] & ~out_[i]; w; w &= w - 1) {
                 const int v = static_cast<int>(64 * i) + __builtin_ctzll(w);
-                int64_t excess = inflow(v);
+                const int64_t excess = inflow(v);
                 value -= excess;
                 if (side_[v] == 1) continue;  // the source side takes it
                 if (settle(v, excess, true, 1u << 1) < 0) return -1;
@@ -737,7 +737,7 @@ class Cuts {
         for (size_t i = 0; i < words_; ++i)
             for (uint64_t w = warm.source[i] & ~in_[i]; w; w &= w - 1) {
                 const int v = static_cast<int>(64 * i) + __builtin_ctzll(w);
-                int64_t owed = -inflow(v);
+                const int64_t owed = -inflow(v);
                 if (side_[v] == 2) {
                     value -= owed;
                     continue;
@@ -1042,6 +1042,11 @@ class Sequences {
         return nullptr;
     }
 
+    // Whether a cut kept answers a search at ``level``: exact, or a lower bound past it.
+    static bool usable(const Known& known, int64_t level) {
+        return known.exact || known.cut > level;
+    }
+
     void kill(const std::string& done, int64_t least) {
         make_room(0, 1);
         (*dead_)[done] = least;
@@ -1063,13 +1068,13 @@ class Sequences {
         for (size_t r = 0; r < ready.size(); ++r) {
             const int i = ready[r];
             auto it = known_.find(key(done, i));
-            if (it != known_.end() && (it->second.exact || it->second.cut > level)) {
+            if (it != known_.end() && usable(it->second, level)) {
                 found[r] = it->second;
                 continue;
             }
             if (i < prior_k_) {
                 auto old = prior_.find(key(since, i));
-                if (old != prior_.end() && (old->second.exact || old->second.cut > level)) {
+                if (old != prior_.end() && usable(old->second, level)) {
                     bool same = true;
                     if (old->second.exact && old->second.cut >= 0)
                         for (size_t j = 0; j < before.size() && same; ++j)
